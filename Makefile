@@ -1,0 +1,108 @@
+# elearn -- build, run, test and benchmark.
+#
+#   make            build build/elearn-fcgi and build/elearnctl
+#   make run        install what is missing, build, serve on http://127.0.0.1:8080
+#   make test       install what is missing, build, run every test
+#   make bench      wrk benchmarks into docs/benchmarks.md
+#
+# Sanitizer builds live in their own trees (build/asan, build/tsan) and are
+# built by recursive make with B=... SAN=...; the rules below are the same
+# for every tree.
+
+CC      ?= cc
+B       ?= build
+OPT     ?= -O2 -g
+SAN     ?=
+
+PKGS := fcgi hiredis libmongoc-1.0 libbson-1.0 json-c libjwt sqlite3 libargon2 libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CUNIT_LIBS := $(shell pkg-config --libs cunit 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wformat=2 -Wwrite-strings -Wno-format-nonliteral -fno-common
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) -pthread -Ilib $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+LDFLAGS_ALL = $(SAN) -pthread $(LDFLAGS)
+LIBS := $(PKG_LIBS) -lm
+
+LIB_SRC  := $(wildcard lib/*.c)
+APP_SRC  := $(filter-out app/ctl.c,$(wildcard app/*.c))
+CTL_SRC  := app/ctl.c
+TEST_SRC := $(wildcard tests/*.c)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+APP_OBJ  := $(APP_SRC:%.c=$(B)/%.o)
+CTL_OBJ  := $(CTL_SRC:%.c=$(B)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
+
+SAN_ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_TSAN := -fsanitize=thread
+
+.PHONY: all deps run test unit unit-asan unit-tsan e2e bench clean format lint
+.DEFAULT_GOAL := all
+
+all: $(B)/elearn-fcgi $(B)/elearnctl
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/libel.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/elearn-fcgi: $(APP_OBJ) $(B)/libel.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $(APP_OBJ) $(B)/libel.a $(LIBS)
+
+$(B)/elearnctl: $(CTL_OBJ) $(B)/libel.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $(CTL_OBJ) $(B)/libel.a $(LIBS)
+
+$(B)/unit-tests: $(TEST_OBJ) $(B)/libel.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJ) $(B)/libel.a $(LIBS) $(CUNIT_LIBS)
+
+$(B)/donothing-fcgi: bench/donothing.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS)
+
+$(B)/l1-bench: bench/l1_bench.c $(B)/libel.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libel.a $(LIBS)
+
+deps:
+	@sh scripts/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/run.sh
+
+# Unit and concurrency tests, plain and under each sanitizer, then the
+# end-to-end suite through real nginx + spawn-fcgi.
+test: deps
+	@$(MAKE) --no-print-directory all $(B)/unit-tests
+	@$(MAKE) --no-print-directory B=build/asan OPT="-O1 -g" SAN="$(SAN_ASAN)" build/asan/unit-tests
+	@$(MAKE) --no-print-directory B=build/tsan OPT="-O1 -g" SAN="$(SAN_TSAN)" build/tsan/unit-tests
+	sh tests/run-unit.sh $(B)/unit-tests
+	sh tests/run-unit.sh build/asan/unit-tests
+	sh tests/run-unit.sh build/tsan/unit-tests
+	sh tests/e2e/run.sh $(B)
+
+unit: all $(B)/unit-tests
+	sh tests/run-unit.sh $(B)/unit-tests
+
+e2e: all
+	sh tests/e2e/run.sh $(B)
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(B)/donothing-fcgi $(B)/l1-bench
+	sh bench/run.sh $(B)
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i app/*.c lib/*.c lib/*.h tests/*.c bench/*.c
+
+lint:
+	-clang-tidy -checks='clang-analyzer-*,bugprone-*' $(LIB_SRC) $(APP_SRC) -- $(CFLAGS_ALL)
+	-cppcheck --quiet --enable=warning,performance lib app
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,38 @@
+/* blob.h -- an immutable, reference-counted response: HTTP status, body
+ * bytes and the strong ETag computed once when the blob is made.
+ *
+ * This is what L1 holds and what a cache hit writes to the client: a hit
+ * takes a reference under a short lock, releases the lock and writes the
+ * bytes -- no copy, no parse. Once made, a blob is never modified, so any
+ * number of threads may read it while they hold a reference. */
+#ifndef EL_BLOB_H
+#define EL_BLOB_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EL_ETAG_MAX 24 /* "\"" + 16 hex + "\"" + NUL, rounded up */
+
+struct el_blob {
+    atomic_uint refs;
+    int status;             /* 200 for a document, 404 for a cached miss */
+    size_t len;             /* body length */
+    char etag[EL_ETAG_MAX]; /* quoted, e.g. "\"9f86d081884c7d65\"" */
+    char data[];            /* body, NUL-terminated for convenience */
+};
+
+/* Copy len bytes into a new blob with one reference (the caller's).
+ * Returns NULL when out of memory. */
+struct el_blob *el_blob_new(int status, const void *data, size_t len);
+
+/* Take another reference; returns b for chaining. b may be NULL. */
+struct el_blob *el_blob_ref(struct el_blob *b);
+
+/* Drop a reference; the last one frees the blob. b may be NULL. */
+void el_blob_unref(struct el_blob *b);
+
+/* Bytes the blob occupies, for cache accounting. */
+size_t el_blob_footprint(const struct el_blob *b);
+
+#endif /* EL_BLOB_H */

@@ -1,0 +1,76 @@
+/* redis.h -- Redis (L2) access for many threads, with bounded waits and a
+ * circuit breaker.
+ *
+ * One struct el_redis is shared by the whole process. Each thread that calls
+ * it gets its own hiredis connection, made lazily and kept in thread-local
+ * storage (a redisContext is not thread-safe), so calls never contend on a
+ * lock. Every connect and command is bounded by a timeout (default 100 ms);
+ * hiredis alone would block forever.
+ *
+ * Breaker: after a failure (refused connection, timeout, I/O error) Redis is
+ * marked down and every call fails at once with EL_EUNAVAIL -- no socket is
+ * touched -- until the retry interval passes; then exactly one caller probes
+ * it. The interval doubles on each failed probe up to a ceiling and resets
+ * once Redis answers, so a dead Redis costs requests nothing and a returning
+ * one is used again within about a second. Threads whose connection died
+ * reconnect on their next call after the breaker closes.
+ *
+ * hiredis types never cross this header. */
+#ifndef EL_REDIS_H
+#define EL_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "el.h"
+
+struct el_redis;
+
+struct el_redis_opts {
+    int timeout_ms;         /* connect and command timeout; default 100 */
+    int retry_min_ms;       /* first breaker interval; default 250 */
+    int retry_max_ms;       /* breaker interval ceiling; default 2000 */
+};
+
+/* Parse url ("redis://[:password@]host[:port][/db]") and make a handle; no
+ * connection is attempted yet. opts may be NULL for the defaults. Returns
+ * EL_EINVAL (detail in err) for a malformed URL. An empty or NULL url gives
+ * EL_EDISABLED and *out = NULL: every el_redis_* call accepts a NULL handle
+ * and fails with EL_EDISABLED, so callers need no special case. */
+int el_redis_new(const char *url, const struct el_redis_opts *opts,
+                 struct el_redis **out, struct el_err *err) EL_WUR;
+
+/* Free the handle. Per-thread connections are closed when their threads
+ * exit, or by el_redis_thread_cleanup(). NULL is a no-op. Call only after
+ * all threads have stopped using it. */
+void el_redis_free(struct el_redis *r);
+
+/* Close the calling thread's connection, if any (worker thread exit). */
+void el_redis_thread_cleanup(struct el_redis *r);
+
+/* 1 if the breaker is closed (Redis believed up), else 0. No I/O. */
+int el_redis_is_up(struct el_redis *r);
+
+/* GET key into out (appended). 0 when found, EL_ENOTFOUND when missing,
+ * EL_EUNAVAIL / EL_ETIMEOUT when Redis cannot answer, EL_EDISABLED. */
+int el_redis_get(struct el_redis *r, const char *key, struct el_buf *out) EL_WUR;
+
+/* SET key val with a TTL in milliseconds (PX); ttl_ms <= 0 means no TTL. */
+int el_redis_set(struct el_redis *r, const char *key, const void *val, size_t len,
+                 int64_t ttl_ms) EL_WUR;
+
+/* DEL key (missing keys are not an error). */
+int el_redis_del(struct el_redis *r, const char *key) EL_WUR;
+
+/* INCR key; the new value in *out (may be NULL). */
+int el_redis_incr(struct el_redis *r, const char *key, int64_t *out) EL_WUR;
+
+/* GET key as a decimal integer: EL_ENOTFOUND when missing, EL_EPROTO when
+ * not an integer. */
+int el_redis_get_int(struct el_redis *r, const char *key, int64_t *out) EL_WUR;
+
+/* PING; 0 when Redis answered. Also the breaker's probe. */
+int el_redis_ping(struct el_redis *r) EL_WUR;
+
+#endif /* EL_REDIS_H */

@@ -1,0 +1,33 @@
+/* store_int.h -- what a store backend implements (internal to lib/).
+ *
+ * A backend provides an open function and fills a struct el_store whose
+ * first member is the ops table; store.c dispatches through it, timing and
+ * counting every query in one place so both backends are measured alike. */
+#ifndef EL_STORE_INT_H
+#define EL_STORE_INT_H
+
+#include "store.h"
+
+struct el_store_ops {
+    const char *kind;
+    void (*close)(struct el_store *s);
+    void (*thread_cleanup)(struct el_store *s);
+    int (*ping)(struct el_store *s);
+    int (*course_get)(struct el_store *s, const char *id, struct el_course *out);
+    int (*course_list)(struct el_store *s, const struct el_course_query *q,
+                       struct el_course_page *out);
+    int (*course_insert)(struct el_store *s, struct el_course *c);
+    int (*course_count)(struct el_store *s, int64_t *n);
+    int (*reset)(struct el_store *s);
+};
+
+/* Every backend's state struct begins with this. */
+struct el_store {
+    const struct el_store_ops *ops;
+};
+
+/* Backend constructors, called by el_store_open() with the URI. */
+int el_store_sqlite_open(const char *path, struct el_store **out, struct el_err *err);
+int el_store_mongo_open(const char *uri, struct el_store **out, struct el_err *err);
+
+#endif /* EL_STORE_INT_H */

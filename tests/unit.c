@@ -1,0 +1,71 @@
+/* unit.c -- the CUnit runner: every suite, declared once here. Exits
+ * non-zero when any test fails or the registry cannot be built. A single
+ * suite can be picked with EL_TEST_SUITE=<name> while debugging. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/Basic.h>
+
+#include "unit.h"
+
+const char *unit_env(const char *name)
+{
+    const char *v = getenv(name);
+
+    if (v == NULL || *v == '\0') {
+        fprintf(stderr, "unit: %s is not set (run through tests/run-unit.sh)\n", name);
+        CU_FAIL_FATAL("required test environment variable missing");
+        return "";
+    }
+    return v;
+}
+
+const char *unit_redis_url(int db)
+{
+    static char url[128];
+
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%s/%d", unit_env("EL_TEST_REDIS_PORT"), db);
+    return url;
+}
+
+const char *unit_tmp_path(const char *name)
+{
+    static __thread char path[512];
+
+    snprintf(path, sizeof(path), "%s/%s", unit_env("EL_TEST_TMPDIR"), name);
+    return path;
+}
+
+static void (*const suites[])(void) = {
+    test_buf_register,    test_key_register,    test_blob_register,
+    test_l1_register,     test_config_register, test_course_register,
+    test_store_register,  test_store_mongo_register, test_redis_register,
+    test_tiered_register,
+};
+
+int main(void)
+{
+    unsigned failed;
+
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+        suites[i]();
+    if (CU_get_error() != CUE_SUCCESS) {
+        fprintf(stderr, "unit: registry error: %s\n", CU_get_error_msg());
+        return 2;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    if (getenv("EL_TEST_SUITE")) {
+        CU_pSuite s = CU_get_suite(getenv("EL_TEST_SUITE"));
+        if (s == NULL)
+            return 2;
+        CU_basic_run_suite(s);
+    } else {
+        CU_basic_run_tests();
+    }
+    failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
+    CU_cleanup_registry();
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,37 @@
+/* unit.h -- shared by the CUnit suites in tests/.
+ *
+ * Each tests/test_<module>.c mirrors lib/<module>.c and exports one
+ * registration function, listed once in tests/unit.c. Servers the tests talk
+ * to are started by tests/run-unit.sh on free ports and named here through
+ * the environment:
+ *   EL_TEST_REDIS_PORT   a private redis-server on 127.0.0.1
+ *   EL_TEST_MONGO_URI    the MongoDB wire test server (or a real mongod)
+ *   EL_TEST_TMPDIR       a scratch directory removed after the run
+ * A suite whose server is not named fails (it does not skip). */
+#ifndef EL_TEST_UNIT_H
+#define EL_TEST_UNIT_H
+
+#include <CUnit/CUnit.h>
+
+/* The value of an environment variable the harness must set; a test that
+ * calls this fails (CU_FAIL) when it is missing and gets "". */
+const char *unit_env(const char *name);
+
+/* "redis://127.0.0.1:<EL_TEST_REDIS_PORT>/<db>" in a static buffer. */
+const char *unit_redis_url(int db);
+
+/* A path under EL_TEST_TMPDIR in a static buffer (one per thread call). */
+const char *unit_tmp_path(const char *name);
+
+void test_buf_register(void);
+void test_key_register(void);
+void test_blob_register(void);
+void test_l1_register(void);
+void test_config_register(void);
+void test_course_register(void);
+void test_store_register(void);
+void test_store_mongo_register(void);
+void test_redis_register(void);
+void test_tiered_register(void);
+
+#endif /* EL_TEST_UNIT_H */

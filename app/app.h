@@ -1,0 +1,26 @@
+/* app.h -- the process-wide state every handler reaches through req->app:
+ * configuration and the cache layers, made once at start-up in main.c and
+ * shared read-only by the worker threads (each layer is thread-safe). */
+#ifndef EL_APP_H
+#define EL_APP_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "l1.h"
+#include "redis.h"
+#include "store.h"
+#include "tiered.h"
+
+struct el_app {
+    struct el_config cfg;
+    struct el_store *store;
+    struct el_redis *redis;        /* NULL when L2 is disabled */
+    struct el_l1 *l1;              /* disabled (not NULL) when L1_MAX_BYTES=0 */
+    struct el_tiered *courses;     /* course:{id} */
+    struct el_tiered *course_lists;/* courses_list:{gen}:{digest} */
+    atomic_uint_fast64_t list_generation; /* see EL_KEY_LIST_GEN */
+};
+
+#endif /* EL_APP_H */

@@ -1,0 +1,89 @@
+/* router.c -- the routing table (see router.h). A linear scan: the table is
+ * a handful of entries, and matching is a segment compare with no
+ * allocation. */
+#include "router.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "handlers.h"
+
+struct route {
+    const char *method;
+    const char *pattern;
+    el_handler_fn handler;
+};
+
+static const struct route routes[] = {
+    {"GET", "/courses", handle_course_list},
+    {"GET", "/courses/{id}", handle_course_get},
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* Match path against pattern segment by segment; on success store the
+ * {capture} segments in req->params. Captures point into a per-request copy
+ * of the path (NUL-terminated segments) kept in scratch. */
+static int match(const char *pattern, const char *path, struct el_request *req, char *scratch,
+                 size_t scratch_len)
+{
+    const char *p = pattern, *s = path;
+    int n = 0;
+    size_t used = 0;
+
+    while (*p && *s) {
+        if (*p != '/' || *s != '/')
+            return 0;
+        p++;
+        s++;
+        if (*p == '{') {
+            size_t len = strcspn(s, "/");
+            if (len == 0 || n == EL_MAX_PARAMS || used + len + 1 > scratch_len)
+                return 0;
+            memcpy(scratch + used, s, len);
+            scratch[used + len] = '\0';
+            req->params[n++] = scratch + used;
+            used += len + 1;
+            s += len;
+            p += strcspn(p, "/");
+        } else {
+            size_t plen = strcspn(p, "/"), slen = strcspn(s, "/");
+            if (plen != slen || strncmp(p, s, plen) != 0)
+                return 0;
+            p += plen;
+            s += slen;
+        }
+    }
+    /* Tolerate one trailing slash on the request path. */
+    if (*p == '\0' && s[0] == '/' && s[1] == '\0')
+        s++;
+    if (*p || *s)
+        return 0;
+    req->nparams = n;
+    return 1;
+}
+
+int el_router_dispatch(struct el_request *req, struct el_response *res)
+{
+    static __thread char scratch[1024];
+    char allow[64] = "";
+    size_t i;
+
+    for (i = 0; i < NROUTES; i++) {
+        if (!match(routes[i].pattern, req->path, req, scratch, sizeof(scratch)))
+            continue;
+        if (strcmp(routes[i].method, req->method) == 0 ||
+            (strcmp(req->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0))
+            return routes[i].handler(req, res);
+        if (strstr(allow, routes[i].method) == NULL) {
+            size_t used = strlen(allow);
+            snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "",
+                     routes[i].method);
+        }
+    }
+    if (allow[0]) {
+        memcpy(res->allow, allow, sizeof(res->allow));
+        return el_response_error(res, 405, "Method Not Allowed");
+    }
+    return el_response_error(res, 404, "Not Found");
+}

@@ -266,3 +266,18 @@ void el_tiered_invalidate(struct el_tiered *t, const char *key)
         el_l1_del(t->l1, key);
     best_effort(el_redis_del(t->redis, key));
 }
+
+int el_tiered_inflight(struct el_tiered *t, const char *key)
+{
+    uint64_t h = hash_key(key);
+    struct stripe *s = &t->stripes[h % FLIGHT_STRIPES];
+    struct flight *f;
+    int n = 0;
+
+    must(pthread_mutex_lock(&s->lock));
+    for (f = s->head; f; f = f->next)
+        if (f->hash == h && strcmp(f->key, key) == 0)
+            n = f->users;
+    must(pthread_mutex_unlock(&s->lock));
+    return n;
+}

@@ -56,6 +56,11 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
 /* Drop key from L1 and Redis (after a write). */
 void el_tiered_invalidate(struct el_tiered *t, const char *key);
 
+/* How many threads are inside the single flight for key right now (its
+ * leader and waiters); 0 when no miss is in progress. Diagnostic, for tests
+ * and stats: the answer may be stale as soon as it is returned. */
+int el_tiered_inflight(struct el_tiered *t, const char *key);
+
 /* ttl_ms with uniform +-10 % jitter (never below 1). */
 int64_t el_tiered_jitter(int64_t ttl_ms);
 

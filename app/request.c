@@ -182,7 +182,7 @@ static int write_response(FCGX_Request *fr, const struct el_request *req, struct
     size_t len = res->blob ? res->blob->len : res->body.len;
     const char *etag = res->blob ? res->blob->etag : NULL;
     int status = res->status ? res->status : 500;
-    int n;
+    int n, head_only;
 
     if (status == 500 && !res->blob && res->body.len == 0) {
         el_response_error(res, 500, "Internal server error");
@@ -195,6 +195,8 @@ static int write_response(FCGX_Request *fr, const struct el_request *req, struct
     }
     if (status == 204 || status == 304)
         len = 0;
+    /* HEAD: the headers GET would send, Content-Length included, no body. */
+    head_only = strcmp(req->method, "HEAD") == 0;
     n = snprintf(head, sizeof(head),
                  "Status: %d %s\r\n"
                  "%s%s%s"
@@ -216,7 +218,7 @@ static int write_response(FCGX_Request *fr, const struct el_request *req, struct
     if (n < 0 || (size_t)n >= sizeof(head))
         n = snprintf(head, sizeof(head), "Status: 500 Internal Server Error\r\n\r\n");
     FCGX_PutStr(head, n, fr->out);
-    if (len)
+    if (len && !head_only)
         FCGX_PutStr(body, (int)len, fr->out);
     return status;
 }

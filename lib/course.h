@@ -99,6 +99,64 @@ int el_course_to_json(const struct el_course *c, struct el_buf *out) EL_WUR;
 int el_course_page_to_json(const struct el_course_page *p, const struct el_course_query *q,
                            struct el_buf *out) EL_WUR;
 
+/* ---- writes ------------------------------------------------------------ */
+
+/* Which fields a patch sets (bit flags). */
+enum {
+    EL_CF_TITLE = 1 << 0,
+    EL_CF_DESCRIPTION = 1 << 1,
+    EL_CF_CATEGORY = 1 << 2,
+    EL_CF_DIFFICULTY = 1 << 3,
+    EL_CF_TAGS = 1 << 4,
+    EL_CF_DURATION = 1 << 5,
+    EL_CF_PUBLISHED = 1 << 6,
+    EL_CF_MODULES = 1 << 7, /* replace the module list (POST only) */
+};
+enum {
+    EL_MF_TITLE = 1 << 0,
+    EL_MF_CONTENT = 1 << 1,
+    EL_MF_DURATION = 1 << 2,
+    EL_MF_ORDER = 1 << 3,
+};
+
+/* A partial update of a course: the values in c whose EL_CF_* bit is set in
+ * fields. c owns its strings as any struct el_course does. */
+struct el_course_patch {
+    unsigned fields;
+    struct el_course c;
+};
+
+struct el_module_patch {
+    unsigned fields;
+    struct el_module m;
+};
+
+void el_course_patch_cleanup(struct el_course_patch *p);
+void el_module_patch_cleanup(struct el_module_patch *p);
+
+/* Parse and strictly validate a JSON request body (lib/course_input.c).
+ * Types, lengths and enum values are checked, unknown fields are rejected,
+ * and no key beginning with '$' or containing '.' is accepted anywhere. On
+ * failure: EL_EINVAL with err->msg naming the field ("title: must be a
+ * string of 1 to 200 characters", "unknown field: foo"), the API's 422
+ * detail.
+ *  - course create: title, description, category, difficulty required;
+ *    tags, published (default true), modules[] ({title, content,
+ *    duration_minutes, order?}) optional; duration_minutes is computed as
+ *    the sum of the modules' when modules are given, else taken from the
+ *    body (default 0). Ids, counts, rating, dates and instructor_id are set
+ *    by the server, never by the body.
+ *  - course patch: any of title, description, category, difficulty, tags,
+ *    duration_minutes, published; at least one.
+ *  - module patch: any of title, content, duration_minutes, order; at least
+ *    one. */
+int el_course_create_parse(const char *json, size_t len, struct el_course *out,
+                           struct el_err *err) EL_WUR;
+int el_course_patch_parse(const char *json, size_t len, struct el_course_patch *out,
+                          struct el_err *err) EL_WUR;
+int el_module_patch_parse(const char *json, size_t len, struct el_module_patch *out,
+                          struct el_err *err) EL_WUR;
+
 /* Format ms since the epoch as ISO 8601 UTC with milliseconds,
  * e.g. "2026-11-26T11:37:55.123Z" (out needs 25 bytes). */
 void el_iso8601(int64_t ms, char out[32]);

@@ -86,3 +86,99 @@ int el_store_reset(struct el_store *s)
 {
     return s->ops->reset(s);
 }
+
+/* ---- issue 3: writes, users, tokens ------------------------------------ */
+
+/* Run a backend op, timed and counted like every other query. A backend
+ * that lacks the op (none should) answers EL_EIO rather than crash. */
+#define COUNTED(op, ...)                                                       \
+    do {                                                                       \
+        uint64_t t0_ = el_now_us();                                            \
+        if (s->ops->op == NULL)                                                \
+            return EL_EIO;                                                     \
+        return counted(s->ops->op(s, __VA_ARGS__), t0_);                       \
+    } while (0)
+
+int el_store_course_update(struct el_store *s, const char *id, const struct el_course_patch *p,
+                           int64_t now_ms, struct el_course *out)
+{
+    memset(out, 0, sizeof(*out));
+    COUNTED(course_update, id, p, now_ms, out);
+}
+
+int el_store_module_update(struct el_store *s, const char *course_id, const char *module_id,
+                           const struct el_module_patch *p, int64_t now_ms,
+                           struct el_course *out)
+{
+    memset(out, 0, sizeof(*out));
+    COUNTED(module_update, course_id, module_id, p, now_ms, out);
+}
+
+int el_store_course_delete(struct el_store *s, const char *id)
+{
+    COUNTED(course_delete, id);
+}
+
+int el_store_enroll(struct el_store *s, const char *course_id, const char *user_id,
+                    int64_t *count)
+{
+    COUNTED(enroll, course_id, user_id, count);
+}
+
+int el_store_user_insert(struct el_store *s, struct el_user *u)
+{
+    COUNTED(user_insert, u);
+}
+
+int el_store_user_get(struct el_store *s, const char *id, struct el_user *out)
+{
+    memset(out, 0, sizeof(*out));
+    COUNTED(user_get, id, out);
+}
+
+int el_store_user_get_by_email(struct el_store *s, const char *email, struct el_user *out)
+{
+    memset(out, 0, sizeof(*out));
+    COUNTED(user_get_by_email, email, out);
+}
+
+int el_store_user_update(struct el_store *s, const char *id, const char *role,
+                         const char *password_hash)
+{
+    COUNTED(user_update, id, role, password_hash);
+}
+
+int el_store_user_delete(struct el_store *s, const char *id)
+{
+    COUNTED(user_delete, id);
+}
+
+int el_store_refresh_insert(struct el_store *s, const char *jti, const char *user_id,
+                            const char *sid, int64_t expires_ms)
+{
+    COUNTED(refresh_insert, jti, user_id, sid, expires_ms);
+}
+
+int el_store_refresh_claim(struct el_store *s, const char *jti, int64_t now_ms)
+{
+    COUNTED(refresh_claim, jti, now_ms);
+}
+
+int el_store_revoke(struct el_store *s, const char *id, int64_t expires_ms)
+{
+    COUNTED(revoke, id, expires_ms);
+}
+
+int el_store_revoked(struct el_store *s, const char *jti, const char *sid, int64_t now_ms,
+                     int *revoked)
+{
+    *revoked = 0;
+    COUNTED(revoked, jti, sid, now_ms, revoked);
+}
+
+int el_store_revocations_live(struct el_store *s, int64_t now_ms,
+                              int (*fn)(const char *id, int64_t expires_ms, void *arg),
+                              void *arg)
+{
+    COUNTED(revocations_live, now_ms, fn, arg);
+}

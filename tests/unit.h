@@ -37,5 +37,9 @@ UNIT_SUITE void test_store_register(void);
 UNIT_SUITE void test_store_mongo_register(void);
 UNIT_SUITE void test_redis_register(void);
 UNIT_SUITE void test_tiered_register(void);
+UNIT_SUITE void test_jwt_register(void);
+UNIT_SUITE void test_password_register(void);
+UNIT_SUITE void test_user_register(void);
+UNIT_SUITE void test_course_input_register(void);
 
 #endif /* EL_TEST_UNIT_H */

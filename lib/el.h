@@ -23,7 +23,8 @@
     X(ECONFLICT, -7, "conflict")                                           \
     X(EIO, -8, "input/output error")                                       \
     X(EPROTO, -9, "protocol error")                                        \
-    X(EDISABLED, -10, "disabled by configuration")
+    X(EDISABLED, -10, "disabled by configuration")                         \
+    X(ELIMIT, -11, "rate limited")
 
 enum el_errno {
 #define EL_ERRNO_ENUM(name, val, msg) EL_##name = (val),

@@ -56,6 +56,16 @@ int el_key_analytics_course(char *dst, size_t n, const char *course_id)
     return key_fmt(dst, n, "analytics:course:%s", course_id);
 }
 
+int el_key_login_failures_email(char *dst, size_t n, const char *email)
+{
+    return key_fmt(dst, n, "login_failures:email:%s", email);
+}
+
+int el_key_login_failures_ip(char *dst, size_t n, const char *addr)
+{
+    return key_fmt(dst, n, "login_failures:ip:%s", addr);
+}
+
 int el_oid_valid(const char *s)
 {
     int i;

@@ -11,12 +11,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EL_KEY_MAX 128
+#define EL_KEY_MAX 320
 
 /* Redis key holding the course-list generation (an integer). Bumping it
  * invalidates every cached list in O(1): list keys embed the generation, so
  * old ones are simply never read again and expire by TTL. */
 #define EL_KEY_LIST_GEN "courses_list:gen"
+
+/* Redis key present while Redis holds every live revocation. Written (no
+ * TTL) after the revocations are copied from the store into Redis; a Redis
+ * that restarted empty or was flushed lacks it, and is not trusted for
+ * revocation checks until they have been written back. */
+#define EL_KEY_REVOCATIONS_SYNCED "blacklisted_tokens:synced"
 
 int el_key_course(char *dst, size_t n, const char *course_id);
 /* digest: hex digest of the canonical, validated list parameters. */
@@ -25,6 +31,9 @@ int el_key_user_session(char *dst, size_t n, const char *user_id);
 int el_key_refresh_tokens(char *dst, size_t n, const char *user_id);
 int el_key_blacklisted_token(char *dst, size_t n, const char *jti);
 int el_key_analytics_course(char *dst, size_t n, const char *course_id);
+/* Failed-login counters for throttling: by email and by client address. */
+int el_key_login_failures_email(char *dst, size_t n, const char *email);
+int el_key_login_failures_ip(char *dst, size_t n, const char *addr);
 
 /* 1 if s is exactly 24 lowercase or uppercase hex digits (a MongoDB
  * ObjectId in hex), else 0. */

@@ -771,3 +771,83 @@ int el_redis_ping(struct el_redis *r)
         return EL_EDISABLED;
     return command(r, 1, argv, lens, on_ok, NULL);
 }
+
+/* ---- multi-key reads and counters (auth) ------------------------------ */
+
+struct mget_out {
+    int n;
+    struct el_buf *vals;
+    int *found;
+};
+
+static int on_mget(const redisReply *rep, void *arg)
+{
+    struct mget_out *m = arg;
+
+    if (rep->type != REDIS_REPLY_ARRAY || (int)rep->elements != m->n)
+        return EL_EPROTO;
+    for (int i = 0; i < m->n; i++) {
+        const redisReply *e = rep->element[i];
+
+        m->found[i] = 0;
+        if (e->type == REDIS_REPLY_NIL)
+            continue;
+        if (e->type != REDIS_REPLY_STRING)
+            return EL_EPROTO;
+        if (el_buf_add(&m->vals[i], e->str, e->len) != EL_OK)
+            return EL_ENOMEM;
+        m->found[i] = 1;
+    }
+    return EL_OK;
+}
+
+int el_redis_mget(struct el_redis *r, int n, const char *const *keys, struct el_buf *vals,
+                  int *found)
+{
+    const char *argv[EL_REDIS_MGET_MAX + 1];
+    size_t lens[EL_REDIS_MGET_MAX + 1];
+    struct mget_out m = {n, vals, found};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (n < 1 || n > EL_REDIS_MGET_MAX)
+        return EL_EINVAL;
+    argv[0] = "MGET";
+    lens[0] = 4;
+    for (int i = 0; i < n; i++) {
+        argv[i + 1] = keys[i];
+        lens[i + 1] = strlen(keys[i]);
+    }
+    return command(r, n + 1, argv, lens, on_mget, &m);
+}
+
+/* INCR and, on the first increment, PEXPIRE -- atomically, in one round
+ * trip, so a window can never be left without an expiry. */
+int el_redis_incr_window(struct el_redis *r, const char *key, int64_t window_ms, int64_t *count)
+{
+    static const char script[] =
+        "local c = redis.call('INCR', KEYS[1]) "
+        "if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "
+        "return c";
+    char ms[24];
+    const char *argv[5] = {"EVAL", script, "1", key, ms};
+    size_t lens[5];
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    snprintf(ms, sizeof(ms), "%lld", (long long)window_ms);
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    return command(r, 5, argv, lens, on_integer, count);
+}
+
+int el_redis_pttl(struct el_redis *r, const char *key, int64_t *ms)
+{
+    const char *argv[2] = {"PTTL", key};
+    size_t lens[2] = {4, 0};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    lens[1] = strlen(key);
+    return command(r, 2, argv, lens, on_integer, ms);
+}

@@ -70,6 +70,23 @@ int el_redis_incr(struct el_redis *r, const char *key, int64_t *out) EL_WUR;
  * not an integer. */
 int el_redis_get_int(struct el_redis *r, const char *key, int64_t *out) EL_WUR;
 
+#define EL_REDIS_MGET_MAX 8
+
+/* MGET n keys (n <= EL_REDIS_MGET_MAX) in one round trip: found[i] = 1 and
+ * the value appended to vals[i] for each key present, found[i] = 0 for each
+ * missing. */
+int el_redis_mget(struct el_redis *r, int n, const char *const *keys, struct el_buf *vals,
+                  int *found) EL_WUR;
+
+/* Count an event in a fixed window: INCR key, and give it a TTL of
+ * window_ms when the increment created it; atomic (one EVAL). The new count
+ * in *count. */
+int el_redis_incr_window(struct el_redis *r, const char *key, int64_t window_ms,
+                         int64_t *count) EL_WUR;
+
+/* PTTL: remaining TTL in ms, -1 without TTL, -2 when missing. */
+int el_redis_pttl(struct el_redis *r, const char *key, int64_t *ms) EL_WUR;
+
 /* PING; 0 when Redis answered. Also the breaker's probe. */
 int el_redis_ping(struct el_redis *r) EL_WUR;
 

@@ -7,7 +7,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "config.h"
+#include "jwt.h"
 #include "l1.h"
 #include "redis.h"
 #include "store.h"
@@ -21,6 +23,13 @@ struct el_app {
     struct el_tiered *courses;     /* course:{id} */
     struct el_tiered *course_lists;/* courses_list:{gen}:{digest} */
     atomic_uint_fast64_t list_generation; /* see EL_KEY_LIST_GEN */
+    struct el_jwt *jwt;
+    struct el_auth *auth;
 };
+
+/* After a write that changes what course lists show: move to a new list
+ * generation (shared through Redis when it is up), so every cached list is
+ * bypassed at once -- O(1), no SCAN (app/courses.c). */
+void el_app_bump_lists(struct el_app *app);
 
 #endif /* EL_APP_H */

@@ -63,6 +63,28 @@ static int unavailable(struct el_response *res, int rc)
     return el_response_error(res, 503, "Database unavailable, try again shortly");
 }
 
+static int forbidden(struct el_response *res)
+{
+    return el_response_error(res, 403, "Insufficient permissions");
+}
+
+/* Lowercase a validated id into out: one spelling per id, so upper- and
+ * lowercase share a cache entry. 422 (status set) when invalid. */
+static int course_id(struct el_response *res, const char *raw, char out[EL_OID_HEX],
+                     const char *what)
+{
+    char msg[96];
+
+    if (!el_oid_valid(raw)) {
+        snprintf(msg, sizeof(msg), "Invalid %s: must be a 24-character hex ObjectId", what);
+        return el_response_error(res, 422, msg);
+    }
+    for (int i = 0; i < 24; i++)
+        out[i] = (char)tolower((unsigned char)raw[i]);
+    out[24] = '\0';
+    return 0;
+}
+
 int handle_course_get(const struct el_request *req, struct el_response *res)
 {
     char id[EL_OID_HEX], key[EL_KEY_MAX];
@@ -71,12 +93,10 @@ int handle_course_get(const struct el_request *req, struct el_response *res)
     struct course_load l;
     int rc;
 
-    if (!el_oid_valid(req->params[0]))
-        return el_response_error(res, 422, "Invalid course id: must be a 24-character hex ObjectId");
-    /* One spelling per id, so upper- and lowercase share a cache entry. */
-    for (int i = 0; i < 24; i++)
-        id[i] = (char)tolower((unsigned char)req->params[0][i]);
-    id[24] = '\0';
+    int status;
+
+    if ((status = course_id(res, req->params[0], id, "course id")) != 0)
+        return status;
     el_key_course(key, sizeof(key), id);
 
     l.store = req->app->store;
@@ -112,4 +132,231 @@ int handle_course_list(const struct el_request *req, struct el_response *res)
     el_response_blob(res, blob, layer);
     el_blob_unref(blob);
     return res->status;
+}
+
+/* ---- writes ---------------------------------------------------------------
+ *
+ * Every write goes to the store first; only after it succeeds are the
+ * affected cache entries replaced or dropped and the list generation moved,
+ * so a cache never holds something the store does not. The fresh document
+ * is cached on the way out: the next read on this process sees the write. */
+
+void el_app_bump_lists(struct el_app *app)
+{
+    int64_t gen;
+    uint64_t cur = atomic_load(&app->list_generation);
+
+    if (el_redis_incr(app->redis, EL_KEY_LIST_GEN, &gen) == EL_OK && gen > 0) {
+        /* Never move backwards: a Redis that restarted empty counts from 1. */
+        while (cur < (uint64_t)gen &&
+               !atomic_compare_exchange_weak(&app->list_generation, &cur, (uint64_t)gen))
+            ;
+        if (cur < (uint64_t)gen)
+            return;
+    }
+    atomic_fetch_add(&app->list_generation, 1);
+}
+
+static int write_failed(struct el_response *res, int rc, const char *what)
+{
+    if (rc == EL_ENOTFOUND)
+        return el_response_error(res, 404, what);
+    if (rc == EL_ECONFLICT)
+        return el_response_error(res, 409, "Conflict");
+    return el_response_error(res, 503, "Database unavailable, try again shortly");
+}
+
+/* Serialise c into the response and cache it as the current version. */
+static int respond_course(const struct el_request *req, struct el_response *res,
+                          const struct el_course *c, int status)
+{
+    char key[EL_KEY_MAX];
+
+    if (el_course_to_json(c, &res->body) != EL_OK)
+        return el_response_error(res, 503, "Server out of memory, try again");
+    el_key_course(key, sizeof(key), c->id);
+    if (el_tiered_set(req->app->courses, key, res->body.data, res->body.len) != EL_OK)
+        el_tiered_invalidate(req->app->courses, key);
+    return status;
+}
+
+
+
+/* The caller may change course id: its instructor or an admin. Returns 0,
+ * or the status set on res (404, 403, 503). */
+static int may_edit(const struct el_request *req, struct el_response *res,
+                    const struct el_principal *p, const char *id)
+{
+    struct el_course c;
+    int rc, own;
+
+    if (strcmp(p->role, "admin") == 0)
+        return 0;
+    if (strcmp(p->role, "instructor") != 0)
+        return forbidden(res);
+    rc = el_store_course_get(req->app->store, id, &c);
+    if (rc != EL_OK)
+        return write_failed(res, rc, "Course not found");
+    own = strcmp(c.instructor_id, p->id) == 0;
+    el_course_cleanup(&c);
+    return own ? 0 : forbidden(res);
+}
+
+int handle_course_create(const struct el_request *req, struct el_response *res)
+{
+    struct el_principal p;
+    struct el_course c;
+    struct el_err err = {0};
+    struct el_buf body;
+    int status, rc;
+
+    if ((status = el_require_auth(req, res, &p)) != 0)
+        return status;
+    if (strcmp(p.role, "instructor") != 0 && strcmp(p.role, "admin") != 0)
+        return forbidden(res);
+    el_buf_init(&body, EL_BODY_MAX);
+    if ((status = el_request_body_or_reply(req, res, &body)) != 0)
+        goto out;
+    if (el_course_create_parse(body.data ? body.data : "", body.len, &c, &err) != EL_OK) {
+        status = el_response_error(res, 422, err.msg);
+        goto out;
+    }
+    memcpy(c.instructor_id, p.id, sizeof(c.instructor_id));
+    c.created_at = c.updated_at = el_wall_ms();
+    rc = el_store_course_insert(req->app->store, &c);
+    if (rc == EL_OK) {
+        el_app_bump_lists(req->app);
+        status = respond_course(req, res, &c, 201);
+    } else {
+        status = write_failed(res, rc, "Course not found");
+    }
+    el_course_cleanup(&c);
+out:
+    el_buf_cleanup(&body);
+    return status;
+}
+
+int handle_course_patch(const struct el_request *req, struct el_response *res)
+{
+    struct el_principal p;
+    struct el_course_patch patch;
+    struct el_course c;
+    struct el_err err = {0};
+    struct el_buf body;
+    char id[EL_OID_HEX];
+    int status, rc;
+
+    if ((status = el_require_auth(req, res, &p)) != 0)
+        return status;
+    if (strcmp(p.role, "instructor") != 0 && strcmp(p.role, "admin") != 0)
+        return forbidden(res);
+    if ((status = course_id(res, req->params[0], id, "course id")) != 0)
+        return status;
+    el_buf_init(&body, EL_BODY_MAX);
+    if ((status = el_request_body_or_reply(req, res, &body)) != 0)
+        goto out;
+    if (el_course_patch_parse(body.data ? body.data : "", body.len, &patch, &err) != EL_OK) {
+        status = el_response_error(res, 422, err.msg);
+        goto out;
+    }
+    if ((status = may_edit(req, res, &p, id)) == 0) {
+        rc = el_store_course_update(req->app->store, id, &patch, el_wall_ms(), &c);
+        if (rc == EL_OK) {
+            el_app_bump_lists(req->app);
+            status = respond_course(req, res, &c, 200);
+            el_course_cleanup(&c);
+        } else {
+            status = write_failed(res, rc, "Course not found");
+        }
+    }
+    el_course_patch_cleanup(&patch);
+out:
+    el_buf_cleanup(&body);
+    return status;
+}
+
+int handle_module_patch(const struct el_request *req, struct el_response *res)
+{
+    struct el_principal p;
+    struct el_module_patch patch;
+    struct el_course c;
+    struct el_err err = {0};
+    struct el_buf body;
+    char id[EL_OID_HEX], mid[EL_OID_HEX];
+    int status, rc;
+
+    if ((status = el_require_auth(req, res, &p)) != 0)
+        return status;
+    if (strcmp(p.role, "instructor") != 0 && strcmp(p.role, "admin") != 0)
+        return forbidden(res);
+    if ((status = course_id(res, req->params[0], id, "course id")) != 0 ||
+        (status = course_id(res, req->params[1], mid, "module id")) != 0)
+        return status;
+    el_buf_init(&body, EL_BODY_MAX);
+    if ((status = el_request_body_or_reply(req, res, &body)) != 0)
+        goto out;
+    if (el_module_patch_parse(body.data ? body.data : "", body.len, &patch, &err) != EL_OK) {
+        status = el_response_error(res, 422, err.msg);
+        goto out;
+    }
+    if ((status = may_edit(req, res, &p, id)) == 0) {
+        rc = el_store_module_update(req->app->store, id, mid, &patch, el_wall_ms(), &c);
+        if (rc == EL_OK) {
+            el_app_bump_lists(req->app);
+            status = respond_course(req, res, &c, 200);
+            el_course_cleanup(&c);
+        } else {
+            status = write_failed(res, rc, "Course or module not found");
+        }
+    }
+    el_module_patch_cleanup(&patch);
+out:
+    el_buf_cleanup(&body);
+    return status;
+}
+
+int handle_course_delete(const struct el_request *req, struct el_response *res)
+{
+    struct el_principal p;
+    char id[EL_OID_HEX], key[EL_KEY_MAX];
+    int status, rc;
+
+    if ((status = el_require_auth(req, res, &p)) != 0)
+        return status;
+    if (strcmp(p.role, "admin") != 0)
+        return forbidden(res);
+    if ((status = course_id(res, req->params[0], id, "course id")) != 0)
+        return status;
+    rc = el_store_course_delete(req->app->store, id);
+    if (rc != EL_OK)
+        return write_failed(res, rc, "Course not found");
+    el_key_course(key, sizeof(key), id);
+    el_tiered_invalidate(req->app->courses, key);
+    el_app_bump_lists(req->app);
+    return 204;
+}
+
+int handle_course_enroll(const struct el_request *req, struct el_response *res)
+{
+    struct el_principal p;
+    char id[EL_OID_HEX], key[EL_KEY_MAX];
+    int64_t count = 0;
+    int status, rc;
+
+    if ((status = el_require_auth(req, res, &p)) != 0)
+        return status;
+    if ((status = course_id(res, req->params[0], id, "course id")) != 0)
+        return status;
+    rc = el_store_enroll(req->app->store, id, p.id, &count);
+    if (rc == EL_ECONFLICT)
+        return el_response_error(res, 409, "Already enrolled in this course");
+    if (rc != EL_OK)
+        return write_failed(res, rc, "Course not found");
+    /* enrollment_count is part of the course and of the popular order. */
+    el_key_course(key, sizeof(key), id);
+    el_tiered_invalidate(req->app->courses, key);
+    el_app_bump_lists(req->app);
+    if (el_buf_addf(&res->body, "{\"enrollment_count\":%lld}", (long long)count) != EL_OK)
+        return el_response_error(res, 503, "Server out of memory, try again");
+    return 200;
 }

@@ -3,10 +3,28 @@
 #ifndef EL_HANDLERS_H
 #define EL_HANDLERS_H
 
+#include "auth.h"
 #include "request.h"
 
 /* app/courses.c */
 int handle_course_get(const struct el_request *req, struct el_response *res);
 int handle_course_list(const struct el_request *req, struct el_response *res);
+int handle_course_create(const struct el_request *req, struct el_response *res);
+int handle_course_patch(const struct el_request *req, struct el_response *res);
+int handle_module_patch(const struct el_request *req, struct el_response *res);
+int handle_course_delete(const struct el_request *req, struct el_response *res);
+int handle_course_enroll(const struct el_request *req, struct el_response *res);
+
+/* app/auth.c */
+int handle_auth_register(const struct el_request *req, struct el_response *res);
+int handle_auth_login(const struct el_request *req, struct el_response *res);
+int handle_auth_refresh(const struct el_request *req, struct el_response *res);
+int handle_auth_logout(const struct el_request *req, struct el_response *res);
+int handle_auth_me(const struct el_request *req, struct el_response *res);
+
+/* Authenticate the request's bearer token into *p. Returns 0, or the status
+ * already set on res: 401 (with WWW-Authenticate: Bearer) or 503. */
+int el_require_auth(const struct el_request *req, struct el_response *res,
+                    struct el_principal *p);
 
 #endif /* EL_HANDLERS_H */

@@ -9,15 +9,18 @@
  * stderr naming the variable, and exit status 2. */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
 
 #include "app.h"
+#include "password.h"
 #include "key.h"
 #include "pool.h"
 
@@ -67,6 +70,7 @@ static int open_listener(const char *spec)
 
 static int app_open(struct el_app *app)
 {
+    struct el_auth_opts aopts = {0};
     struct el_err err = {0};
     struct el_redis_opts ropts = {0};
     struct el_tiered_opts copts = {0}, lopts = {0};
@@ -96,6 +100,18 @@ static int app_open(struct el_app *app)
         fprintf(stderr, "elearn-fcgi: out of memory\n");
         return -1;
     }
+    el_password_setup(NULL, 0);
+    if (el_jwt_new(app->cfg.jwt_secret, &app->jwt) != EL_OK) {
+        fprintf(stderr, "elearn-fcgi: JWT_SECRET: cannot set up token signing\n");
+        return -1;
+    }
+    aopts.access_ttl_s = (int64_t)app->cfg.access_token_expire_minutes * 60;
+    aopts.refresh_ttl_s = (int64_t)app->cfg.refresh_token_expire_days * 86400;
+    app->auth = el_auth_new(app->jwt, app->store, app->redis, app->l1, &aopts);
+    if (app->auth == NULL) {
+        fprintf(stderr, "elearn-fcgi: out of memory\n");
+        return -1;
+    }
     /* Start from the shared list generation so every process reads the same
      * list keys; 0 when Redis has none (or is down). */
     if (el_redis_get_int(app->redis, EL_KEY_LIST_GEN, &gen) != EL_OK || gen < 0)
@@ -106,11 +122,47 @@ static int app_open(struct el_app *app)
 
 static void app_close(struct el_app *app)
 {
+    el_auth_free(app->auth);
+    el_jwt_free(app->jwt);
     el_tiered_free(app->courses);
     el_tiered_free(app->course_lists);
     el_l1_free(app->l1);
     el_redis_free(app->redis);
     el_store_close(app->store);
+}
+
+/* Housekeeping every 250 ms, off the request path (el_auth_tick: put Redis
+ * back in step after an outage that lost a revocation write). */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stop;
+} chores = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+static void *chores_main(void *arg)
+{
+    struct el_app *app = arg;
+    struct timespec ts;
+
+    pthread_mutex_lock(&chores.lock);
+    while (!chores.stop) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&chores.cond, &chores.lock, &ts);
+        if (chores.stop)
+            break;
+        pthread_mutex_unlock(&chores.lock);
+        el_auth_tick(app->auth);
+        pthread_mutex_lock(&chores.lock);
+    }
+    pthread_mutex_unlock(&chores.lock);
+    el_redis_thread_cleanup(app->redis);
+    el_store_thread_cleanup(app->store);
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -127,6 +179,7 @@ int main(int argc, char **argv)
     struct el_err err = {0};
     struct el_pool_opts popts;
     char where[EL_CONFIG_STR];
+    pthread_t chores_thread;
     int opt, check = 0, rc;
 
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -172,7 +225,17 @@ int main(int argc, char **argv)
             "elearn-fcgi: pid %d, %d workers, store %s, L1 %zu bytes, L2 %s (%s)\n",
             (int)getpid(), popts.workers, el_store_kind(app.store), app.cfg.l1_max_bytes, where,
             app.redis ? (el_redis_is_up(app.redis) ? "up" : "down") : "off");
+    if (pthread_create(&chores_thread, NULL, chores_main, &app) != 0) {
+        fprintf(stderr, "elearn-fcgi: cannot start the housekeeping thread\n");
+        app_close(&app);
+        return 1;
+    }
     rc = el_pool_run(&popts, &app);
+    pthread_mutex_lock(&chores.lock);
+    chores.stop = 1;
+    pthread_cond_signal(&chores.cond);
+    pthread_mutex_unlock(&chores.lock);
+    pthread_join(chores_thread, NULL);
     app_close(&app);
     fprintf(stderr, "elearn-fcgi: stopped\n");
     return rc == 0 ? 0 : 1;

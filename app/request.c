@@ -131,6 +131,18 @@ int el_request_body(const struct el_request *req, struct el_buf *out)
     return EL_OK;
 }
 
+int el_request_body_or_reply(const struct el_request *req, struct el_response *res,
+                             struct el_buf *out)
+{
+    int rc = el_request_body(req, out);
+
+    if (rc == EL_ETOOBIG)
+        return el_response_error(res, 413, "Request body too large (limit 1 MiB)");
+    if (rc != EL_OK)
+        return el_response_error(res, 503, "Server out of memory, try again");
+    return 0;
+}
+
 static const char *reason(int status)
 {
     switch (status) {

@@ -38,6 +38,13 @@ struct el_request {
  * EL_ETOOBIG when it is larger (the caller answers 413). */
 int el_request_body(const struct el_request *req, struct el_buf *out);
 
+struct el_response;
+
+/* el_request_body, answering for the handler when it fails: returns 0, or
+ * the status it set on res (413 over 1 MiB, 503 out of memory). */
+int el_request_body_or_reply(const struct el_request *req, struct el_response *res,
+                             struct el_buf *out);
+
 struct el_response {
     int status;
     struct el_buf body;          /* a built body (errors, writes) ... */

@@ -16,7 +16,17 @@ struct route {
 
 static const struct route routes[] = {
     {"GET", "/courses", handle_course_list},
+    {"POST", "/courses", handle_course_create},
     {"GET", "/courses/{id}", handle_course_get},
+    {"PATCH", "/courses/{id}", handle_course_patch},
+    {"DELETE", "/courses/{id}", handle_course_delete},
+    {"PATCH", "/courses/{id}/modules/{module_id}", handle_module_patch},
+    {"POST", "/courses/{id}/enroll", handle_course_enroll},
+    {"POST", "/auth/register", handle_auth_register},
+    {"POST", "/auth/login", handle_auth_login},
+    {"POST", "/auth/refresh", handle_auth_refresh},
+    {"DELETE", "/auth/logout", handle_auth_logout},
+    {"GET", "/auth/me", handle_auth_me},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

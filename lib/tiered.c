@@ -260,6 +260,20 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
     return rc;
 }
 
+int el_tiered_set(struct el_tiered *t, const char *key, const char *body, size_t len)
+{
+    struct el_blob *b = el_blob_new(200, body, len);
+    int64_t ttl = el_tiered_jitter(t->opts.ttl_ms);
+
+    if (b == NULL)
+        return EL_ENOMEM;
+    best_effort(el_redis_set(t->redis, key, body, len, ttl));
+    if (t->l1)
+        best_effort(el_l1_put(t->l1, key, b, el_now_ms() + (uint64_t)ttl, el_now_ms()));
+    el_blob_unref(b);
+    return EL_OK;
+}
+
 void el_tiered_invalidate(struct el_tiered *t, const char *key)
 {
     if (t->l1)

@@ -53,6 +53,11 @@ void el_tiered_free(struct el_tiered *t);
 int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, void *arg,
                   struct el_blob **out, enum el_layer *layer) EL_WUR;
 
+/* Cache a freshly written document (status 200, body) under key in Redis
+ * and L1, replacing what was there: after a write, the next read on this
+ * process returns the new version. EL_ENOMEM; Redis failures are ignored. */
+int el_tiered_set(struct el_tiered *t, const char *key, const char *body, size_t len);
+
 /* Drop key from L1 and Redis (after a write). */
 void el_tiered_invalidate(struct el_tiered *t, const char *key);
 

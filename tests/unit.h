@@ -41,5 +41,8 @@ UNIT_SUITE void test_jwt_register(void);
 UNIT_SUITE void test_password_register(void);
 UNIT_SUITE void test_user_register(void);
 UNIT_SUITE void test_course_input_register(void);
+UNIT_SUITE void test_auth_register(void);
+UNIT_SUITE void test_json_register(void);
+UNIT_SUITE void test_form_register(void);
 
 #endif /* EL_TEST_UNIT_H */

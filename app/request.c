@@ -260,8 +260,25 @@ static int drain(struct io *io)
     return FCGX_GetError(io->fr->in) ? -1 : 0;
 }
 
+/* Copy s for the request log with control bytes, spaces and backslashes
+ * escaped: a client-chosen path must not be able to forge log lines. */
+static void log_safe(char *out, size_t n, const char *s)
+{
+    size_t o = 0;
+
+    for (; *s && o + 5 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x21 || c == 0x7f || c == '\\')
+            o += (size_t)snprintf(out + o, n - o, "\\x%02x", c);
+        else
+            out[o++] = (char)c;
+    }
+    out[o] = '\0';
+}
+
 int el_worker_serve(struct el_worker *w, int fd, struct el_app *app)
 {
+    char safe_method[32], safe_path[512];
     FCGX_Request *fr = &w->fr;
     struct el_request req;
     struct el_response res;
@@ -315,7 +332,9 @@ int el_worker_serve(struct el_worker *w, int fd, struct el_app *app)
     res.status = status;
     status = write_response(fr, &req, &res);
 
-    fprintf(stderr, "%s %s %d %s %lluus\n", req.method, req.path, status,
+    log_safe(safe_method, sizeof(safe_method), req.method);
+    log_safe(safe_path, sizeof(safe_path), req.path);
+    fprintf(stderr, "%s %s %d %s %lluus\n", safe_method, safe_path, status,
             res.has_layer ? el_layer_name(res.layer) : "-",
             (unsigned long long)(el_now_us() - t0));
 

@@ -1,0 +1,1197 @@
+#!/usr/bin/python3
+"""test_e2e.py -- elearn end to end: real nginx, spawn-fcgi, redis-server and
+a real store, driven over HTTP like a client would.
+
+    EL_E2E_STORE=sqlite|mongo EL_E2E_BUILD=build \\
+        /usr/bin/python3 tests/e2e/test_e2e.py [-v] [TestClass[.test_name] ...]
+
+Normally run by tests/e2e/run.sh, once per store. Python 3 stdlib only.
+
+The harness (class Stack, one per run, started by setUpModule) puts in a
+temp dir, on free ports:
+  - a private redis-server (the shared L2);
+  - the store: a fresh SQLite file, or the MongoDB wire test server
+    tests/mongo_server.py (a real mongod when TEST_MONGO_URI is set), seeded
+    with 40 courses by `elearnctl seed`;
+  - two responders, A and B (spawn-fcgi -n, each on its own unix socket,
+    same Redis, same store), each behind its own nginx rendered from the
+    shipped conf/nginx.conf by render_nginx (tests/lib.sh).
+Tests that need a responder of their own (few workers, SIGTERM) start one
+with its own nginx the same way. Every process is stopped by its pid: in
+tearDownModule, at exit, and on SIGTERM/SIGINT; children also get SIGTERM if
+this interpreter dies (PR_SET_PDEATHSIG).
+
+Destructive tests (Redis down, database down) run last, in that order; each
+restores what it broke. Every wait polls a condition against a deadline; the
+one fixed pause (letting a request reach the responder before SIGTERM) says
+why.
+"""
+
+import atexit
+import ctypes
+import fcntl
+import http.client
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.path.abspath(os.environ.get('EL_E2E_BUILD', os.path.join(ROOT, 'build')))
+STORE = os.environ.get('EL_E2E_STORE', 'sqlite')
+# The database can be made unavailable by the tests: always for SQLite, and
+# for MongoDB when it is our wire test server (not a real mongod).
+CAN_STOP_DB = STORE == 'sqlite' or not os.environ.get('TEST_MONGO_URI')
+
+
+def only_if(cond):
+    """Define a test only where it applies (never a skipped test): with cond
+    false the method becomes None, which unittest does not collect."""
+    return lambda fn: fn if cond else None
+PY = '/usr/bin/python3'
+JWT_SECRET = 'e2e-secret-0123456789abcdefghijklmnopqrstuv'  # 43 chars
+NCOURSES = 40
+
+# Every variable lib/config.c reads: scrubbed from the inherited environment
+# so a developer's shell cannot change what the tests see.
+CONFIG_VARS = ('DB_URI', 'MONGO_URI', 'REDIS_URL', 'JWT_SECRET', 'ACCESS_TOKEN_EXPIRE_MINUTES',
+               'REFRESH_TOKEN_EXPIRE_DAYS', 'COURSE_TTL', 'COURSE_LIST_TTL', 'L1_MAX_BYTES',
+               'WORKERS', 'REDIS_TIMEOUT_MS', 'DB_TIMEOUT_MS', 'IDLE_TIMEOUT')
+
+OID = re.compile(r'^[0-9a-f]{24}$')
+# "<METHOD> <PATH> <STATUS> <LAYER|-> <MICROS>us"
+LOG_LINE = re.compile(r'^([A-Z]+) (\S+) (\d{3}) (L1|L2|MISS|-) (\d+)us$')
+
+
+# --------------------------------------------------------------------------
+# Small utilities
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, what, interval=0.05):
+    """Poll pred() until it returns a true value (returned), or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError('timed out after %.1fs waiting for %s' % (timeout, what))
+        time.sleep(interval)
+
+
+def tail(path, n=30):
+    try:
+        with open(path, 'rb') as f:
+            return b''.join(f.readlines()[-n:]).decode('utf-8', 'replace')
+    except OSError as e:
+        return '(%s)' % e
+
+
+def read_text(path):
+    try:
+        with open(path, 'rb') as f:
+            return f.read().decode('utf-8', 'replace')
+    except OSError:
+        return ''
+
+
+def redis_ping(port):
+    try:
+        with socket.create_connection(('127.0.0.1', port), 0.5) as s:
+            s.settimeout(0.5)
+            s.sendall(b'PING\r\n')
+            return s.recv(16).startswith(b'+PONG')
+    except OSError:
+        return False
+
+
+def tcp_open(port):
+    try:
+        socket.create_connection(('127.0.0.1', port), 0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def unix_accepts(path):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.settimeout(0.5)
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _child_setup():
+    # PR_SET_PDEATHSIG: SIGTERM the child if this interpreter dies without
+    # cleaning up (even SIGKILL). Survives spawn-fcgi's exec of the responder.
+    _libc.prctl(1, signal.SIGTERM, 0, 0, 0)
+
+
+class Resp:
+    def __init__(self, status, headers, body, elapsed):
+        self.status = status
+        self.headers = headers  # lower-case name -> value
+        self.body = body
+        self.elapsed = elapsed
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    @property
+    def layer(self):
+        return self.headers.get('x-cache')
+
+    def json(self):
+        return json.loads(self.body.decode('utf-8'))
+
+    def __repr__(self):
+        b = self.body[:300].decode('utf-8', 'replace')
+        return '<%d X-Cache=%s %.3fs %r>' % (self.status, self.layer, self.elapsed, b)
+
+
+def fetch(port, method, path, body=None, headers=None, conn=None, timeout=15):
+    """One request; on conn (kept alive) when given, else on a new connection."""
+    own = conn is None
+    c = conn or http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
+    try:
+        t0 = time.monotonic()
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        elapsed = time.monotonic() - t0
+        hdrs = {}
+        for k, v in r.getheaders():
+            k = k.lower()
+            hdrs[k] = hdrs[k] + ', ' + v if k in hdrs else v
+        return Resp(r.status, hdrs, data, elapsed)
+    finally:
+        if own:
+            c.close()
+
+
+# --------------------------------------------------------------------------
+# The harness
+
+class Procs:
+    """The processes this run started; stop() acts on one pid only."""
+
+    def __init__(self):
+        self.live = []  # (name, Popen)
+        self.lock = threading.Lock()
+
+    def start(self, name, argv, env=None, log=None):
+        out = open(log, 'ab') if log else subprocess.DEVNULL
+        try:
+            p = subprocess.Popen(argv, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=subprocess.STDOUT,
+                                 preexec_fn=_child_setup)
+        finally:
+            if log:
+                out.close()
+        with self.lock:
+            self.live.append((name, p))
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=10):
+        """Signal p (if still running), wait for it, SIGKILL after timeout.
+        Returns its exit status."""
+        if p.poll() is None:
+            p.send_signal(sig)  # Popen checks it has not been reaped first
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        with self.lock:
+            self.live = [(n, q) for n, q in self.live if q is not p]
+        return p.returncode
+
+    def stop_all(self):
+        with self.lock:
+            live = list(reversed(self.live))
+        for _, p in live:
+            if p.poll() is None and p.returncode is None:
+                try:
+                    os.kill(p.pid, signal.SIGCONT)  # in case a test left it stopped
+                except OSError:
+                    pass
+            self.stop(p, timeout=8)
+
+
+class Front:
+    """One responder (spawn-fcgi -n elearn-fcgi on a unix socket) and one
+    nginx in front of it, rendered from conf/nginx.conf."""
+
+    def __init__(self, stack, name, **env):
+        self.stack = stack
+        self.name = name
+        self.sock = os.path.join(stack.tmp, name + '.sock')
+        self.log = os.path.join(stack.tmp, name + '.log')
+        self.prefix = os.path.join(stack.tmp, 'nginx-' + name)
+        self.port = free_port()
+        self.proc = None
+        self.nginx = None
+        self.start_responder(**env)
+        self.start_nginx()
+
+    def start_responder(self, **env):
+        try:
+            os.unlink(self.sock)
+        except FileNotFoundError:
+            pass
+        self.proc = self.stack.procs.start(
+            'responder ' + self.name,
+            ['spawn-fcgi', '-n', '-s', self.sock, '-M', '0600', '--',
+             os.path.join(BUILD, 'elearn-fcgi')],
+            env=self.stack.env(**env), log=self.log)
+        wait_until(lambda: os.path.exists(self.sock) or self.proc.poll() is not None, 10,
+                   'socket ' + self.sock)
+        if self.proc.poll() is not None:
+            raise RuntimeError('responder %s exited %s:\n%s' % (self.name, self.proc.returncode,
+                                                                tail(self.log)))
+
+    def start_nginx(self):
+        subprocess.run(['sh', '-c', '. "$0"; render_nginx "$@"', os.path.join(ROOT, 'tests/lib.sh'),
+                        os.path.join(ROOT, 'conf/nginx.conf'), self.prefix, str(self.port),
+                        os.path.join(ROOT, 'www'), self.sock],
+                       check=True, env=dict(os.environ, EL_TESTS_DIR=os.path.join(ROOT, 'tests')))
+        self.nginx = self.stack.procs.start(
+            'nginx ' + self.name,
+            ['nginx', '-p', self.prefix, '-c', os.path.join(self.prefix, 'nginx.conf'),
+             '-e', os.path.join(self.prefix, 'logs/error.log'), '-g', 'daemon off;'],
+            log=os.path.join(self.prefix, 'logs/stderr.log'))
+
+        # Ready when a request makes the round trip through the responder
+        # (nginx's own 502 means the responder does not answer yet).
+        def ready():
+            if self.nginx.poll() is not None or self.proc.poll() is not None:
+                return 'dead'
+            try:
+                r = self.get('/api/courses/000000000000000000000000', timeout=2)
+                return r.status in (200, 404)
+            except OSError:
+                return False
+        state = wait_until(ready, 20, 'nginx :%d -> responder %s' % (self.port, self.name))
+        if state == 'dead':
+            raise RuntimeError('front %s died: nginx=%s responder=%s\n%s\n%s' % (
+                self.name, self.nginx.poll(), self.proc.poll(), tail(self.log),
+                tail(os.path.join(self.prefix, 'logs/error.log'))))
+
+    def get(self, path, headers=None, conn=None, timeout=15):
+        return fetch(self.port, 'GET', path, headers=headers, conn=conn, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, conn=None):
+        return fetch(self.port, method, path, body=body, headers=headers, conn=conn)
+
+    def conn(self, timeout=15):
+        return http.client.HTTPConnection('127.0.0.1', self.port, timeout=timeout)
+
+    def log_text(self):
+        return read_text(self.log)
+
+    def nginx_errors(self):
+        text = read_text(os.path.join(self.prefix, 'logs/error.log'))
+        return [l for l in text.splitlines() if re.search(r'\[(error|crit|alert|emerg)\]', l)]
+
+    def stop(self):
+        if self.nginx:
+            self.stack.procs.stop(self.nginx)
+        if self.proc:
+            return self.stack.procs.stop(self.proc)
+
+
+class Stack:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix='elearn-e2e-%s-' % STORE)
+        self.procs = Procs()
+        self.redis = None
+        self.mongo = None
+        self.mongo_port = None
+        self.db_path = None
+        self.ids = []
+        self.shared_ids = []
+        self.fronts = []
+        self._list_seq = itertools.count()
+
+    # -- configuration --
+    def env(self, **over):
+        e = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
+        e.update(DB_URI=self.db_uri, REDIS_URL='redis://127.0.0.1:%d/0' % self.redis_port,
+                 JWT_SECRET=JWT_SECRET, WORKERS='4')
+        for k, v in over.items():
+            if v is None:
+                e.pop(k, None)
+            else:
+                e[k] = str(v)
+        return e
+
+    # -- servers --
+    def start(self):
+        for tool in ('nginx', 'spawn-fcgi', 'redis-server'):
+            if not shutil.which(tool):
+                raise RuntimeError('%s is not installed (make deps)' % tool)
+        for b in ('elearn-fcgi', 'elearnctl'):
+            if not os.access(os.path.join(BUILD, b), os.X_OK):
+                raise RuntimeError('%s/%s is missing (make)' % (BUILD, b))
+        self.redis_port = free_port()
+        self.start_redis()
+        if STORE == 'sqlite':
+            self.db_path = os.path.join(self.tmp, 'e2e.db')
+            self.db_uri = 'sqlite:' + self.db_path
+        elif STORE == 'mongo':
+            if os.environ.get('TEST_MONGO_URI'):
+                self.db_uri = os.environ['TEST_MONGO_URI']
+            else:
+                self.mongo_port = free_port()
+                self.start_mongo()
+                self.db_uri = 'mongodb://127.0.0.1:%d/elearn_e2e' % self.mongo_port
+        else:
+            raise RuntimeError('EL_E2E_STORE must be sqlite or mongo, not %r' % STORE)
+        self.seed()
+        self.a = self.front('a')
+        self.b = self.front('b')
+        r = self.a.get('/api/courses?page_size=100&sort_by=duration')
+        if r.status != 200:
+            raise RuntimeError('listing the seeded courses failed: %r' % r)
+        ids = [c['_id'] for c in r.json()['items']]
+        if len(ids) != NCOURSES:
+            raise RuntimeError('expected %d seeded courses, got %d' % (NCOURSES, len(ids)))
+        # A few ids any test may read; the rest are handed out one by one.
+        self.shared_ids, self.ids = ids[:4], ids[4:]
+
+    def start_redis(self):
+        d = os.path.join(self.tmp, 'redis')
+        os.makedirs(d, exist_ok=True)
+        self.redis = self.procs.start('redis-server', [
+            'redis-server', '--port', str(self.redis_port), '--bind', '127.0.0.1',
+            '--dir', d, '--save', '', '--appendonly', 'no', '--daemonize', 'no',
+            '--logfile', os.path.join(d, 'redis.log')])
+        wait_until(lambda: redis_ping(self.redis_port), 10, 'redis-server :%d' % self.redis_port)
+
+    def start_mongo(self):
+        self.mongo = self.procs.start(
+            'mongo_server.py', [PY, os.path.join(ROOT, 'tests/mongo_server.py'),
+                                '--port', str(self.mongo_port)],
+            log=os.path.join(self.tmp, 'mongo.log'))
+        wait_until(lambda: tcp_open(self.mongo_port) or self.mongo.poll() is not None, 20,
+                   'mongo test server :%d' % self.mongo_port)
+        if self.mongo.poll() is not None:
+            raise RuntimeError('mongo test server exited:\n' + tail(os.path.join(self.tmp,
+                                                                                 'mongo.log')))
+
+    def ctl(self, *args, timeout=120):
+        """elearnctl on this run's store (DB_URI in its environment)."""
+        return subprocess.run([os.path.join(BUILD, 'elearnctl')] + list(args), env=self.env(),
+                              cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+    def seed(self):
+        if STORE == 'mongo':
+            r = self.ctl('reset', '--yes')
+            if r.returncode != 0:
+                raise RuntimeError('elearnctl reset failed: %s%s' % (r.stdout, r.stderr))
+        r = self.ctl('seed', '--courses', str(NCOURSES), '--db', self.db_uri)
+        if r.returncode != 0:
+            raise RuntimeError('elearnctl seed failed (%d): %s%s' % (r.returncode, r.stdout,
+                                                                      r.stderr))
+
+    def front(self, name, **env):
+        f = Front(self, name, **env)
+        self.fronts.append(f)
+        return f
+
+    # -- test data --
+    def take_id(self):
+        """A course id no test has read yet (so its first read is a MISS)."""
+        if not self.ids:
+            raise AssertionError('the harness ran out of unread course ids; seed more')
+        return self.ids.pop()
+
+    def fresh_list_query(self):
+        """A list query no test has made yet (a new cache key)."""
+        n = next(self._list_seq)
+        return '/api/courses?sort_by=duration&difficulty=intermediate&page_size=%d&page=%d' % (
+            1 + n % 100, 1 + n // 100)
+
+    def stop(self):
+        self.procs.stop_all()
+        if os.environ.get('EL_E2E_KEEP'):
+            print('e2e: kept', self.tmp, file=sys.stderr)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+S = None  # the Stack
+
+
+def setUpModule():
+    global S
+    S = Stack()
+    try:
+        S.start()
+    except BaseException:
+        S.stop()
+        raise
+
+
+def tearDownModule():
+    if S:
+        S.stop()
+
+
+def _stop_at_exit():
+    if S:
+        S.procs.stop_all()
+
+
+atexit.register(_stop_at_exit)
+
+
+# --------------------------------------------------------------------------
+# Making the store unavailable
+
+class SqliteRecoveryLock:
+    """Make a WAL-mode SQLite database unreadable for other processes, the
+    way a crashed writer whose WAL index is being rebuilt does.
+
+    A plain `BEGIN EXCLUSIVE` does not stop readers in WAL mode (readers
+    never wait for the writer), and an exclusive lock on the database file
+    cannot be had while the responder holds its connections open. What does
+    stop every reader: the WAL index (the -shm file) shows two header copies
+    that disagree, so a reader must run recovery, which needs the WAL write
+    and recover locks (bytes 120 and 122 of the -shm file) -- which we hold.
+    The reader then gets SQLITE_BUSY_RECOVERY, retries through its busy
+    handler and fails with SQLITE_BUSY at its busy timeout: exactly "the
+    database is unavailable". On exit the header and the locks are put back;
+    a reader that raced in just runs recovery, SQLite's normal crash path."""
+
+    WAL_WRITE_LOCK = 120
+    WAL_RECOVER_LOCK = 122
+
+    def __init__(self, db_path):
+        self.shm = db_path + '-shm'
+
+    def __enter__(self):
+        if not os.path.exists(self.shm):
+            raise AssertionError('%s is missing: is the database in WAL mode?' % self.shm)
+        self.fd = os.open(self.shm, os.O_RDWR)
+        try:
+            wait_until(lambda: self._try_lock(self.WAL_WRITE_LOCK), 5, 'the WAL write lock')
+            wait_until(lambda: self._try_lock(self.WAL_RECOVER_LOCK), 5, 'the WAL recover lock')
+            self.orig = os.pread(self.fd, 48, 48)  # the second header copy
+            if len(self.orig) != 48:
+                raise AssertionError('%s has no WAL index header' % self.shm)
+            os.pwrite(self.fd, bytes([self.orig[0] ^ 0xff]) + self.orig[1:], 48)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return self
+
+    def _try_lock(self, off):
+        try:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, off)
+            return True
+        except OSError:
+            return False
+
+    def __exit__(self, *exc):
+        try:
+            os.pwrite(self.fd, self.orig, 48)
+            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, self.WAL_RECOVER_LOCK)
+            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, self.WAL_WRITE_LOCK)
+        finally:
+            os.close(self.fd)
+
+
+class MongoStopped:
+    """Freeze the MongoDB test server (SIGSTOP): connections stay open but
+    nothing answers -- the harsher failure, a hang rather than a refusal."""
+
+    def __enter__(self):
+        os.kill(S.mongo.pid, signal.SIGSTOP)
+        return self
+
+    def __exit__(self, *exc):
+        os.kill(S.mongo.pid, signal.SIGCONT)
+
+
+def store_unavailable():
+    if STORE == 'sqlite':
+        return SqliteRecoveryLock(S.db_path)
+    assert CAN_STOP_DB, 'a real mongod (TEST_MONGO_URI) cannot be stopped by the tests'
+    return MongoStopped()
+
+
+# --------------------------------------------------------------------------
+# Tests
+
+class E2E(unittest.TestCase):
+    maxDiff = 2000
+
+    def assertJsonError(self, r, status, mentions=None):
+        self.assertEqual(r.status, status, r)
+        self.assertTrue((r.header('content-type') or '').startswith('application/json'), r)
+        body = r.json()
+        self.assertIsInstance(body, dict, r)
+        self.assertIsInstance(body.get('detail'), str, r)
+        self.assertTrue(body['detail'], r)
+        if mentions:
+            self.assertRegex(body['detail'], r'\b%s\b' % re.escape(mentions), r)
+        return body
+
+    def assertCourse(self, r, cid=None, layer=None):
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue((r.header('content-type') or '').startswith('application/json'), r)
+        if layer:
+            self.assertEqual(r.layer, layer, r)
+        c = r.json()
+        if cid:
+            self.assertEqual(c['_id'], cid)
+        return c
+
+
+class T01CourseCache(E2E):
+
+    def test_miss_then_l1_then_l2_on_the_other_responder(self):
+        cid = S.take_id()
+        r1 = S.a.get('/api/courses/' + cid)
+        self.assertCourse(r1, cid, 'MISS')
+        self.assertTrue(r1.header('etag'), r1)
+        r2 = S.a.get('/api/courses/' + cid)
+        self.assertCourse(r2, cid, 'L1')
+        self.assertEqual(r2.body, r1.body)
+        self.assertEqual(r2.header('etag'), r1.header('etag'))
+        # Responder B shares the Redis: its first read is an L2 hit.
+        r3 = S.b.get('/api/courses/' + cid)
+        self.assertCourse(r3, cid, 'L2')
+        self.assertEqual(r3.body, r1.body)
+        self.assertEqual(r3.header('etag'), r1.header('etag'))
+        self.assertCourse(S.b.get('/api/courses/' + cid), cid, 'L1')
+
+    def test_course_document_shape(self):
+        c = self.assertCourse(S.a.get('/api/courses/' + S.take_id()))
+        for k in ('_id', 'title', 'description', 'category', 'difficulty', 'tags',
+                  'instructor_id', 'duration_minutes', 'rating', 'rating_count',
+                  'enrollment_count', 'published', 'created_at', 'updated_at', 'modules'):
+            self.assertIn(k, c)
+        self.assertRegex(c['_id'], OID)
+        self.assertIn(c['difficulty'], ('beginner', 'intermediate', 'advanced'))
+        self.assertIsInstance(c['tags'], list)
+        self.assertIsInstance(c['modules'], list)
+        self.assertTrue(c['modules'], 'seeded courses have modules')
+        for m in c['modules']:
+            for k in ('_id', 'title', 'content', 'duration_minutes', 'order'):
+                self.assertIn(k, m)
+
+    def test_if_none_match(self):
+        cid = S.take_id()
+        path = '/api/courses/' + cid
+        etag = S.a.get(path).header('etag')
+        self.assertTrue(etag)
+        # L1 path
+        r = S.a.get(path, {'If-None-Match': etag})
+        self.assertEqual(r.status, 304, r)
+        self.assertEqual(r.body, b'')
+        self.assertEqual(r.layer, 'L1')
+        self.assertEqual(r.header('etag'), etag)
+        # L2 path (first read on B)
+        r = S.b.get(path, {'If-None-Match': etag})
+        self.assertEqual(r.status, 304, r)
+        self.assertEqual(r.body, b'')
+        self.assertEqual(r.layer, 'L2')
+        # A list of tags, one matching
+        r = S.a.get(path, {'If-None-Match': '"nope", ' + etag})
+        self.assertEqual(r.status, 304, r)
+        # Wrong ETag: the full body
+        r = S.a.get(path, {'If-None-Match': '"0000-not-it"'})
+        self.assertCourse(r, cid, 'L1')
+
+    def test_not_found_is_cached(self):
+        missing = os.urandom(12).hex()
+        self.assertNotIn(missing, S.ids)
+        r = S.a.get('/api/courses/' + missing)
+        self.assertEqual(self.assertJsonError(r, 404), {'detail': 'Course not found'})
+        self.assertEqual(r.layer, 'MISS')
+        r = S.a.get('/api/courses/' + missing)
+        self.assertEqual(self.assertJsonError(r, 404), {'detail': 'Course not found'})
+        self.assertEqual(r.layer, 'L1', 'a second read of a missing id must come from cache')
+        r = S.b.get('/api/courses/' + missing)
+        self.assertJsonError(r, 404)
+        self.assertEqual(r.layer, 'L2', 'the cached not-found is shared through Redis')
+
+    def test_invalid_id_is_422(self):
+        for bad in ('xyz', 'a' * 23, 'a' * 25, 'g' * 24, '0' * 23 + '%20', '0' * 23 + '%C3%A9'):
+            with self.subTest(id=bad):
+                self.assertJsonError(S.a.get('/api/courses/' + bad), 422)
+
+    def test_uppercase_hex_id_is_valid(self):
+        cid = S.take_id()
+        r = S.a.get('/api/courses/' + cid.upper())
+        self.assertIn(r.status, (200, 404), r)
+        if r.status == 200:
+            self.assertEqual(r.json()['_id'].lower(), cid)
+
+
+class T02CourseList(E2E):
+
+    @classmethod
+    def setUpClass(cls):
+        r = S.a.get('/api/courses?page_size=100')
+        if r.status != 200:
+            raise RuntimeError('GET /api/courses?page_size=100: %r' % r)
+        cls.all = r.json()['items']
+
+    def get_list(self, qs, front=None):
+        r = (front or S.a).get('/api/courses' + ('?' + qs if qs else ''))
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue((r.header('content-type') or '').startswith('application/json'), r)
+        self.assertIn(r.layer, ('L1', 'L2', 'MISS'))
+        self.assertTrue(r.header('etag'), r)
+        return r.json()
+
+    def test_defaults(self):
+        p = self.get_list('')
+        self.assertEqual((p['total'], p['page'], p['page_size']), (NCOURSES, 1, 12))
+        self.assertEqual(len(p['items']), 12)
+
+    def test_sort_orders(self):
+        keys = {
+            'recent': lambda items: sorted(sorted(items, key=lambda c: c['_id']),
+                                           key=lambda c: c['created_at'], reverse=True),
+            'popular': lambda items: sorted(items, key=lambda c: (-c['enrollment_count'], c['_id'])),
+            'top_rated': lambda items: sorted(items, key=lambda c: (-c['rating'], c['_id'])),
+            'duration': lambda items: sorted(items, key=lambda c: (c['duration_minutes'], c['_id'])),
+        }
+        for sort, order in keys.items():
+            with self.subTest(sort_by=sort):
+                items = self.get_list('sort_by=%s&page_size=100' % sort)['items']
+                self.assertEqual(len(items), NCOURSES)
+                self.assertEqual([c['_id'] for c in items], [c['_id'] for c in order(items)])
+        # recent is the default
+        self.assertEqual([c['_id'] for c in self.get_list('page_size=30')['items']],
+                         [c['_id'] for c in self.get_list('sort_by=recent&page_size=30')['items']])
+
+    def test_pagination(self):
+        full = self.get_list('sort_by=popular&page_size=100')['items']
+        p = self.get_list('sort_by=popular&page_size=15&page=2')
+        self.assertEqual((p['total'], p['page'], p['page_size']), (NCOURSES, 2, 15))
+        self.assertEqual([c['_id'] for c in p['items']], [c['_id'] for c in full[15:30]])
+        p = self.get_list('sort_by=popular&page_size=15&page=3')
+        self.assertEqual([c['_id'] for c in p['items']], [c['_id'] for c in full[30:]])
+        p = self.get_list('sort_by=popular&page_size=15&page=9')
+        self.assertEqual((p['total'], len(p['items'])), (NCOURSES, 0))
+
+    def test_filters(self):
+        cat = self.all[0]['category']
+        p = self.get_list('category=%s&page_size=100' % urllib.parse.quote(cat))
+        self.assertTrue(all(c['category'] == cat for c in p['items']), p)
+        self.assertEqual(p['total'], sum(c['category'] == cat for c in self.all))
+        self.assertEqual(len(p['items']), p['total'])
+        for diff in ('beginner', 'intermediate', 'advanced'):
+            with self.subTest(difficulty=diff):
+                p = self.get_list('difficulty=%s&page_size=100' % diff)
+                self.assertTrue(all(c['difficulty'] == diff for c in p['items']))
+                self.assertEqual(p['total'], sum(c['difficulty'] == diff for c in self.all))
+        diff = self.all[0]['difficulty']
+        p = self.get_list('difficulty=%s&category=%s&page_size=100' %
+                          (diff, urllib.parse.quote(cat)))
+        self.assertEqual(p['total'], sum(c['difficulty'] == diff and c['category'] == cat
+                                         for c in self.all))
+        self.assertGreaterEqual(p['total'], 1)
+        p = self.get_list('category=no-such-category-e2e')
+        self.assertEqual((p['total'], p['items']), (0, []))
+
+    def test_search_is_case_insensitive(self):
+        words = [w for c in self.all for w in re.findall(r'[A-Za-z]{5,}', c['title'])]
+        self.assertTrue(words, 'seeded titles have words')
+        word = words[0]
+
+        def hits(c):
+            hay = [c['title'], c['description']] + list(c['tags'])
+            return any(word.lower() in h.lower() for h in hay)
+        expect = sum(hits(c) for c in self.all)
+        totals = []
+        for w in (word.lower(), word.upper(), word):
+            p = self.get_list('search=%s&page_size=100' % w)
+            self.assertTrue(all(hits(c) for c in p['items']), (w, p))
+            totals.append(p['total'])
+        self.assertEqual(totals, [expect] * 3)
+        self.assertGreaterEqual(expect, 1)
+
+    def test_search_is_literal(self):
+        # Regex and LIKE metacharacters match themselves, nothing more.
+        for raw in ('.*', '%', '_', '(', '\\', '"', "'", '[a-z]+', '$where', 'a.c'):
+            with self.subTest(search=raw):
+                p = self.get_list('page_size=100&search=' + urllib.parse.quote(raw, safe=''))
+                expect = [c['_id'] for c in self.all
+                          if any(raw.lower() in h.lower()
+                                 for h in [c['title'], c['description']] + list(c['tags']))]
+                self.assertEqual(sorted(c['_id'] for c in p['items']), sorted(expect))
+                self.assertEqual(p['total'], len(expect))
+
+    def test_invalid_parameters(self):
+        cases = [('page=0', 'page'), ('page=-1', 'page'), ('page=abc', 'page'),
+                 ('page_size=0', 'page_size'), ('page_size=101', 'page_size'),
+                 ('page_size=abc', 'page_size'), ('difficulty=expert', 'difficulty'),
+                 ('sort_by=x', 'sort_by'), ('unknown=1', 'unknown'),
+                 ('page=1&page=2', 'page')]
+        for qs, param in cases:
+            with self.subTest(qs=qs[:40]):
+                self.assertJsonError(S.a.get('/api/courses?' + qs), 422, mentions=param)
+
+    def test_list_cache_layers(self):
+        qs = 'sort_by=top_rated&page_size=7&page=2'
+        r1 = S.a.get('/api/courses?' + qs)
+        self.assertEqual((r1.status, r1.layer), (200, 'MISS'), r1)
+        r2 = S.a.get('/api/courses?' + qs)
+        self.assertEqual((r2.status, r2.layer), (200, 'L1'), r2)
+        self.assertEqual(r2.body, r1.body)
+        self.assertEqual(r2.header('etag'), r1.header('etag'))
+        # The same page spelled differently is the same cache entry.
+        r3 = S.a.get('/api/courses?page=2&page_size=7&sort_by=top_rated')
+        self.assertEqual((r3.status, r3.layer, r3.body), (200, 'L1', r1.body), r3)
+        r4 = S.b.get('/api/courses?' + qs)
+        self.assertEqual((r4.status, r4.layer, r4.body), (200, 'L2', r1.body), r4)
+        r5 = S.a.get('/api/courses?' + qs, {'If-None-Match': r1.header('etag')})
+        self.assertEqual((r5.status, r5.body), (304, b''), r5)
+
+
+class T03Routing(E2E):
+
+    def test_unknown_path_is_404_json(self):
+        for path in ('/api/nope', '/api/courses/%s/extra' % ('a' * 24), '/api/', '/api/course'):
+            with self.subTest(path=path):
+                self.assertJsonError(S.a.get(path), 404)
+
+    def test_wrong_method_is_405_with_allow(self):
+        cid = S.shared_ids[0]
+        for path in ('/api/courses', '/api/courses/' + cid):
+            with self.subTest(path=path):
+                r = S.a.request('PUT', path, body=b'{}', headers={'Content-Type': 'application/json'})
+                self.assertJsonError(r, 405)
+                allow = [m.strip() for m in (r.header('allow') or '').split(',')]
+                self.assertIn('GET', allow, r.headers)
+                self.assertNotIn('PUT', allow)
+
+    def test_body_over_1mib_is_413_json(self):
+        # Under nginx's 2 MiB limit: the responder's own 413.
+        r = S.a.request('POST', '/api/courses', body=b'x' * (1024 * 1024 + 1024),
+                        headers={'Content-Type': 'application/json'})
+        self.assertJsonError(r, 413)
+
+    def test_body_over_2mib_is_413_json_from_nginx(self):
+        r = S.a.request('POST', '/api/courses', body=b'x' * (3 * 1024 * 1024),
+                        headers={'Content-Type': 'application/json'})
+        self.assertJsonError(r, 413)
+
+    def test_frontend_is_served(self):
+        r = S.a.get('/')
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b'<html', r.body.lower())
+        for f in ('/app.js', '/style.css'):
+            with self.subTest(f=f):
+                self.assertEqual(S.a.get(f).status, 200)
+
+
+class T04RequestLog(E2E):
+
+    def test_one_line_per_request(self):
+        cid = S.take_id()
+        S.a.get('/api/courses/' + cid)
+        S.a.get('/api/courses/' + cid)
+        S.a.request('PUT', '/api/courses')
+        want = [r'GET /courses/%s 200 MISS \d+us' % cid, r'GET /courses/%s 200 L1 \d+us' % cid,
+                r'PUT /courses 405 - \d+us']
+
+        def logged():
+            lines = S.a.log_text().splitlines()
+            return all(any(re.fullmatch(w, l) for l in lines) for w in want)
+        wait_until(logged, 5, 'request log lines %s in %s' % (want, S.a.log))
+        lines = [l for l in S.a.log_text().splitlines() if LOG_LINE.match(l)]
+        self.assertGreater(len(lines), 10)
+
+    def test_paths_cannot_forge_log_lines(self):
+        # nginx decodes %0A and %0D in the path into PATH_INFO; the responder
+        # must not log them raw, or a client can write lines of its own.
+        S.a.get('/api/courses/x%0AGET%20/courses/forged%20200%20L1%201us%0D')
+        S.a.get('/api/nope%0Dforged')
+        after = 'GET /courses/%s 200 L1' % S.shared_ids[0]
+        S.a.get('/api/courses/' + S.shared_ids[0])
+        S.a.get('/api/courses/' + S.shared_ids[0])  # surely L1 now: a line to wait for
+        wait_until(lambda: after in S.a.log_text(), 5, 'the request log')
+        for line in re.split(r'[\r\n]', S.a.log_text()):
+            self.assertFalse(line.startswith('GET /courses/forged') or line.startswith('forged'),
+                             'a request path wrote its own log line: %r' % line)
+
+
+class T05Config(E2E):
+
+    def check(self, env_file=None, **over):
+        argv = [os.path.join(BUILD, 'elearn-fcgi'), '--check-config']
+        if env_file:
+            argv[1:1] = ['--env-file', env_file]
+        return subprocess.run(argv, env=S.env(**over), cwd=ROOT, capture_output=True,
+                              text=True, timeout=20)
+
+    def assertRejects(self, var, r):
+        self.assertEqual(r.returncode, 2, r)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, 'one line on stderr: %r' % r.stderr)
+        self.assertIn(var, lines[0])
+
+    def test_valid(self):
+        r = self.check()
+        self.assertEqual(r.returncode, 0, r)
+
+    def test_bad_values_name_the_variable(self):
+        for var, val in (('JWT_SECRET', 'short'), ('JWT_SECRET', None), ('COURSE_TTL', 'abc'),
+                         ('COURSE_TTL', '0'), ('COURSE_LIST_TTL', '86401'), ('WORKERS', '0'),
+                         ('REDIS_TIMEOUT_MS', '5'), ('DB_TIMEOUT_MS', 'x'),
+                         ('IDLE_TIMEOUT', '-1'), ('L1_MAX_BYTES', 'lots'),
+                         ('DB_URI', 'postgres://nope')):
+            with self.subTest(var=var, val=val):
+                self.assertRejects(var, self.check(**{var: val}))
+
+    def test_env_file(self):
+        path = os.path.join(S.tmp, 'bad.env')
+        with open(path, 'w') as f:
+            f.write('# comment\n\nexport COURSE_TTL="abc"\n')
+        self.assertRejects('COURSE_TTL', self.check(env_file=path))
+        # The environment wins over the file.
+        self.assertEqual(self.check(env_file=path, COURSE_TTL='60').returncode, 0)
+        # The shipped example is valid (JWT_SECRET, empty there, comes from
+        # the environment).
+        r = self.check(env_file=os.path.join(ROOT, 'conf/elearn.env.example'))
+        self.assertEqual(r.returncode, 0, r)
+        self.assertRejects('JWT_SECRET', self.check(
+            env_file=os.path.join(ROOT, 'conf/elearn.env.example'), JWT_SECRET=None))
+
+
+class T06KeepAlive(E2E):
+    """A request whose body the handler never reads, then a GET on the same
+    client connection -- and so on the same kept-alive nginx->responder
+    connection. A responder that left the body unread would take it for the
+    next request."""
+
+    def test_unread_bodies_do_not_break_the_connection(self):
+        f = S.front('keep', WORKERS=1)
+        try:
+            cid = S.shared_ids[1]
+            c = f.conn()
+            for i in range(6):
+                with self.subTest(round=i):
+                    r = f.request('PUT', '/api/courses/' + cid, body=b'{' * (100 * 1024), conn=c)
+                    self.assertJsonError(r, 405)
+                    self.assertCourse(f.get('/api/courses/' + cid, conn=c), cid)
+                    r = f.request('GET', '/api/courses/' + cid, body=b'y' * 5000, conn=c)
+                    self.assertCourse(r, cid)
+                    r = f.request('POST', '/api/courses', body=b'z' * (1024 * 1024 + 10), conn=c)
+                    self.assertJsonError(r, 413)
+                    self.assertCourse(f.get('/api/courses/' + cid, conn=c), cid)
+            c.close()
+            bad = [l for l in f.log_text().splitlines()
+                   if not LOG_LINE.match(l) and re.search(r'protocol|error|fail', l, re.I)]
+            self.assertEqual(bad, [], 'responder log')
+            self.assertEqual(f.nginx_errors(), [], 'nginx error log')
+            self.assertEqual(f.stop(), 0)
+        finally:
+            f.stop()
+
+
+class T07StallFreedom(E2E):
+
+    def test_workers_2_with_many_keepalive_connections(self):
+        f = S.front('stall', WORKERS=2)
+        try:
+            cid = S.shared_ids[2]
+            statuses = []
+            errors = []
+            lock = threading.Lock()
+
+            def client(n):
+                c = f.conn(timeout=20)
+                got = []
+                try:
+                    for i in range(n):
+                        path = '/api/courses/' + cid if i % 4 else '/api/courses?page_size=3'
+                        got.append(f.get(path, conn=c).status)
+                except Exception as e:  # noqa: BLE001 -- reported below
+                    with lock:
+                        errors.append(repr(e))
+                finally:
+                    c.close()
+                with lock:
+                    statuses.extend(got)
+
+            # Round 1 leaves nginx holding many idle upstream connections;
+            # round 2 must still be served by the two worker threads.
+            t0 = time.monotonic()
+            for rnd in range(2):
+                threads = [threading.Thread(target=client, args=(25,), daemon=True)
+                           for _ in range(32)]
+                for t in threads:
+                    t.start()
+                deadline = time.monotonic() + 60
+                for t in threads:
+                    t.join(max(0.1, deadline - time.monotonic()))
+                self.assertFalse(any(t.is_alive() for t in threads),
+                                 'round %d stalled: clients still waiting after 60 s' % rnd)
+            elapsed = time.monotonic() - t0
+            self.assertEqual(errors, [])
+            self.assertEqual(len(statuses), 2 * 32 * 25)
+            self.assertEqual(set(statuses), {200})
+            self.assertLess(elapsed, 60)
+        finally:
+            f.stop()
+
+
+class T08Sigterm(E2E):
+
+    @only_if(CAN_STOP_DB)
+    def test_sigterm_finishes_in_flight_requests_and_exits_0(self):
+        f = S.front('term', WORKERS=4)
+        stop = threading.Event()
+        statuses = []
+        slow = {}
+
+        def hammer():
+            c = f.conn(timeout=10)
+            try:
+                while not stop.is_set():
+                    try:
+                        statuses.append(f.get('/api/courses/' + S.shared_ids[3], conn=c).status)
+                    except (OSError, http.client.HTTPException):
+                        c.close()
+                        c = f.conn(timeout=10)
+                        time.sleep(0.01)
+            finally:
+                c.close()
+
+        def slow_request(cid):
+            try:
+                slow['resp'] = f.get('/api/courses/' + cid, timeout=15)
+            except Exception as e:  # noqa: BLE001
+                slow['error'] = repr(e)
+
+        try:
+            self.assertCourse(f.get('/api/courses/' + S.shared_ids[3]), S.shared_ids[3])
+            hammers = [threading.Thread(target=hammer, daemon=True) for _ in range(3)]
+            for t in hammers:
+                t.start()
+            wait_until(lambda: len(statuses) > 20, 10, 'requests flowing')
+            # An uncached read held in flight by an unavailable store (it
+            # ends with 503 at the store timeout, ~1.5 s).
+            with store_unavailable():
+                st = threading.Thread(target=slow_request, args=(S.take_id(),), daemon=True)
+                st.start()
+                # The one fixed pause: nothing outside the responder can see
+                # that the request has reached a worker thread.
+                time.sleep(0.4)
+                t0 = time.monotonic()
+                f.proc.send_signal(signal.SIGTERM)
+                try:
+                    rc = f.proc.wait(5.5)
+                except subprocess.TimeoutExpired:
+                    rc = None
+                took = time.monotonic() - t0
+                st.join(15)
+            stop.set()
+            for t in hammers:
+                t.join(10)
+            self.assertEqual(rc, 0, 'exit status after SIGTERM (None = still running after 5 s)')
+            self.assertLess(took, 5.0)
+            self.assertNotIn('error', slow, slow)
+            self.assertIn(slow['resp'].status, (200, 503),
+                          'the in-flight request must be finished, not dropped: %r' % slow)
+            self.assertTrue(set(statuses) <= {200, 502}, set(statuses))
+            self.assertIn(200, statuses)
+            self.assertFalse(unix_accepts(f.sock), 'the socket still accepts connections')
+        finally:
+            stop.set()
+            f.stop()
+
+
+class T09RedisDown(E2E):
+
+    def fresh_course(self, front, layer):
+        cid = S.take_id()
+        r = front.get('/api/courses/' + cid)
+        self.assertCourse(r, cid, layer)
+        return cid, r
+
+    def test_redis_down_then_back(self):
+        warm = S.take_id()
+        self.assertCourse(S.a.get('/api/courses/' + warm), warm, 'MISS')
+        self.assertCourse(S.a.get('/api/courses/' + warm), warm, 'L1')
+
+        # 1. Redis hangs (SIGSTOP): every command would wait for its timeout
+        #    until the breaker opens.
+        os.kill(S.redis.pid, signal.SIGSTOP)
+        try:
+            self.assertCourse(S.a.get('/api/courses/' + warm), warm, 'L1')
+            _, r = self.fresh_course(S.a, 'MISS')
+            self.assertLess(r.elapsed, 1.0, r)
+            times = []
+            for _ in range(25):
+                r = S.a.get(S.fresh_list_query())
+                self.assertEqual((r.status, r.layer), (200, 'MISS'), r)
+                times.append(r.elapsed)
+            self.assertLess(max(times), 0.6, 'no request may wait long on a hung Redis: %s' % times)
+            self.assertLess(sum(times[-10:]), 1.0, 'the breaker must make Redis cost ~nothing: %s'
+                            % times)
+        finally:
+            os.kill(S.redis.pid, signal.SIGCONT)
+
+        # 2. Redis dead (SIGKILL, only that pid).
+        S.procs.stop(S.redis, signal.SIGKILL)
+        self.assertCourse(S.a.get('/api/courses/' + warm), warm, 'L1')
+        _, r = self.fresh_course(S.b, 'MISS')
+        self.assertLess(r.elapsed, 1.0, r)
+        times = []
+        for _ in range(25):
+            r = S.b.get(S.fresh_list_query())
+            self.assertEqual(r.status, 200, r)
+            times.append(r.elapsed)
+        self.assertLess(max(times), 0.6, times)
+
+        # 3. Redis back on the same port: used again without a restart.
+        S.start_redis()
+
+        def shared_again():
+            q = S.fresh_list_query()
+            ra = S.a.get(q)
+            rb = S.b.get(q)
+            return ra.status == 200 and rb.layer == 'L2' and rb.body == ra.body
+        wait_until(shared_again, 15, 'responder B to read what A wrote to the restarted Redis',
+                   interval=0.2)
+        cid, r1 = self.fresh_course(S.a, 'MISS')
+        r2 = S.b.get('/api/courses/' + cid)
+        self.assertCourse(r2, cid, 'L2')
+        self.assertEqual(r2.body, r1.body)
+
+
+class T10DatabaseDown(E2E):
+
+    @only_if(CAN_STOP_DB)
+    def test_database_down_serves_cache_and_503(self):
+        cached = S.take_id()
+        self.assertCourse(S.a.get('/api/courses/' + cached), cached, 'MISS')
+        self.assertCourse(S.a.get('/api/courses/' + cached), cached, 'L1')
+        list_q = S.fresh_list_query()
+        self.assertEqual(S.a.get(list_q).status, 200)
+        uncached = S.take_id()
+        uncached_q = S.fresh_list_query()
+
+        with store_unavailable():
+            self.assertCourse(S.a.get('/api/courses/' + cached), cached, 'L1')
+            self.assertCourse(S.b.get('/api/courses/' + cached), cached, 'L2')
+            self.assertEqual(S.a.get(list_q).layer, 'L1')
+            for path in ('/api/courses/' + uncached, uncached_q):
+                with self.subTest(path=path):
+                    r = S.a.get(path, timeout=10)
+                    self.assertJsonError(r, 503)
+                    self.assertLess(r.elapsed, 3.0, r)
+                    # A failure is not cached: ask again, still 503 (not 404).
+                    r = S.b.get(path, timeout=10)
+                    self.assertJsonError(r, 503)
+                    self.assertLess(r.elapsed, 3.0, r)
+
+        # Back: the same reads now succeed, from the store.
+        def served(front, path):
+            return lambda: front.get(path).status == 200
+        for front in (S.a, S.b):
+            wait_until(served(front, '/api/courses/' + uncached), 15,
+                       'the store to answer again (%s)' % front.name, interval=0.2)
+            wait_until(served(front, uncached_q), 15, 'lists again', interval=0.2)
+        self.assertCourse(S.a.get('/api/courses/' + uncached), uncached)
+
+    @only_if(STORE == 'mongo' and CAN_STOP_DB)
+    def test_mongo_server_killed_and_restarted(self):
+        """The database process gone (connection refused rather than a
+        hang), then a new one on the same port: the responders reconnect by
+        themselves. Runs last: the test server keeps its data in memory, so
+        the new one is seeded afresh (new ids)."""
+        cached = S.take_id()
+        self.assertCourse(S.a.get('/api/courses/' + cached), cached, 'MISS')
+        q = S.fresh_list_query()
+
+        S.procs.stop(S.mongo)
+        self.assertCourse(S.a.get('/api/courses/' + cached), cached, 'L1')
+        r = S.a.get(q, timeout=10)
+        self.assertJsonError(r, 503)
+        self.assertLess(r.elapsed, 3.0, r)
+
+        S.start_mongo()
+        S.seed()
+
+        def back():
+            r = S.a.get(S.fresh_list_query())
+            return r.status == 200 and r.json()['total'] > 0
+        wait_until(back, 15, 'responder A to use the restarted database', interval=0.2)
+        r = S.b.get(q)
+        self.assertEqual(r.status, 200, r)
+
+
+ORDER = [T01CourseCache, T02CourseList, T03Routing, T04RequestLog, T05Config, T06KeepAlive,
+         T07StallFreedom, T08Sigterm, T09RedisDown, T10DatabaseDown]
+
+
+def _on_signal(signum, frame):
+    # KeyboardInterrupt, not SystemExit: unittest records SystemExit as a
+    # test error and goes on; KeyboardInterrupt ends the run.
+    raise KeyboardInterrupt('signal %d' % signum)
+
+
+def main():
+    signal.signal(signal.SIGTERM, _on_signal)
+    verbosity = 2 if '-v' in sys.argv else 1
+    names = [a for a in sys.argv[1:] if not a.startswith('-')]
+    loader = unittest.TestLoader()
+    if names:
+        suite = loader.loadTestsFromNames(names, sys.modules[__name__])
+    else:
+        suite = unittest.TestSuite(loader.loadTestsFromTestCase(c) for c in ORDER)
+    print('== e2e (%s store, build %s)' % (STORE, BUILD), flush=True)
+    result = unittest.TextTestRunner(verbosity=verbosity, stream=sys.stdout).run(suite)
+    # Count tests, not failures: a test with three failing subTests is one
+    # failed test. A setUpModule/setUpClass error counts as one failure.
+    bad = {getattr(t, 'test_case', t).id()
+           for t, _ in result.failures + result.errors} | {
+        t.id() for t in result.unexpectedSuccesses}
+    real_bad = sum(1 for i in bad if i.count('.') >= 2)  # __main__.Class.test
+    # Tests that do not apply are not defined (only_if), so a skip here is a
+    # test that did not run: counted as a failure.
+    failed = len(bad) + len(result.skipped)
+    passed = max(0, result.testsRun - real_bad - len(result.skipped))
+    print('e2e-%s: %d passed, %d failed' % (STORE, passed, failed), flush=True)
+    out = os.environ.get('EL_E2E_RESULT')
+    if out:
+        with open(out, 'w') as f:
+            f.write('%d %d\n' % (passed, failed))
+    return 0 if failed == 0 and result.testsRun > 0 else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

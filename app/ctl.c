@@ -1,5 +1,5 @@
 /* ctl.c -- elearnctl, the administration CLI: seed, count and reset the
- * course store.
+ * store, and manage user accounts (create, change role, delete).
  *
  *   elearnctl [--db URI] COMMAND [OPTIONS]
  *
@@ -16,8 +16,18 @@
  * the ids (made by the store) and the dates' anchor (now) differ between
  * runs.
  *
+ * Passwords are never arguments (argv is visible to every local user in
+ * ps): create-user reads one line from stdin, without echo on a terminal.
+ * Commands that change a user also delete the user's cached session in
+ * Redis ($REDIS_URL, default redis://127.0.0.1:6379/0, empty = no Redis),
+ * so running responders reload the account from the store on its next
+ * request. Each responder also keeps sessions in its L1 for a moment
+ * (SESSION_L1_MS); those expire on their own.
+ *
  * Exit status: 0 done, 1 the store failed (one line "elearnctl: ..." on
- * stderr), 2 bad usage (the message and the usage on stderr). */
+ * stderr), 2 bad usage or input (the message and the usage on stderr). A
+ * Redis failure after a user change is a warning, not a failure: the store
+ * is the truth, and the cached copy expires by its TTL. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -26,13 +36,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "course.h"
 #include "el.h"
+#include "jwt.h"
+#include "key.h"
+#include "password.h"
+#include "redis.h"
 #include "store.h"
+#include "user.h"
 
 #define DEFAULT_DB_URI "sqlite:var/elearn.db"
+#define DEFAULT_REDIS_URL "redis://127.0.0.1:6379/0"
 #define EXIT_USAGE 2
 #define SEED_MAX_COURSES 1000000
 
@@ -47,6 +65,9 @@ struct command {
 static int cmd_seed(const struct command *self, int argc, char **argv);
 static int cmd_count(const struct command *self, int argc, char **argv);
 static int cmd_reset(const struct command *self, int argc, char **argv);
+static int cmd_create_user(const struct command *self, int argc, char **argv);
+static int cmd_set_role(const struct command *self, int argc, char **argv);
+static int cmd_delete_user(const struct command *self, int argc, char **argv);
 static int cmd_help(const struct command *self, int argc, char **argv);
 
 /* The order here is the order of --help. */
@@ -54,7 +75,11 @@ static const struct command commands[] = {
     {"seed", cmd_seed, "--courses N [--seed S] [--if-empty]",
      "write N generated courses (same S, same data; default S 42)"},
     {"count", cmd_count, "", "print the number of courses"},
-    {"reset", cmd_reset, "--yes", "delete every course"},
+    {"reset", cmd_reset, "--yes", "delete everything: courses, users, tokens"},
+    {"create-user", cmd_create_user, "--email E --role R --password-stdin [--name N]",
+     "add a user (role student, instructor or admin); the password is one line on stdin"},
+    {"set-role", cmd_set_role, "--email E --role R", "change a user's role"},
+    {"delete-user", cmd_delete_user, "--email E", "delete a user"},
     {"help", cmd_help, "", "print this help"},
     {NULL, NULL, NULL, NULL},
 };
@@ -66,19 +91,24 @@ static void usage(FILE *out)
     const struct command *c;
 
     fprintf(out, "usage: elearnctl [--db URI] COMMAND [OPTIONS]\n\n"
-                 "Administer the elearn course store.\n\n"
+                 "Administer the elearn store: courses and user accounts.\n\n"
                  "Commands:\n");
     for (c = commands; c->name; c++) {
-        char left[64];
+        char left[96];
 
         snprintf(left, sizeof(left), "%s %s", c->name, c->usage);
-        fprintf(out, "  %-40s  %s\n", left, c->summary);
+        if (strlen(left) > 40) /* the summary on a line of its own */
+            fprintf(out, "  %s\n  %-40s  %s\n", left, "", c->summary);
+        else
+            fprintf(out, "  %-40s  %s\n", left, c->summary);
     }
     fprintf(out,
             "\nThe store is --db URI, else $DB_URI, else $MONGO_URI, else %s.\n"
             "URIs: sqlite:PATH or mongodb://HOST[:PORT]/DATABASE.\n"
+            "User changes also clear the user's cached session in Redis: $REDIS_URL,\n"
+            "else %s (set REDIS_URL= to skip).\n"
             "Run 'elearnctl COMMAND --help' for one command.\n",
-            DEFAULT_DB_URI);
+            DEFAULT_DB_URI, DEFAULT_REDIS_URL);
 }
 
 static void command_usage(FILE *out, const struct command *c)
@@ -599,16 +629,361 @@ static int cmd_reset(const struct command *self, int argc, char **argv)
             return usage_error(self, "reset: unexpected argument '%s'", argv[i]);
     }
     if (!yes)
-        return usage_error(self, "reset deletes every course; add --yes to confirm");
+        return usage_error(self,
+                           "reset deletes every course, user and token; add --yes to confirm");
     if ((rc = open_store(&s)) != EXIT_SUCCESS)
         return rc;
     rc = el_store_reset(s);
     if (rc != EL_OK)
         rc = fail("cannot reset %s: %s", store_uri(), el_strerror(rc));
     else
-        printf("deleted every course from the %s store\n", el_store_kind(s));
+        printf("deleted every course, user and token from the %s store\n", el_store_kind(s));
     close_store(s);
     return rc == EL_OK ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* ---- users ---------------------------------------------------------------- */
+
+static void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void warn(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("elearnctl: warning: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* 1 if s is valid UTF-8 (no overlong forms, surrogates or values above
+ * U+10FFFF) without control characters (C0, DEL, C1): fit for a display
+ * name. */
+static int printable_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p) {
+        uint32_t cp;
+        int n;
+
+        if (*p < 0x80) {
+            if (*p < 0x20 || *p == 0x7F)
+                return 0;
+            p++;
+            continue;
+        }
+        if ((*p & 0xE0) == 0xC0)
+            n = 1, cp = *p & 0x1Fu;
+        else if ((*p & 0xF0) == 0xE0)
+            n = 2, cp = *p & 0x0Fu;
+        else if ((*p & 0xF8) == 0xF0)
+            n = 3, cp = *p & 0x07u;
+        else
+            return 0;
+        for (int i = 1; i <= n; i++) { /* stops at the NUL: it is no continuation byte */
+            if ((p[i] & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i] & 0x3Fu);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || cp < 0xA0)
+            return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
+/* Read the password: one line of stdin without its line ending (LF or
+ * CRLF); on a terminal, prompted for and not echoed. On success *out is a
+ * heap string the caller wipes (explicit_bzero) and frees. Its length is
+ * checked as the API checks it, in bytes. */
+static int read_password(const struct command *self, char **out)
+{
+    struct termios old, quiet;
+    bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+    char *line = NULL;
+    size_t cap = 0, n;
+    ssize_t got;
+    int rc = EXIT_SUCCESS;
+
+    *out = NULL;
+    if (tty) {
+        fputs("Password: ", stderr);
+        fflush(stderr);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        (void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    got = getline(&line, &cap, stdin);
+    if (tty) {
+        (void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    if (got < 0) {
+        free(line);
+        return usage_error(self, "create-user: no password on stdin");
+    }
+    n = (size_t)got;
+    if (n > 0 && line[n - 1] == '\n')
+        line[--n] = '\0';
+    if (n > 0 && line[n - 1] == '\r')
+        line[--n] = '\0';
+    if (memchr(line, '\0', n) != NULL)
+        rc = usage_error(self, "create-user: the password contains a NUL byte");
+    else if (n < EL_PASSWORD_MIN || n > EL_PASSWORD_MAX)
+        rc = usage_error(self, "create-user: the password must be %d to %d bytes long (got %zu)",
+                         EL_PASSWORD_MIN, EL_PASSWORD_MAX, n);
+    if (rc != EXIT_SUCCESS) {
+        explicit_bzero(line, cap);
+        free(line);
+        return rc;
+    }
+    *out = line;
+    return EXIT_SUCCESS;
+}
+
+/* Delete user_id's cached session from Redis, so the responders reload
+ * the account (its new role, or that it is gone) on its next request. The
+ * store change is what counts: a Redis that cannot be reached is reported
+ * as a warning, and the cached copy then lives out its TTL. */
+static void drop_session(const char *user_id)
+{
+    const char *url = getenv("REDIS_URL");
+    struct el_redis *r = NULL;
+    struct el_err err = {0, ""};
+    char key[EL_KEY_MAX];
+    int rc;
+
+    if (url == NULL)
+        url = DEFAULT_REDIS_URL;
+    if (*url == '\0')
+        return; /* no Redis in this deployment */
+    if (el_key_user_session(key, sizeof(key), user_id) < 0) {
+        warn("cannot name the session key of user %s; the cached session was not cleared", user_id);
+        return;
+    }
+    /* The URL may hold a password, so it is never printed. */
+    if ((rc = el_redis_new(url, NULL, &r, &err)) != EL_OK) {
+        warn("REDIS_URL: %s; the cached session of user %s was not cleared", err.msg, user_id);
+        return;
+    }
+    rc = el_redis_del(r, key);
+    if (rc != EL_OK)
+        warn("cannot clear the cached session of user %s in Redis (%s); it expires on its own",
+             user_id, el_strerror(rc));
+    el_redis_thread_cleanup(r);
+    el_redis_free(r);
+}
+
+/* Parse --email into its normalised form. */
+static int email_arg(const struct command *self, const char *email, char norm[EL_EMAIL_MAX + 1])
+{
+    if (email == NULL)
+        return usage_error(self, "%s: --email E is required", self->name);
+    if (el_email_normalize(email, norm, EL_EMAIL_MAX + 1) != EL_OK)
+        return usage_error(self, "%s: '%s' is not a valid email address", self->name, email);
+    return EXIT_SUCCESS;
+}
+
+static int role_arg(const struct command *self, const char *role)
+{
+    if (role == NULL)
+        return usage_error(self, "%s: --role R is required", self->name);
+    if (!el_role_valid(role))
+        return usage_error(self, "%s: --role must be student, instructor or admin", self->name);
+    return EXIT_SUCCESS;
+}
+
+/* The options of the user commands: --email, --role, --name and
+ * --password-stdin, each accepted only where `allowed` names it. Returns
+ * -1 to go on, else an exit status. */
+struct user_opts {
+    const char *email, *role, *name;
+    bool password_stdin;
+};
+
+static int user_options(const struct command *self, int argc, char **argv, const char *allowed,
+                        struct user_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    for (int i = 0; i < argc; i++) {
+        static const char *const names[] = {"--email", "--role", "--name"};
+        const char **slot[] = {&o->email, &o->role, &o->name};
+        const char *v;
+        int r = common_option(self, argc, argv, &i);
+        bool known = false;
+
+        if (r >= STOP(0))
+            return r - STOP(0);
+        if (r)
+            continue;
+        if (strcmp(argv[i], "--password-stdin") == 0 && strstr(allowed, "--password-stdin")) {
+            o->password_stdin = true;
+            continue;
+        }
+        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]) && !known; k++) {
+            if (!strstr(allowed, names[k]))
+                continue;
+            if ((r = opt_value(argc, argv, &i, names[k], &v)) < 0)
+                return usage_error(self, "%s needs a value", names[k]);
+            if (r > 0) {
+                *slot[k] = v;
+                known = true;
+            }
+        }
+        if (!known)
+            return usage_error(self, "%s: unexpected argument '%s'", self->name, argv[i]);
+    }
+    return -1;
+}
+
+static int cmd_create_user(const struct command *self, int argc, char **argv)
+{
+    char norm[EL_EMAIL_MAX + 1], hash[EL_PASSWORD_HASH_MAX], local[EL_NAME_MAX + 1];
+    struct el_store *s = NULL;
+    struct user_opts o;
+    struct el_user u;
+    struct el_buf b;
+    char *password = NULL;
+    int rc;
+
+    if ((rc = user_options(self, argc, argv, "--email --role --name --password-stdin", &o)) >= 0)
+        return rc;
+    if ((rc = email_arg(self, o.email, norm)) != EXIT_SUCCESS ||
+        (rc = role_arg(self, o.role)) != EXIT_SUCCESS)
+        return rc;
+    if (!o.password_stdin)
+        return usage_error(self, "create-user: the password is read from stdin only; "
+                                 "add --password-stdin");
+    if (o.name == NULL) { /* the email's local part, which is never empty */
+        snprintf(local, sizeof(local), "%.*s", (int)strcspn(norm, "@"), norm);
+        o.name = local;
+    }
+    if (*o.name == '\0' || strlen(o.name) > EL_NAME_MAX || !printable_utf8(o.name))
+        return usage_error(self,
+                           "create-user: --name must be 1 to %d bytes of UTF-8 text without "
+                           "control characters",
+                           EL_NAME_MAX);
+    if ((rc = read_password(self, &password)) != EXIT_SUCCESS)
+        return rc;
+    if ((rc = open_store(&s)) != EXIT_SUCCESS)
+        goto out;
+    el_password_setup(NULL, 1);
+    rc = el_password_hash(password, hash);
+    if (rc != EL_OK) {
+        rc = fail("cannot hash the password: %s", el_strerror(rc));
+        goto out;
+    }
+    memset(&u, 0, sizeof(u));
+    u.email = norm;
+    u.name = (char *)o.name; /* borrowed: u is never cleaned up */
+    snprintf(u.role, sizeof(u.role), "%s", o.role);
+    u.password_hash = hash;
+    rc = el_store_user_insert(s, &u);
+    if (rc == EL_ECONFLICT) {
+        rc = fail("a user with email %s already exists", norm);
+        goto out;
+    }
+    if (rc != EL_OK) {
+        rc = fail("cannot add the user to %s: %s", store_uri(), el_strerror(rc));
+        goto out;
+    }
+    el_buf_init(&b, 4096);
+    if (el_user_to_json(&u, &b) == EL_OK)
+        printf("%s\n", b.data);
+    else
+        printf("created user %s (%s)\n", u.id, norm);
+    el_buf_cleanup(&b);
+    rc = EXIT_SUCCESS;
+out:
+    if (password) {
+        explicit_bzero(password, strlen(password));
+        free(password);
+    }
+    explicit_bzero(hash, sizeof(hash));
+    close_store(s);
+    return rc;
+}
+
+/* Open the store and find the user with email norm: EXIT_SUCCESS with *s
+ * open and *u filled (the caller closes and cleans up), else an exit
+ * status with nothing to release. */
+static int find_user(const char *norm, struct el_store **s, struct el_user *u)
+{
+    int rc;
+
+    if ((rc = open_store(s)) != EXIT_SUCCESS)
+        return rc;
+    rc = el_store_user_get_by_email(*s, norm, u);
+    if (rc == EL_OK)
+        return EXIT_SUCCESS;
+    if (rc == EL_ENOTFOUND)
+        rc = fail("no user with email %s", norm);
+    else
+        rc = fail("cannot look up %s in %s: %s", norm, store_uri(), el_strerror(rc));
+    close_store(*s);
+    *s = NULL;
+    return rc;
+}
+
+static int cmd_set_role(const struct command *self, int argc, char **argv)
+{
+    char norm[EL_EMAIL_MAX + 1];
+    struct el_store *s = NULL;
+    struct user_opts o;
+    struct el_user u;
+    int rc;
+
+    if ((rc = user_options(self, argc, argv, "--email --role", &o)) >= 0)
+        return rc;
+    if ((rc = email_arg(self, o.email, norm)) != EXIT_SUCCESS ||
+        (rc = role_arg(self, o.role)) != EXIT_SUCCESS)
+        return rc;
+    if ((rc = find_user(norm, &s, &u)) != EXIT_SUCCESS)
+        return rc;
+    rc = el_store_user_update(s, u.id, o.role, NULL);
+    if (rc == EL_ENOTFOUND) {
+        rc = fail("no user with email %s", norm); /* deleted meanwhile */
+    } else if (rc != EL_OK) {
+        rc = fail("cannot change the role of %s in %s: %s", norm, store_uri(), el_strerror(rc));
+    } else {
+        drop_session(u.id);
+        printf("%s (%s): role %s -> %s\n", norm, u.id, u.role, o.role);
+        rc = EXIT_SUCCESS;
+    }
+    el_user_cleanup(&u);
+    close_store(s);
+    return rc;
+}
+
+static int cmd_delete_user(const struct command *self, int argc, char **argv)
+{
+    char norm[EL_EMAIL_MAX + 1];
+    struct el_store *s = NULL;
+    struct user_opts o;
+    struct el_user u;
+    int rc;
+
+    if ((rc = user_options(self, argc, argv, "--email", &o)) >= 0)
+        return rc;
+    if ((rc = email_arg(self, o.email, norm)) != EXIT_SUCCESS)
+        return rc;
+    if ((rc = find_user(norm, &s, &u)) != EXIT_SUCCESS)
+        return rc;
+    rc = el_store_user_delete(s, u.id);
+    if (rc == EL_ENOTFOUND) {
+        rc = fail("no user with email %s", norm);
+    } else if (rc != EL_OK) {
+        rc = fail("cannot delete %s from %s: %s", norm, store_uri(), el_strerror(rc));
+    } else {
+        drop_session(u.id);
+        printf("deleted user %s (%s)\n", norm, u.id);
+        rc = EXIT_SUCCESS;
+    }
+    el_user_cleanup(&u);
+    close_store(s);
+    return rc;
 }
 
 static int cmd_help(const struct command *self, int argc, char **argv)

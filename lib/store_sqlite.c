@@ -16,7 +16,20 @@
  * LIKE or GLOB -- and because 0xFF never occurs in UTF-8 a needle can never
  * match across two fields. That is the semantics of the MongoDB backend's
  * escaped, case-insensitive regex over title, description and each tag.
- * Case folding is ASCII-only (like SQLite's own lower()). */
+ * Case folding is ASCII-only (like SQLite's own lower()).
+ *
+ * Writes that touch more than one row run in BEGIN IMMEDIATE transactions:
+ * the write lock is taken (waiting up to the busy timeout) before anything
+ * is read, so two writers serialize instead of one failing when it tries
+ * to upgrade a read snapshot that went stale. Single-statement writes are
+ * atomic on their own. Where a contract needs exactly-once semantics --
+ * claiming a refresh token, enrolling -- the guard is inside one statement
+ * (UPDATE ... WHERE used = 0, a primary key) so it holds across processes
+ * sharing the file, not only across this process's threads.
+ *
+ * Expired refresh tokens and revocations are deleted a few at a time (see
+ * HOUSEKEEP_BATCH) by the calls that add new ones, so the tables stay
+ * about as large as what is live without a sweeper thread. */
 #include "store_int.h"
 
 #include <errno.h>
@@ -33,12 +46,15 @@
 #include "key.h"
 
 #define BUSY_TIMEOUT_MS 1500
-#define SCHEMA_VERSION 1
-#define SEP 0xFF /* search_text field separator: a byte UTF-8 never uses */
+#define SCHEMA_VERSION 2   /* 2: users, enrollments, refresh tokens, revocations */
+#define SEP 0xFF           /* search_text field separator: a byte UTF-8 never uses */
+#define TOKEN_ID_MAX 64    /* bytes of a refresh token's jti/sid or a revoked id */
+#define HOUSEKEEP_BATCH 64 /* expired rows deleted per call that adds one */
 
 #define COURSE_COLS                                                                                \
     "id, title, description, category, difficulty, tags, instructor_id, duration_minutes, "        \
     "rating, rating_count, enrollment_count, published, created_at, updated_at"
+#define USER_COLS "id, email, name, role, password_hash, created_at"
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS courses ("
@@ -70,7 +86,32 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS courses_recent ON courses(created_at DESC, id);"
     "CREATE INDEX IF NOT EXISTS courses_popular ON courses(enrollment_count DESC, id);"
     "CREATE INDEX IF NOT EXISTS courses_top_rated ON courses(rating DESC, id);"
-    "CREATE INDEX IF NOT EXISTS courses_duration ON courses(duration_minutes, id);";
+    "CREATE INDEX IF NOT EXISTS courses_duration ON courses(duration_minutes, id);"
+    /* version 2 */
+    "CREATE TABLE IF NOT EXISTS users ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " email TEXT NOT NULL UNIQUE," /* normalised by the caller */
+    " name TEXT NOT NULL,"
+    " role TEXT NOT NULL,"
+    " password_hash TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS enrollments ("
+    " course_id TEXT NOT NULL REFERENCES courses(id) ON DELETE CASCADE,"
+    " user_id TEXT NOT NULL," /* no reference: a deleted user's enrollments stay */
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (course_id, user_id)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS refresh_tokens ("
+    " jti TEXT PRIMARY KEY NOT NULL,"
+    " user_id TEXT NOT NULL,"
+    " sid TEXT NOT NULL,"
+    " expires_at INTEGER NOT NULL," /* ms since the epoch */
+    " used INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS refresh_tokens_expiry ON refresh_tokens(expires_at);"
+    "CREATE INDEX IF NOT EXISTS refresh_tokens_user ON refresh_tokens(user_id);"
+    "CREATE TABLE IF NOT EXISTS revocations ("
+    " id TEXT PRIMARY KEY NOT NULL," /* a token's jti or a login's sid */
+    " expires_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS revocations_expiry ON revocations(expires_at);";
 
 enum stmt_id {
     ST_BEGIN,
@@ -85,6 +126,30 @@ enum stmt_id {
     ST_COUNT_ALL,
     ST_RESET_MODULES,
     ST_RESET_COURSES,
+    ST_UPDATE_COURSE,
+    ST_UPDATE_MODULE,
+    ST_TOUCH_COURSE,
+    ST_DELETE_COURSE,
+    ST_ENROLL_COUNT,
+    ST_ENROLL,
+    ST_USER_INSERT,
+    ST_USER_GET,
+    ST_USER_BY_EMAIL,
+    ST_USER_UPDATE,
+    ST_USER_DELETE,
+    ST_USER_TOKENS_DELETE,
+    ST_REFRESH_INSERT,
+    ST_REFRESH_CLAIM,
+    ST_REFRESH_USED,
+    ST_REFRESH_EXPIRE,
+    ST_REVOKE,
+    ST_REVOKED,
+    ST_REVOCATIONS_LIVE,
+    ST_REVOKE_EXPIRE,
+    ST_RESET_ENROLLMENTS,
+    ST_RESET_USERS,
+    ST_RESET_REFRESH,
+    ST_RESET_REVOCATIONS,
     ST__COUNT
 };
 
@@ -105,6 +170,45 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_COUNT_ALL] = "SELECT count(*) FROM courses",
     [ST_RESET_MODULES] = "DELETE FROM modules",
     [ST_RESET_COURSES] = "DELETE FROM courses",
+    [ST_UPDATE_COURSE] = "UPDATE courses SET title = ?2, description = ?3, category = ?4,"
+                         " difficulty = ?5, tags = ?6, duration_minutes = ?7, published = ?8,"
+                         " updated_at = ?9, search_text = ?10 WHERE id = ?1",
+    /* NULL keeps a column as it is: the caller binds only flagged fields. */
+    [ST_UPDATE_MODULE] = "UPDATE modules SET title = coalesce(?3, title),"
+                         " content = coalesce(?4, content),"
+                         " duration_minutes = coalesce(?5, duration_minutes),"
+                         " ord = coalesce(?6, ord) WHERE id = ?1 AND course_id = ?2",
+    [ST_TOUCH_COURSE] = "UPDATE courses SET updated_at = ?2 WHERE id = ?1",
+    [ST_DELETE_COURSE] = "DELETE FROM courses WHERE id = ?1", /* modules, enrollments cascade */
+    [ST_ENROLL_COUNT] = "UPDATE courses SET enrollment_count = enrollment_count + 1"
+                        " WHERE id = ?1 RETURNING enrollment_count",
+    [ST_ENROLL] = "INSERT INTO enrollments (course_id, user_id, created_at) VALUES (?1, ?2, ?3)",
+    [ST_USER_INSERT] = "INSERT INTO users (" USER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_USER_GET] = "SELECT " USER_COLS " FROM users WHERE id = ?1",
+    [ST_USER_BY_EMAIL] = "SELECT " USER_COLS " FROM users WHERE email = ?1",
+    [ST_USER_UPDATE] = "UPDATE users SET role = coalesce(?2, role),"
+                       " password_hash = coalesce(?3, password_hash) WHERE id = ?1",
+    [ST_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
+    [ST_USER_TOKENS_DELETE] = "DELETE FROM refresh_tokens WHERE user_id = ?1",
+    [ST_REFRESH_INSERT] = "INSERT INTO refresh_tokens (jti, user_id, sid, expires_at, used)"
+                          " VALUES (?1, ?2, ?3, ?4, 0)",
+    [ST_REFRESH_CLAIM] = "UPDATE refresh_tokens SET used = 1"
+                         " WHERE jti = ?1 AND used = 0 AND expires_at > ?2",
+    [ST_REFRESH_USED] = "SELECT used FROM refresh_tokens WHERE jti = ?1",
+    [ST_REFRESH_EXPIRE] = "DELETE FROM refresh_tokens WHERE jti IN (SELECT jti FROM refresh_tokens"
+                          " WHERE expires_at <= ?1 LIMIT ?2)",
+    [ST_REVOKE] =
+        "INSERT INTO revocations (id, expires_at) VALUES (?1, ?2)"
+        " ON CONFLICT(id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+    [ST_REVOKED] = "SELECT 1 FROM revocations WHERE id IN (?1, ?2) AND expires_at > ?3 LIMIT 1",
+    [ST_REVOCATIONS_LIVE] = "SELECT id, expires_at FROM revocations WHERE expires_at > ?1"
+                            " ORDER BY id",
+    [ST_REVOKE_EXPIRE] = "DELETE FROM revocations WHERE id IN (SELECT id FROM revocations"
+                         " WHERE expires_at <= ?1 LIMIT ?2)",
+    [ST_RESET_ENROLLMENTS] = "DELETE FROM enrollments",
+    [ST_RESET_USERS] = "DELETE FROM users",
+    [ST_RESET_REFRESH] = "DELETE FROM refresh_tokens",
+    [ST_RESET_REVOCATIONS] = "DELETE FROM revocations",
 };
 
 /* List filters: a bit each, so every combination has its own statement
@@ -893,10 +997,676 @@ static int sqlite_reset(struct el_store *base)
         return rc;
     if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
         return rc;
-    rc = exec_stmt(c, ST_RESET_MODULES);
+    rc = exec_stmt(c, ST_RESET_ENROLLMENTS);
+    if (rc == EL_OK)
+        rc = exec_stmt(c, ST_RESET_MODULES);
     if (rc == EL_OK)
         rc = exec_stmt(c, ST_RESET_COURSES);
+    if (rc == EL_OK)
+        rc = exec_stmt(c, ST_RESET_USERS);
+    if (rc == EL_OK)
+        rc = exec_stmt(c, ST_RESET_REFRESH);
+    if (rc == EL_OK)
+        rc = exec_stmt(c, ST_RESET_REVOCATIONS);
     return tx_end(c, rc);
+}
+
+/* ---- issue 3: course writes --------------------------------------------- */
+
+/* Finish a statement that returns no row we need: step it unless a bind
+ * failed (bad is the OR of the binds' results), then reset it. */
+static int step_once(struct conn *c, sqlite3_stmt *st, int bad)
+{
+    int rc = bad ? bind_error(c) : map_rc(sqlite3_step(st));
+
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+/* Validate a caller's ObjectId and lowercase it into dst. */
+static int take_id(char dst[EL_OID_HEX], const char *id)
+{
+    if (id == NULL || !el_oid_valid(id))
+        return EL_EINVAL;
+    id_lower(dst, id);
+    return EL_OK;
+}
+
+/* Replace *dst with a heap copy of src ("" for NULL). */
+static int replace_str(char **dst, const char *src)
+{
+    char *p = strdup(or_empty(src));
+
+    if (p == NULL)
+        return EL_ENOMEM;
+    free(*dst);
+    *dst = p;
+    return EL_OK;
+}
+
+#define COURSE_PATCH_FIELDS                                                                        \
+    (EL_CF_TITLE | EL_CF_DESCRIPTION | EL_CF_CATEGORY | EL_CF_DIFFICULTY | EL_CF_TAGS |            \
+     EL_CF_DURATION | EL_CF_PUBLISHED)
+#define MODULE_PATCH_FIELDS (EL_MF_TITLE | EL_MF_CONTENT | EL_MF_DURATION | EL_MF_ORDER)
+
+/* Apply the flagged fields of p to c in memory. */
+static int patch_course(struct el_course *c, const struct el_course_patch *p)
+{
+    const struct el_course *v = &p->c;
+    int rc = EL_OK;
+
+    if ((p->fields & EL_CF_TITLE) && (rc = replace_str(&c->title, v->title)) != EL_OK)
+        return rc;
+    if ((p->fields & EL_CF_DESCRIPTION) &&
+        (rc = replace_str(&c->description, v->description)) != EL_OK)
+        return rc;
+    if ((p->fields & EL_CF_CATEGORY) && (rc = replace_str(&c->category, v->category)) != EL_OK)
+        return rc;
+    if ((p->fields & EL_CF_DIFFICULTY) &&
+        (rc = replace_str(&c->difficulty, v->difficulty)) != EL_OK)
+        return rc;
+    if (p->fields & EL_CF_TAGS) {
+        char **tags = v->ntags ? calloc(v->ntags, sizeof(*tags)) : NULL;
+        size_t i;
+
+        if (v->ntags && tags == NULL)
+            return EL_ENOMEM;
+        for (i = 0; i < v->ntags; i++) {
+            if ((tags[i] = strdup(or_empty(v->tags[i]))) == NULL) {
+                while (i > 0)
+                    free(tags[--i]);
+                free(tags);
+                return EL_ENOMEM;
+            }
+        }
+        for (i = 0; i < c->ntags; i++)
+            free(c->tags[i]);
+        free(c->tags);
+        c->tags = tags;
+        c->ntags = v->ntags;
+    }
+    if (p->fields & EL_CF_DURATION)
+        c->duration_minutes = v->duration_minutes;
+    if (p->fields & EL_CF_PUBLISHED)
+        c->published = v->published;
+    return EL_OK;
+}
+
+/* Write c's mutable columns (and search_text, which derives from them)
+ * inside the caller's write transaction. */
+static int write_course(struct conn *c, const struct el_course *course, int64_t now_ms)
+{
+    sqlite3_stmt *st;
+    char *tags = NULL, *text = NULL;
+    size_t text_len = 0;
+    int rc, bad;
+
+    if ((rc = tags_encode(course, &tags)) != EL_OK ||
+        (rc = search_text(course, &text, &text_len)) != EL_OK ||
+        (rc = stmt(c, ST_UPDATE_COURSE, &st)) != EL_OK)
+        goto out;
+    bad = sqlite3_bind_text(st, 1, course->id, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 2, or_empty(course->title), -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 3, or_empty(course->description), -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 4, or_empty(course->category), -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 5, or_empty(course->difficulty), -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 6, tags, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_int(st, 7, course->duration_minutes);
+    bad |= sqlite3_bind_int(st, 8, course->published ? 1 : 0);
+    bad |= sqlite3_bind_int64(st, 9, now_ms);
+    bad |= sqlite3_bind_blob64(st, 10, text, text_len, SQLITE_STATIC);
+    rc = step_once(c, st, bad);
+    if (rc == EL_OK && sqlite3_changes(c->db) != 1)
+        rc = EL_ENOTFOUND; /* cannot happen: the row was read in this transaction */
+out:
+    free(tags);
+    free(text);
+    return rc;
+}
+
+/* Read, patch and write back in one write transaction, then read the
+ * result again so *out is exactly what is stored. */
+static int sqlite_course_update(struct el_store *base, const char *id,
+                                const struct el_course_patch *p, int64_t now_ms,
+                                struct el_course *out)
+{
+    char lid[EL_OID_HEX];
+    struct conn *c;
+    int rc;
+
+    if ((rc = take_id(lid, id)) != EL_OK)
+        return rc;
+    /* The module list is set on create only (course.h). */
+    if (p->fields & ~(unsigned)COURSE_PATCH_FIELDS)
+        return EL_EINVAL;
+    if ((p->fields & EL_CF_TAGS) && p->c.ntags > 0 && p->c.tags == NULL)
+        return EL_EINVAL;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+        return rc;
+    rc = fetch_course(c, lid, out);
+    if (rc == EL_OK)
+        rc = patch_course(out, p);
+    if (rc == EL_OK)
+        rc = write_course(c, out, now_ms);
+    if (rc == EL_OK) {
+        el_course_cleanup(out);
+        rc = fetch_course(c, lid, out);
+    }
+    rc = tx_end(c, rc);
+    if (rc != EL_OK)
+        el_course_cleanup(out);
+    return rc;
+}
+
+/* Update one module's flagged columns and the course's updated_at. */
+static int update_module(struct conn *c, const char *cid, const char *mid,
+                         const struct el_module_patch *p, int64_t now_ms)
+{
+    const struct el_module *m = &p->m;
+    sqlite3_stmt *st;
+    int rc, bad;
+
+    if ((rc = stmt(c, ST_UPDATE_MODULE, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, mid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 2, cid, -1, SQLITE_STATIC);
+    bad |= (p->fields & EL_MF_TITLE)
+               ? sqlite3_bind_text(st, 3, or_empty(m->title), -1, SQLITE_STATIC)
+               : sqlite3_bind_null(st, 3);
+    bad |= (p->fields & EL_MF_CONTENT)
+               ? sqlite3_bind_text(st, 4, or_empty(m->content), -1, SQLITE_STATIC)
+               : sqlite3_bind_null(st, 4);
+    bad |= (p->fields & EL_MF_DURATION) ? sqlite3_bind_int(st, 5, m->duration_minutes)
+                                        : sqlite3_bind_null(st, 5);
+    bad |= (p->fields & EL_MF_ORDER) ? sqlite3_bind_int(st, 6, m->order) : sqlite3_bind_null(st, 6);
+    rc = step_once(c, st, bad);
+    /* A row counts as changed when it matched, even if no value differs;
+     * none means no such module in that course (or no such course). */
+    if (rc == EL_OK && sqlite3_changes(c->db) == 0)
+        return EL_ENOTFOUND;
+    if (rc != EL_OK || (rc = stmt(c, ST_TOUCH_COURSE, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_int64(st, 2, now_ms);
+    return step_once(c, st, bad);
+}
+
+static int sqlite_module_update(struct el_store *base, const char *course_id, const char *module_id,
+                                const struct el_module_patch *p, int64_t now_ms,
+                                struct el_course *out)
+{
+    char cid[EL_OID_HEX], mid[EL_OID_HEX];
+    struct conn *c;
+    int rc;
+
+    if ((rc = take_id(cid, course_id)) != EL_OK || (rc = take_id(mid, module_id)) != EL_OK)
+        return rc;
+    if (p->fields & ~(unsigned)MODULE_PATCH_FIELDS)
+        return EL_EINVAL;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+        return rc;
+    rc = update_module(c, cid, mid, p, now_ms);
+    if (rc == EL_OK)
+        rc = fetch_course(c, cid, out);
+    rc = tx_end(c, rc);
+    if (rc != EL_OK)
+        el_course_cleanup(out);
+    return rc;
+}
+
+/* One statement: its modules and enrollments go with it (ON DELETE
+ * CASCADE, foreign_keys is on for every connection). */
+static int sqlite_course_delete(struct el_store *base, const char *id)
+{
+    char lid[EL_OID_HEX];
+    sqlite3_stmt *st;
+    struct conn *c;
+    int rc;
+
+    if ((rc = take_id(lid, id)) != EL_OK)
+        return rc;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK ||
+        (rc = stmt(c, ST_DELETE_COURSE, &st)) != EL_OK)
+        return rc;
+    rc = step_once(c, st, sqlite3_bind_text(st, 1, lid, -1, SQLITE_STATIC));
+    if (rc == EL_OK && sqlite3_changes(c->db) == 0)
+        rc = EL_ENOTFOUND;
+    return rc;
+}
+
+/* Count first (which also proves the course exists), then record the
+ * enrollment: its primary key refuses a second one, and the rollback takes
+ * the increment back. */
+static int enroll_rows(struct conn *c, const char *cid, const char *uid, int64_t *count)
+{
+    sqlite3_stmt *st;
+    int rc, bad;
+
+    if ((rc = stmt(c, ST_ENROLL_COUNT, &st)) != EL_OK)
+        return rc;
+    if ((rc = sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC)) != SQLITE_OK) {
+        rc = bind_error(c);
+    } else {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *count = sqlite3_column_int64(st, 0);
+            rc = EL_OK;
+        } else {
+            rc = rc == SQLITE_DONE ? EL_ENOTFOUND : map_rc(rc);
+        }
+    }
+    sqlite3_reset(st); /* completes the UPDATE ... RETURNING */
+    sqlite3_clear_bindings(st);
+    if (rc != EL_OK || (rc = stmt(c, ST_ENROLL, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 2, uid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_int64(st, 3, el_wall_ms());
+    return step_once(c, st, bad);
+}
+
+static int sqlite_enroll(struct el_store *base, const char *course_id, const char *user_id,
+                         int64_t *count)
+{
+    char cid[EL_OID_HEX], uid[EL_OID_HEX];
+    int64_t n = 0;
+    struct conn *c;
+    int rc;
+
+    if ((rc = take_id(cid, course_id)) != EL_OK || (rc = take_id(uid, user_id)) != EL_OK)
+        return rc;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+        return rc;
+    rc = tx_end(c, enroll_rows(c, cid, uid, &n));
+    if (rc == EL_OK && count)
+        *count = n;
+    return rc;
+}
+
+/* ---- users --------------------------------------------------------------- */
+
+static int row_to_user(sqlite3_stmt *st, struct el_user *u)
+{
+    const unsigned char *role;
+    int rc;
+
+    col_id(st, 0, u->id);
+    if ((rc = col_strdup(st, 1, &u->email)) != EL_OK ||
+        (rc = col_strdup(st, 2, &u->name)) != EL_OK ||
+        (rc = col_strdup(st, 4, &u->password_hash)) != EL_OK)
+        return rc;
+    role = sqlite3_column_text(st, 3);
+    snprintf(u->role, sizeof(u->role), "%s", role ? (const char *)role : "");
+    u->created_at = sqlite3_column_int64(st, 5);
+    return EL_OK;
+}
+
+/* One user by the key statement `which` selects on. */
+static int fetch_user(struct el_store *base, enum stmt_id which, const char *key,
+                      struct el_user *out)
+{
+    sqlite3_stmt *st;
+    struct conn *c;
+    int rc;
+
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK || (rc = stmt(c, which, &st)) != EL_OK)
+        return rc;
+    if (sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = bind_error(c);
+    } else {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            rc = row_to_user(st, out);
+        else
+            rc = rc == SQLITE_DONE ? EL_ENOTFOUND : map_rc(rc);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != EL_OK)
+        el_user_cleanup(out);
+    return rc;
+}
+
+static int role_ok(const char *role)
+{
+    size_t n = strnlen(role, EL_ROLE_MAX);
+
+    return n > 0 && n < EL_ROLE_MAX;
+}
+
+/* Like a course id, a user id given by the caller is validated and stored
+ * lowercase, and a generated one is written back. */
+static int sqlite_user_insert(struct el_store *base, struct el_user *u)
+{
+    char id[EL_OID_HEX];
+    sqlite3_stmt *st;
+    struct conn *c;
+    int rc, bad;
+
+    if (u->email == NULL || u->email[0] == '\0' || strlen(u->email) > EL_EMAIL_MAX ||
+        u->password_hash == NULL || !role_ok(u->role))
+        return EL_EINVAL;
+    if (u->id[0] == '\0')
+        el_oid_new(u->id);
+    if ((rc = take_id(id, u->id)) != EL_OK)
+        return rc;
+    if (u->created_at == 0)
+        u->created_at = el_wall_ms();
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK ||
+        (rc = stmt(c, ST_USER_INSERT, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 2, u->email, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 3, or_empty(u->name), -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 4, u->role, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 5, u->password_hash, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_int64(st, 6, u->created_at);
+    return step_once(c, st, bad); /* a taken id or email: EL_ECONFLICT */
+}
+
+static int sqlite_user_get(struct el_store *base, const char *id, struct el_user *out)
+{
+    char lid[EL_OID_HEX];
+    int rc;
+
+    if ((rc = take_id(lid, id)) != EL_OK)
+        return rc;
+    return fetch_user(base, ST_USER_GET, lid, out);
+}
+
+static int sqlite_user_get_by_email(struct el_store *base, const char *email, struct el_user *out)
+{
+    if (email == NULL)
+        return EL_EINVAL;
+    return fetch_user(base, ST_USER_BY_EMAIL, email, out);
+}
+
+static int sqlite_user_update(struct el_store *base, const char *id, const char *role,
+                              const char *password_hash)
+{
+    char lid[EL_OID_HEX];
+    sqlite3_stmt *st;
+    struct conn *c;
+    int rc, bad;
+
+    if ((rc = take_id(lid, id)) != EL_OK)
+        return rc;
+    if (role != NULL && !role_ok(role))
+        return EL_EINVAL;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK ||
+        (rc = stmt(c, ST_USER_UPDATE, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, lid, -1, SQLITE_STATIC);
+    bad |= role ? sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC) : sqlite3_bind_null(st, 2);
+    bad |= password_hash ? sqlite3_bind_text(st, 3, password_hash, -1, SQLITE_STATIC)
+                         : sqlite3_bind_null(st, 3);
+    rc = step_once(c, st, bad);
+    if (rc == EL_OK && sqlite3_changes(c->db) == 0)
+        rc = EL_ENOTFOUND;
+    return rc;
+}
+
+/* Run statement which with one text parameter; *changes gets the rows it
+ * changed. */
+static int exec_with_id(struct conn *c, enum stmt_id which, const char *id, int *changes)
+{
+    sqlite3_stmt *st;
+    int rc = stmt(c, which, &st);
+
+    if (rc != EL_OK)
+        return rc;
+    rc = step_once(c, st, sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC));
+    if (changes)
+        *changes = rc == EL_OK ? sqlite3_changes(c->db) : 0;
+    return rc;
+}
+
+/* The user's refresh tokens go too: a deleted account cannot renew its
+ * access, whatever the caller does next. */
+static int sqlite_user_delete(struct el_store *base, const char *id)
+{
+    char lid[EL_OID_HEX];
+    struct conn *c;
+    int rc, n = 0;
+
+    if ((rc = take_id(lid, id)) != EL_OK)
+        return rc;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+        return rc;
+    rc = exec_with_id(c, ST_USER_DELETE, lid, &n);
+    if (rc == EL_OK && n == 0)
+        rc = EL_ENOTFOUND;
+    if (rc == EL_OK)
+        rc = exec_with_id(c, ST_USER_TOKENS_DELETE, lid, NULL);
+    return tx_end(c, rc);
+}
+
+/* ---- refresh tokens and revocations -------------------------------------- */
+
+/* A jti, sid or revoked id: 1 to TOKEN_ID_MAX printable ASCII bytes. */
+static int token_id_ok(const char *s)
+{
+    size_t n;
+
+    if (s == NULL)
+        return 0;
+    n = strnlen(s, TOKEN_ID_MAX + 1);
+    if (n == 0 || n > TOKEN_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] > '~')
+            return 0;
+    return 1;
+}
+
+/* Delete up to HOUSEKEEP_BATCH rows that expired by the wall clock, with
+ * statement which (inside the caller's write transaction). Bounded, so a
+ * backlog costs each call a little, never one call a lot. */
+static int housekeep(struct conn *c, enum stmt_id which)
+{
+    sqlite3_stmt *st;
+    int rc = stmt(c, which, &st), bad;
+
+    if (rc != EL_OK)
+        return rc;
+    bad = sqlite3_bind_int64(st, 1, el_wall_ms());
+    bad |= sqlite3_bind_int(st, 2, HOUSEKEEP_BATCH);
+    return step_once(c, st, bad);
+}
+
+static int sqlite_refresh_insert(struct el_store *base, const char *jti, const char *user_id,
+                                 const char *sid, int64_t expires_ms)
+{
+    char uid[EL_OID_HEX];
+    sqlite3_stmt *st;
+    struct conn *c;
+    int rc, bad;
+
+    if (!token_id_ok(jti) || !token_id_ok(sid) || take_id(uid, user_id) != EL_OK)
+        return EL_EINVAL;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+        return rc;
+    if ((rc = stmt(c, ST_REFRESH_INSERT, &st)) == EL_OK) {
+        bad = sqlite3_bind_text(st, 1, jti, -1, SQLITE_STATIC);
+        bad |= sqlite3_bind_text(st, 2, uid, -1, SQLITE_STATIC);
+        bad |= sqlite3_bind_text(st, 3, sid, -1, SQLITE_STATIC);
+        bad |= sqlite3_bind_int64(st, 4, expires_ms);
+        rc = step_once(c, st, bad);
+    }
+    if (rc == EL_OK)
+        rc = housekeep(c, ST_REFRESH_EXPIRE);
+    return tx_end(c, rc);
+}
+
+/* The claim is one UPDATE guarded by used = 0, so of any number of
+ * concurrent claims -- from any thread or process -- exactly one changes
+ * the row. The others then find out why theirs did not. */
+static int sqlite_refresh_claim(struct el_store *base, const char *jti, int64_t now_ms)
+{
+    sqlite3_stmt *st;
+    struct conn *c;
+    int rc, bad;
+
+    if (!token_id_ok(jti))
+        return EL_EINVAL;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK ||
+        (rc = stmt(c, ST_REFRESH_CLAIM, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, jti, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_int64(st, 2, now_ms);
+    if ((rc = step_once(c, st, bad)) != EL_OK)
+        return rc;
+    if (sqlite3_changes(c->db) == 1)
+        return EL_OK;
+    if ((rc = stmt(c, ST_REFRESH_USED, &st)) != EL_OK)
+        return rc;
+    if (sqlite3_bind_text(st, 1, jti, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = bind_error(c);
+    } else {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) /* used: reuse; unused: expired */
+            rc = sqlite3_column_int(st, 0) ? EL_ECONFLICT : EL_ENOTFOUND;
+        else
+            rc = rc == SQLITE_DONE ? EL_ENOTFOUND : map_rc(rc);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+static int sqlite_revoke(struct el_store *base, const char *id, int64_t expires_ms)
+{
+    sqlite3_stmt *st;
+    struct conn *c;
+    int rc, bad;
+
+    if (!token_id_ok(id))
+        return EL_EINVAL;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+        return rc;
+    if ((rc = stmt(c, ST_REVOKE, &st)) == EL_OK) {
+        bad = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        bad |= sqlite3_bind_int64(st, 2, expires_ms);
+        rc = step_once(c, st, bad);
+    }
+    if (rc == EL_OK)
+        rc = housekeep(c, ST_REVOKE_EXPIRE);
+    return tx_end(c, rc);
+}
+
+static int sqlite_revoked(struct el_store *base, const char *jti, const char *sid, int64_t now_ms,
+                          int *revoked)
+{
+    sqlite3_stmt *st;
+    struct conn *c;
+    int rc, bad;
+
+    *revoked = 0;
+    if ((jti != NULL && !token_id_ok(jti)) || (sid != NULL && !token_id_ok(sid)))
+        return EL_EINVAL;
+    if (jti == NULL && sid == NULL)
+        return EL_OK;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK || (rc = stmt(c, ST_REVOKED, &st)) != EL_OK)
+        return rc;
+    /* A NULL parameter matches nothing in "id IN (?1, ?2)". */
+    bad = jti ? sqlite3_bind_text(st, 1, jti, -1, SQLITE_STATIC) : sqlite3_bind_null(st, 1);
+    bad |= sid ? sqlite3_bind_text(st, 2, sid, -1, SQLITE_STATIC) : sqlite3_bind_null(st, 2);
+    bad |= sqlite3_bind_int64(st, 3, now_ms);
+    if (bad) {
+        rc = bind_error(c);
+    } else {
+        rc = sqlite3_step(st);
+        *revoked = rc == SQLITE_ROW;
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? EL_OK : map_rc(rc);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+struct revocation {
+    char id[TOKEN_ID_MAX + 1];
+    int64_t expires_ms;
+};
+
+/* Read the live revocations into a heap array (*out, *n). */
+static int read_live(struct conn *c, int64_t now_ms, struct revocation **out, size_t *n)
+{
+    sqlite3_stmt *st;
+    size_t cap = 0;
+    int rc = stmt(c, ST_REVOCATIONS_LIVE, &st);
+
+    if (rc != EL_OK)
+        return rc;
+    if (sqlite3_bind_int64(st, 1, now_ms) != SQLITE_OK) {
+        rc = bind_error(c);
+        goto out;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *id = sqlite3_column_text(st, 0);
+
+        if (id == NULL) {
+            rc = EL_ENOMEM;
+            goto out;
+        }
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 32;
+            struct revocation *p = realloc(*out, ncap * sizeof(*p));
+
+            if (p == NULL) {
+                rc = EL_ENOMEM;
+                goto out;
+            }
+            *out = p;
+            cap = ncap;
+        }
+        snprintf((*out)[*n].id, sizeof((*out)[*n].id), "%s", (const char *)id);
+        (*out)[*n].expires_ms = sqlite3_column_int64(st, 1);
+        (*n)++;
+    }
+    rc = map_rc(rc);
+out:
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+/* The rows are copied out and the read transaction ended before fn runs:
+ * fn may take its time (it writes to Redis) or call the store itself
+ * without holding a snapshot or a statement open meanwhile. */
+static int sqlite_revocations_live(struct el_store *base, int64_t now_ms,
+                                   int (*fn)(const char *id, int64_t expires_ms, void *arg),
+                                   void *arg)
+{
+    struct revocation *live = NULL;
+    size_t n = 0;
+    struct conn *c;
+    int rc;
+
+    if (fn == NULL)
+        return EL_EINVAL;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN)) != EL_OK)
+        return rc;
+    rc = tx_end(c, read_live(c, now_ms, &live, &n));
+    for (size_t i = 0; rc == EL_OK && i < n; i++)
+        rc = fn(live[i].id, live[i].expires_ms, arg);
+    free(live);
+    return rc;
 }
 
 static void sqlite_thread_cleanup(struct el_store *base)
@@ -1011,8 +1781,14 @@ static int create_schema(struct conn *c, const char *path, struct el_err *err)
                         version, SCHEMA_VERSION);
         goto out;
     }
-    if (rc == SQLITE_OK && version < SCHEMA_VERSION)
-        rc = sqlite3_exec(c->db, "PRAGMA user_version = 1", NULL, NULL, NULL);
+    if (rc == SQLITE_OK && version < SCHEMA_VERSION) {
+        /* Every version so far only adds tables and indexes, which
+         * schema_sql has just created: no data to migrate. */
+        char sql[64];
+
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+        rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    }
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -1083,4 +1859,18 @@ static const struct el_store_ops sqlite_ops = {
     .course_insert = sqlite_course_insert,
     .course_count = sqlite_course_count,
     .reset = sqlite_reset,
+    .course_update = sqlite_course_update,
+    .module_update = sqlite_module_update,
+    .course_delete = sqlite_course_delete,
+    .enroll = sqlite_enroll,
+    .user_insert = sqlite_user_insert,
+    .user_get = sqlite_user_get,
+    .user_get_by_email = sqlite_user_get_by_email,
+    .user_update = sqlite_user_update,
+    .user_delete = sqlite_user_delete,
+    .refresh_insert = sqlite_refresh_insert,
+    .refresh_claim = sqlite_refresh_claim,
+    .revoke = sqlite_revoke,
+    .revoked = sqlite_revoked,
+    .revocations_live = sqlite_revocations_live,
 };

@@ -22,6 +22,7 @@
 #include "key.h"
 #include "store.h"
 #include "unit.h"
+#include "user.h"
 
 static struct el_store *store; /* the running suite's store */
 
@@ -763,6 +764,671 @@ static void test_concurrent_reads(void)
     memset(&shared, 0, sizeof(shared));
 }
 
+/* ---- course writes (issue 3) ------------------------------------------- */
+
+/* A patch that owns copies of what it is given (el_course_patch_cleanup). */
+static void set_str(char **dst, const char *s)
+{
+    free(*dst);
+    *dst = xstrdup(s);
+}
+
+static void set_tags(struct el_course *c, const char *const *tags, size_t n)
+{
+    for (size_t i = 0; i < c->ntags; i++)
+        free(c->tags[i]);
+    free(c->tags);
+    c->ntags = n;
+    c->tags = xcalloc(n, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        c->tags[i] = xstrdup(tags[i]);
+}
+
+/* The ids a list query returns, space-separated (easy to compare and to
+ * print). */
+static void list_ids(const char *qs, char *out, size_t n)
+{
+    struct el_course_query q = query(qs);
+    struct el_course_page p;
+
+    out[0] = '\0';
+    CU_ASSERT_EQUAL_FATAL(el_store_course_list(store, &q, &p), EL_OK);
+    for (size_t i = 0; i < p.nitems; i++)
+        snprintf(out + strlen(out), n - strlen(out), "%s%s", i ? " " : "", p.items[i].id);
+    el_course_page_cleanup(&p);
+}
+
+static void check_stored(const struct el_course *want)
+{
+    struct el_course got;
+    char *a, *b;
+
+    CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, want->id, &got), EL_OK);
+    check_same_course(want, &got);
+    a = course_json(want);
+    b = course_json(&got);
+    CU_ASSERT_STRING_EQUAL(a, b);
+    free(a);
+    free(b);
+    el_course_cleanup(&got);
+}
+
+static void test_course_update(void)
+{
+    static const char *const new_tags[] = {"c", "embedded"};
+    struct el_course in[3], out;
+    struct el_course_patch p;
+    char ids[256];
+
+    insert_all(store, catalog, 3, in); /* ...0a Intro to C, ...03 Go, ...0e Typography */
+
+    /* Title, tags and published change; nothing else does. */
+    memset(&p, 0, sizeof(p));
+    p.fields = EL_CF_TITLE | EL_CF_TAGS | EL_CF_PUBLISHED;
+    p.c.title = xstrdup("Intro to C, Second Edition");
+    set_tags(&p.c, new_tags, 2);
+    p.c.published = !in[0].published;
+    p.c.description = xstrdup("not flagged: must not be written");
+    p.c.duration_minutes = 9999; /* not flagged either */
+    CU_ASSERT_EQUAL_FATAL(el_store_course_update(store, in[0].id, &p, T0 + 777000, &out), EL_OK);
+    set_str(&in[0].title, "Intro to C, Second Edition");
+    set_tags(&in[0], new_tags, 2);
+    in[0].published = !in[0].published;
+    in[0].updated_at = T0 + 777000;
+    check_same_course(&in[0], &out); /* the result is the document after */
+    check_stored(&in[0]);            /* ... and what is stored */
+    check_stored(&in[1]);            /* other courses are untouched */
+    check_stored(&in[2]);
+    el_course_cleanup(&out);
+    el_course_patch_cleanup(&p);
+
+    /* The rest of the fields, on another course. */
+    memset(&p, 0, sizeof(p));
+    p.fields = EL_CF_DESCRIPTION | EL_CF_CATEGORY | EL_CF_DIFFICULTY | EL_CF_DURATION;
+    p.c.description = xstrdup("Goroutines, channels and the scheduler.");
+    p.c.category = xstrdup("design");
+    p.c.difficulty = xstrdup("beginner");
+    p.c.duration_minutes = 1;
+    p.c.title = xstrdup("not flagged");
+    CU_ASSERT_EQUAL_FATAL(el_store_course_update(store, in[1].id, &p, T0 + 888000, &out), EL_OK);
+    set_str(&in[1].description, "Goroutines, channels and the scheduler.");
+    set_str(&in[1].category, "design");
+    set_str(&in[1].difficulty, "beginner");
+    in[1].duration_minutes = 1;
+    in[1].updated_at = T0 + 888000;
+    check_same_course(&in[1], &out);
+    check_stored(&in[1]);
+    el_course_cleanup(&out);
+    el_course_patch_cleanup(&p);
+
+    /* Lists and searches see the new values, and no longer the old. */
+    list_ids("search=second+edition", ids, sizeof(ids));
+    CU_ASSERT_STRING_EQUAL(ids, in[0].id);
+    list_ids("search=EMBEDDED", ids, sizeof(ids));
+    CU_ASSERT_STRING_EQUAL(ids, in[0].id);
+    list_ids("search=systems", ids, sizeof(ids)); /* a dropped tag */
+    CU_ASSERT_STRING_EQUAL(ids, "");
+    list_ids("search=goroutines", ids, sizeof(ids));
+    CU_ASSERT_STRING_EQUAL(ids, in[1].id);
+    list_ids("category=design&sort_by=duration", ids, sizeof(ids)); /* 1 min, then 60 */
+    CU_ASSERT_STRING_EQUAL(ids, "660000000000000000000003 66000000000000000000000e");
+    list_ids("category=programming", ids, sizeof(ids));
+    CU_ASSERT_STRING_EQUAL(ids, in[0].id);
+    list_ids("difficulty=advanced", ids, sizeof(ids));
+    CU_ASSERT_STRING_EQUAL(ids, "");
+    list_ids("sort_by=duration&page_size=1", ids, sizeof(ids));
+    CU_ASSERT_STRING_EQUAL(ids, in[1].id);
+
+    /* Clearing the tags is a change too. */
+    memset(&p, 0, sizeof(p));
+    p.fields = EL_CF_TAGS;
+    CU_ASSERT_EQUAL_FATAL(el_store_course_update(store, in[0].id, &p, T0 + 999000, &out), EL_OK);
+    CU_ASSERT_EQUAL(out.ntags, 0);
+    CU_ASSERT_EQUAL(out.updated_at, T0 + 999000);
+    CU_ASSERT_STRING_EQUAL(out.title, "Intro to C, Second Edition");
+    el_course_cleanup(&out);
+    list_ids("search=embedded", ids, sizeof(ids));
+    CU_ASSERT_STRING_EQUAL(ids, "");
+
+    for (int i = 0; i < 3; i++)
+        el_course_cleanup(&in[i]);
+}
+
+static void test_course_update_missing(void)
+{
+    struct el_course_patch p;
+    struct el_course out;
+    char id[EL_OID_HEX];
+    int rc;
+
+    insert_all(store, catalog, 2, NULL);
+    memset(&p, 0, sizeof(p));
+    p.fields = EL_CF_DURATION;
+    p.c.duration_minutes = 5;
+    el_oid_new(id);
+    memset(&out, 0x55, sizeof(out));
+    CU_ASSERT_EQUAL(el_store_course_update(store, id, &p, T0, &out), EL_ENOTFOUND);
+    CU_ASSERT_PTR_NULL(out.title); /* nothing to clean up */
+    CU_ASSERT_EQUAL(out.nmodules, 0);
+    rc = el_store_course_update(store, "{\"$gt\":\"\"}", &p, T0, &out);
+    CU_ASSERT(rc == EL_EINVAL || rc == EL_ENOTFOUND);
+    el_course_cleanup(&out);
+}
+
+/* catalog[0]'s module ids: its id with characters 16-19 "ff00", "ff01"... */
+static void module_id(const struct spec *s, int i, char out[EL_OID_HEX])
+{
+    char tail[8];
+
+    memcpy(out, s->id, EL_OID_HEX);
+    snprintf(tail, sizeof(tail), "ff%02x", (unsigned)i);
+    memcpy(out + 16, tail, 4);
+}
+
+static void test_module_update(void)
+{
+    struct el_course in[2], out;
+    struct el_module_patch p;
+    struct el_module m0;
+    char mid[EL_OID_HEX];
+
+    insert_all(store, catalog, 2, in); /* 3 and 5 modules */
+
+    /* Title and content of the second module. */
+    memset(&p, 0, sizeof(p));
+    p.fields = EL_MF_TITLE | EL_MF_CONTENT;
+    p.m.title = xstrdup("Pointers, revisited");
+    p.m.content = xstrdup("New text.\nWith \"quotes\".");
+    p.m.duration_minutes = 999; /* not flagged */
+    p.m.order = 999;
+    module_id(&catalog[0], 1, mid);
+    CU_ASSERT_EQUAL_FATAL(el_store_module_update(store, in[0].id, mid, &p, T0 + 4242, &out), EL_OK);
+    set_str(&in[0].modules[1].title, "Pointers, revisited");
+    set_str(&in[0].modules[1].content, "New text.\nWith \"quotes\".");
+    in[0].updated_at = T0 + 4242; /* the course's */
+    check_same_course(&in[0], &out);
+    check_stored(&in[0]);
+    check_stored(&in[1]);
+    el_course_cleanup(&out);
+    el_module_patch_cleanup(&p);
+
+    /* Duration and order of the first: it moves to the end of the list. */
+    memset(&p, 0, sizeof(p));
+    p.fields = EL_MF_DURATION | EL_MF_ORDER;
+    p.m.duration_minutes = 77;
+    p.m.order = 10;
+    module_id(&catalog[0], 0, mid);
+    CU_ASSERT_EQUAL_FATAL(el_store_module_update(store, in[0].id, mid, &p, T0 + 5353, &out), EL_OK);
+    m0 = in[0].modules[0];
+    m0.duration_minutes = 77;
+    m0.order = 10;
+    in[0].modules[0] = in[0].modules[1];
+    in[0].modules[1] = in[0].modules[2];
+    in[0].modules[2] = m0;
+    in[0].updated_at = T0 + 5353;
+    check_same_course(&in[0], &out);
+    check_stored(&in[0]);
+    el_course_cleanup(&out);
+
+    /* No such module; a module of another course; no such course. The
+     * course is left as it was. */
+    module_id(&catalog[0], 7, mid);
+    CU_ASSERT_EQUAL(el_store_module_update(store, in[0].id, mid, &p, T0 + 6464, &out),
+                    EL_ENOTFOUND);
+    CU_ASSERT_PTR_NULL(out.title);
+    module_id(&catalog[1], 0, mid);
+    CU_ASSERT_EQUAL(el_store_module_update(store, in[0].id, mid, &p, T0 + 6464, &out),
+                    EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_module_update(store, "650000000000000000000000", in[0].modules[0].id,
+                                           &p, T0 + 6464, &out),
+                    EL_ENOTFOUND);
+    check_stored(&in[0]);
+    check_stored(&in[1]);
+
+    for (int i = 0; i < 2; i++)
+        el_course_cleanup(&in[i]);
+}
+
+static void test_course_delete(void)
+{
+    struct el_course in[3], got;
+    int64_t n = -1, count = -1;
+    char ids[256];
+    int rc;
+
+    insert_all(store, catalog, 3, in);
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[1].id, "5a0000000000000000000001", &count), EL_OK);
+    CU_ASSERT_EQUAL(el_store_course_delete(store, in[1].id), EL_OK);
+    CU_ASSERT_EQUAL(el_store_course_get(store, in[1].id, &got), EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_course_count(store, &n), EL_OK);
+    CU_ASSERT_EQUAL(n, 2);
+    list_ids("sort_by=popular", ids, sizeof(ids)); /* 100 each: by id */
+    CU_ASSERT_STRING_EQUAL(ids, "66000000000000000000000a 66000000000000000000000e");
+    check_stored(&in[0]);
+    check_stored(&in[2]);
+    /* Twice, and unknown ids, are not found. */
+    CU_ASSERT_EQUAL(el_store_course_delete(store, in[1].id), EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_course_delete(store, "650000000000000000000000"), EL_ENOTFOUND);
+    rc = el_store_course_delete(store, "' OR 1=1 --");
+    CU_ASSERT(rc == EL_EINVAL || rc == EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_course_count(store, &n), EL_OK);
+    CU_ASSERT_EQUAL(n, 2);
+    /* Its enrollments went with it: the same course inserted again can
+     * take the same student again. */
+    CU_ASSERT_EQUAL_FATAL(el_store_course_insert(store, &in[1]), EL_OK);
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[1].id, "5a0000000000000000000001", &count), EL_OK);
+    CU_ASSERT_EQUAL(count, in[1].enrollment_count + 1);
+    for (int i = 0; i < 3; i++)
+        el_course_cleanup(&in[i]);
+}
+
+static void test_enroll(void)
+{
+    struct el_course in[2], got;
+    int64_t count = -1;
+    int rc;
+
+    insert_all(store, catalog, 2, in); /* 100 and 900 enrolled */
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, "5a0000000000000000000001", &count), EL_OK);
+    CU_ASSERT_EQUAL(count, 101);
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, "5a0000000000000000000002", &count), EL_OK);
+    CU_ASSERT_EQUAL(count, 102);
+    /* Again: a conflict, and the count stays. */
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, "5a0000000000000000000001", &count),
+                    EL_ECONFLICT);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, in[0].id, &got), EL_OK);
+    CU_ASSERT_EQUAL(got.enrollment_count, 102);
+    el_course_cleanup(&got);
+    /* The same student in another course is another enrollment. */
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[1].id, "5a0000000000000000000001", &count), EL_OK);
+    CU_ASSERT_EQUAL(count, 901);
+    /* No such course. */
+    CU_ASSERT_EQUAL(
+        el_store_enroll(store, "650000000000000000000000", "5a0000000000000000000001", &count),
+        EL_ENOTFOUND);
+    rc = el_store_enroll(store, "{\"$ne\":1}", "5a0000000000000000000001", &count);
+    CU_ASSERT(rc == EL_EINVAL || rc == EL_ENOTFOUND);
+    /* Only the count moved. */
+    in[0].enrollment_count = 102;
+    in[1].enrollment_count = 901;
+    check_stored(&in[0]);
+    check_stored(&in[1]);
+    for (int i = 0; i < 2; i++)
+        el_course_cleanup(&in[i]);
+}
+
+/* ---- users -------------------------------------------------------------- */
+
+static void make_user(struct el_user *u, const char *email, const char *role)
+{
+    memset(u, 0, sizeof(*u));
+    u->email = xstrdup(email);
+    u->name = xstrdup("Ann \xc3\x89lise O'Neil");
+    snprintf(u->role, sizeof(u->role), "%s", role);
+    u->password_hash = xstrdup("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo");
+}
+
+static void check_same_user(const struct el_user *a, const struct el_user *b)
+{
+    CU_ASSERT_STRING_EQUAL(a->id, b->id);
+    CU_ASSERT_STRING_EQUAL(a->email, b->email);
+    CU_ASSERT_STRING_EQUAL(a->name, b->name);
+    CU_ASSERT_STRING_EQUAL(a->role, b->role);
+    CU_ASSERT_STRING_EQUAL(a->password_hash, b->password_hash);
+    CU_ASSERT_EQUAL(a->created_at, b->created_at);
+}
+
+static void test_users(void)
+{
+    struct el_user a, b, got;
+    int64_t before = el_wall_ms();
+    int rc;
+
+    /* Insert with a generated id and creation time. */
+    make_user(&a, "ann@example.com", "student");
+    CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &a), EL_OK);
+    CU_ASSERT_TRUE(is_lower_hex_id(a.id));
+    CU_ASSERT(a.created_at >= before && a.created_at <= el_wall_ms());
+    CU_ASSERT_EQUAL_FATAL(el_store_user_get(store, a.id, &got), EL_OK);
+    check_same_user(&a, &got);
+    el_user_cleanup(&got);
+    CU_ASSERT_EQUAL_FATAL(el_store_user_get_by_email(store, "ann@example.com", &got), EL_OK);
+    check_same_user(&a, &got);
+    el_user_cleanup(&got);
+
+    /* An explicit id and time are kept. */
+    make_user(&b, "bob@example.com", "instructor");
+    strcpy(b.id, "5b0000000000000000000001");
+    b.created_at = T0;
+    CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &b), EL_OK);
+    CU_ASSERT_STRING_EQUAL(b.id, "5b0000000000000000000001");
+    CU_ASSERT_EQUAL(b.created_at, T0);
+    CU_ASSERT_EQUAL_FATAL(el_store_user_get(store, b.id, &got), EL_OK);
+    check_same_user(&b, &got);
+    el_user_cleanup(&got);
+
+    /* A taken email is a conflict, and the first account is untouched. */
+    {
+        struct el_user dup;
+
+        make_user(&dup, "ann@example.com", "admin");
+        CU_ASSERT_EQUAL(el_store_user_insert(store, &dup), EL_ECONFLICT);
+        el_user_cleanup(&dup);
+        CU_ASSERT_EQUAL_FATAL(el_store_user_get_by_email(store, "ann@example.com", &got), EL_OK);
+        check_same_user(&a, &got);
+        el_user_cleanup(&got);
+    }
+
+    /* Lookups that find nothing leave nothing to clean up. */
+    memset(&got, 0x55, sizeof(got));
+    CU_ASSERT_EQUAL(el_store_user_get(store, "5b00000000000000000000ff", &got), EL_ENOTFOUND);
+    CU_ASSERT_PTR_NULL(got.email);
+    CU_ASSERT_EQUAL(el_store_user_get_by_email(store, "nobody@example.com", &got), EL_ENOTFOUND);
+    CU_ASSERT_PTR_NULL(got.email);
+    CU_ASSERT_EQUAL(el_store_user_get_by_email(store, "ANN@example.com", &got), EL_ENOTFOUND);
+    rc = el_store_user_get(store, "{\"$gt\":\"\"}", &got);
+    CU_ASSERT(rc == EL_EINVAL || rc == EL_ENOTFOUND);
+    rc = el_store_user_get_by_email(store, "{\"$gt\":\"\"}", &got);
+    CU_ASSERT(rc == EL_EINVAL || rc == EL_ENOTFOUND);
+
+    /* Role only, hash only, both; the other user never changes. */
+    CU_ASSERT_EQUAL(el_store_user_update(store, a.id, "admin", NULL), EL_OK);
+    snprintf(a.role, sizeof(a.role), "admin");
+    CU_ASSERT_EQUAL_FATAL(el_store_user_get(store, a.id, &got), EL_OK);
+    check_same_user(&a, &got);
+    el_user_cleanup(&got);
+    CU_ASSERT_EQUAL(el_store_user_update(store, a.id, NULL, "$argon2id$v=19$new"), EL_OK);
+    set_str(&a.password_hash, "$argon2id$v=19$new");
+    CU_ASSERT_EQUAL_FATAL(el_store_user_get_by_email(store, a.email, &got), EL_OK);
+    check_same_user(&a, &got);
+    el_user_cleanup(&got);
+    CU_ASSERT_EQUAL(el_store_user_update(store, a.id, "instructor", "$argon2id$v=19$newer"), EL_OK);
+    snprintf(a.role, sizeof(a.role), "instructor");
+    set_str(&a.password_hash, "$argon2id$v=19$newer");
+    CU_ASSERT_EQUAL_FATAL(el_store_user_get(store, a.id, &got), EL_OK);
+    check_same_user(&a, &got);
+    el_user_cleanup(&got);
+    CU_ASSERT_EQUAL(el_store_user_update(store, "5b00000000000000000000ff", "admin", NULL),
+                    EL_ENOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(el_store_user_get(store, b.id, &got), EL_OK);
+    check_same_user(&b, &got);
+    el_user_cleanup(&got);
+
+    /* Delete: gone by id and by email, once; the email is free again. */
+    CU_ASSERT_EQUAL(el_store_user_delete(store, a.id), EL_OK);
+    CU_ASSERT_EQUAL(el_store_user_get(store, a.id, &got), EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_user_get_by_email(store, "ann@example.com", &got), EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_user_delete(store, a.id), EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_user_update(store, a.id, "admin", NULL), EL_ENOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(el_store_user_get(store, b.id, &got), EL_OK);
+    check_same_user(&b, &got);
+    el_user_cleanup(&got);
+    el_user_cleanup(&a);
+    make_user(&a, "ann@example.com", "student");
+    CU_ASSERT_EQUAL(el_store_user_insert(store, &a), EL_OK);
+    el_user_cleanup(&a);
+
+    /* A taken id is a conflict too. */
+    make_user(&a, "carol@example.com", "student");
+    strcpy(a.id, b.id);
+    CU_ASSERT_EQUAL(el_store_user_insert(store, &a), EL_ECONFLICT);
+    CU_ASSERT_EQUAL(el_store_user_get_by_email(store, "carol@example.com", &got), EL_ENOTFOUND);
+    el_user_cleanup(&a);
+    el_user_cleanup(&b);
+}
+
+/* ---- refresh tokens and revocations ------------------------------------- */
+
+/* Times in these tests are near the wall clock, as in production: a store
+ * may forget what expired by the wall clock (SQLite deletes such rows as it
+ * goes), so expiry is tested by passing a later now_ms, never by storing a
+ * time in the past. */
+static void test_refresh_tokens(void)
+{
+    const char *user = "5b0000000000000000000001";
+    const char *sid = "5e55000000000000000000000000000a";
+    int64_t now = el_wall_ms();
+
+    CU_ASSERT_EQUAL_FATAL(el_store_refresh_insert(store, "aa000000000000000000000000000001", user,
+                                                  sid, now + 3600000),
+                          EL_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        el_store_refresh_insert(store, "aa000000000000000000000000000002", user, sid, now + 1000),
+        EL_OK);
+    /* Claimed once; every later claim is a reuse. */
+    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "aa000000000000000000000000000001", now), EL_OK);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "aa000000000000000000000000000001", now),
+                    EL_ECONFLICT);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "aa000000000000000000000000000001", now + 5),
+                    EL_ECONFLICT);
+    /* Expired at its expiry instant: not found, and not used up by the
+     * failed claim (a claim before expiry still works). */
+    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "aa000000000000000000000000000002", now + 1000),
+                    EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "aa000000000000000000000000000002", now + 999),
+                    EL_OK);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "aa000000000000000000000000000002", now + 999),
+                    EL_ECONFLICT);
+    /* Unknown. */
+    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "aa0000000000000000000000000000ff", now),
+                    EL_ENOTFOUND);
+    /* Reset forgets them all. */
+    CU_ASSERT_EQUAL(el_store_refresh_insert(store, "aa000000000000000000000000000003", user, sid,
+                                            now + 3600000),
+                    EL_OK);
+    CU_ASSERT_EQUAL(el_store_reset(store), EL_OK);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "aa000000000000000000000000000003", now),
+                    EL_ENOTFOUND);
+}
+
+#define NCLAIMERS 8
+
+struct claimer {
+    pthread_barrier_t *start;
+    const char *jti;       /* the token all claim */
+    const char *course;    /* the course all enroll in */
+    char user[EL_OID_HEX]; /* each its own student */
+    int64_t now, count;
+    int rc, rc_again;
+};
+
+static void *claim_worker(void *arg)
+{
+    struct claimer *w = arg;
+
+    pthread_barrier_wait(w->start); /* all claim at once */
+    w->rc = el_store_refresh_claim(store, w->jti, w->now);
+    el_store_thread_cleanup(store);
+    return NULL;
+}
+
+static void test_concurrent_claim(void)
+{
+    struct claimer w[NCLAIMERS];
+    pthread_t t[NCLAIMERS];
+    pthread_barrier_t start;
+    int64_t now = el_wall_ms();
+    int ok = 0, conflict = 0;
+
+    CU_ASSERT_EQUAL_FATAL(el_store_refresh_insert(store, "bb000000000000000000000000000001",
+                                                  "5b0000000000000000000001",
+                                                  "5e55000000000000000000000000000b", now + 60000),
+                          EL_OK);
+    CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&start, NULL, NCLAIMERS), 0);
+    for (int i = 0; i < NCLAIMERS; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].start = &start;
+        w[i].jti = "bb000000000000000000000000000001";
+        w[i].now = now;
+        w[i].rc = 1;
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, claim_worker, &w[i]), 0);
+    }
+    for (int i = 0; i < NCLAIMERS; i++) {
+        pthread_join(t[i], NULL);
+        ok += w[i].rc == EL_OK;
+        conflict += w[i].rc == EL_ECONFLICT;
+    }
+    pthread_barrier_destroy(&start);
+    CU_ASSERT_EQUAL(ok, 1);
+    CU_ASSERT_EQUAL(conflict, NCLAIMERS - 1);
+}
+
+static void *enroll_worker(void *arg)
+{
+    struct claimer *w = arg;
+    int64_t again = -1;
+
+    pthread_barrier_wait(w->start);
+    w->rc = el_store_enroll(store, w->course, w->user, &w->count);
+    w->rc_again = el_store_enroll(store, w->course, w->user, &again);
+    el_store_thread_cleanup(store);
+    return NULL;
+}
+
+static void test_concurrent_enroll(void)
+{
+    struct claimer w[NCLAIMERS];
+    pthread_t t[NCLAIMERS];
+    pthread_barrier_t start;
+    struct el_course in[1], got;
+    unsigned seen = 0;
+
+    insert_all(store, catalog, 1, in); /* 100 enrolled */
+    CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&start, NULL, NCLAIMERS), 0);
+    for (int i = 0; i < NCLAIMERS; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].start = &start;
+        w[i].course = in[0].id;
+        snprintf(w[i].user, sizeof(w[i].user), "5a00000000000000000000%02x", (unsigned)i);
+        w[i].rc = w[i].rc_again = 1;
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, enroll_worker, &w[i]), 0);
+    }
+    for (int i = 0; i < NCLAIMERS; i++) {
+        pthread_join(t[i], NULL);
+        CU_ASSERT_EQUAL(w[i].rc, EL_OK);
+        CU_ASSERT_EQUAL(w[i].rc_again, EL_ECONFLICT);
+        /* Each saw its own increment: the counts are 101..108, once each. */
+        if (w[i].count > 100 && w[i].count <= 100 + NCLAIMERS)
+            seen |= 1u << (w[i].count - 101);
+    }
+    pthread_barrier_destroy(&start);
+    CU_ASSERT_EQUAL(seen, (1u << NCLAIMERS) - 1);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, in[0].id, &got), EL_OK);
+    CU_ASSERT_EQUAL(got.enrollment_count, 100 + NCLAIMERS);
+    el_course_cleanup(&got);
+    el_course_cleanup(&in[0]);
+}
+
+static int is_revoked(const char *jti, const char *sid, int64_t now)
+{
+    int r = -1;
+
+    CU_ASSERT_EQUAL(el_store_revoked(store, jti, sid, now, &r), EL_OK);
+    return r;
+}
+
+struct live {
+    int calls, stop_at;
+    char ids[8][72];
+    int64_t exp[8];
+};
+
+static int collect_live(const char *id, int64_t expires_ms, void *arg)
+{
+    struct live *l = arg;
+
+    if (l->calls < 8) {
+        snprintf(l->ids[l->calls], sizeof(l->ids[0]), "%s", id);
+        l->exp[l->calls] = expires_ms;
+    }
+    l->calls++;
+    return l->calls == l->stop_at ? 42 : 0;
+}
+
+/* The expiry recorded for id in l, or -1. */
+static int64_t live_expiry(const struct live *l, const char *id)
+{
+    for (int i = 0; i < l->calls && i < 8; i++)
+        if (strcmp(l->ids[i], id) == 0)
+            return l->exp[i];
+    return -1;
+}
+
+static void test_revocations(void)
+{
+    const char *jti = "cc000000000000000000000000000001";
+    const char *sid = "5e55000000000000000000000000000c";
+    const char *later = "cc000000000000000000000000000002";
+    const char *other = "cc0000000000000000000000000000ff";
+    int64_t now = el_wall_ms();
+    struct live l;
+
+    CU_ASSERT_EQUAL(is_revoked(jti, sid, now), 0);
+    CU_ASSERT_EQUAL(is_revoked(NULL, NULL, now), 0);
+
+    /* A token by its jti, until its expiry (exclusive). */
+    CU_ASSERT_EQUAL(el_store_revoke(store, jti, now + 60000), EL_OK);
+    CU_ASSERT_EQUAL(is_revoked(jti, NULL, now), 1);
+    CU_ASSERT_EQUAL(is_revoked(jti, "5e5500000000000000000000000000ff", now), 1);
+    CU_ASSERT_EQUAL(is_revoked(jti, NULL, now + 59999), 1);
+    CU_ASSERT_EQUAL(is_revoked(jti, NULL, now + 60000), 0);
+    CU_ASSERT_EQUAL(is_revoked(other, NULL, now), 0);
+
+    /* A whole login by its sid: every token of it. */
+    CU_ASSERT_EQUAL(is_revoked(other, sid, now), 0);
+    CU_ASSERT_EQUAL(el_store_revoke(store, sid, now + 120000), EL_OK);
+    CU_ASSERT_EQUAL(is_revoked(other, sid, now), 1);
+    CU_ASSERT_EQUAL(is_revoked(NULL, sid, now + 119999), 1);
+    CU_ASSERT_EQUAL(is_revoked(other, sid, now + 120000), 0);
+
+    /* Idempotent, and the later expiry wins whichever comes first. */
+    CU_ASSERT_EQUAL(el_store_revoke(store, later, now + 10000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_revoke(store, later, now + 50000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_revoke(store, later, now + 20000), EL_OK);
+    CU_ASSERT_EQUAL(is_revoked(later, NULL, now + 49999), 1);
+    CU_ASSERT_EQUAL(is_revoked(later, NULL, now + 50000), 0);
+
+    /* Live at now + 55 s: jti (60 s) and sid (120 s), not later (50 s). */
+    memset(&l, 0, sizeof(l));
+    CU_ASSERT_EQUAL(el_store_revocations_live(store, now + 55000, collect_live, &l), EL_OK);
+    CU_ASSERT_EQUAL(l.calls, 2);
+    CU_ASSERT_EQUAL(live_expiry(&l, jti), now + 60000);
+    CU_ASSERT_EQUAL(live_expiry(&l, sid), now + 120000);
+    CU_ASSERT_EQUAL(live_expiry(&l, later), -1);
+    /* All three at now. */
+    memset(&l, 0, sizeof(l));
+    CU_ASSERT_EQUAL(el_store_revocations_live(store, now, collect_live, &l), EL_OK);
+    CU_ASSERT_EQUAL(l.calls, 3);
+    CU_ASSERT_EQUAL(live_expiry(&l, later), now + 50000);
+    /* None after the last expiry. */
+    memset(&l, 0, sizeof(l));
+    CU_ASSERT_EQUAL(el_store_revocations_live(store, now + 120000, collect_live, &l), EL_OK);
+    CU_ASSERT_EQUAL(l.calls, 0);
+    /* A non-zero return from fn stops the walk and is returned. */
+    memset(&l, 0, sizeof(l));
+    l.stop_at = 1;
+    CU_ASSERT_EQUAL(el_store_revocations_live(store, now, collect_live, &l), 42);
+    CU_ASSERT_EQUAL(l.calls, 1);
+
+    /* Reset forgets them. */
+    CU_ASSERT_EQUAL(el_store_reset(store), EL_OK);
+    CU_ASSERT_EQUAL(is_revoked(jti, sid, now), 0);
+}
+
+/* Users and courses do not share a namespace or a reset gap: reset
+ * empties users too. */
+static void test_reset_clears_users(void)
+{
+    struct el_user u, got;
+
+    make_user(&u, "dora@example.com", "student");
+    CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &u), EL_OK);
+    CU_ASSERT_EQUAL(el_store_reset(store), EL_OK);
+    CU_ASSERT_EQUAL(el_store_user_get(store, u.id, &got), EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_user_get_by_email(store, "dora@example.com", &got), EL_ENOTFOUND);
+    el_user_cleanup(&u);
+}
+
 /* ---- both backends, same bytes ----------------------------------------- */
 
 /* Run in the mongo suite: the same data in a SQLite store gives the same
@@ -1013,6 +1679,189 @@ static void test_sqlite_busy_is_unavailable(void)
     el_course_cleanup(&c);
 }
 
+/* Open the suite's database file directly, beside the store. */
+static sqlite3 *open_contract_db(void)
+{
+    const char *dir = getenv("EL_TEST_TMPDIR");
+    char path[600];
+    sqlite3 *db = NULL;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    snprintf(path, sizeof(path), "%s/contract.db", dir);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 1500);
+    return db;
+}
+
+static int64_t count_rows(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+
+    CU_ASSERT_EQUAL_FATAL(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Rows that expired by the wall clock are deleted by later writes of the
+ * same kind, at most 64 per write. */
+static void test_sqlite_housekeeping(void)
+{
+    sqlite3 *db = open_contract_db();
+    int64_t now = el_wall_ms();
+    char sql[256];
+
+    CU_ASSERT_EQUAL_FATAL(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    for (int i = 0; i < 100; i++) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO revocations VALUES ('old%d', %lld);"
+                 "INSERT INTO refresh_tokens VALUES ('old%d', '5b0000000000000000000001', 's',"
+                 " %lld, 0);",
+                 i, (long long)(now - 1000 - i), i, (long long)(now - 1000 - i));
+        CU_ASSERT_EQUAL_FATAL(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    CU_ASSERT_EQUAL_FATAL(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+
+    CU_ASSERT_EQUAL(el_store_revoke(store, "live1", now + 3600000), EL_OK);
+    CU_ASSERT_EQUAL(count_rows(db, "SELECT count(*) FROM revocations"), 100 - 64 + 1);
+    CU_ASSERT_EQUAL(el_store_revoke(store, "live2", now + 3600000), EL_OK);
+    CU_ASSERT_EQUAL(count_rows(db, "SELECT count(*) FROM revocations"), 2);
+    CU_ASSERT_EQUAL(count_rows(db, "SELECT count(*) FROM revocations WHERE id LIKE 'live%'"), 2);
+    /* Refresh tokens likewise, on insert. */
+    CU_ASSERT_EQUAL(count_rows(db, "SELECT count(*) FROM refresh_tokens"), 100);
+    CU_ASSERT_EQUAL(
+        el_store_refresh_insert(store, "live1", "5b0000000000000000000001", "s", now + 3600000),
+        EL_OK);
+    CU_ASSERT_EQUAL(count_rows(db, "SELECT count(*) FROM refresh_tokens"), 100 - 64 + 1);
+    CU_ASSERT_EQUAL(
+        el_store_refresh_insert(store, "live2", "5b0000000000000000000001", "s", now + 3600000),
+        EL_OK);
+    CU_ASSERT_EQUAL(count_rows(db, "SELECT count(*) FROM refresh_tokens"), 2);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "old99", 0), EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "live1", now), EL_OK);
+    sqlite3_close(db);
+}
+
+/* A deleted user's refresh tokens are deleted with the account. */
+static void test_sqlite_user_delete_drops_tokens(void)
+{
+    struct el_user a, b;
+    int64_t now = el_wall_ms();
+
+    make_user(&a, "a@example.com", "student");
+    make_user(&b, "b@example.com", "student");
+    CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &a), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &b), EL_OK);
+    CU_ASSERT_EQUAL(el_store_refresh_insert(store, "ta", a.id, "sa", now + 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_refresh_insert(store, "tb", b.id, "sb", now + 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_user_delete(store, a.id), EL_OK);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "ta", now), EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "tb", now), EL_OK);
+    el_user_cleanup(&a);
+    el_user_cleanup(&b);
+}
+
+/* Ids are validated and stored lowercase in the new operations too, and
+ * token ids must be short printable ASCII. */
+static void test_sqlite_new_ops_validate(void)
+{
+    struct el_course in[1], out;
+    struct el_course_patch p;
+    struct el_user u, got;
+    char longid[80];
+    int64_t count = 0, now = el_wall_ms();
+    int r;
+
+    insert_all(store, catalog, 1, in);
+    memset(&p, 0, sizeof(p));
+    p.fields = EL_CF_DURATION;
+    CU_ASSERT_EQUAL(el_store_course_update(store, "66000000000000000000000A", &p, T0, &out), EL_OK);
+    CU_ASSERT_STRING_EQUAL(out.id, "66000000000000000000000a");
+    el_course_cleanup(&out);
+    p.fields = EL_CF_MODULES; /* set on create only */
+    CU_ASSERT_EQUAL(el_store_course_update(store, in[0].id, &p, T0, &out), EL_EINVAL);
+    CU_ASSERT_EQUAL(
+        el_store_enroll(store, "66000000000000000000000A", "5A0000000000000000000001", &count),
+        EL_OK);
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, "5a0000000000000000000001", &count),
+                    EL_ECONFLICT);
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, "not-an-id", &count), EL_EINVAL);
+
+    make_user(&u, "u@example.com", "student");
+    strcpy(u.id, "5B00000000000000000000AB");
+    CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &u), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_store_user_get(store, "5b00000000000000000000ab", &got), EL_OK);
+    CU_ASSERT_STRING_EQUAL(got.id, "5b00000000000000000000ab");
+    el_user_cleanup(&got);
+    CU_ASSERT_EQUAL(el_store_user_update(store, u.id, "", NULL), EL_EINVAL);
+    CU_ASSERT_EQUAL(el_store_user_update(store, u.id, "a-role-far-too-long", NULL), EL_EINVAL);
+    el_user_cleanup(&u);
+    make_user(&u, "", "student");
+    CU_ASSERT_EQUAL(el_store_user_insert(store, &u), EL_EINVAL);
+    el_user_cleanup(&u);
+
+    memset(longid, 'x', 65);
+    longid[65] = '\0';
+    CU_ASSERT_EQUAL(el_store_revoke(store, longid, now + 1000), EL_EINVAL);
+    longid[64] = '\0';
+    CU_ASSERT_EQUAL(el_store_revoke(store, longid, now + 1000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_revoke(store, "", now + 1000), EL_EINVAL);
+    CU_ASSERT_EQUAL(el_store_revoke(store, "a b", now + 1000), EL_EINVAL);
+    CU_ASSERT_EQUAL(el_store_revoked(store, "a\nb", NULL, now, &r), EL_EINVAL);
+    CU_ASSERT_EQUAL(el_store_refresh_insert(store, "t", "5b0000000000000000000001", "", now),
+                    EL_EINVAL);
+    CU_ASSERT_EQUAL(el_store_refresh_insert(store, "t", "nope", "s", now), EL_EINVAL);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(store, NULL, now), EL_EINVAL);
+    el_course_cleanup(&in[0]);
+}
+
+/* A version 1 file (courses only) is upgraded in place at open; a file
+ * from a newer version is refused. */
+static void test_sqlite_schema_upgrade(void)
+{
+    const char *path = unit_tmp_path("v1.db");
+    char uri[600];
+    struct el_store *s = NULL;
+    struct el_err err = {0, ""};
+    struct el_course c, got;
+    struct el_user u;
+    sqlite3 *db = NULL;
+
+    snprintf(uri, sizeof(uri), "sqlite:%s", path);
+    CU_ASSERT_EQUAL_FATAL(el_store_open(uri, &s, NULL), EL_OK);
+    build(&catalog[2], &c);
+    CU_ASSERT_EQUAL(el_store_course_insert(s, &c), EL_OK);
+    el_store_close(s);
+    /* Make it what version 1 left. */
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(db,
+                                 "DROP TABLE users; DROP TABLE enrollments; DROP TABLE "
+                                 "refresh_tokens; DROP TABLE revocations; PRAGMA user_version = 1;",
+                                 NULL, NULL, NULL),
+                    SQLITE_OK);
+    sqlite3_close(db);
+
+    CU_ASSERT_EQUAL_FATAL(el_store_open(uri, &s, &err), EL_OK);
+    CU_ASSERT_EQUAL(el_store_course_get(s, c.id, &got), EL_OK); /* data kept */
+    check_same_course(&c, &got);
+    el_course_cleanup(&got);
+    make_user(&u, "v1@example.com", "admin");
+    CU_ASSERT_EQUAL(el_store_user_insert(s, &u), EL_OK); /* new tables there */
+    el_user_cleanup(&u);
+    el_store_close(s);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    CU_ASSERT_EQUAL(count_rows(db, "PRAGMA user_version"), 2);
+    CU_ASSERT_EQUAL(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    s = NULL;
+    CU_ASSERT_EQUAL(el_store_open(uri, &s, &err), EL_EUNAVAIL);
+    CU_ASSERT_PTR_NULL(s);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "newer"));
+    el_course_cleanup(&c);
+}
+
 /* ---- registration ------------------------------------------------------ */
 
 static const struct {
@@ -1031,6 +1880,17 @@ static const struct {
     {"search metacharacters match literally", test_search_literal},
     {"list items are byte-identical to the inserted JSON", test_list_json_matches_inserted},
     {"8 threads reading one store", test_concurrent_reads},
+    {"course update: only flagged fields; lists and search follow", test_course_update},
+    {"course update of a missing course", test_course_update_missing},
+    {"module update; missing module or course", test_module_update},
+    {"course delete, twice; enrollments go with it", test_course_delete},
+    {"enroll once, twice, missing course", test_enroll},
+    {"8 threads enroll 8 students: count +8 exactly", test_concurrent_enroll},
+    {"users: insert, get, by email, conflicts, update, delete", test_users},
+    {"reset deletes users too", test_reset_clears_users},
+    {"refresh tokens: claim once, reuse, expiry, unknown", test_refresh_tokens},
+    {"8 threads claim one refresh token: exactly one wins", test_concurrent_claim},
+    {"revocations: jti, sid, expiry, later wins, live list", test_revocations},
 };
 
 static void add_contract(CU_pSuite s)
@@ -1050,6 +1910,11 @@ void test_store_register(void)
     CU_add_test(s, "thread cleanup, reopen, exit with a connection", test_sqlite_thread_cleanup);
     CU_add_test(s, "a held write lock: EL_EUNAVAIL within the timeout",
                 test_sqlite_busy_is_unavailable);
+    CU_add_test(s, "expired revocations and refresh tokens are deleted, 64 a write",
+                test_sqlite_housekeeping);
+    CU_add_test(s, "deleting a user deletes their refresh tokens",
+                test_sqlite_user_delete_drops_tokens);
+    CU_add_test(s, "new operations validate and lowercase ids", test_sqlite_new_ops_validate);
 
     s = CU_add_suite_with_setup_and_teardown("store_mongo", init_mongo, fini, setup, NULL);
     add_contract(s);
@@ -1059,4 +1924,5 @@ void test_store_register(void)
     CU_add_test(s, "creates missing parent directories", test_sqlite_creates_directories);
     CU_add_test(s, "unusable paths fail clearly", test_sqlite_unusable_paths);
     CU_add_test(s, "data persists; the file is in WAL mode", test_sqlite_file_persists_in_wal_mode);
+    CU_add_test(s, "a version 1 file is upgraded; a newer one refused", test_sqlite_schema_upgrade);
 }

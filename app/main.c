@@ -77,6 +77,7 @@ static int app_open(struct el_app *app)
     int64_t gen = 0;
     int rc;
 
+    el_store_set_timeout_ms(app->cfg.db_timeout_ms);
     if (el_store_open(app->cfg.db_uri, &app->store, &err) != EL_OK) {
         fprintf(stderr, "elearn-fcgi: DB_URI: %s\n", err.msg);
         return -1;

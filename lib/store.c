@@ -2,10 +2,23 @@
  * by URI scheme and times and counts every query in one place. */
 #include "store.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "stats.h"
 #include "store_int.h"
+
+static atomic_int timeout_ms = 1500;
+
+void el_store_set_timeout_ms(int ms)
+{
+    atomic_store(&timeout_ms, ms < 100 ? 100 : ms > 30000 ? 30000 : ms);
+}
+
+int el_store_timeout_ms(void)
+{
+    return atomic_load(&timeout_ms);
+}
 
 int el_store_open(const char *uri, struct el_store **out, struct el_err *err)
 {

@@ -29,6 +29,12 @@
 
 struct el_store;
 
+/* The bound on every store call, in ms (DB_TIMEOUT_MS): server selection,
+ * socket and busy timeouts of the stores opened afterwards. Process-wide;
+ * set it once before el_store_open. Default 1500; clamped to 100-30000. */
+void el_store_set_timeout_ms(int ms);
+int el_store_timeout_ms(void);
+
 /* Open the store named by uri; creates schema/indexes if missing. On failure
  * returns EL_EINVAL (bad URI) or EL_EUNAVAIL, with detail in err. An
  * unreachable MongoDB is not an error at open: the pool connects lazily and

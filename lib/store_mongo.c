@@ -37,7 +37,6 @@
 
 #define COLLECTION "courses"
 #define DEFAULT_DB "elearn"
-#define DEFAULT_TIMEOUT_MS 1500
 #define CONNECT_TIMEOUT_MS 1000
 
 /* Where index creation stands; see ensure_indexes(). */
@@ -859,20 +858,11 @@ static void mongo_close(struct el_store *base)
 
 /* ---- open -------------------------------------------------------------- */
 
-/* DB_TIMEOUT_MS from the environment (100 - 30000, as config.h checks
- * it), else the default. */
+/* The process's store timeout (DB_TIMEOUT_MS, set by the app through
+ * el_store_set_timeout_ms before opening). */
 static int32_t db_timeout_ms(void)
 {
-    const char *v = getenv("DB_TIMEOUT_MS");
-    char *end;
-    long ms;
-
-    if (v == NULL || *v == '\0')
-        return DEFAULT_TIMEOUT_MS;
-    ms = strtol(v, &end, 10);
-    if (*end != '\0' || ms < 100 || ms > 30000)
-        return DEFAULT_TIMEOUT_MS;
-    return (int32_t)ms;
+    return (int32_t)el_store_timeout_ms();
 }
 
 /* Our timeouts and app name, each only where the URI sets none: an
@@ -892,6 +882,11 @@ static int uri_defaults(mongoc_uri_t *uri, struct el_err *err)
      * server selection timeout. */
     if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTRYONCE))
         ok = ok && mongoc_uri_set_option_as_bool(uri, MONGOC_URI_SERVERSELECTIONTRYONCE, false);
+    /* A read that timed out is not retried: a retry would double the time a
+     * request waits on a hung server (DB_TIMEOUT_MS is the bound we
+     * promise). */
+    if (!mongoc_uri_has_option(uri, MONGOC_URI_RETRYREADS))
+        ok = ok && mongoc_uri_set_option_as_bool(uri, MONGOC_URI_RETRYREADS, false);
     if (mongoc_uri_get_appname(uri) == NULL)
         ok = ok && mongoc_uri_set_appname(uri, "elearn");
     return ok ? EL_OK : el_err_set(err, EL_EINVAL, "mongo: cannot set the URI's timeouts");

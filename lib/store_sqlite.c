@@ -45,7 +45,6 @@
 
 #include "key.h"
 
-#define BUSY_TIMEOUT_MS 1500
 #define SCHEMA_VERSION 2   /* 2: users, enrollments, refresh tokens, revocations */
 #define SEP 0xFF           /* search_text field separator: a byte UTF-8 never uses */
 #define TOKEN_ID_MAX 64    /* bytes of a refresh token's jti/sid or a revoked id */
@@ -346,7 +345,7 @@ static int conn_open(struct sqlite_store *s, struct conn **out, struct el_err *e
         goto fail;
     }
     sqlite3_extended_result_codes(c->db, 1);
-    sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+    sqlite3_busy_timeout(c->db, el_store_timeout_ms());
     /* An existing file we may not write is opened read-only without a
      * word; say so now rather than fail every insert later. */
     if (sqlite3_db_readonly(c->db, "main") == 1) {

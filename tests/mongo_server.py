@@ -431,7 +431,13 @@ def main():
     print('ready', file=sys.stderr, flush=True)
     try:
         while True:
-            request = server.receives()
+            try:
+                request = server.receives()
+            except OSError as e:
+                # A client that timed out closed its socket while its
+                # request was queued: drop it, keep serving the others.
+                print('mongo_server: client went away: %s' % e, file=sys.stderr, flush=True)
+                continue
             if request is None:
                 break
             try:

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "bus.h"
 #include "config.h"
 #include "jwt.h"
 #include "l1.h"
@@ -25,11 +26,17 @@ struct el_app {
     atomic_uint_fast64_t list_generation; /* see EL_KEY_LIST_GEN */
     struct el_jwt *jwt;
     struct el_auth *auth;
+    struct el_bus *bus;            /* NULL when L2 is disabled */
 };
 
 /* After a write that changes what course lists show: move to a new list
  * generation (shared through Redis when it is up), so every cached list is
  * bypassed at once -- O(1), no SCAN (app/courses.c). */
 void el_app_bump_lists(struct el_app *app);
+
+/* Drop course id from every layer of every process (L1 here and, through
+ * the bus, everywhere; Redis) and move the list generation
+ * (DELETE /cache/invalidate/{id}; app/courses.c). id is validated hex. */
+void el_app_invalidate_course(struct el_app *app, const char *id);
 
 #endif /* EL_APP_H */

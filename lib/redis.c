@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/time.h>
 
 #include <hiredis/hiredis.h>
@@ -850,4 +851,208 @@ int el_redis_pttl(struct el_redis *r, const char *key, int64_t *ms)
         return EL_EDISABLED;
     lens[1] = strlen(key);
     return command(r, 2, argv, lens, on_integer, ms);
+}
+
+/* ---- pub/sub (bus.c) ---------------------------------------------------- */
+
+int el_redis_publish(struct el_redis *r, const char *channel, const char *msg, size_t len)
+{
+    const char *argv[3] = {"PUBLISH", channel, msg};
+    size_t lens[3] = {7, 0, len};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    lens[1] = strlen(channel);
+    return command(r, 3, argv, lens, on_integer, NULL);
+}
+
+/* A subscription has a connection of its own, outside the per-thread table
+ * and the breaker: it lives as long as the subscriber thread keeps it. */
+struct el_redis_sub {
+    struct conn cn;
+};
+
+void el_redis_sub_close(struct el_redis_sub *s)
+{
+    if (s) {
+        if (s->cn.c)
+            redisFree(s->cn.c);
+        free(s);
+    }
+}
+
+int el_redis_sub_open(struct el_redis *r, const char *channel, struct el_redis_sub **out,
+                      char *why, size_t whylen)
+{
+    struct el_redis_sub *s;
+    redisReply *rep;
+    int rc;
+
+    *out = NULL;
+    if (r == NULL)
+        return EL_EDISABLED;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return EL_ENOMEM;
+    s->cn.r = r;
+    rc = conn_open(r, &s->cn, 0, el_now_us() + (uint64_t)r->timeout_ms * 1000, why, whylen);
+    if (rc != EL_OK) {
+        free(s);
+        return rc;
+    }
+    if (conn_budget(&s->cn, (long)r->timeout_ms * 1000) != EL_OK ||
+        (rep = redisCommand(s->cn.c, "SUBSCRIBE %s", channel)) == NULL) {
+        snprintf(why, whylen, "SUBSCRIBE failed: %s", s->cn.c->errstr);
+        el_redis_sub_close(s);
+        return EL_EUNAVAIL;
+    }
+    rc = rep->type == REDIS_REPLY_ARRAY ? EL_OK : EL_EPROTO;
+    if (rc != EL_OK)
+        snprintf(why, whylen, "unexpected reply to SUBSCRIBE");
+    freeReplyObject(rep);
+    if (rc != EL_OK) {
+        el_redis_sub_close(s);
+        return rc;
+    }
+    *out = s;
+    return EL_OK;
+}
+
+/* Hand every complete message already read to fn. */
+static int sub_drain(struct el_redis_sub *s, el_redis_sub_fn fn, void *arg)
+{
+    void *v;
+
+    for (;;) {
+        redisReply *rep;
+
+        v = NULL;
+        if (redisGetReplyFromReader(s->cn.c, &v) != REDIS_OK)
+            return EL_EUNAVAIL;
+        if (v == NULL)
+            return EL_OK;
+        rep = v;
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+            rep->element[0]->type == REDIS_REPLY_STRING &&
+            strcmp(rep->element[0]->str, "message") == 0 &&
+            rep->element[2]->type == REDIS_REPLY_STRING)
+            fn(rep->element[2]->str, rep->element[2]->len, arg);
+        freeReplyObject(rep);
+    }
+}
+
+int el_redis_sub_poll(struct el_redis_sub *s, int wait_ms, el_redis_sub_fn fn, void *arg)
+{
+    struct pollfd pfd = {.fd = s->cn.c->fd, .events = POLLIN};
+    int n;
+
+    if (sub_drain(s, fn, arg) != EL_OK)
+        return EL_EUNAVAIL;
+    n = poll(&pfd, 1, wait_ms);
+    if (n < 0)
+        return errno == EINTR ? EL_OK : EL_EUNAVAIL;
+    if (n == 0)
+        return EL_OK;
+    if (redisBufferRead(s->cn.c) != REDIS_OK)
+        return EL_EUNAVAIL;
+    return sub_drain(s, fn, arg);
+}
+
+/* ---- hashes (stats.c) ---------------------------------------------------- */
+
+int el_redis_hincrby_many(struct el_redis *r, const char *key, int n, const char *const *fields,
+                          const int64_t *deltas)
+{
+    /* One EVAL: every increment in one round trip, applied atomically. */
+    static const char script[] =
+        "for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end "
+        "return #ARGV / 2";
+    const char **argv;
+    size_t *lens;
+    char (*num)[24];
+    int rc, argc = 4 + 2 * n;
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (n <= 0)
+        return EL_OK;
+    argv = calloc((size_t)argc, sizeof(*argv));
+    lens = calloc((size_t)argc, sizeof(*lens));
+    num = calloc((size_t)n, sizeof(*num));
+    if (argv == NULL || lens == NULL || num == NULL) {
+        rc = EL_ENOMEM;
+        goto out;
+    }
+    argv[0] = "EVAL";
+    argv[1] = script;
+    argv[2] = "1";
+    argv[3] = key;
+    for (int i = 0; i < n; i++) {
+        snprintf(num[i], sizeof(num[i]), "%lld", (long long)deltas[i]);
+        argv[4 + 2 * i] = fields[i];
+        argv[5 + 2 * i] = num[i];
+    }
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    rc = command(r, argc, argv, lens, on_integer, NULL);
+out:
+    free(argv);
+    free(lens);
+    free(num);
+    return rc;
+}
+
+struct hgetall_out {
+    el_redis_field_fn fn;
+    void *arg;
+};
+
+static int on_hgetall(const redisReply *rep, void *arg)
+{
+    struct hgetall_out *h = arg;
+
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2)
+        return EL_EPROTO;
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+        const redisReply *k = rep->element[i], *v = rep->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            return EL_EPROTO;
+        h->fn(k->str, strtoll(v->str, NULL, 10), h->arg);
+    }
+    return EL_OK;
+}
+
+int el_redis_hgetall_int(struct el_redis *r, const char *key, el_redis_field_fn fn, void *arg)
+{
+    const char *argv[2] = {"HGETALL", key};
+    size_t lens[2] = {7, 0};
+    struct hgetall_out h = {fn, arg};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    lens[1] = strlen(key);
+    return command(r, 2, argv, lens, on_hgetall, &h);
+}
+
+/* ---- INFO / DBSIZE (stats) ------------------------------------------------ */
+
+int el_redis_info(struct el_redis *r, const char *section, struct el_buf *out)
+{
+    const char *argv[2] = {"INFO", section};
+    size_t lens[2] = {4, 0};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    lens[1] = strlen(section);
+    return command(r, 2, argv, lens, on_string, out);
+}
+
+int el_redis_dbsize(struct el_redis *r, int64_t *n)
+{
+    const char *argv[1] = {"DBSIZE"};
+    size_t lens[1] = {6};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    return command(r, 1, argv, lens, on_integer, n);
 }

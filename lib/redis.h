@@ -90,4 +90,41 @@ int el_redis_pttl(struct el_redis *r, const char *key, int64_t *ms) EL_WUR;
 /* PING; 0 when Redis answered. Also the breaker's probe. */
 int el_redis_ping(struct el_redis *r) EL_WUR;
 
+/* ---- hashes and server info (stats) -------------------------------------- */
+
+/* HINCRBY key field[i] deltas[i] for i < n, in one round trip (EVAL),
+ * atomically. */
+int el_redis_hincrby_many(struct el_redis *r, const char *key, int n, const char *const *fields,
+                          const int64_t *deltas) EL_WUR;
+
+/* HGETALL key, calling fn for each field with its value as an integer. */
+typedef void (*el_redis_field_fn)(const char *field, int64_t value, void *arg);
+int el_redis_hgetall_int(struct el_redis *r, const char *key, el_redis_field_fn fn,
+                         void *arg) EL_WUR;
+
+/* INFO section (the raw text appended to out); DBSIZE. */
+int el_redis_info(struct el_redis *r, const char *section, struct el_buf *out) EL_WUR;
+int el_redis_dbsize(struct el_redis *r, int64_t *n) EL_WUR;
+
+/* ---- pub/sub ---------------------------------------------------------- */
+
+/* PUBLISH msg on channel (through the calling thread's connection). */
+int el_redis_publish(struct el_redis *r, const char *channel, const char *msg, size_t len) EL_WUR;
+
+/* A subscription on its own connection (not thread-local, not behind the
+ * breaker), for one subscriber thread. */
+struct el_redis_sub;
+typedef void (*el_redis_sub_fn)(const char *msg, size_t len, void *arg);
+
+/* Connect (AUTH as the URL says) and SUBSCRIBE to channel, within the
+ * handle's timeout. On failure a one-line reason is put in why. */
+int el_redis_sub_open(struct el_redis *r, const char *channel, struct el_redis_sub **out,
+                      char *why, size_t whylen) EL_WUR;
+
+/* Wait up to wait_ms for messages and pass each one's payload to fn.
+ * EL_EUNAVAIL when the connection is lost (close it and open a new one). */
+int el_redis_sub_poll(struct el_redis_sub *s, int wait_ms, el_redis_sub_fn fn, void *arg) EL_WUR;
+
+void el_redis_sub_close(struct el_redis_sub *s);
+
 #endif /* EL_REDIS_H */

@@ -144,17 +144,29 @@ int handle_course_list(const struct el_request *req, struct el_response *res)
 void el_app_bump_lists(struct el_app *app)
 {
     int64_t gen;
-    uint64_t cur = atomic_load(&app->list_generation);
+    uint64_t cur = atomic_load(&app->list_generation), want;
 
-    if (el_redis_incr(app->redis, EL_KEY_LIST_GEN, &gen) == EL_OK && gen > 0) {
-        /* Never move backwards: a Redis that restarted empty counts from 1. */
-        while (cur < (uint64_t)gen &&
-               !atomic_compare_exchange_weak(&app->list_generation, &cur, (uint64_t)gen))
-            ;
-        if (cur < (uint64_t)gen)
-            return;
-    }
-    atomic_fetch_add(&app->list_generation, 1);
+    /* Redis holds the shared number; without it, count locally (other
+     * processes then learn nothing until they see the gap or a reset). */
+    if (el_redis_incr(app->redis, EL_KEY_LIST_GEN, &gen) == EL_OK && gen > 0)
+        want = (uint64_t)gen > cur ? (uint64_t)gen : cur + 1;
+    else
+        want = cur + 1;
+    /* Never move backwards: a Redis that restarted empty counts from 1. */
+    while (cur < want && !atomic_compare_exchange_weak(&app->list_generation, &cur, want))
+        ;
+    if (el_bus_publish_generation(app->bus, want) != EL_OK && app->bus)
+        fprintf(stderr, "courses: list generation %llu not announced; peers will see a gap\n",
+                (unsigned long long)want);
+}
+
+void el_app_invalidate_course(struct el_app *app, const char *id)
+{
+    char key[EL_KEY_MAX];
+
+    el_key_course(key, sizeof(key), id);
+    el_tiered_invalidate(app->courses, key);
+    el_app_bump_lists(app);
 }
 
 static int write_failed(struct el_response *res, int rc, const char *what)
@@ -352,9 +364,24 @@ int handle_course_enroll(const struct el_request *req, struct el_response *res)
         return el_response_error(res, 409, "Already enrolled in this course");
     if (rc != EL_OK)
         return write_failed(res, rc, "Course not found");
-    /* enrollment_count is part of the course and of the popular order. */
-    el_key_course(key, sizeof(key), id);
-    el_tiered_invalidate(req->app->courses, key);
+    /* enrollment_count is part of the course and of the popular order:
+     * cache the course as it is now, move the lists on. */
+    {
+        struct el_course c;
+        struct el_buf b;
+
+        el_key_course(key, sizeof(key), id);
+        el_buf_init(&b, 4u << 20);
+        if (el_store_course_get(req->app->store, id, &c) == EL_OK) {
+            if (el_course_to_json(&c, &b) != EL_OK ||
+                el_tiered_set(req->app->courses, key, b.data, b.len) != EL_OK)
+                el_tiered_invalidate(req->app->courses, key);
+            el_course_cleanup(&c);
+        } else {
+            el_tiered_invalidate(req->app->courses, key);
+        }
+        el_buf_cleanup(&b);
+    }
     el_app_bump_lists(req->app);
     if (el_buf_addf(&res->body, "{\"enrollment_count\":%lld}", (long long)count) != EL_OK)
         return el_response_error(res, 503, "Server out of memory, try again");

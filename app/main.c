@@ -68,6 +68,42 @@ static int open_listener(const char *spec)
     return fd;
 }
 
+/* ---- bus handlers: what other processes tell us ---------------------- */
+
+static void on_key(void *arg, const char *key)
+{
+    struct el_app *app = arg;
+    el_tiered_dropped(app->l1, key);
+}
+
+static void on_generation(void *arg, uint64_t gen)
+{
+    struct el_app *app = arg;
+    uint64_t cur = atomic_load(&app->list_generation);
+
+    /* Only forward: a late message must not bring old lists back. */
+    while (cur < gen && !atomic_compare_exchange_weak(&app->list_generation, &cur, gen))
+        ;
+}
+
+static void on_filled(void *arg, const char *key)
+{
+    EL_UNUSED(arg);
+    el_tiered_filled(key);
+}
+
+static void on_reset(void *arg, const char *why)
+{
+    struct el_app *app = arg;
+    int64_t gen;
+
+    EL_UNUSED(why);
+    el_tiered_dropped_all(app->l1);
+    /* Generation messages may be among the lost: read the current one. */
+    if (el_redis_get_int(app->redis, EL_KEY_LIST_GEN, &gen) == EL_OK && gen > 0)
+        on_generation(app, (uint64_t)gen);
+}
+
 static int app_open(struct el_app *app)
 {
     struct el_auth_opts aopts = {0};
@@ -93,6 +129,8 @@ static int app_open(struct el_app *app)
     copts.ttl_ms = (int64_t)app->cfg.course_ttl * 1000;
     copts.neg_ttl_ms = 30000;
     copts.neg_body = "{\"detail\":\"Course not found\"}";
+    copts.max_stale_ms = app->cfg.l1_max_stale_ms;
+    lopts.max_stale_ms = app->cfg.l1_max_stale_ms;
     lopts.type = EL_TYPE_COURSE_LIST;
     lopts.ttl_ms = (int64_t)app->cfg.course_list_ttl * 1000;
     app->courses = el_tiered_new(app->l1, app->redis, &copts);
@@ -113,6 +151,18 @@ static int app_open(struct el_app *app)
         fprintf(stderr, "elearn-fcgi: out of memory\n");
         return -1;
     }
+    if (app->redis) {
+        struct el_bus_handlers h = {app, on_key, on_generation, on_filled, on_reset};
+        struct el_bus_opts bo = {0};
+
+        bo.max_stale_ms = app->cfg.l1_max_stale_ms;
+        if (el_bus_start(app->cfg.redis_url, app->redis, &h, &bo, &app->bus, &err) != EL_OK) {
+            fprintf(stderr, "elearn-fcgi: cannot start the cache bus: %s\n", err.msg);
+            return -1;
+        }
+        el_tiered_set_bus(app->courses, app->bus);
+        el_tiered_set_bus(app->course_lists, app->bus);
+    }
     /* Start from the shared list generation so every process reads the same
      * list keys; 0 when Redis has none (or is down). */
     if (el_redis_get_int(app->redis, EL_KEY_LIST_GEN, &gen) != EL_OK || gen < 0)
@@ -123,6 +173,7 @@ static int app_open(struct el_app *app)
 
 static void app_close(struct el_app *app)
 {
+    el_bus_stop(app->bus); /* first: its handlers use the caches */
     el_auth_free(app->auth);
     el_jwt_free(app->jwt);
     el_tiered_free(app->courses);

@@ -33,6 +33,8 @@ struct el_auth {
     struct el_l1 *l1;
     struct el_auth_opts opts;
     atomic_int redis_dirty;   /* a revocation write to Redis failed */
+    _Atomic uint64_t synced_epoch; /* Redis breaker epoch of the last
+                                    * copy of revocations into Redis */
     pthread_mutex_t sync_lock;
     pthread_mutex_t fail_lock;
     struct local_fail fails[LOCAL_FAILS];
@@ -66,6 +68,7 @@ struct el_auth *el_auth_new(struct el_jwt *jwt, struct el_store *store, struct e
         a->opts.session_ttl_s = 3600;
     if (a->opts.session_l1_ms <= 0)
         a->opts.session_l1_ms = 5000;
+    atomic_init(&a->synced_epoch, el_redis_epoch(redis));
     must(pthread_mutex_init(&a->sync_lock, NULL));
     must(pthread_mutex_init(&a->fail_lock, NULL));
     return a;
@@ -173,16 +176,18 @@ static int sync_one(const char *id, int64_t expires_ms, void *arg)
 
 /* Copy every live revocation from the store into Redis, then mark Redis as
  * complete. One thread at a time; others carry on through the store. */
-static void revocations_sync(struct el_auth *a)
+static void revocations_sync(struct el_auth *a, const char *why)
 {
     struct sync_ctx s = {a, el_wall_ms(), 0};
+    uint64_t epoch = el_redis_epoch(a->redis);
 
     if (pthread_mutex_trylock(&a->sync_lock) != 0)
         return;
     if (el_store_revocations_live(a->store, s.now_ms, sync_one, &s) == EL_OK &&
-        el_redis_set(a->redis, EL_KEY_REVOCATIONS_SYNCED, "1", 1, 0) == EL_OK)
-        fprintf(stderr, "auth: Redis had lost its revocations; copied %d back from the store\n",
-                s.n);
+        el_redis_set(a->redis, EL_KEY_REVOCATIONS_SYNCED, "1", 1, 0) == EL_OK) {
+        atomic_store(&a->synced_epoch, epoch);
+        fprintf(stderr, "auth: %s; copied %d revocations from the store into Redis\n", why, s.n);
+    }
     must(pthread_mutex_unlock(&a->sync_lock));
 }
 
@@ -213,7 +218,7 @@ void el_auth_tick(struct el_auth *a)
         fprintf(stderr, "auth: a revocation missed Redis; all processes check the store until "
                         "Redis is re-synced\n");
         atomic_store(&a->redis_dirty, 0);
-        revocations_sync(a);
+        revocations_sync(a, "a revocation had missed Redis");
     }
 }
 
@@ -238,6 +243,14 @@ static int check_redis(struct el_auth *a, const struct el_token_claims *c, struc
 
     if (a->redis == NULL || atomic_load(&a->redis_dirty))
         return EL_EUNAVAIL;
+    /* Redis went down since our last copy: revocations written to the store
+     * meanwhile (by any process) may be missing there. Copy them before
+     * trusting it again; this request asks the store. */
+    if (el_redis_epoch(a->redis) != atomic_load(&a->synced_epoch)) {
+        if (el_redis_is_up(a->redis))
+            revocations_sync(a, "Redis is back after an outage");
+        return EL_EUNAVAIL;
+    }
     el_key_blacklisted_token(k_jti, sizeof(k_jti), c->jti);
     el_key_blacklisted_token(k_sid, sizeof(k_sid), c->sid);
     el_key_user_session(k_sess, sizeof(k_sess), c->sub);
@@ -247,7 +260,7 @@ static int check_redis(struct el_auth *a, const struct el_token_claims *c, struc
     if (rc != EL_OK) {
         rc = EL_EUNAVAIL;
     } else if (!found[0]) {
-        revocations_sync(a);
+        revocations_sync(a, "Redis had lost its revocations");
         rc = EL_EUNAVAIL; /* this request: the store decides */
     } else if (found[1] || found[2]) {
         rc = el_err_set(err, EL_EINVAL, "Token has been revoked");

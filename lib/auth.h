@@ -17,7 +17,11 @@
  * first process to notice copies every live revocation back from the store
  * before setting it again. A revocation that could not be written to Redis
  * makes this process delete the sentinel as soon as Redis answers again,
- * so every process falls back to the store until the copy is complete. While
+ * so every process falls back to the store until the copy is complete. And
+ * a process that saw Redis go down (its breaker's epoch moved -- the bus
+ * heartbeat makes every process see an outage) copies the live revocations
+ * into Redis again before it trusts Redis: a revocation written to the
+ * store during the outage is never missed there. While
  * Redis is down, revocations are checked in the store and sessions come from
  * L1 (5 s) or the store.
  *

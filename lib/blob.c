@@ -5,6 +5,8 @@
  * client's If-None-Match works whichever responder answers. */
 #include "blob.h"
 
+#include "el.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@ struct el_blob *el_blob_new(int status, const void *data, size_t len)
     if (b == NULL)
         return NULL;
     atomic_init(&b->refs, 1);
+    atomic_init(&b->checked_ms, el_now_ms());
     b->status = status;
     b->len = len;
     if (len)

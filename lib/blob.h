@@ -16,6 +16,10 @@
 
 struct el_blob {
     atomic_uint refs;
+    /* When these bytes were last known to be current (ms, el_now_ms): set
+     * when made, moved forward when a revalidation finds them unchanged.
+     * The one field that changes after creation; the bytes never do. */
+    _Atomic uint64_t checked_ms;
     int status;             /* 200 for a document, 404 for a cached miss */
     size_t len;             /* body length */
     char etag[EL_ETAG_MAX]; /* quoted, e.g. "\"9f86d081884c7d65\"" */

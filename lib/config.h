@@ -25,6 +25,9 @@ struct el_config {
     int workers;           /* WORKERS, 1-1024, default 16 */
     int redis_timeout_ms;  /* REDIS_TIMEOUT_MS, 10-5000, default 100 */
     int db_timeout_ms;     /* DB_TIMEOUT_MS, 100-30000, default 1500 */
+    int l1_max_stale_ms;   /* L1_MAX_STALE, milliseconds the cache bus may be
+                            * silent before L1 entries are revalidated;
+                            * 50-60000, default 1000 */
     int idle_timeout_s;    /* IDLE_TIMEOUT, seconds a kept-alive web-server
                             * connection may idle before we close it; 1-3600,
                             * default 60 */

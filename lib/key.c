@@ -56,6 +56,11 @@ int el_key_analytics_course(char *dst, size_t n, const char *course_id)
     return key_fmt(dst, n, "analytics:course:%s", course_id);
 }
 
+int el_key_lease(char *dst, size_t n, const char *key)
+{
+    return key_fmt(dst, n, "lease:%s", key);
+}
+
 int el_key_login_failures_email(char *dst, size_t n, const char *email)
 {
     return key_fmt(dst, n, "login_failures:email:%s", email);

@@ -694,6 +694,11 @@ int el_redis_is_up(struct el_redis *r)
     return r != NULL && (atomic_load(&r->state) & 1u) == 0;
 }
 
+uint64_t el_redis_epoch(struct el_redis *r)
+{
+    return r ? atomic_load(&r->state) >> 1 : 0;
+}
+
 int el_redis_get(struct el_redis *r, const char *key, struct el_buf *out)
 {
     const char *argv[2] = {"GET", key};
@@ -1055,4 +1060,43 @@ int el_redis_dbsize(struct el_redis *r, int64_t *n)
     if (r == NULL)
         return EL_EDISABLED;
     return command(r, 1, argv, lens, on_integer, n);
+}
+
+/* ---- conditional writes (fills and leases) ---------------------------- */
+
+static int on_set_nx(const redisReply *rep, void *arg)
+{
+    EL_UNUSED(arg);
+    if (rep->type == REDIS_REPLY_NIL)
+        return EL_ECONFLICT;
+    return rep->type == REDIS_REPLY_STATUS ? EL_OK : EL_EPROTO;
+}
+
+int el_redis_set_nx(struct el_redis *r, const char *key, const void *val, size_t len,
+                    int64_t ttl_ms)
+{
+    char ms[24];
+    const char *argv[6] = {"SET", key, val, "NX", "PX", ms};
+    size_t lens[6] = {3, 0, len, 2, 2, 0};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    lens[1] = strlen(key);
+    lens[5] = (size_t)snprintf(ms, sizeof(ms), "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 1));
+    return command(r, 6, argv, lens, on_set_nx, NULL);
+}
+
+int el_redis_del_if(struct el_redis *r, const char *key, const char *val)
+{
+    static const char script[] =
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+        "return 0";
+    const char *argv[5] = {"EVAL", script, "1", key, val};
+    size_t lens[5];
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    return command(r, 5, argv, lens, on_integer, NULL);
 }

@@ -52,6 +52,11 @@ void el_redis_thread_cleanup(struct el_redis *r);
 /* 1 if the breaker is closed (Redis believed up), else 0. No I/O. */
 int el_redis_is_up(struct el_redis *r);
 
+/* The breaker's epoch: grows by one each time Redis is seen to go down.
+ * A caller that remembers it can tell "Redis may have missed writes since
+ * I last looked" without any I/O. */
+uint64_t el_redis_epoch(struct el_redis *r);
+
 /* GET key into out (appended). 0 when found, EL_ENOTFOUND when missing,
  * EL_EUNAVAIL / EL_ETIMEOUT when Redis cannot answer, EL_EDISABLED. */
 int el_redis_get(struct el_redis *r, const char *key, struct el_buf *out) EL_WUR;
@@ -89,6 +94,15 @@ int el_redis_pttl(struct el_redis *r, const char *key, int64_t *ms) EL_WUR;
 
 /* PING; 0 when Redis answered. Also the breaker's probe. */
 int el_redis_ping(struct el_redis *r) EL_WUR;
+
+/* SET key val NX PX ttl_ms: EL_OK when set, EL_ECONFLICT when the key
+ * already exists (a fill must not overwrite a newer write; a lease is held
+ * by someone else). */
+int el_redis_set_nx(struct el_redis *r, const char *key, const void *val, size_t len,
+                    int64_t ttl_ms) EL_WUR;
+
+/* DEL key only if its value is val (releasing a lease we own), atomically. */
+int el_redis_del_if(struct el_redis *r, const char *key, const char *val) EL_WUR;
 
 /* ---- hashes and server info (stats) -------------------------------------- */
 

@@ -1,5 +1,19 @@
 /* tiered.c -- the L1 -> L2 -> L3 read path (see tiered.h).
  *
+ * Four mechanisms meet here:
+ *  - single flight per key in this process (below);
+ *  - a cluster-wide fill lease (SET NX PX in Redis) so that of all the
+ *    processes missing one key, one queries the store and the others wait
+ *    for its "filled" message on the bus instead of polling;
+ *  - the fill race: every key hash has an invalidation counter (plus one
+ *    global epoch for resets); a miss notes it before reading, and if it
+ *    moved by the time the value is back, the value is returned but not
+ *    cached -- and fills write Redis with SET NX, so they never overwrite a
+ *    newer write's value;
+ *  - staleness: with the bus silent for max_stale_ms an L1 entry is
+ *    revalidated through L2 or the store before it is served (a failure
+ *    then serves it marked STALE).
+ *
  * The interesting part is the miss. Concurrent misses on one key in this
  * process are collapsed into one "flight": the first thread (the leader)
  * reads Redis and, if needed, the store; the others block on the flight's
@@ -12,10 +26,15 @@
  * second flight and query again. */
 #include "tiered.h"
 
+#include "key.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <sys/random.h>
+#include <time.h>
 
 #define FLIGHT_STRIPES 32
 #define BODY_MAX (16u << 20) /* largest document we will cache or serve */
@@ -40,9 +59,38 @@ struct stripe {
 struct el_tiered {
     struct el_l1 *l1;
     struct el_redis *redis;
+    struct el_bus *bus;
     struct el_tiered_opts opts;
     struct stripe stripes[FLIGHT_STRIPES];
 };
+
+/* ---- process-wide coherence state --------------------------------------- */
+
+#define INVAL_STRIPES 1024
+#define LEASE_STRIPES 32
+
+static atomic_uint_fast64_t inval_seq[INVAL_STRIPES];
+static atomic_uint_fast64_t inval_epoch;
+
+/* A thread waiting for another process to fill a key it could not lease. */
+struct waiter {
+    struct waiter *next;
+    const char *key;
+    int filled;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC */
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct waiter *head;
+} waiters[LEASE_STRIPES];
+static pthread_once_t waiters_once = PTHREAD_ONCE_INIT;
+
+static void waiters_init(void)
+{
+    for (int i = 0; i < LEASE_STRIPES; i++)
+        pthread_mutex_init(&waiters[i].lock, NULL);
+}
 
 static void must(int rc)
 {
@@ -68,6 +116,95 @@ static uint64_t hash_key(const char *s)
     return h;
 }
 
+/* The invalidation mark of a key: moves whenever the key (or everything)
+ * is invalidated. Both counters only grow, so their sum does too. */
+static uint64_t inval_mark(uint64_t h)
+{
+    return atomic_load(&inval_seq[h % INVAL_STRIPES]) + atomic_load(&inval_epoch);
+}
+
+void el_tiered_dropped(struct el_l1 *l1, const char *key)
+{
+    atomic_fetch_add(&inval_seq[hash_key(key) % INVAL_STRIPES], 1);
+    if (l1)
+        el_l1_del(l1, key);
+}
+
+void el_tiered_dropped_all(struct el_l1 *l1)
+{
+    atomic_fetch_add(&inval_epoch, 1);
+    if (l1)
+        el_l1_clear(l1);
+}
+
+void el_tiered_filled(const char *key)
+{
+    uint64_t h = hash_key(key);
+    struct waiter *w;
+
+    pthread_once(&waiters_once, waiters_init);
+    must(pthread_mutex_lock(&waiters[h % LEASE_STRIPES].lock));
+    for (w = waiters[h % LEASE_STRIPES].head; w; w = w->next)
+        if (strcmp(w->key, key) == 0) {
+            w->filled = 1;
+            must(pthread_cond_signal(&w->cond));
+        }
+    must(pthread_mutex_unlock(&waiters[h % LEASE_STRIPES].lock));
+}
+
+static void waiter_add(struct waiter *w, const char *key, uint64_t h)
+{
+    pthread_condattr_t ca;
+
+    pthread_once(&waiters_once, waiters_init);
+    w->key = key;
+    w->filled = 0;
+    must(pthread_condattr_init(&ca));
+    must(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC));
+    must(pthread_cond_init(&w->cond, &ca));
+    pthread_condattr_destroy(&ca);
+    must(pthread_mutex_lock(&waiters[h % LEASE_STRIPES].lock));
+    w->next = waiters[h % LEASE_STRIPES].head;
+    waiters[h % LEASE_STRIPES].head = w;
+    must(pthread_mutex_unlock(&waiters[h % LEASE_STRIPES].lock));
+}
+
+/* Wait until w is filled or ms pass; returns 1 when filled. */
+static int waiter_wait(struct waiter *w, uint64_t h, int64_t ms)
+{
+    struct timespec ts;
+    int filled;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    must(pthread_mutex_lock(&waiters[h % LEASE_STRIPES].lock));
+    while (!w->filled)
+        if (pthread_cond_timedwait(&w->cond, &waiters[h % LEASE_STRIPES].lock, &ts) != 0)
+            break;
+    filled = w->filled;
+    must(pthread_mutex_unlock(&waiters[h % LEASE_STRIPES].lock));
+    return filled;
+}
+
+static void waiter_remove(struct waiter *w, uint64_t h)
+{
+    struct waiter **pp;
+
+    must(pthread_mutex_lock(&waiters[h % LEASE_STRIPES].lock));
+    for (pp = &waiters[h % LEASE_STRIPES].head; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    must(pthread_mutex_unlock(&waiters[h % LEASE_STRIPES].lock));
+    pthread_cond_destroy(&w->cond);
+}
+
 struct el_tiered *el_tiered_new(struct el_l1 *l1, struct el_redis *redis,
                                 const struct el_tiered_opts *opts)
 {
@@ -82,6 +219,10 @@ struct el_tiered *el_tiered_new(struct el_l1 *l1, struct el_redis *redis,
         t->opts.neg_ttl_ms = 30000;
     if (t->opts.neg_body == NULL)
         t->opts.neg_body = "{\"detail\":\"Not found\"}";
+    if (t->opts.max_stale_ms <= 0)
+        t->opts.max_stale_ms = 1000;
+    if (t->opts.lease_ms <= 0)
+        t->opts.lease_ms = 2000;
     for (int i = 0; i < FLIGHT_STRIPES; i++)
         must(pthread_mutex_init(&t->stripes[i].lock, NULL));
     return t;
@@ -125,31 +266,119 @@ static struct el_blob *make_blob(struct el_tiered *t, int status, const char *bo
     return el_blob_new(200, body, len);
 }
 
-/* The leader's work: L2, then the store, filling the layers above. */
+/* L2 read into a blob: EL_OK, EL_ENOTFOUND, or a Redis failure. */
+static int l2_get(struct el_tiered *t, const char *key, struct el_buf *body, struct el_blob **out)
+{
+    int rc;
+
+    el_buf_reset(body);
+    rc = el_redis_get(t->redis, key, body);
+    if (rc != EL_OK)
+        return rc;
+    /* An empty value is a cached not-found; anything else is the body. */
+    *out = make_blob(t, body->len == 0 ? 404 : 200, body->data, body->len);
+    return *out ? EL_OK : EL_ENOMEM;
+}
+
+/* Cluster-wide single flight. Returns 1 when this process holds the lease
+ * for key (token written into token) and must load from the store, 0 when
+ * another process filled L2 meanwhile (*out is the L2 value), and -1 when
+ * there is no usable lease (no bus, Redis trouble, or the holder vanished
+ * twice): load from the store without one. */
+static int lease_or_wait(struct el_tiered *t, const char *key, uint64_t h, struct el_buf *body,
+                         struct el_blob **out, char token[33])
+{
+    char lkey[EL_KEY_MAX];
+    struct waiter w;
+    int tries, rc;
+
+    if (t->bus == NULL || !el_bus_fresh(t->bus, el_now_ms()) ||
+        el_key_lease(lkey, sizeof(lkey), key) < 0)
+        return -1;
+    {
+        unsigned char rnd[16];
+        if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+            return -1;
+        for (int i = 0; i < 16; i++)
+            snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+    }
+    for (tries = 0; tries < 2; tries++) {
+        /* Listen before asking, so a fill that lands between our failed
+         * SET NX and our wait is not missed. */
+        waiter_add(&w, key, h);
+        rc = el_redis_set_nx(t->redis, lkey, token, strlen(token), t->opts.lease_ms);
+        if (rc == EL_OK) {
+            waiter_remove(&w, h);
+            return 1;
+        }
+        if (rc != EL_ECONFLICT) {
+            waiter_remove(&w, h);
+            return -1;
+        }
+        if (l2_get(t, key, body, out) == EL_OK) {
+            waiter_remove(&w, h);
+            return 0;
+        }
+        waiter_wait(&w, h, t->opts.lease_ms);
+        waiter_remove(&w, h);
+        if (l2_get(t, key, body, out) == EL_OK)
+            return 0;
+        /* Not filled in time: the holder died or is slow. Its lease
+         * expires on its own; try to take it over. */
+    }
+    return -1;
+}
+
+/* Give the lease back and wake its waiters in every process (after a fill,
+ * they find the value in L2; after a failure, one of them takes over). */
+static void lease_release(struct el_tiered *t, const char *key, const char *token)
+{
+    char lkey[EL_KEY_MAX];
+
+    el_key_lease(lkey, sizeof(lkey), key);
+    best_effort(el_redis_del_if(t->redis, lkey, token));
+    best_effort(el_bus_publish_filled(t->bus, key));
+}
+
+/* The leader's work: L2, then the store, filling the layers above. stale
+ * is the L1 copy being revalidated, or NULL. */
 static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, void *arg,
-                 struct el_blob **out, enum el_layer *layer)
+                 struct el_blob *stale, struct el_blob **out, enum el_layer *layer)
 {
     struct el_buf body;
+    uint64_t h = hash_key(key), mark = inval_mark(h);
     int64_t ttl;
-    int rc, status;
+    int rc, status, leased = -1;
+    char token[33] = "";
 
     *out = NULL;
     el_buf_init(&body, BODY_MAX);
 
-    rc = el_redis_get(t->redis, key, &body);
+    rc = l2_get(t, key, &body, out);
     if (rc == EL_OK) {
-        /* An empty value is a cached not-found; anything else is the body. */
-        status = body.len == 0 ? 404 : 200;
-        *out = make_blob(t, status, body.data, body.len);
         *layer = EL_LAYER_L2;
-        ttl = status == 404 ? t->opts.neg_ttl_ms : el_tiered_jitter(t->opts.ttl_ms);
         goto fill_l1;
     }
-    el_buf_reset(&body);
+    if (rc == EL_ENOTFOUND) {
+        leased = lease_or_wait(t, key, h, &body, out, token);
+        if (leased == 0) {
+            *layer = EL_LAYER_L2;
+            goto fill_l1;
+        }
+    }
 
+    el_buf_reset(&body);
     status = load(arg, &body);
     if (status != 200 && status != 404) {
         rc = status < 0 ? status : EL_EIO;
+        if (leased == 1)
+            lease_release(t, key, token); /* waiters retry at once */
+        if (stale) {
+            /* The store cannot answer: the copy we have beats an error. */
+            *out = el_blob_ref(stale);
+            *layer = EL_LAYER_STALE;
+            rc = EL_OK;
+        }
         goto out;
     }
     *out = make_blob(t, status, body.data, body.len);
@@ -158,38 +387,61 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
         goto out;
     }
     *layer = EL_LAYER_MISS;
-    ttl = status == 404 ? el_tiered_jitter(t->opts.neg_ttl_ms) : el_tiered_jitter(t->opts.ttl_ms);
-    /* Best effort: a Redis failure must not fail a read the store answered
-     * (the breaker already makes a dead Redis cost nothing). */
-    best_effort(el_redis_set(t->redis, key, status == 404 ? "" : (*out)->data,
-                             status == 404 ? 0 : (*out)->len, ttl));
+    ttl = el_tiered_jitter(status == 404 ? t->opts.neg_ttl_ms : t->opts.ttl_ms);
+    /* An invalidation arrived while we read: what we hold may predate the
+     * write. Return it to this caller, cache it nowhere. NX: never replace
+     * a value a write has put there since. */
+    if (inval_mark(h) == mark)
+        best_effort(el_redis_set_nx(t->redis, key, status == 404 ? "" : (*out)->data,
+                                    status == 404 ? 0 : (*out)->len, ttl));
+    if (leased == 1)
+        lease_release(t, key, token);
 
 fill_l1:
     if (*out == NULL) {
         rc = EL_ENOMEM;
         goto out;
     }
-    if (t->l1)
-        (void)el_l1_put(t->l1, key, *out, el_now_ms() + (uint64_t)ttl, el_now_ms());
+    if (stale && strcmp(stale->etag, (*out)->etag) == 0) {
+        /* Unchanged: keep the entry, note when it was last verified. */
+        atomic_store(&stale->checked_ms, el_now_ms());
+    } else if (t->l1 && inval_mark(h) == mark) {
+        int64_t l1_ttl = (*out)->status == 404 ? t->opts.neg_ttl_ms : t->opts.ttl_ms;
+        best_effort(el_l1_put(t->l1, key, *out, el_now_ms() + (uint64_t)el_tiered_jitter(l1_ttl),
+                              el_now_ms()));
+    }
     rc = EL_OK;
 out:
     el_buf_cleanup(&body);
     return rc;
 }
 
+/* An L1 copy may be served as it is: the bus vouches for it, or it was
+ * verified recently enough. */
+static int l1_trusted(struct el_tiered *t, struct el_blob *b, uint64_t now)
+{
+    return el_bus_fresh(t->bus, now) ||
+           now - atomic_load(&b->checked_ms) <= (uint64_t)t->opts.max_stale_ms;
+}
+
 int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, void *arg,
                   struct el_blob **out, enum el_layer *layer)
 {
-    uint64_t h;
+    uint64_t h, now = el_now_ms();
     struct stripe *s;
     struct flight *f;
+    struct el_blob *stale = NULL;
     int rc, last, leader = 0;
 
     *out = NULL;
-    if (t->l1 && (*out = el_l1_get(t->l1, key, el_now_ms(), NULL)) != NULL) {
-        *layer = EL_LAYER_L1;
-        el_stats_count(t->opts.type, EL_LAYER_L1);
-        return EL_OK;
+    if (t->l1 && (*out = el_l1_get(t->l1, key, now, NULL)) != NULL) {
+        if (l1_trusted(t, *out, now)) {
+            *layer = EL_LAYER_L1;
+            el_stats_count(t->opts.type, EL_LAYER_L1);
+            return EL_OK;
+        }
+        stale = *out; /* revalidate it below */
+        *out = NULL;
     }
 
     h = hash_key(key);
@@ -203,6 +455,7 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
         if (f == NULL || (f->key = strdup(key)) == NULL) {
             free(f);
             must(pthread_mutex_unlock(&s->lock));
+            el_blob_unref(stale);
             return EL_ENOMEM;
         }
         f->hash = h;
@@ -219,11 +472,13 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
         enum el_layer l = EL_LAYER_MISS;
 
         /* Re-check L1: another flight may have completed since our miss. */
-        if (t->l1 && (b = el_l1_get(t->l1, key, el_now_ms(), NULL)) != NULL) {
+        if (t->l1 && (b = el_l1_get(t->l1, key, el_now_ms(), NULL)) != NULL &&
+            l1_trusted(t, b, el_now_ms())) {
             l = EL_LAYER_L1;
             rc = EL_OK;
         } else {
-            rc = fetch(t, key, load, arg, &b, &l);
+            el_blob_unref(b);
+            rc = fetch(t, key, load, arg, stale, &b, &l);
         }
         must(pthread_mutex_lock(&s->lock));
         f->rc = rc;
@@ -255,6 +510,7 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
         free(f->key);
         free(f);
     }
+    el_blob_unref(stale);
     if (rc == EL_OK)
         el_stats_count(t->opts.type, *layer);
     return rc;
@@ -267,18 +523,26 @@ int el_tiered_set(struct el_tiered *t, const char *key, const char *body, size_t
 
     if (b == NULL)
         return EL_ENOMEM;
+    /* Any fill of key already in flight here predates this write. */
+    el_tiered_dropped(NULL, key);
     best_effort(el_redis_set(t->redis, key, body, len, ttl));
     if (t->l1)
         best_effort(el_l1_put(t->l1, key, b, el_now_ms() + (uint64_t)ttl, el_now_ms()));
     el_blob_unref(b);
+    best_effort(el_bus_publish_key(t->bus, key));
     return EL_OK;
 }
 
 void el_tiered_invalidate(struct el_tiered *t, const char *key)
 {
-    if (t->l1)
-        el_l1_del(t->l1, key);
+    el_tiered_dropped(t->l1, key);
     best_effort(el_redis_del(t->redis, key));
+    best_effort(el_bus_publish_key(t->bus, key));
+}
+
+void el_tiered_set_bus(struct el_tiered *t, struct el_bus *bus)
+{
+    t->bus = bus;
 }
 
 int el_tiered_inflight(struct el_tiered *t, const char *key)

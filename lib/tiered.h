@@ -24,6 +24,7 @@
 #include "el.h"
 #include "l1.h"
 #include "redis.h"
+#include "bus.h"
 #include "stats.h"
 
 struct el_tiered;
@@ -33,6 +34,10 @@ struct el_tiered_opts {
     int64_t ttl_ms;          /* base TTL of a found document */
     int64_t neg_ttl_ms;      /* TTL of a cached not-found; default 30 s */
     const char *neg_body;    /* body served for a cached not-found (404) */
+    int64_t max_stale_ms;    /* L1_MAX_STALE: with the bus silent this long,
+                              * an L1 entry is revalidated before use;
+                              * default 1000 */
+    int64_t lease_ms;        /* cluster-wide fill lease; default 2000 */
 };
 
 /* Loads one document from the store: appends its JSON to body and returns
@@ -58,8 +63,25 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
  * process returns the new version. EL_ENOMEM; Redis failures are ignored. */
 int el_tiered_set(struct el_tiered *t, const char *key, const char *body, size_t len);
 
-/* Drop key from L1 and Redis (after a write). */
+/* Drop key from L1 and Redis (after a write) and tell every other process
+ * through the bus. */
 void el_tiered_invalidate(struct el_tiered *t, const char *key);
+
+/* Coherence (see bus.h). With a bus, L1 entries are trusted only while the
+ * channel is heard (or for max_stale_ms after they were last checked), a
+ * miss takes a cluster-wide lease so one process in the cluster queries the
+ * store while the others wait for its fill, and writes are announced. bus
+ * may be NULL (single process). Set before the first request. */
+void el_tiered_set_bus(struct el_tiered *t, struct el_bus *bus);
+
+/* Bus handlers, process-wide (they serve every tiered cache): another
+ * process changed key -- drop it from L1 and make any fill of it that is in
+ * progress here skip caching (the fill race); messages may have been lost --
+ * the same for every key (the caller clears L1); a process filled key in
+ * Redis -- wake the local waiters of its lease. */
+void el_tiered_dropped(struct el_l1 *l1, const char *key);
+void el_tiered_dropped_all(struct el_l1 *l1);
+void el_tiered_filled(const char *key);
 
 /* How many threads are inside the single flight for key right now (its
  * leader and waiters); 0 when no miss is in progress. Diagnostic, for tests

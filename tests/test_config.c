@@ -84,6 +84,7 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(cfg.redis_timeout_ms, 100);
     CU_ASSERT_EQUAL(cfg.db_timeout_ms, 1500);
     CU_ASSERT_EQUAL(cfg.idle_timeout_s, 60);
+    CU_ASSERT_EQUAL(cfg.l1_max_stale_ms, 1000);
 }
 
 static const struct int_case {
@@ -100,6 +101,7 @@ static const struct int_case {
     {"REDIS_TIMEOUT_MS", offsetof(struct el_config, redis_timeout_ms), 10, 5000},
     {"DB_TIMEOUT_MS", offsetof(struct el_config, db_timeout_ms), 100, 30000},
     {"IDLE_TIMEOUT", offsetof(struct el_config, idle_timeout_s), 1, 3600},
+    {"L1_MAX_STALE", offsetof(struct el_config, l1_max_stale_ms), 50, 60000},
 };
 
 static void test_int_bounds(void)

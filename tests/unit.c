@@ -43,6 +43,7 @@ static void (*const suites[])(void) = {
     test_store_register,  test_store_mongo_register, test_redis_register,
     test_tiered_register, test_jwt_register,   test_password_register,
     test_user_register,   test_course_input_register, test_auth_register,
+    test_bus_register,
     test_json_register,   test_form_register,
 };
 

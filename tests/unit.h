@@ -42,6 +42,7 @@ UNIT_SUITE void test_password_register(void);
 UNIT_SUITE void test_user_register(void);
 UNIT_SUITE void test_course_input_register(void);
 UNIT_SUITE void test_auth_register(void);
+UNIT_SUITE void test_bus_register(void);
 UNIT_SUITE void test_json_register(void);
 UNIT_SUITE void test_form_register(void);
 

@@ -403,8 +403,11 @@ fill_l1:
         goto out;
     }
     if (stale && strcmp(stale->etag, (*out)->etag) == 0) {
-        /* Unchanged: keep the entry, note when it was last verified. */
+        /* Unchanged: keep the entry (and serve it), note when it was last
+         * verified. */
         atomic_store(&stale->checked_ms, el_now_ms());
+        el_blob_unref(*out);
+        *out = el_blob_ref(stale);
     } else if (t->l1 && inval_mark(h) == mark) {
         int64_t l1_ttl = (*out)->status == 404 ? t->opts.neg_ttl_ms : t->opts.ttl_ms;
         best_effort(el_l1_put(t->l1, key, *out, el_now_ms() + (uint64_t)el_tiered_jitter(l1_ttl),

@@ -317,6 +317,225 @@ static void test_jitter(void)
     CU_ASSERT_EQUAL(el_tiered_jitter(1), 1);
 }
 
+
+/* ---- coherence (issue 4) ------------------------------------------------- */
+
+struct proc {
+    struct el_l1 *l1;
+    struct el_redis *redis;
+    struct el_bus *bus;
+    struct el_tiered *t;
+};
+
+static void bus_filled(void *arg, const char *key)
+{
+    EL_UNUSED(arg);
+    el_tiered_filled(key);
+}
+
+static void proc_start(struct proc *p, const char *url)
+{
+    struct el_tiered_opts o = {.type = EL_TYPE_COURSE, .ttl_ms = 60000, .neg_body = NEG};
+    struct el_bus_handlers h = {p, NULL, NULL, bus_filled, NULL};
+    uint64_t deadline;
+
+    p->l1 = el_l1_new(1 << 20);
+    CU_ASSERT_EQUAL_FATAL(el_redis_new(url, NULL, &p->redis, NULL), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_bus_start(url, p->redis, &h, NULL, &p->bus, NULL), EL_OK);
+    p->t = el_tiered_new(p->l1, p->redis, &o);
+    el_tiered_set_bus(p->t, p->bus);
+    deadline = el_now_ms() + 5000;
+    while (!el_bus_fresh(p->bus, el_now_ms()) && el_now_ms() < deadline)
+        sched_yield();
+    CU_ASSERT_FATAL(el_bus_fresh(p->bus, el_now_ms()));
+}
+
+static void proc_stop(struct proc *p)
+{
+    el_bus_stop(p->bus);
+    el_tiered_free(p->t);
+    el_redis_free(p->redis);
+    el_l1_free(p->l1);
+}
+
+enum { PROCS = 4, PER_PROC = 25 };
+
+struct cluster_load {
+    atomic_int calls;
+    struct proc *procs;
+};
+
+/* The store: hold the first query until every process has a miss in
+ * flight for the key, so they really are concurrent. */
+static int cluster_loader(void *arg, struct el_buf *body)
+{
+    struct cluster_load *cl = arg;
+    uint64_t deadline = el_now_ms() + 5000;
+    int all = 0;
+
+    atomic_fetch_add(&cl->calls, 1);
+    while (!all && el_now_ms() < deadline) {
+        all = 1;
+        for (int i = 0; i < PROCS; i++)
+            if (el_tiered_inflight(cl->procs[i].t, "course:cold") == 0)
+                all = 0;
+        if (!all)
+            sched_yield();
+    }
+    return el_buf_adds(body, "{\"cold\":1}") == EL_OK ? 200 : EL_ENOMEM;
+}
+
+struct cluster_racer {
+    struct proc *p;
+    struct cluster_load *cl;
+    int rc;
+    char body[32];
+};
+
+static void *cluster_race(void *arg)
+{
+    struct cluster_racer *r = arg;
+    struct el_blob *b;
+    enum el_layer layer;
+
+    r->rc = el_tiered_get(r->p->t, "course:cold", cluster_loader, r->cl, &b, &layer);
+    if (r->rc == EL_OK) {
+        snprintf(r->body, sizeof(r->body), "%s", b->data);
+        el_blob_unref(b);
+    }
+    return NULL;
+}
+
+static void test_cluster_single_flight(void)
+{
+    struct proc procs[PROCS];
+    struct cluster_load cl = {.procs = procs};
+    struct cluster_racer r[PROCS * PER_PROC];
+    pthread_t th[PROCS * PER_PROC];
+
+    flushdb();
+    for (int i = 0; i < PROCS; i++)
+        proc_start(&procs[i], unit_redis_url(3));
+    for (int i = 0; i < PROCS * PER_PROC; i++) {
+        r[i] = (struct cluster_racer){.p = &procs[i % PROCS], .cl = &cl};
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, cluster_race, &r[i]), 0);
+    }
+    for (int i = 0; i < PROCS * PER_PROC; i++) {
+        pthread_join(th[i], NULL);
+        CU_ASSERT_EQUAL(r[i].rc, EL_OK);
+        CU_ASSERT_STRING_EQUAL(r[i].body, "{\"cold\":1}");
+    }
+    /* 4 processes x 25 concurrent misses: one store query in all. */
+    CU_ASSERT_EQUAL(atomic_load(&cl.calls), 1);
+    for (int i = 0; i < PROCS; i++)
+        proc_stop(&procs[i]);
+}
+
+struct racing_load {
+    struct el_l1 *l1;
+    atomic_int calls;
+};
+
+/* A store read during which another process's write is announced. */
+static int load_then_invalidated(void *arg, struct el_buf *body)
+{
+    struct racing_load *rl = arg;
+
+    atomic_fetch_add(&rl->calls, 1);
+    el_tiered_dropped(rl->l1, "course:race");
+    return el_buf_adds(body, "{\"v\":\"old\"}") == EL_OK ? 200 : EL_ENOMEM;
+}
+
+static void test_fill_race_not_cached(void)
+{
+    struct fixture f;
+    struct racing_load rl;
+    struct el_blob *blob;
+    enum el_layer layer;
+    struct el_buf v;
+
+    flushdb();
+    setup(&f, unit_redis_url(3));
+    rl.l1 = f.l1;
+    atomic_init(&rl.calls, 0);
+    CU_ASSERT_EQUAL(el_tiered_get(f.t, "course:race", load_then_invalidated, &rl, &blob, &layer),
+                    EL_OK);
+    CU_ASSERT_STRING_EQUAL(blob->data, "{\"v\":\"old\"}"); /* the caller gets it */
+    el_blob_unref(blob);
+    /* ...but neither L1 nor Redis keeps it. */
+    CU_ASSERT_PTR_NULL(el_l1_get(f.l1, "course:race", el_now_ms(), NULL));
+    el_buf_init(&v, 64);
+    CU_ASSERT_EQUAL(el_redis_get(f.redis, "course:race", &v), EL_ENOTFOUND);
+    el_buf_cleanup(&v);
+    teardown(&f);
+}
+
+static void test_fill_never_overwrites_a_write(void)
+{
+    struct fixture f;
+    struct loader l = {.status = 200, .body = "{\"v\":\"from store\"}"};
+    struct el_blob *blob;
+    enum el_layer layer;
+    struct el_buf v;
+
+    flushdb();
+    setup(&f, unit_redis_url(3));
+    /* A write put the new version in Redis; this process's L1 is cold. */
+    CU_ASSERT_EQUAL(el_redis_set(f.redis, "course:w", "{\"v\":\"written\"}", 15, 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_tiered_get(f.t, "course:w", load, &l, &blob, &layer), EL_OK);
+    CU_ASSERT_EQUAL(layer, EL_LAYER_L2);
+    el_blob_unref(blob);
+    el_buf_init(&v, 64);
+    CU_ASSERT_EQUAL(el_redis_get(f.redis, "course:w", &v), EL_OK);
+    CU_ASSERT_STRING_EQUAL(v.data, "{\"v\":\"written\"}");
+    el_buf_cleanup(&v);
+    teardown(&f);
+}
+
+static void test_silent_bus_revalidates_then_stale(void)
+{
+    struct el_tiered_opts o = {.type = EL_TYPE_COURSE, .ttl_ms = 60000, .neg_body = NEG,
+                               .max_stale_ms = 200};
+    struct el_bus_handlers h = {0};
+    struct loader l = {.status = 200, .body = "{\"v\":1}"};
+    struct el_l1 *l1 = el_l1_new(1 << 20);
+    struct el_redis *dead;
+    struct el_bus *bus;
+    struct el_tiered *t;
+    struct el_blob *blob;
+    enum el_layer layer;
+
+    /* Redis (and so the bus) unreachable: the channel is never heard. */
+    CU_ASSERT_EQUAL_FATAL(el_redis_new("redis://127.0.0.1:1/0", NULL, &dead, NULL), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_bus_start("redis://127.0.0.1:1/0", dead, &h, NULL, &bus, NULL), EL_OK);
+    t = el_tiered_new(l1, dead, &o);
+    el_tiered_set_bus(t, bus);
+    CU_ASSERT_EQUAL(el_tiered_get(t, "course:s", load, &l, &blob, &layer), EL_OK);
+    CU_ASSERT_EQUAL(layer, EL_LAYER_MISS);
+    el_blob_unref(blob);
+    /* Just checked: served from L1 unverified. */
+    CU_ASSERT_EQUAL(el_tiered_get(t, "course:s", load, &l, &blob, &layer), EL_OK);
+    CU_ASSERT_EQUAL(layer, EL_LAYER_L1);
+    /* Age the check past max_stale (no sleep: move its timestamp). */
+    atomic_store(&blob->checked_ms, el_now_ms() - 1000);
+    el_blob_unref(blob);
+    CU_ASSERT_EQUAL(el_tiered_get(t, "course:s", load, &l, &blob, &layer), EL_OK);
+    CU_ASSERT_EQUAL(layer, EL_LAYER_MISS); /* revalidated against the store */
+    CU_ASSERT_EQUAL(atomic_load(&l.calls), 2);
+    atomic_store(&blob->checked_ms, el_now_ms() - 1000);
+    el_blob_unref(blob);
+    /* And when the store cannot answer, the copy is served as STALE. */
+    l.status = EL_EUNAVAIL;
+    CU_ASSERT_EQUAL(el_tiered_get(t, "course:s", load, &l, &blob, &layer), EL_OK);
+    CU_ASSERT_EQUAL(layer, EL_LAYER_STALE);
+    CU_ASSERT_STRING_EQUAL(blob->data, "{\"v\":1}");
+    el_blob_unref(blob);
+    el_tiered_free(t);
+    el_bus_stop(bus);
+    el_redis_free(dead);
+    el_l1_free(l1);
+}
+
 void test_tiered_register(void)
 {
     CU_pSuite s = CU_add_suite("tiered", NULL, NULL);
@@ -328,4 +547,8 @@ void test_tiered_register(void)
     CU_add_test(s, "Redis down: reads go on, fast", test_redis_down_reads_go_on);
     CU_add_test(s, "invalidate drops L1 and L2", test_invalidate);
     CU_add_test(s, "TTL jitter", test_jitter);
+    CU_add_test(s, "4 processes x 25 misses: one store query", test_cluster_single_flight);
+    CU_add_test(s, "fill race: an invalidated read is not cached", test_fill_race_not_cached);
+    CU_add_test(s, "a fill never overwrites a write in Redis", test_fill_never_overwrites_a_write);
+    CU_add_test(s, "silent bus: revalidate, then STALE", test_silent_bus_revalidates_then_stale);
 }

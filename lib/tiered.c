@@ -309,6 +309,12 @@ static int lease_or_wait(struct el_tiered *t, const char *key, uint64_t h, struc
         rc = el_redis_set_nx(t->redis, lkey, token, strlen(token), t->opts.lease_ms);
         if (rc == EL_OK) {
             waiter_remove(&w, h);
+            /* The previous holder may have filled and released between our
+             * L2 miss and our lease: look again before querying. */
+            if (l2_get(t, key, body, out) == EL_OK) {
+                best_effort(el_redis_del_if(t->redis, lkey, token));
+                return 0;
+            }
             return 1;
         }
         if (rc != EL_ECONFLICT) {
@@ -341,9 +347,11 @@ static void lease_release(struct el_tiered *t, const char *key, const char *toke
 }
 
 /* The leader's work: L2, then the store, filling the layers above. stale
- * is the L1 copy being revalidated, or NULL. */
+ * is the L1 copy being revalidated, or NULL. refresh: an early refresh of
+ * a hot entry close to expiry -- straight to the store (L2's copy expires
+ * with it), then overwrite L2. */
 static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, void *arg,
-                 struct el_blob *stale, struct el_blob **out, enum el_layer *layer)
+                 struct el_blob *stale, int refresh, struct el_blob **out, enum el_layer *layer)
 {
     struct el_buf body;
     uint64_t h = hash_key(key), mark = inval_mark(h);
@@ -354,7 +362,7 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
     *out = NULL;
     el_buf_init(&body, BODY_MAX);
 
-    rc = l2_get(t, key, &body, out);
+    rc = refresh ? EL_EDISABLED : l2_get(t, key, &body, out);
     if (rc == EL_OK) {
         *layer = EL_LAYER_L2;
         goto fill_l1;
@@ -374,9 +382,10 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
         if (leased == 1)
             lease_release(t, key, token); /* waiters retry at once */
         if (stale) {
-            /* The store cannot answer: the copy we have beats an error. */
+            /* The store cannot answer: the copy we have beats an error (a
+             * refresh's copy has not even expired yet). */
             *out = el_blob_ref(stale);
-            *layer = EL_LAYER_STALE;
+            *layer = refresh ? EL_LAYER_L1 : EL_LAYER_STALE;
             rc = EL_OK;
         }
         goto out;
@@ -391,7 +400,10 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
     /* An invalidation arrived while we read: what we hold may predate the
      * write. Return it to this caller, cache it nowhere. NX: never replace
      * a value a write has put there since. */
-    if (inval_mark(h) == mark)
+    if (inval_mark(h) == mark && refresh)
+        best_effort(el_redis_set(t->redis, key, status == 404 ? "" : (*out)->data,
+                                 status == 404 ? 0 : (*out)->len, ttl));
+    else if (inval_mark(h) == mark)
         best_effort(el_redis_set_nx(t->redis, key, status == 404 ? "" : (*out)->data,
                                     status == 404 ? 0 : (*out)->len, ttl));
     if (leased == 1)
@@ -402,7 +414,7 @@ fill_l1:
         rc = EL_ENOMEM;
         goto out;
     }
-    if (stale && strcmp(stale->etag, (*out)->etag) == 0) {
+    if (stale && !refresh && strcmp(stale->etag, (*out)->etag) == 0) {
         /* Unchanged: keep the entry (and serve it), note when it was last
          * verified. */
         atomic_store(&stale->checked_ms, el_now_ms());
@@ -433,17 +445,25 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
     uint64_t h, now = el_now_ms();
     struct stripe *s;
     struct flight *f;
-    struct el_blob *stale = NULL;
-    int rc, last, leader = 0;
+    struct el_blob *stale = NULL, *hot = NULL;
+    uint64_t expires = 0;
+    int rc, last, leader = 0, refresh = 0;
 
     *out = NULL;
-    if (t->l1 && (*out = el_l1_get(t->l1, key, now, NULL)) != NULL) {
+    if (t->l1 && (*out = el_l1_get(t->l1, key, now, &expires)) != NULL) {
         if (l1_trusted(t, *out, now)) {
-            *layer = EL_LAYER_L1;
-            el_stats_count(t->opts.type, EL_LAYER_L1);
-            return EL_OK;
+            /* Hot keys never miss: in the last tenth of its TTL, one request
+             * refreshes the entry while the others keep being served it. */
+            if ((*out)->status != 200 || expires - now >= (uint64_t)t->opts.ttl_ms / 10) {
+                *layer = EL_LAYER_L1;
+                el_stats_count(t->opts.type, EL_LAYER_L1);
+                return EL_OK;
+            }
+            hot = *out;
+            refresh = 1;
+        } else {
+            stale = *out; /* revalidate it below */
         }
-        stale = *out; /* revalidate it below */
         *out = NULL;
     }
 
@@ -453,6 +473,14 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
     for (f = s->head; f; f = f->next)
         if (f->hash == h && strcmp(f->key, key) == 0)
             break;
+    if (f != NULL && refresh) {
+        /* Someone is already refreshing it: serve the copy we have. */
+        must(pthread_mutex_unlock(&s->lock));
+        *out = hot;
+        *layer = EL_LAYER_L1;
+        el_stats_count(t->opts.type, EL_LAYER_L1);
+        return EL_OK;
+    }
     if (f == NULL) {
         f = calloc(1, sizeof(*f));
         if (f == NULL || (f->key = strdup(key)) == NULL) {
@@ -475,13 +503,13 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
         enum el_layer l = EL_LAYER_MISS;
 
         /* Re-check L1: another flight may have completed since our miss. */
-        if (t->l1 && (b = el_l1_get(t->l1, key, el_now_ms(), NULL)) != NULL &&
+        if (!refresh && t->l1 && (b = el_l1_get(t->l1, key, el_now_ms(), NULL)) != NULL &&
             l1_trusted(t, b, el_now_ms())) {
             l = EL_LAYER_L1;
             rc = EL_OK;
         } else {
             el_blob_unref(b);
-            rc = fetch(t, key, load, arg, stale, &b, &l);
+            rc = fetch(t, key, load, arg, stale ? stale : hot, refresh, &b, &l);
         }
         must(pthread_mutex_lock(&s->lock));
         f->rc = rc;
@@ -514,6 +542,7 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
         free(f);
     }
     el_blob_unref(stale);
+    el_blob_unref(hot);
     if (rc == EL_OK)
         el_stats_count(t->opts.type, *layer);
     return rc;

@@ -536,6 +536,34 @@ static void test_silent_bus_revalidates_then_stale(void)
     el_l1_free(l1);
 }
 
+static void test_hot_key_refreshed_early(void)
+{
+    struct fixture f;
+    struct loader l = {.status = 200, .body = "{\"v\":2}"};
+    struct el_blob *old = el_blob_new(200, "{\"v\":1}", 7), *blob;
+    enum el_layer layer;
+    uint64_t expires = 0;
+
+    flushdb();
+    setup(&f, unit_redis_url(3));
+    /* An entry in the last tenth of its 60 s TTL. */
+    CU_ASSERT_EQUAL(el_l1_put(f.l1, "course:hot2", old, el_now_ms() + 3000, el_now_ms()), EL_OK);
+    el_blob_unref(old);
+    CU_ASSERT_EQUAL(el_tiered_get(f.t, "course:hot2", load, &l, &blob, &layer), EL_OK);
+    CU_ASSERT_EQUAL(layer, EL_LAYER_MISS); /* this one request refreshed it */
+    CU_ASSERT_STRING_EQUAL(blob->data, "{\"v\":2}");
+    el_blob_unref(blob);
+    blob = el_l1_get(f.l1, "course:hot2", el_now_ms(), &expires);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(blob);
+    CU_ASSERT(expires > el_now_ms() + 50000); /* a whole new TTL */
+    el_blob_unref(blob);
+    CU_ASSERT_EQUAL(el_tiered_get(f.t, "course:hot2", load, &l, &blob, &layer), EL_OK);
+    CU_ASSERT_EQUAL(layer, EL_LAYER_L1);
+    el_blob_unref(blob);
+    CU_ASSERT_EQUAL(atomic_load(&l.calls), 1);
+    teardown(&f);
+}
+
 void test_tiered_register(void)
 {
     CU_pSuite s = CU_add_suite("tiered", NULL, NULL);
@@ -551,4 +579,5 @@ void test_tiered_register(void)
     CU_add_test(s, "fill race: an invalidated read is not cached", test_fill_race_not_cached);
     CU_add_test(s, "a fill never overwrites a write in Redis", test_fill_never_overwrites_a_write);
     CU_add_test(s, "silent bus: revalidate, then STALE", test_silent_bus_revalidates_then_stale);
+    CU_add_test(s, "a hot key is refreshed before it expires", test_hot_key_refreshed_early);
 }

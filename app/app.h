@@ -27,7 +27,21 @@ struct el_app {
     struct el_jwt *jwt;
     struct el_auth *auth;
     struct el_bus *bus;            /* NULL when L2 is disabled */
+    void *warm;                    /* app/warm.c's thread, while it runs */
 };
+
+/* Read one course / one list page through the cache layers (what the GET
+ * handlers and warming use). 0 with *out a reference, or a store error. */
+int el_app_course_read(struct el_app *app, const char *id, struct el_blob **out,
+                       enum el_layer *layer);
+int el_app_list_read(struct el_app *app, const struct el_course_query *q, struct el_blob **out,
+                     enum el_layer *layer);
+
+/* Warm the caches in the background (app/warm.c): the first page of the
+ * recent, popular and top_rated lists and every course on them, within
+ * budget_ms; logs what it did. Returns at once; el_app_warm_wait joins. */
+int el_app_warm_start(struct el_app *app, int budget_ms);
+void el_app_warm_wait(struct el_app *app);
 
 /* After a write that changes what course lists show: move to a new list
  * generation (shared through Redis when it is up), so every cached list is

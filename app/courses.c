@@ -85,23 +85,37 @@ static int course_id(struct el_response *res, const char *raw, char out[EL_OID_H
     return 0;
 }
 
+int el_app_course_read(struct el_app *app, const char *id, struct el_blob **out,
+                       enum el_layer *layer)
+{
+    char key[EL_KEY_MAX];
+    struct course_load l = {app->store, id};
+
+    el_key_course(key, sizeof(key), id);
+    return el_tiered_get(app->courses, key, load_course, &l, out, layer);
+}
+
+int el_app_list_read(struct el_app *app, const struct el_course_query *q, struct el_blob **out,
+                     enum el_layer *layer)
+{
+    char digest[41], key[EL_KEY_MAX];
+    struct list_load l = {app->store, q};
+
+    el_course_query_digest(q, digest);
+    el_key_courses_list(key, sizeof(key), atomic_load(&app->list_generation), digest);
+    return el_tiered_get(app->course_lists, key, load_list, &l, out, layer);
+}
+
 int handle_course_get(const struct el_request *req, struct el_response *res)
 {
-    char id[EL_OID_HEX], key[EL_KEY_MAX];
+    char id[EL_OID_HEX];
     struct el_blob *blob;
     enum el_layer layer;
-    struct course_load l;
-    int rc;
-
-    int status;
+    int status, rc;
 
     if ((status = course_id(res, req->params[0], id, "course id")) != 0)
         return status;
-    el_key_course(key, sizeof(key), id);
-
-    l.store = req->app->store;
-    l.id = id;
-    rc = el_tiered_get(req->app->courses, key, load_course, &l, &blob, &layer);
+    rc = el_app_course_read(req->app, id, &blob, &layer);
     if (rc != EL_OK)
         return unavailable(res, rc);
     el_response_blob(res, blob, layer);
@@ -113,20 +127,13 @@ int handle_course_list(const struct el_request *req, struct el_response *res)
 {
     struct el_course_query q;
     struct el_err err = {0};
-    struct list_load l;
-    char digest[41], key[EL_KEY_MAX];
     struct el_blob *blob;
     enum el_layer layer;
     int rc;
 
     if (el_course_query_parse(req->query, &q, &err) != EL_OK)
         return el_response_error(res, 422, err.msg[0] ? err.msg : "Invalid query parameters");
-    el_course_query_digest(&q, digest);
-    el_key_courses_list(key, sizeof(key), atomic_load(&req->app->list_generation), digest);
-
-    l.store = req->app->store;
-    l.q = &q;
-    rc = el_tiered_get(req->app->course_lists, key, load_list, &l, &blob, &layer);
+    rc = el_app_list_read(req->app, &q, &blob, &layer);
     if (rc != EL_OK)
         return unavailable(res, rc);
     el_response_blob(res, blob, layer);

@@ -282,7 +282,12 @@ int main(int argc, char **argv)
         app_close(&app);
         return 1;
     }
+    /* Warming goes through the caches like any request, within its budget
+     * (a stop waits for it: keep CACHE_WARM_MS + DB_TIMEOUT_MS under 5 s). */
+    if (app.cfg.cache_warm_ms > 0 && el_app_warm_start(&app, app.cfg.cache_warm_ms) != EL_OK)
+        fprintf(stderr, "elearn-fcgi: warming skipped (out of memory)\n");
     rc = el_pool_run(&popts, &app);
+    el_app_warm_wait(&app);
     pthread_mutex_lock(&chores.lock);
     chores.stop = 1;
     pthread_cond_signal(&chores.cond);

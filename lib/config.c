@@ -46,6 +46,7 @@ static const struct int_var {
     {"DB_TIMEOUT_MS", 100, 30000, 1500, offsetof(struct el_config, db_timeout_ms)},
     {"IDLE_TIMEOUT", 1, 3600, 60, offsetof(struct el_config, idle_timeout_s)},
     {"L1_MAX_STALE", 50, 60000, 1000, offsetof(struct el_config, l1_max_stale_ms)},
+    {"CACHE_WARM_MS", 0, 60000, 3000, offsetof(struct el_config, cache_warm_ms)},
 };
 
 struct kv {

@@ -28,6 +28,8 @@ struct el_config {
     int l1_max_stale_ms;   /* L1_MAX_STALE, milliseconds the cache bus may be
                             * silent before L1 entries are revalidated;
                             * 50-60000, default 1000 */
+    int cache_warm_ms;     /* CACHE_WARM_MS, time budget of start-up warming;
+                            * 0 disables it; 0-60000, default 3000 */
     int idle_timeout_s;    /* IDLE_TIMEOUT, seconds a kept-alive web-server
                             * connection may idle before we close it; 1-3600,
                             * default 60 */

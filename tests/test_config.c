@@ -85,6 +85,7 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(cfg.db_timeout_ms, 1500);
     CU_ASSERT_EQUAL(cfg.idle_timeout_s, 60);
     CU_ASSERT_EQUAL(cfg.l1_max_stale_ms, 1000);
+    CU_ASSERT_EQUAL(cfg.cache_warm_ms, 3000);
 }
 
 static const struct int_case {
@@ -102,6 +103,7 @@ static const struct int_case {
     {"DB_TIMEOUT_MS", offsetof(struct el_config, db_timeout_ms), 100, 30000},
     {"IDLE_TIMEOUT", offsetof(struct el_config, idle_timeout_s), 1, 3600},
     {"L1_MAX_STALE", offsetof(struct el_config, l1_max_stale_ms), 50, 60000},
+    {"CACHE_WARM_MS", offsetof(struct el_config, cache_warm_ms), 0, 60000},
 };
 
 static void test_int_bounds(void)

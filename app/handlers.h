@@ -22,6 +22,14 @@ int handle_auth_refresh(const struct el_request *req, struct el_response *res);
 int handle_auth_logout(const struct el_request *req, struct el_response *res);
 int handle_auth_me(const struct el_request *req, struct el_response *res);
 
+/* app/cache_admin.c (admin only) */
+int handle_cache_stats(const struct el_request *req, struct el_response *res);
+int handle_cache_invalidate(const struct el_request *req, struct el_response *res);
+
+/* app/health.c (no authentication) */
+int handle_health(const struct el_request *req, struct el_response *res);
+int handle_metrics(const struct el_request *req, struct el_response *res);
+
 /* Authenticate the request's bearer token into *p. Returns 0, or the status
  * already set on res: 401 (with WWW-Authenticate: Bearer) or 503. */
 int el_require_auth(const struct el_request *req, struct el_response *res,

@@ -195,6 +195,7 @@ static void *chores_main(void *arg)
 {
     struct el_app *app = arg;
     struct timespec ts;
+    uint64_t last_flush = el_now_ms();
 
     pthread_mutex_lock(&chores.lock);
     while (!chores.stop) {
@@ -209,9 +210,15 @@ static void *chores_main(void *arg)
             break;
         pthread_mutex_unlock(&chores.lock);
         el_auth_tick(app->auth);
+        /* Counters reach the cluster view once a second, never per hit. */
+        if (el_now_ms() - last_flush >= 1000) {
+            el_stats_flush(app->redis);
+            last_flush = el_now_ms();
+        }
         pthread_mutex_lock(&chores.lock);
     }
     pthread_mutex_unlock(&chores.lock);
+    el_stats_flush(app->redis);
     el_redis_thread_cleanup(app->redis);
     el_store_thread_cleanup(app->store);
     return NULL;

@@ -331,6 +331,14 @@ int el_worker_serve(struct el_worker *w, int fd, struct el_app *app)
         status = el_router_dispatch(&req, &res);
     res.status = status;
     status = write_response(fr, &req, &res);
+    {
+        char route[96];
+
+        if (req.route)
+            snprintf(route, sizeof(route), "%s %s", req.method, req.route);
+        el_stats_request(req.route ? route : NULL,
+                         res.has_layer ? el_layer_name(res.layer) : NULL, el_now_us() - t0);
+    }
 
     log_safe(safe_method, sizeof(safe_method), req.method);
     log_safe(safe_path, sizeof(safe_path), req.path);

@@ -28,6 +28,7 @@ struct el_request {
     const char *content_type;  /* CONTENT_TYPE or NULL */
     const char *remote_addr;   /* REMOTE_ADDR or NULL */
     int64_t content_length;    /* CONTENT_LENGTH, 0 when absent */
+    const char *route;         /* matched pattern (router), NULL when none */
     const char *params[EL_MAX_PARAMS]; /* {captures} of the route, in order */
     int nparams;
     struct el_app *app;

@@ -27,6 +27,10 @@ static const struct route routes[] = {
     {"POST", "/auth/refresh", handle_auth_refresh},
     {"DELETE", "/auth/logout", handle_auth_logout},
     {"GET", "/auth/me", handle_auth_me},
+    {"GET", "/cache/stats", handle_cache_stats},
+    {"DELETE", "/cache/invalidate/{course_id}", handle_cache_invalidate},
+    {"GET", "/health", handle_health},
+    {"GET", "/metrics", handle_metrics},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -83,8 +87,10 @@ int el_router_dispatch(struct el_request *req, struct el_response *res)
         if (!match(routes[i].pattern, req->path, req, scratch, sizeof(scratch)))
             continue;
         if (strcmp(routes[i].method, req->method) == 0 ||
-            (strcmp(req->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0))
+            (strcmp(req->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0)) {
+            req->route = routes[i].pattern;
             return routes[i].handler(req, res);
+        }
         if (strstr(allow, routes[i].method) == NULL) {
             size_t used = strlen(allow);
             snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "",

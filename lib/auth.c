@@ -16,6 +16,7 @@
 #include "blob.h"
 #include "buf.h"
 #include "key.h"
+#include "stats.h"
 
 #define SEP '\x1f'
 #define LOCAL_FAILS 512 /* process-local throttle slots (Redis down) */
@@ -266,8 +267,10 @@ static int check_redis(struct el_auth *a, const struct el_token_claims *c, struc
         rc = el_err_set(err, EL_EINVAL, "Token has been revoked");
     } else if (found[3] && session_decode(vals[3].data, vals[3].len, p) == EL_OK) {
         principal_ids(p, c);
+        el_stats_count(EL_TYPE_SESSION, EL_LAYER_L2);
         rc = EL_OK;
     } else {
+        el_stats_count(EL_TYPE_SESSION, EL_LAYER_MISS);
         rc = session_load(a, c->sub, 1, p);
         if (rc == EL_ENOTFOUND)
             rc = el_err_set(err, EL_EINVAL, "User not found");
@@ -302,9 +305,11 @@ static int check_store(struct el_auth *a, const struct el_token_claims *c, struc
         el_blob_unref(blob);
         if (rc == EL_OK) {
             principal_ids(p, c);
+            el_stats_count(EL_TYPE_SESSION, EL_LAYER_L1);
             return EL_OK;
         }
     }
+    el_stats_count(EL_TYPE_SESSION, EL_LAYER_MISS);
     rc = session_load(a, c->sub, 0, p);
     if (rc == EL_ENOTFOUND)
         return el_err_set(err, EL_EINVAL, "User not found");

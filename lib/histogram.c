@@ -4,8 +4,8 @@
 #include "histogram.h"
 
 static const uint64_t bounds_us[EL_HIST_BUCKETS - 1] = {
-    50,     100,    250,    500,     1000,    2500,    5000,    10000,
-    25000,  50000,  100000, 250000,  500000,  1000000, 2500000,
+    50,    100,   250,    500,    1000,   2500,    5000,    10000,
+    25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
 };
 
 static const char *const les[EL_HIST_BUCKETS] = {
@@ -58,8 +58,8 @@ void el_histogram_reset(struct el_histogram *h)
     atomic_store_explicit(&h->sum_us, 0, memory_order_relaxed);
 }
 
-int el_histogram_write(const struct el_histogram_snapshot *s, const char *name,
-                       const char *labels, struct el_buf *out)
+int el_histogram_write(const struct el_histogram_snapshot *s, const char *name, const char *labels,
+                       struct el_buf *out)
 {
     const char *sep = labels[0] ? "," : "";
     int rc = EL_OK;

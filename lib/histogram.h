@@ -58,7 +58,7 @@ void el_histogram_reset(struct el_histogram *h);
  * ready, escaped label list without braces ('route="x",layer="L1"') or ""
  * for none. No # HELP / # TYPE lines: the caller writes them once per
  * family. */
-int el_histogram_write(const struct el_histogram_snapshot *s, const char *name,
-                       const char *labels, struct el_buf *out) EL_WUR;
+int el_histogram_write(const struct el_histogram_snapshot *s, const char *name, const char *labels,
+                       struct el_buf *out) EL_WUR;
 
 #endif /* EL_HISTOGRAM_H */

@@ -92,7 +92,8 @@ static void field_name(int i, char out[FIELD_LEN])
     static const char *const store[3] = {"store:queries", "store:failures", "store:micros"};
 
     if (i < NCACHE)
-        snprintf(out, FIELD_LEN, "%s:%s", el_cache_type_name((enum el_cache_type)(i / EL_LAYER__COUNT)),
+        snprintf(out, FIELD_LEN, "%s:%s",
+                 el_cache_type_name((enum el_cache_type)(i / EL_LAYER__COUNT)),
                  layer_field(i % EL_LAYER__COUNT));
     else
         snprintf(out, FIELD_LEN, "%s", store[i - NCACHE]);
@@ -346,13 +347,10 @@ int el_stats_json(const struct el_stats_snapshot *s, struct el_buf *out)
     if (rc == EL_OK)
         rc = add_type(out, "all", all);
     if (rc == EL_OK)
-        rc = el_buf_addf(out,
-                         ",\"store\":{\"queries\":%llu,\"failures\":%llu,\"mean_latency_us\":%llu}}",
-                         (unsigned long long)s->store_queries,
-                         (unsigned long long)s->store_failures,
-                         (unsigned long long)(s->store_queries
-                                                  ? s->store_micros / s->store_queries
-                                                  : 0));
+        rc = el_buf_addf(
+            out, ",\"store\":{\"queries\":%llu,\"failures\":%llu,\"mean_latency_us\":%llu}}",
+            (unsigned long long)s->store_queries, (unsigned long long)s->store_failures,
+            (unsigned long long)(s->store_queries ? s->store_micros / s->store_queries : 0));
     return rc;
 }
 

@@ -121,10 +121,10 @@ int el_stats_json(const struct el_stats_snapshot *s, struct el_buf *out) EL_WUR;
 
 /* What the Prometheus page shows beyond this module's own counters. */
 struct el_stats_gauges {
-    const struct el_l1_stats *l1;             /* NULL: no L1 lines */
-    int redis;                                /* 1 up, 0 down, -1 disabled */
-    const struct el_stats_snapshot *cluster;  /* NULL: Redis could not say */
-    const struct el_bus_stats *bus;           /* NULL: no bus lines */
+    const struct el_l1_stats *l1;            /* NULL: no L1 lines */
+    int redis;                               /* 1 up, 0 down, -1 disabled */
+    const struct el_stats_snapshot *cluster; /* NULL: Redis could not say */
+    const struct el_bus_stats *bus;          /* NULL: no bus lines */
 };
 
 /* Append every metric in the Prometheus text exposition format 0.0.4:

@@ -34,7 +34,8 @@ struct el_password_params {
 void el_password_setup(const struct el_password_params *params, int slots);
 
 /* Hash password with a fresh random salt into out (EL_PASSWORD_HASH_MAX).
- * EL_EUNAVAIL when too many hashes are already running or waiting. */
+ * EL_EUNAVAIL when too many hashes are already running or waiting (or its
+ * memory cannot be allocated). */
 int el_password_hash(const char *password, char out[EL_PASSWORD_HASH_MAX]) EL_WUR;
 
 /* 0 when password matches encoded, EL_EINVAL when it does not (or encoded
@@ -48,5 +49,12 @@ int el_password_verify_dummy(const char *password) EL_WUR;
 
 /* 1 when encoded was made with weaker parameters than the current ones. */
 int el_password_needs_rehash(const char *encoded);
+
+/* Diagnostics, each read at the moment of the call: callers inside the
+ * gate -- hashing plus waiting for a slot, at most 2 * slots -- and of those
+ * the ones waiting. For stats, and for tests that must know the gate is
+ * full. */
+int el_password_inflight(void);
+int el_password_waiting(void);
 
 #endif /* EL_PASSWORD_H */

@@ -21,7 +21,7 @@ CUNIT_LIBS := $(shell pkg-config --libs cunit 2>/dev/null)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wwrite-strings -Wno-format-nonliteral -fno-common
-CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) -pthread -Ilib $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) -pthread -iquote lib $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 LDFLAGS_ALL = $(SAN) -pthread $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
 

@@ -39,7 +39,7 @@
 #include <sys/random.h>
 
 #include <json-c/json.h>
-#include <libjwt.h>
+#include <jwt.h> /* libjwt: lib/ is on the quote path only (-iquote) */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libjwt.h>
+#include <jwt.h> /* libjwt: lib/ is on the quote path only (-iquote) */
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 

@@ -793,12 +793,15 @@ static void test_breaker_single_probe_backoff(void)
     CU_ASSERT_EQUAL(other, 0);
     CU_ASSERT_EQUAL(timeouts + 1, atomic_load(&bh.accepted));
     CU_ASSERT(unavail > 100);
-    /* Probe k starts no earlier than timeout + interval_k after probe k-1
-     * (the breaker's schedule) and not much later (someone is always
-     * asking); the interval doubles and stops at the ceiling. */
+    /* Probe k starts timeout + interval_k after probe k-1 (the breaker's
+     * schedule) and not much later (someone is always asking); the interval
+     * doubles and stops at the ceiling. The times are when the server
+     * thread accepted, which on a loaded machine can lag the connect by a
+     * few tens of ms -- making one gap look longer and the next shorter --
+     * hence a small allowance below too (well under the 100 ms steps). */
     for (int k = 1; k < WANT; k++) {
         uint64_t gap = bh.at_ms[k] - bh.at_ms[k - 1];
-        uint64_t lo = (uint64_t)(T + interval[k - 1]) - 2;
+        uint64_t lo = (uint64_t)(T + interval[k - 1]) - 40;
 
         if (gap < lo || gap > lo + SLACK_MS) {
             fprintf(stderr, "probe %d came %llu ms after the previous one (want %llu..%llu)\n",

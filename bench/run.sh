@@ -11,11 +11,17 @@
 #   dn     build/donothing-fcgi answering with the same bytes (the ceiling)
 # plus nginx serving those bytes as a static file (the floor of any
 # FastCGI path). Each is measured with wrk (-t2 -c64 -d10s --latency) for one
-# course and for one list page (?sort_by=popular); then build/l1-bench runs
-# when it was built. Every process is stopped by pid on exit.
+# course and for one list page (?sort_by=popular). Then, on "l1",
+# authentication: GET /api/auth/me with a valid access token (the per-request
+# token validation: signature, claims, one Redis MGET) and POST
+# /api/auth/login with a JSON body (a wrk Lua script; one argon2id
+# verification per request, so only 2 connections per core: the password
+# gate lets one hash per core run and one more wait, and answers the rest
+# 503). Then build/l1-bench runs when it was built. Every process is stopped
+# by pid on exit.
 #
 #   BENCH_DURATION=10s  BENCH_CONNECTIONS=64  BENCH_THREADS=2  WORKERS=4
-#   BENCH_OUT=docs/benchmarks.md
+#   BENCH_LOGIN_CONNECTIONS=(2 x cores)  BENCH_OUT=docs/benchmarks.md
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,6 +35,7 @@ DUR=${BENCH_DURATION:-10s}
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 WORKERS=${WORKERS:-4}
+LOGIN_CONNS=${BENCH_LOGIN_CONNECTIONS:-$((2 * $(nproc)))}
 OUT=${BENCH_OUT:-$ROOT/docs/benchmarks.md}
 
 for f in elearn-fcgi elearnctl donothing-fcgi; do
@@ -113,17 +120,21 @@ layer() {
         sed -n 's/^[Xx]-[Cc]ache: *//p'
 }
 
-# measure LABEL PAYLOAD PORT PATH EXPECTED_LAYER
+# measure LABEL PAYLOAD PORT PATH EXPECTED_LAYER [WRK_OPTION...] -- one wrk
+# run with $MEASURE_CONNS connections ($CONNS when empty), appended to $RES.
 measure() {
+    _label=$1 _payload=$2 _port=$3 _path=$4 _want=$5
+    shift 5
     _got=-
-    if [ "$5" != - ]; then
-        _got=$(layer "$3" "$4")
-        [ "$_got" = "$5" ] || say "$1: expected X-Cache $5, got '$_got'"
+    if [ "$_want" != - ]; then
+        _got=$(layer "$_port" "$_path")
+        [ "$_got" = "$_want" ] || say "$_label: expected X-Cache $_want, got '$_got'"
     fi
-    say "$1 ($DUR)"
-    wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency "http://127.0.0.1:$3$4" >"$T/wrk.out" 2>&1 ||
+    say "$_label ($DUR)"
+    wrk -t"$THREADS" -c"${MEASURE_CONNS:-$CONNS}" -d"$DUR" --latency "$@" \
+        "http://127.0.0.1:$_port$_path" >"$T/wrk.out" 2>&1 ||
         { cat "$T/wrk.out" >&2; exit 1; }
-    awk -v label="$1" -v payload="$2" -v got="$_got" '
+    awk -v label="$_label" -v payload="$_payload" -v got="$_got" '
         function ms(v) {
             if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
             if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
@@ -158,6 +169,36 @@ measure "do-nothing responder" list "$PORT_dnlist" "$LISTQ" -
 measure "GET list, L1 hit" list "$PORT_l1" "$LISTQ" L1
 measure "GET list, L2 hit (L1 off)" list "$PORT_l2" "$LISTQ" L2
 measure "GET list, store (L1+L2 off)" list "$PORT_store" "$LISTQ" MISS
+
+# Authentication, on "l1" (L1 + Redis + store, the default configuration).
+# One student made the supported way (elearnctl create-user, the password on
+# stdin), logged in once for an access token (valid 15 minutes: far longer
+# than this part takes).
+BENCH_EMAIL=bench-user@example.com
+BENCH_PASSWORD=bench-password-0123
+printf '%s\n' "$BENCH_PASSWORD" |
+    "$B/elearnctl" create-user --email "$BENCH_EMAIL" --password-stdin --role student \
+        --db "$DB_URI" >"$T/user.log" 2>&1 || { cat "$T/user.log" >&2; exit 1; }
+LOGIN_BODY=$(printf '{"email":"%s","password":"%s"}' "$BENCH_EMAIL" "$BENCH_PASSWORD")
+curl -fsS -H 'Content-Type: application/json' -d "$LOGIN_BODY" \
+    "http://127.0.0.1:$PORT_l1/api/auth/login" >"$T/login.json" ||
+    { say "the benchmark user cannot log in"; exit 1; }
+TOKEN=$(sed -n 's/^.*"access_token":"\([A-Za-z0-9_.-]*\)".*$/\1/p' "$T/login.json")
+[ -n "$TOKEN" ] || { say "no access_token in: $(head -c 300 "$T/login.json")"; exit 1; }
+curl -fsS -o "$T/me.json" -H "Authorization: Bearer $TOKEN" \
+    "http://127.0.0.1:$PORT_l1/api/auth/me" ||
+    { say "GET /api/auth/me with the new token failed"; exit 1; }
+ME_BYTES=$(wc -c <"$T/me.json" | tr -d ' ')
+cat >"$T/login.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '$LOGIN_BODY'
+LUA
+measure "GET /auth/me, valid token" auth "$PORT_l1" /api/auth/me - \
+    -H "Authorization: Bearer $TOKEN"
+MEASURE_CONNS=$LOGIN_CONNS
+measure "POST /auth/login (argon2id)" auth "$PORT_l1" /api/auth/login - -s "$T/login.lua"
+MEASURE_CONNS=
 
 L1BENCH=""
 if [ -x "$B/l1-bench" ]; then
@@ -227,9 +268,9 @@ EOF
     awk -F'\t' '
         $1 == "nginx static file" { st[$2] = $4 }
         $1 == "do-nothing responder" { dn[$2] = $4 }
-        { row[NR] = $0 }
+        $2 != "auth" { row[++n] = $0 }
         END {
-            for (i = 1; i <= NR; i++) {
+            for (i = 1; i <= n; i++) {
                 split(row[i], f, "\t")
                 rdn = dn[f[2]] > 0 ? sprintf("%.2f", f[4] / dn[f[2]]) : "-"
                 rst = st[f[2]] > 0 ? sprintf("%.2f", f[4] / st[f[2]]) : "-"
@@ -257,6 +298,52 @@ L1 course reads** on its own hardware. That figure is reported here as
 claimed, next to ours, and is not comparable: different hardware, core
 count and client setup. Compare elearn to its ceilings measured in the same
 run above.
+
+## Authentication
+
+- \`GET /api/auth/me\` with a valid access token: the validation every
+  authenticated request pays -- HS256 signature and claims, then one Redis
+  MGET (revocation sentinel, the token's and its login's revocation keys,
+  the cached session), no store query -- and a $ME_BYTES-byte answer. Same
+  responder ("l1"), wrk settings and run as the course rows above.
+- \`POST /api/auth/login\` with a JSON body (a wrk \`-s\` Lua script): one
+  argon2id verification (m = 19 MiB, t = 2) per request, and the new
+  refresh token written to the store. wrk \`-c$LOGIN_CONNS\`: the password
+  gate runs one hash per core and lets as many callers wait; more
+  connections would measure its 503 answers, not logins.
+
+| what | req/s | p50 ms | p99 ms | ratio to "GET course, L1 hit" | non-2xx | socket errors |
+|---|---:|---:|---:|---:|---:|---|
+EOF
+    awk -F'\t' '
+        $1 == "GET course, L1 hit" { l1 = $4 }
+        $2 == "auth" { row[++n] = $0 }
+        END {
+            for (i = 1; i <= n; i++) {
+                split(row[i], f, "\t")
+                r = l1 > 0 ? sprintf("%.2f", f[4] / l1) : "-"
+                printf "| %s | %.0f | %.3f | %.3f | %s | %d | %s |\n",
+                       f[1], f[4], f[5], f[6], r, f[7], f[8]
+            }
+        }' "$RES"
+    awk -F'\t' -v cores="$(nproc)" '
+        $1 == "GET course, L1 hit" { l1 = $4 }
+        $1 == "GET /auth/me, valid token" { me = $4 }
+        $1 == "POST /auth/login (argon2id)" { login = $4; bad = $7 }
+        END {
+            printf "\n"
+            if (l1 > 0 && me > 0) {
+                r = me / l1
+                printf "**auth/me ÷ L1 course hit = %.2f** (target: at least 0.60; %s).\n", r,
+                       (r >= 0.6 ? "met" : "NOT met in this run")
+            }
+            if (login > 0)
+                printf "Logins: %.0f req/s, %.1f per core on %d cores " \
+                       "(argon2id-bound by design)%s.\n",
+                       login, login / cores, cores,
+                       (bad > 0 ? sprintf("; %d answers were not 2xx", bad) : "")
+        }' "$RES"
+    cat <<EOF
 
 ## L1 cache micro-benchmark (build/l1-bench)
 

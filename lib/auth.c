@@ -27,6 +27,19 @@ struct local_fail {
     uint64_t window_end; /* ms, monotonic */
 };
 
+/* Access tokens already verified (signature and claims), so a token used
+ * for many requests pays for HMAC and JSON decoding once. Direct-mapped by
+ * a hash of the token; a slot holds the whole token, compared in full, so a
+ * collision can only miss. Revocation is still checked on every request. */
+#define VERIFIED_SLOTS 4096
+#define VERIFIED_LOCKS 64
+
+struct verified {
+    char token[EL_JWT_MAX];
+    size_t len;
+    struct el_token_claims claims;
+};
+
 struct el_auth {
     struct el_jwt *jwt;
     struct el_store *store;
@@ -39,6 +52,8 @@ struct el_auth {
     pthread_mutex_t sync_lock;
     pthread_mutex_t fail_lock;
     struct local_fail fails[LOCAL_FAILS];
+    pthread_mutex_t vlock[VERIFIED_LOCKS];
+    struct verified *verified; /* VERIFIED_SLOTS */
 };
 
 static void must(int rc)
@@ -72,6 +87,9 @@ struct el_auth *el_auth_new(struct el_jwt *jwt, struct el_store *store, struct e
     atomic_init(&a->synced_epoch, el_redis_epoch(redis));
     must(pthread_mutex_init(&a->sync_lock, NULL));
     must(pthread_mutex_init(&a->fail_lock, NULL));
+    for (int i = 0; i < VERIFIED_LOCKS; i++)
+        must(pthread_mutex_init(&a->vlock[i], NULL));
+    a->verified = calloc(VERIFIED_SLOTS, sizeof(*a->verified)); /* NULL: no cache */
     return a;
 }
 
@@ -81,6 +99,9 @@ void el_auth_free(struct el_auth *a)
         return;
     pthread_mutex_destroy(&a->sync_lock);
     pthread_mutex_destroy(&a->fail_lock);
+    for (int i = 0; i < VERIFIED_LOCKS; i++)
+        pthread_mutex_destroy(&a->vlock[i]);
+    free(a->verified);
     free(a);
 }
 
@@ -319,6 +340,44 @@ static int check_store(struct el_auth *a, const struct el_token_claims *c, struc
     return EL_OK;
 }
 
+/* el_jwt_verify for access tokens, remembering successes. A remembered
+ * token is still checked for expiry against now_s. */
+static int verify_access(struct el_auth *a, const char *tok, int64_t now_s,
+                         struct el_token_claims *c, struct el_err *err)
+{
+    size_t len = strnlen(tok, EL_JWT_MAX);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    struct verified *v;
+    pthread_mutex_t *lk;
+    int hit = 0;
+
+    if (a->verified == NULL || len >= EL_JWT_MAX)
+        return el_jwt_verify(a->jwt, tok, EL_TOKEN_ACCESS, now_s, c, err);
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)tok[i]) * 0x100000001b3ULL;
+    v = &a->verified[h % VERIFIED_SLOTS];
+    lk = &a->vlock[h % VERIFIED_LOCKS];
+    must(pthread_mutex_lock(lk));
+    if (v->len == len && memcmp(v->token, tok, len) == 0) {
+        *c = v->claims;
+        hit = 1;
+    }
+    must(pthread_mutex_unlock(lk));
+    if (hit) {
+        if (c->exp > now_s && c->iat <= now_s + 60)
+            return EL_OK;
+        return el_err_set(err, EL_EINVAL, "Token expired");
+    }
+    if (el_jwt_verify(a->jwt, tok, EL_TOKEN_ACCESS, now_s, c, err) != EL_OK)
+        return EL_EINVAL;
+    must(pthread_mutex_lock(lk));
+    memcpy(v->token, tok, len);
+    v->len = len;
+    v->claims = *c;
+    must(pthread_mutex_unlock(lk));
+    return EL_OK;
+}
+
 int el_auth_authenticate(struct el_auth *a, const char *authorization, int64_t now_s,
                          struct el_principal *p, struct el_err *err)
 {
@@ -332,7 +391,7 @@ int el_auth_authenticate(struct el_auth *a, const char *authorization, int64_t n
     tok = authorization + 7;
     while (*tok == ' ')
         tok++;
-    if (el_jwt_verify(a->jwt, tok, EL_TOKEN_ACCESS, now_s, &c, err) != EL_OK)
+    if (verify_access(a, tok, now_s, &c, err) != EL_OK)
         return EL_EINVAL;
     rc = check_redis(a, &c, p, err);
     if (rc != EL_EUNAVAIL)

@@ -183,10 +183,16 @@ static void test_wrong_token_types_and_garbage(void)
     CU_ASSERT_EQUAL(el_auth_authenticate(f.auth, NULL, NOW, &p, &err), EL_EINVAL);
     CU_ASSERT_EQUAL(el_auth_authenticate(f.auth, "Basic abc", NOW, &p, &err), EL_EINVAL);
     CU_ASSERT_EQUAL(el_auth_authenticate(f.auth, "Bearer x.y.z", NOW, &p, &err), EL_EINVAL);
-    /* Expired: the access token lives 900 s. */
+    /* Expired: the access token lives 900 s -- also once it has been
+     * verified and remembered. */
     char h[EL_JWT_MAX + 16];
     bearer(h, sizeof(h), tp.access_token);
+    CU_ASSERT_EQUAL(el_auth_authenticate(f.auth, h, NOW + 1, &p, &err), EL_OK);
     CU_ASSERT_EQUAL(el_auth_authenticate(f.auth, h, NOW + 901, &p, &err), EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "Token expired");
+    /* A remembered token with one byte changed is a different token. */
+    h[strlen(h) - 2] = h[strlen(h) - 2] == 'A' ? 'B' : 'A';
+    CU_ASSERT_EQUAL(el_auth_authenticate(f.auth, h, NOW + 1, &p, &err), EL_EINVAL);
     el_user_cleanup(&u);
     fx_close(&f);
 }

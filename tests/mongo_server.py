@@ -316,7 +316,13 @@ class Handler:
             return {'lastErrorObject': {'n': 1, 'updatedExisting': False,
                                         'upserted': res.upserted_id}, 'value': value}
         before = coll.find_one({'_id': existing['_id']}, fields)
-        op({'_id': existing['_id']}, update)
+        # The write repeats the query, pinned to the document found: a
+        # positional update ("modules.$.title") takes its element from the
+        # query's array match. By _id alone mongomock would silently change
+        # the first element, where mongod would refuse.
+        target = dict(query)
+        target['_id'] = existing['_id']
+        op(target, update)
         value = coll.find_one({'_id': existing['_id']}, fields) if doc.get('new') else before
         return {'lastErrorObject': {'n': 1, 'updatedExisting': True}, 'value': value}
 

@@ -2,7 +2,9 @@
  * has, beyond the shared contract in test_store.c: behaviour while the
  * server is unreachable or goes away and comes back, URI and environment
  * timeouts, query-injection attempts, the number of queries a call sends,
- * and the BSON shape of stored documents.
+ * the BSON shape of stored documents, and the unique indexes that users
+ * and enrollments rely on (across stores, and from the first write after
+ * the server comes up).
  *
  * Most tests use the server named by EL_TEST_MONGO_URI, each in a database
  * of its own so the contract suite's data is never touched. The tests of a
@@ -31,6 +33,7 @@
 #include "el.h"
 #include "store.h"
 #include "unit.h"
+#include "user.h"
 
 #define UNAVAIL_BOUND_MS 2500 /* store.h: about 1.5 s, plus slack */
 #define TEST_DB "elearn_mongo_specific"
@@ -171,9 +174,10 @@ static bool raw_command(const char *uri, const char *db, const bson_t *cmd, bson
     return ok;
 }
 
-/* How many times the server has run command `name` ("find" or
- * "getMore"): from the test server's {elearnStats: 1}, or, against a real
- * mongod, from serverStatus opcounters. */
+/* How many times the server has run command `name` ("find", "getMore",
+ * "insert", "findAndModify"...): from the test server's {elearnStats: 1},
+ * or, against a real mongod, from serverStatus (opcounters for reads,
+ * metrics.commands for the rest). */
 static int64_t server_count(const char *uri, const char *name)
 {
     bson_t *cmd = BCON_NEW("elearnStats", BCON_INT32(1));
@@ -191,10 +195,15 @@ static int64_t server_count(const char *uri, const char *name)
         bson_destroy(cmd);
         cmd = BCON_NEW("serverStatus", BCON_INT32(1));
         CU_ASSERT_FATAL(raw_command(uri, "admin", cmd, &reply, &error));
-        CU_ASSERT_FATAL(
-            bson_iter_init(&it, &reply) &&
-            bson_iter_find_descendant(
-                &it, strcmp(name, "find") == 0 ? "opcounters.query" : "opcounters.getmore", &it));
+        char path[128];
+
+        if (strcmp(name, "find") == 0)
+            snprintf(path, sizeof(path), "opcounters.query");
+        else if (strcmp(name, "getMore") == 0)
+            snprintf(path, sizeof(path), "opcounters.getmore");
+        else
+            snprintf(path, sizeof(path), "metrics.commands.%s.total", name);
+        CU_ASSERT_FATAL(bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, path, &it));
         n = bson_iter_as_int64(&it);
     }
     bson_destroy(&reply);
@@ -202,45 +211,96 @@ static int64_t server_count(const char *uri, const char *name)
     return n;
 }
 
-/* The raw document with _id hex from db.courses; false if none. */
-static bool raw_find(const char *uri, const char *db, const char *hex, bson_t *out)
+/* The first raw document filter selects in db.coll (a copy in *out, to
+ * bson_destroy); false if none. */
+static bool raw_find_in(const char *uri, const char *db, const char *coll_name,
+                        const bson_t *filter, bson_t *out)
 {
     mongoc_client_t *client = mongoc_client_new(uri);
     mongoc_collection_t *coll;
     mongoc_cursor_t *cursor;
     const bson_t *doc;
-    bson_oid_t oid;
-    bson_t *filter;
     bool found;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(client);
-    coll = mongoc_client_get_collection(client, db, "courses");
-    bson_oid_init_from_string(&oid, hex);
-    filter = BCON_NEW("_id", BCON_OID(&oid));
+    coll = mongoc_client_get_collection(client, db, coll_name);
     cursor = mongoc_collection_find_with_opts(coll, filter, NULL, NULL);
     found = mongoc_cursor_next(cursor, &doc);
     if (found)
         bson_copy_to(doc, out);
     CU_ASSERT_FALSE(mongoc_cursor_error(cursor, NULL));
     mongoc_cursor_destroy(cursor);
-    bson_destroy(filter);
     mongoc_collection_destroy(coll);
     mongoc_client_destroy(client);
     return found;
 }
 
-static void raw_insert(const char *uri, const char *db, const bson_t *doc)
+/* The raw document with _id hex from db.courses; false if none. */
+static bool raw_find(const char *uri, const char *db, const char *hex, bson_t *out)
+{
+    bson_oid_t oid;
+    bson_t *filter;
+    bool found;
+
+    bson_oid_init_from_string(&oid, hex);
+    filter = BCON_NEW("_id", BCON_OID(&oid));
+    found = raw_find_in(uri, db, "courses", filter, out);
+    bson_destroy(filter);
+    return found;
+}
+
+/* Insert doc into db.coll, or delete what filter selects there, behind the
+ * store's back. */
+static void raw_write_in(const char *uri, const char *db, const char *coll_name, const bson_t *doc,
+                         const bson_t *delete_filter)
 {
     mongoc_client_t *client = mongoc_client_new(uri);
     mongoc_collection_t *coll;
     bson_error_t error;
+    bool ok;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(client);
-    coll = mongoc_client_get_collection(client, db, "courses");
-    if (!mongoc_collection_insert_one(coll, doc, NULL, NULL, &error))
-        fprintf(stderr, "\n  raw insert: %s\n", error.message);
+    coll = mongoc_client_get_collection(client, db, coll_name);
+    ok = doc ? mongoc_collection_insert_one(coll, doc, NULL, NULL, &error)
+             : mongoc_collection_delete_many(coll, delete_filter, NULL, NULL, &error);
+    if (!ok)
+        fprintf(stderr, "\n  raw write: %s\n", error.message);
+    CU_ASSERT_TRUE(ok);
     mongoc_collection_destroy(coll);
     mongoc_client_destroy(client);
+}
+
+static void raw_insert(const char *uri, const char *db, const bson_t *doc)
+{
+    raw_write_in(uri, db, "courses", doc, NULL);
+}
+
+/* The index called name on db.coll (its listIndexes document, copied into
+ * *out); false if there is none. */
+static bool raw_index(const char *uri, const char *db, const char *coll_name, const char *name,
+                      bson_t *out)
+{
+    mongoc_client_t *client = mongoc_client_new(uri);
+    mongoc_collection_t *coll;
+    mongoc_cursor_t *cursor;
+    const bson_t *doc;
+    bson_iter_t it;
+    bool found = false;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(client);
+    coll = mongoc_client_get_collection(client, db, coll_name);
+    cursor = mongoc_collection_find_indexes_with_opts(coll, NULL);
+    while (!found && mongoc_cursor_next(cursor, &doc)) {
+        if (bson_iter_init_find(&it, doc, "name") && BSON_ITER_HOLDS_UTF8(&it) &&
+            strcmp(bson_iter_utf8(&it, NULL), name) == 0) {
+            bson_copy_to(doc, out);
+            found = true;
+        }
+    }
+    mongoc_cursor_destroy(cursor);
+    mongoc_collection_destroy(coll);
+    mongoc_client_destroy(client);
+    return found;
 }
 
 /* The number of indexes on db.courses; the first max names go into
@@ -992,6 +1052,568 @@ static void test_bad_uris(void)
                     EL_EINVAL);
 }
 
+/* ---- issue 3: users, enrollments, tokens ------------------------------- */
+
+/* A user with a fixed hash and name; free with el_user_cleanup. */
+static void make_user(struct el_user *u, const char *email)
+{
+    memset(u, 0, sizeof(*u));
+    u->email = xstrdup(email);
+    u->name = xstrdup("Test User");
+    snprintf(u->role, sizeof(u->role), "student");
+    u->password_hash = xstrdup("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA");
+}
+
+/* Insert one course through the store; its id goes into id. */
+static void insert_course(struct el_store *s, const char *title, char id[EL_OID_HEX])
+{
+    struct el_course c;
+
+    make_course(&c, title, "x", "t");
+    CU_ASSERT_EQUAL_FATAL(el_store_course_insert(s, &c), EL_OK);
+    memcpy(id, c.id, EL_OID_HEX);
+    el_course_cleanup(&c);
+}
+
+/* The new collections' indexes, with the options the store relies on: the
+ * unique ones are the exactly-once guards, and the TTL ones (expiring at
+ * the date in expires_at) keep tokens and revocations from piling up. */
+static void test_new_indexes(void)
+{
+    static const struct {
+        const char *coll, *name, *key0, *key1;
+        bool unique, ttl;
+    } want[] = {
+        {"users", "email_1", "email", NULL, true, false},
+        {"enrollments", "course_id_1_user_id_1", "course_id", "user_id", true, false},
+        {"refresh_tokens", "user_id_1", "user_id", NULL, false, false},
+        {"refresh_tokens", "expires_at_1", "expires_at", NULL, false, true},
+        {"revocations", "expires_at_1", "expires_at", NULL, false, true},
+    };
+    const char *uri = xstrdup(test_uri(TEST_DB));
+    struct el_store *s;
+
+    drop_db(uri, TEST_DB);
+    s = open_store(uri);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        bson_t idx;
+        bson_iter_t it, key;
+        bool found = raw_index(uri, TEST_DB, want[i].coll, want[i].name, &idx);
+
+        if (!found)
+            fprintf(stderr, "\n  index %s.%s missing\n", want[i].coll, want[i].name);
+        CU_ASSERT_TRUE(found);
+        if (!found)
+            continue;
+        CU_ASSERT(bson_iter_init_find(&it, &idx, "key") && bson_iter_recurse(&it, &key) &&
+                  bson_iter_next(&key) && strcmp(bson_iter_key(&key), want[i].key0) == 0);
+        if (want[i].key1)
+            CU_ASSERT(bson_iter_next(&key) && strcmp(bson_iter_key(&key), want[i].key1) == 0);
+        CU_ASSERT_EQUAL(bson_iter_init_find(&it, &idx, "unique") && bson_iter_as_bool(&it),
+                        want[i].unique);
+        CU_ASSERT_EQUAL(bson_iter_init_find(&it, &idx, "expireAfterSeconds"), want[i].ttl);
+        if (want[i].ttl)
+            CU_ASSERT_EQUAL(bson_iter_as_int64(&it), 0);
+        bson_destroy(&idx);
+    }
+    el_store_close(s);
+    drop_db(uri, TEST_DB);
+    free((void *)uri);
+}
+
+/* What other tools (and the TTL monitor, which only expires BSON dates)
+ * see: ObjectIds for user and course ids, dates for times, token ids as
+ * string _ids, a bool for used. */
+static void test_new_bson_types(void)
+{
+    const char *uri = xstrdup(test_uri(TEST_DB));
+    struct el_store *s = open_store(uri);
+    int64_t now = el_wall_ms(), count = 0;
+    char course[EL_OID_HEX];
+    struct el_user u;
+    bson_oid_t oid;
+    bson_iter_t it;
+    bson_t *filter, doc;
+
+    CU_ASSERT_EQUAL_FATAL(el_store_reset(s), EL_OK);
+    make_user(&u, "typed@example.com");
+    CU_ASSERT_EQUAL_FATAL(el_store_user_insert(s, &u), EL_OK);
+    insert_course(s, "Typed", course);
+    CU_ASSERT_EQUAL_FATAL(el_store_enroll(s, course, u.id, &count), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_store_refresh_insert(s, "typed-jti", u.id, "typed-sid", now + 60000),
+                          EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_store_revoke(s, "typed-sid", now + 60000), EL_OK);
+#define TYPE_OF(path, type)                                                                        \
+    CU_ASSERT(bson_iter_init(&it, &doc) && bson_iter_find_descendant(&it, path, &it) &&            \
+              bson_iter_type(&it) == (type))
+
+    bson_oid_init_from_string(&oid, u.id);
+    filter = BCON_NEW("_id", BCON_OID(&oid));
+    CU_ASSERT_FATAL(raw_find_in(uri, TEST_DB, "users", filter, &doc));
+    TYPE_OF("_id", BSON_TYPE_OID);
+    TYPE_OF("email", BSON_TYPE_UTF8);
+    TYPE_OF("role", BSON_TYPE_UTF8);
+    TYPE_OF("created_at", BSON_TYPE_DATE_TIME);
+    bson_destroy(&doc);
+    bson_destroy(filter);
+
+    filter = BCON_NEW("user_id", BCON_OID(&oid));
+    CU_ASSERT_FATAL(raw_find_in(uri, TEST_DB, "enrollments", filter, &doc));
+    TYPE_OF("course_id", BSON_TYPE_OID);
+    TYPE_OF("user_id", BSON_TYPE_OID);
+    TYPE_OF("created_at", BSON_TYPE_DATE_TIME);
+    bson_destroy(&doc);
+    bson_destroy(filter);
+
+    filter = BCON_NEW("_id", BCON_UTF8("typed-jti"));
+    CU_ASSERT_FATAL(raw_find_in(uri, TEST_DB, "refresh_tokens", filter, &doc));
+    TYPE_OF("user_id", BSON_TYPE_OID);
+    TYPE_OF("sid", BSON_TYPE_UTF8);
+    TYPE_OF("expires_at", BSON_TYPE_DATE_TIME);
+    TYPE_OF("used", BSON_TYPE_BOOL);
+    CU_ASSERT(bson_iter_init_find(&it, &doc, "expires_at") &&
+              bson_iter_date_time(&it) == now + 60000);
+    bson_destroy(&doc);
+    bson_destroy(filter);
+
+    filter = BCON_NEW("_id", BCON_UTF8("typed-sid"));
+    CU_ASSERT_FATAL(raw_find_in(uri, TEST_DB, "revocations", filter, &doc));
+    TYPE_OF("expires_at", BSON_TYPE_DATE_TIME);
+    bson_destroy(&doc);
+    bson_destroy(filter);
+#undef TYPE_OF
+    el_user_cleanup(&u);
+    CU_ASSERT_EQUAL(el_store_reset(s), EL_OK);
+    el_store_close(s);
+    free((void *)uri);
+}
+
+#define GUARD_THREADS 8
+
+struct guard_worker {
+    struct el_store *s;
+    pthread_barrier_t *start;
+    int op; /* 0: insert the user, 1: enroll, 2: claim */
+    const char *course;
+    int64_t now, count;
+    int rc;
+};
+
+static void *guard_worker_main(void *arg)
+{
+    struct guard_worker *w = arg;
+    struct el_user u;
+
+    make_user(&u, "only-once@example.com");
+    pthread_barrier_wait(w->start); /* all at once */
+    if (w->op == 0)
+        w->rc = el_store_user_insert(w->s, &u);
+    else if (w->op == 1)
+        w->rc = el_store_enroll(w->s, w->course, "5a0000000000000000000077", &w->count);
+    else
+        w->rc = el_store_refresh_claim(w->s, "guard-jti", w->now);
+    el_user_cleanup(&u);
+    el_store_thread_cleanup(w->s);
+    return NULL;
+}
+
+/* Run op in GUARD_THREADS threads at once, alternately through the stores
+ * in s[0..1]; the number that succeeded goes into *ok, the number refused
+ * with EL_ECONFLICT into *conflict, the successful count into *count. */
+static void race(struct el_store *const s[2], int op, const char *course, int64_t now, int *ok,
+                 int *conflict, int64_t *count)
+{
+    struct guard_worker w[GUARD_THREADS];
+    pthread_t t[GUARD_THREADS];
+    pthread_barrier_t start;
+
+    *ok = *conflict = 0;
+    CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&start, NULL, GUARD_THREADS), 0);
+    for (int i = 0; i < GUARD_THREADS; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].s = s[i % 2];
+        w[i].start = &start;
+        w[i].op = op;
+        w[i].course = course;
+        w[i].now = now;
+        w[i].rc = 1;
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, guard_worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < GUARD_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        if (w[i].rc == EL_OK) {
+            (*ok)++;
+            *count = w[i].count;
+        }
+        *conflict += w[i].rc == EL_ECONFLICT;
+        if (w[i].rc != EL_OK && w[i].rc != EL_ECONFLICT)
+            fprintf(stderr, "\n  op %d: %s\n", op, el_strerror(w[i].rc));
+    }
+    pthread_barrier_destroy(&start);
+}
+
+/* Two stores -- two client pools, as two responder processes have -- race
+ * for one email, one enrollment and one refresh token: the guards are in
+ * the database (unique indexes, the claim's filter), not in a process, so
+ * exactly one of each wins. */
+static void test_guards_across_stores(void)
+{
+    const char *uri = xstrdup(test_uri(TEST_DB));
+    struct el_store *s[2] = {open_store(uri), open_store(uri)};
+    char course[EL_OID_HEX];
+    struct el_course got;
+    int64_t now = el_wall_ms(), count = -1;
+    int ok, conflict;
+
+    CU_ASSERT_EQUAL_FATAL(el_store_reset(s[0]), EL_OK);
+    insert_course(s[0], "Raced", course); /* 21 enrolled */
+    CU_ASSERT_EQUAL_FATAL(el_store_refresh_insert(s[1], "guard-jti", "5b0000000000000000000001",
+                                                  "guard-sid", now + 60000),
+                          EL_OK);
+
+    race(s, 0, course, now, &ok, &conflict, &count);
+    CU_ASSERT_EQUAL(ok, 1);
+    CU_ASSERT_EQUAL(conflict, GUARD_THREADS - 1);
+    race(s, 1, course, now, &ok, &conflict, &count);
+    CU_ASSERT_EQUAL(ok, 1);
+    CU_ASSERT_EQUAL(conflict, GUARD_THREADS - 1);
+    CU_ASSERT_EQUAL(count, 22);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_get(s[1], course, &got), EL_OK);
+    CU_ASSERT_EQUAL(got.enrollment_count, 22); /* the refused ones never counted */
+    el_course_cleanup(&got);
+    race(s, 2, course, now, &ok, &conflict, &count);
+    CU_ASSERT_EQUAL(ok, 1);
+    CU_ASSERT_EQUAL(conflict, GUARD_THREADS - 1);
+
+    CU_ASSERT_EQUAL(el_store_reset(s[0]), EL_OK);
+    el_store_close(s[0]);
+    el_store_close(s[1]);
+    free((void *)uri);
+}
+
+/* The server is down at open, so no index exists yet when it comes up.
+ * The very first calls are racing signups with one email and enrollments
+ * of one student: the unique indexes must be in place before any of those
+ * writes, not after the first call as the list indexes are. */
+static void test_guarded_from_first_write(void)
+{
+    static struct mock m; /* static: the teardown may still need it */
+    struct el_store *s[2];
+    bson_oid_t cid;
+    bson_t *course, idx;
+    int64_t count = -1;
+    int ok, conflict;
+
+    memset(&m, 0, sizeof(m));
+    m.port = free_port();
+    /* The default timeout: a shorter one than the monitor's 500 ms between
+     * checks of a server it saw down could expire before it sees it up. */
+    snprintf(m.uri, sizeof(m.uri), "mongodb://127.0.0.1:%d/%s", m.port, TEST_DB);
+    s[0] = s[1] = open_store(m.uri); /* down: a warning, no indexes */
+    mock_start(&m);
+    bson_oid_init_from_string(&cid, "6b0000000000000000000001");
+    course = BCON_NEW("_id", BCON_OID(&cid), "title", BCON_UTF8("Fresh"), "enrollment_count",
+                      BCON_INT32(0));
+    raw_insert(m.uri, TEST_DB, course); /* behind the store's back */
+    bson_destroy(course);
+
+    race(s, 0, NULL, 0, &ok, &conflict, &count);
+    CU_ASSERT_EQUAL(ok, 1);
+    CU_ASSERT_EQUAL(conflict, GUARD_THREADS - 1);
+    if (raw_index(m.uri, TEST_DB, "users", "email_1", &idx))
+        bson_destroy(&idx);
+    else
+        CU_FAIL("no unique index on users.email");
+    race(s, 1, "6b0000000000000000000001", 0, &ok, &conflict, &count);
+    CU_ASSERT_EQUAL(ok, 1);
+    CU_ASSERT_EQUAL(conflict, GUARD_THREADS - 1);
+    CU_ASSERT_EQUAL(count, 1);
+    el_store_close(s[0]);
+    CU_ASSERT_EQUAL(mock_stop(&m), 0);
+}
+
+/* Duplicates stored by someone else stop the unique index on users from
+ * being built: a signup is then refused (EL_EIO, logged) rather than done
+ * unguarded -- and not reported as the caller's conflict -- while other
+ * writes go on. Once the duplicate is gone the next signup builds the
+ * index, without a restart. */
+static void test_unbuildable_unique_index(void)
+{
+    const char *uri = xstrdup(test_uri(TEST_DB));
+    struct el_store *s;
+    struct el_user u;
+    char course[EL_OID_HEX];
+    bson_oid_t a, b;
+    bson_t *doc, idx;
+    int64_t count = -1;
+
+    drop_db(uri, TEST_DB);
+    bson_oid_init_from_string(&a, "5c0000000000000000000001");
+    bson_oid_init_from_string(&b, "5c0000000000000000000002");
+    doc = BCON_NEW("_id", BCON_OID(&a), "email", BCON_UTF8("twin@example.com"));
+    raw_write_in(uri, TEST_DB, "users", doc, NULL);
+    bson_destroy(doc);
+    doc = BCON_NEW("_id", BCON_OID(&b), "email", BCON_UTF8("twin@example.com"));
+    raw_write_in(uri, TEST_DB, "users", doc, NULL);
+    bson_destroy(doc);
+
+    s = open_store(uri); /* logs: giving up on the users indexes */
+    if (raw_index(uri, TEST_DB, "users", "email_1", &idx)) {
+        bson_destroy(&idx);
+        CU_FAIL("a unique index over duplicates");
+    }
+    make_user(&u, "new@example.com");
+    CU_ASSERT_EQUAL(el_store_user_insert(s, &u), EL_EIO);
+    el_user_cleanup(&u);
+    insert_course(s, "Unaffected", course);
+    CU_ASSERT_EQUAL(el_store_enroll(s, course, "5a0000000000000000000001", &count), EL_OK);
+    CU_ASSERT_EQUAL(count, 22);
+
+    doc = BCON_NEW("_id", BCON_OID(&b));
+    raw_write_in(uri, TEST_DB, "users", NULL, doc);
+    bson_destroy(doc);
+    make_user(&u, "new@example.com");
+    CU_ASSERT_EQUAL(el_store_user_insert(s, &u), EL_OK);
+    el_user_cleanup(&u);
+    if (raw_index(uri, TEST_DB, "users", "email_1", &idx))
+        bson_destroy(&idx);
+    else
+        CU_FAIL("no unique index on users.email");
+    make_user(&u, "twin@example.com");
+    CU_ASSERT_EQUAL(el_store_user_insert(s, &u), EL_ECONFLICT);
+    el_user_cleanup(&u);
+    el_store_close(s);
+    drop_db(uri, TEST_DB);
+    free((void *)uri);
+}
+
+/* A deleted user's refresh tokens go with the account, and a course's
+ * enrollments with the course. Each delete is two writes without a
+ * transaction, so a failure between them can leave dependents of an id
+ * that is already gone: the retry, which finds no user or course, still
+ * removes them. */
+static void test_deletes_take_dependents(void)
+{
+    const char *uri = xstrdup(test_uri(TEST_DB));
+    struct el_store *s = open_store(uri);
+    int64_t now = el_wall_ms(), count = -1;
+    struct el_user a, b;
+    bson_oid_t cid, uid;
+    bson_t *doc, found;
+
+    CU_ASSERT_EQUAL_FATAL(el_store_reset(s), EL_OK);
+    make_user(&a, "a@example.com");
+    make_user(&b, "b@example.com");
+    CU_ASSERT_EQUAL_FATAL(el_store_user_insert(s, &a), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_store_user_insert(s, &b), EL_OK);
+    CU_ASSERT_EQUAL(el_store_refresh_insert(s, "ta", a.id, "sa", now + 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_refresh_insert(s, "tb", b.id, "sb", now + 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_user_delete(s, a.id), EL_OK);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(s, "ta", now), EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(s, "tb", now), EL_OK);
+
+    /* What a half-done user delete leaves: a token of a deleted account. */
+    CU_ASSERT_EQUAL(el_store_refresh_insert(s, "left", a.id, "sa", now + 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_user_delete(s, a.id), EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(s, "left", now), EL_ENOTFOUND);
+
+    /* ... and of a course delete: an enrollment in a deleted course. */
+    bson_oid_init_from_string(&cid, "6c0000000000000000000001");
+    bson_oid_init_from_string(&uid, "5a0000000000000000000001");
+    doc = BCON_NEW("course_id", BCON_OID(&cid), "user_id", BCON_OID(&uid));
+    raw_write_in(uri, TEST_DB, "enrollments", doc, NULL);
+    bson_destroy(doc);
+    CU_ASSERT_EQUAL(el_store_course_delete(s, "6c0000000000000000000001"), EL_ENOTFOUND);
+    doc = BCON_NEW("course_id", BCON_OID(&cid));
+    if (raw_find_in(uri, TEST_DB, "enrollments", doc, &found)) {
+        bson_destroy(&found);
+        CU_FAIL("the enrollment of a deleted course is still there");
+    }
+    bson_destroy(doc);
+    {
+        struct el_course c;
+
+        make_course(&c, "Back again", "x", "t"); /* 21 enrolled */
+        strcpy(c.id, "6c0000000000000000000001");
+        CU_ASSERT_EQUAL_FATAL(el_store_course_insert(s, &c), EL_OK);
+        el_course_cleanup(&c);
+    }
+    CU_ASSERT_EQUAL(
+        el_store_enroll(s, "6c0000000000000000000001", "5a0000000000000000000001", &count), EL_OK);
+    CU_ASSERT_EQUAL(count, 22);
+    el_user_cleanup(&a);
+    el_user_cleanup(&b);
+    CU_ASSERT_EQUAL(el_store_reset(s), EL_OK);
+    el_store_close(s);
+    free((void *)uri);
+}
+
+static int never_called(const char *id, int64_t expires_ms, void *arg)
+{
+    EL_UNUSED(id);
+    EL_UNUSED(expires_ms);
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* Nothing listens: every new operation fails with EL_EUNAVAIL after one
+ * server selection timeout (500 ms here) -- not two, though several of
+ * them write more than one document -- and leaves nothing to clean up. */
+static void test_new_ops_unreachable(void)
+{
+    char uri[160];
+    struct el_store *s;
+    struct el_course_patch cp;
+    struct el_module_patch mp;
+    struct el_course out;
+    struct el_user u, got;
+    const char *c = "5f00000000000000000000aa", *m = "5f00000000000000000000ab";
+    int64_t count = -1, now = el_wall_ms();
+    int r = -1, calls = 0, rc[14], i = 0;
+    uint64_t t[15];
+
+    snprintf(uri, sizeof(uri), "mongodb://127.0.0.1:%d/elearn_down?serverSelectionTimeoutMS=500",
+             free_port());
+    s = open_store(uri);
+    memset(&cp, 0, sizeof(cp));
+    cp.fields = EL_CF_DURATION;
+    memset(&mp, 0, sizeof(mp));
+    mp.fields = EL_MF_ORDER;
+    make_user(&u, "down@example.com");
+
+    t[0] = el_now_ms();
+    rc[i++] = el_store_course_update(s, c, &cp, now, &out);
+    CU_ASSERT_PTR_NULL(out.title);
+    t[i] = el_now_ms();
+    rc[i++] = el_store_module_update(s, c, m, &mp, now, &out);
+    CU_ASSERT_PTR_NULL(out.title);
+    t[i] = el_now_ms();
+    rc[i++] = el_store_course_delete(s, c);
+    t[i] = el_now_ms();
+    rc[i++] = el_store_enroll(s, c, m, &count);
+    CU_ASSERT_EQUAL(count, -1);
+    t[i] = el_now_ms();
+    rc[i++] = el_store_user_insert(s, &u);
+    t[i] = el_now_ms();
+    rc[i++] = el_store_user_get(s, c, &got);
+    CU_ASSERT_PTR_NULL(got.email);
+    t[i] = el_now_ms();
+    rc[i++] = el_store_user_get_by_email(s, "down@example.com", &got);
+    CU_ASSERT_PTR_NULL(got.email);
+    t[i] = el_now_ms();
+    rc[i++] = el_store_user_update(s, c, "admin", NULL);
+    t[i] = el_now_ms();
+    rc[i++] = el_store_user_delete(s, c);
+    t[i] = el_now_ms();
+    rc[i++] = el_store_refresh_insert(s, "down-jti", c, "down-sid", now + 60000);
+    t[i] = el_now_ms();
+    rc[i++] = el_store_refresh_claim(s, "down-jti", now);
+    t[i] = el_now_ms();
+    rc[i++] = el_store_revoke(s, "down-sid", now + 60000);
+    t[i] = el_now_ms();
+    rc[i++] = el_store_revoked(s, "down-jti", "down-sid", now, &r);
+    CU_ASSERT_EQUAL(r, 0);
+    t[i] = el_now_ms();
+    rc[i++] = el_store_revocations_live(s, now, never_called, &calls);
+    CU_ASSERT_EQUAL(calls, 0);
+    t[i] = el_now_ms();
+    for (int k = 0; k < i; k++) {
+        uint64_t ms = t[k + 1] - t[k];
+
+        if (rc[k] != EL_EUNAVAIL || ms < 450 || ms >= 900)
+            fprintf(stderr, "\n  operation %d: %s after %llu ms\n", k, el_strerror(rc[k]),
+                    (unsigned long long)ms);
+        CU_ASSERT_EQUAL(rc[k], EL_EUNAVAIL);
+        CU_ASSERT(ms >= 450 && ms < 900); /* one timeout of 500 ms (and slack), not two */
+    }
+    el_user_cleanup(&u);
+    el_store_close(s);
+}
+
+/* Token ids and emails are string values, never query syntax. */
+static void test_new_ops_injection(void)
+{
+    static const char *const ids[] = {"{\"$ne\":null}", "{\"$gt\":\"\"}", ".*", "$where", "/.*/"};
+    const char *uri = xstrdup(test_uri(TEST_DB));
+    struct el_store *s = open_store(uri);
+    int64_t now = el_wall_ms();
+    struct el_user u, got;
+
+    CU_ASSERT_EQUAL_FATAL(el_store_reset(s), EL_OK);
+    make_user(&u, "real@example.com");
+    CU_ASSERT_EQUAL_FATAL(el_store_user_insert(s, &u), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_store_refresh_insert(s, "real-jti", u.id, "real-sid", now + 60000),
+                          EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_store_revoke(s, "real-sid", now + 60000), EL_OK);
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        int r = -1;
+
+        CU_ASSERT_EQUAL(el_store_user_get_by_email(s, ids[i], &got), EL_ENOTFOUND);
+        CU_ASSERT_EQUAL(el_store_refresh_claim(s, ids[i], now), EL_ENOTFOUND);
+        CU_ASSERT_EQUAL(el_store_revoked(s, ids[i], ids[i], now, &r), EL_OK);
+        CU_ASSERT_EQUAL(r, 0);
+    }
+    CU_ASSERT_EQUAL(el_store_refresh_claim(s, "real-jti", now), EL_OK); /* still unused */
+    CU_ASSERT_EQUAL(el_store_user_get_by_email(s, "real@example.com", &got), EL_OK);
+    el_user_cleanup(&got);
+    el_user_cleanup(&u);
+    CU_ASSERT_EQUAL(el_store_reset(s), EL_OK);
+    el_store_close(s);
+    free((void *)uri);
+}
+
+/* The commands behind the guards, counted by the server: a claim is one
+ * update (a second look only when it fails); an enrollment is a find, an
+ * insert and one findAndModify for the count, and a duplicate is refused
+ * at the insert and never reaches the count. */
+static void test_new_ops_queries(void)
+{
+    const char *uri = xstrdup(test_uri(TEST_DB));
+    struct el_store *s = open_store(uri);
+    int64_t now = el_wall_ms(), count = -1;
+    int64_t find, update, insert, fam;
+    char course[EL_OID_HEX];
+
+    CU_ASSERT_EQUAL_FATAL(el_store_reset(s), EL_OK);
+    insert_course(s, "Counted", course);
+    CU_ASSERT_EQUAL_FATAL(el_store_refresh_insert(s, "count-jti", "5b0000000000000000000001",
+                                                  "count-sid", now + 60000),
+                          EL_OK);
+#define SNAP()                                                                                     \
+    (find = server_count(uri, "find"), update = server_count(uri, "update"),                       \
+     insert = server_count(uri, "insert"), fam = server_count(uri, "findAndModify"))
+#define DELTA(f, u, i, a)                                                                          \
+    do {                                                                                           \
+        CU_ASSERT_EQUAL(server_count(uri, "find") - find, f);                                      \
+        CU_ASSERT_EQUAL(server_count(uri, "update") - update, u);                                  \
+        CU_ASSERT_EQUAL(server_count(uri, "insert") - insert, i);                                  \
+        CU_ASSERT_EQUAL(server_count(uri, "findAndModify") - fam, a);                              \
+    } while (0)
+    SNAP();
+    CU_ASSERT_EQUAL(el_store_refresh_claim(s, "count-jti", now), EL_OK);
+    DELTA(0, 1, 0, 0);
+    SNAP();
+    CU_ASSERT_EQUAL(el_store_refresh_claim(s, "count-jti", now), EL_ECONFLICT);
+    DELTA(1, 1, 0, 0);
+    SNAP();
+    CU_ASSERT_EQUAL(el_store_enroll(s, course, "5a0000000000000000000001", &count), EL_OK);
+    CU_ASSERT_EQUAL(count, 22);
+    DELTA(1, 0, 1, 1);
+    SNAP();
+    CU_ASSERT_EQUAL(el_store_enroll(s, course, "5a0000000000000000000001", &count), EL_ECONFLICT);
+    DELTA(1, 0, 1, 0);
+    SNAP();
+    CU_ASSERT_EQUAL(
+        el_store_enroll(s, "6b00000000000000000000ff", "5a0000000000000000000001", &count),
+        EL_ENOTFOUND);
+    DELTA(1, 0, 0, 0); /* no orphan enrollment written for a missing course */
+#undef SNAP
+#undef DELTA
+    CU_ASSERT_EQUAL(el_store_reset(s), EL_OK);
+    el_store_close(s);
+    free((void *)uri);
+}
+
 /* The raw clients need libmongoc initialised even before the first store
  * is opened (mongoc_init is idempotent). */
 static int suite_init(void)
@@ -1027,4 +1649,17 @@ void test_store_mongo_register(void)
     CU_add_test(s, "more threads than pooled clients", test_pool_contention);
     CU_add_test(s, "hand-built bad queries and courses are refused", test_bad_input);
     CU_add_test(s, "bad URIs are EL_EINVAL", test_bad_uris);
+    CU_add_test(s, "users, enrollments, tokens: unique and TTL indexes", test_new_indexes);
+    CU_add_test(s, "users, enrollments, tokens: stored BSON types", test_new_bson_types);
+    CU_add_test(s, "two stores race: one email, one enrollment, one claim",
+                test_guards_across_stores);
+    CU_add_test(s, "unique indexes guard the first writes after the server comes up",
+                test_guarded_from_first_write);
+    CU_add_test(s, "an unbuildable unique index refuses the writes it guards",
+                test_unbuildable_unique_index);
+    CU_add_test(s, "deletes take tokens and enrollments, also on a retry",
+                test_deletes_take_dependents);
+    CU_add_test(s, "new operations: unreachable fails fast, one timeout", test_new_ops_unreachable);
+    CU_add_test(s, "token ids and emails are never operators", test_new_ops_injection);
+    CU_add_test(s, "claim and enroll: the commands sent", test_new_ops_queries);
 }

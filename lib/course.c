@@ -13,6 +13,8 @@
  * instead of being copied first. */
 #include "course.h"
 
+#include "text.h"
+
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -81,62 +83,6 @@ const char *el_sort_name(enum el_sort s)
 
 static const char *const difficulties[] = {"beginner", "intermediate", "advanced"};
 
-/* 1 if s[0..len) is well-formed UTF-8: no overlong forms, no surrogates,
- * nothing above U+10FFFF (RFC 3629), so bytes that pass can go into JSON and
- * BSON unchanged. */
-static int utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t n;
-        unsigned char lo = 0x80, hi = 0xBF;
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF)
-            n = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            if (c == 0xE0)
-                lo = 0xA0; /* overlong */
-            else if (c == 0xED)
-                hi = 0x9F; /* surrogates */
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            if (c == 0xF0)
-                lo = 0x90; /* overlong */
-            else if (c == 0xF4)
-                hi = 0x8F; /* above U+10FFFF */
-        } else {
-            return 0;
-        }
-        if (len - i - 1 < n)
-            return 0;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return 0;
-        for (size_t k = 2; k <= n; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xBF)
-                return 0;
-        i += n + 1;
-    }
-    return 1;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 enum decode_status {
     DEC_OK,
     DEC_BADESC, /* '%' not followed by two hex digits */
@@ -163,7 +109,7 @@ static enum decode_status decode(const char *src, size_t len, char *dst, size_t 
         } else if (c == '%') {
             int h, l;
 
-            if (len - i < 3 || (h = hexval(src[i + 1])) < 0 || (l = hexval(src[i + 2])) < 0)
+            if (len - i < 3 || (h = el_hex_digit(src[i + 1])) < 0 || (l = el_hex_digit(src[i + 2])) < 0)
                 return DEC_BADESC;
             c = h * 16 + l;
             i += 2;
@@ -181,7 +127,7 @@ static enum decode_status decode(const char *src, size_t len, char *dst, size_t 
         return DEC_NUL;
     if (overflow)
         return DEC_LONG;
-    if (!utf8_valid((const unsigned char *)dst, n))
+    if (!el_utf8_valid(dst, n))
         return DEC_UTF8;
     return DEC_OK;
 }
@@ -232,7 +178,7 @@ static int quote_cut(char *s, size_t max)
     for (i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F)
             s[i] = '?';
-    return utf8_valid((const unsigned char *)s, n);
+    return el_utf8_valid(s, n);
 }
 
 /* Validate one decoded value into q. name is the parameter's name for

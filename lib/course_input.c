@@ -21,6 +21,7 @@
  * every string must be valid UTF-8 (RFC 3629) without NUL characters. On
  * failure the output is left zeroed, so it never needs a cleanup. */
 #include "course.h"
+#include "text.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -49,50 +50,6 @@
 
 /* ---- text -------------------------------------------------------------- */
 
-/* 1 if s[0..len) is well-formed UTF-8 (RFC 3629): no overlong forms, no
- * surrogates, nothing above U+10FFFF. The same rule as course.c's query
- * parser, so what one accepts the other would too. */
-static int utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t n;
-        unsigned char lo = 0x80, hi = 0xBF;
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF)
-            n = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            if (c == 0xE0)
-                lo = 0xA0; /* overlong */
-            else if (c == 0xED)
-                hi = 0x9F; /* surrogates */
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            if (c == 0xF0)
-                lo = 0x90; /* overlong */
-            else if (c == 0xF4)
-                hi = 0x8F; /* above U+10FFFF */
-        } else {
-            return 0;
-        }
-        if (len - i - 1 < n)
-            return 0;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return 0;
-        for (size_t k = 2; k <= n; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xBF)
-                return 0;
-        i += n + 1;
-    }
-    return 1;
-}
 
 /* Characters in valid UTF-8: every byte that does not continue a sequence
  * starts one. */
@@ -235,7 +192,7 @@ static int check_keys(struct json_object *o, char *path, size_t len, size_t cap,
             char k[KEY_MAX_SHOWN + 4];
             size_t klen = strlen(key);
 
-            if (!utf8_valid((const unsigned char *)key, klen))
+            if (!el_utf8_valid(key, klen))
                 return el_err_set(err, EL_EINVAL, "body: field names must be valid UTF-8");
             show(k, sizeof(k), key, KEY_MAX_SHOWN);
             snprintf(path + len, cap - len, "%s%s", len ? "." : "", k);
@@ -383,7 +340,7 @@ static int get_text(struct json_object *v, const char *name, int min, int max, c
     }
     s = json_object_get_string(v);
     len = (size_t)json_object_get_string_len(v);
-    if (memchr(s, '\0', len) != NULL || !utf8_valid((const unsigned char *)s, len))
+    if (memchr(s, '\0', len) != NULL || !el_utf8_valid(s, len))
         return el_err_set(err, EL_EINVAL, "%s: must be valid UTF-8 without NUL characters", name);
     chars = utf8_chars(s, len);
     if (chars < (size_t)min || chars > (size_t)max) {

@@ -1,18 +1,9 @@
 /* form.c -- urlencoded form fields (see form.h). */
 #include "form.h"
+#include "text.h"
 
 #include <string.h>
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static int decode(const char *s, size_t len, char *out, size_t n)
 {
@@ -26,8 +17,8 @@ static int decode(const char *s, size_t len, char *out, size_t n)
             int hi, lo;
             if (i + 2 >= len)
                 return EL_EINVAL; /* a '%' needs two hex digits after it */
-            hi = hexval(s[i + 1]);
-            lo = hexval(s[i + 2]);
+            hi = el_hex_digit(s[i + 1]);
+            lo = el_hex_digit(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return EL_EINVAL;
             c = (char)(hi * 16 + lo);

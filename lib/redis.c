@@ -29,6 +29,7 @@
  * hiredis writes with write(2), so the process must ignore SIGPIPE (the
  * responder does; a FastCGI program has to anyway). */
 #include "redis.h"
+#include "text.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -97,16 +98,6 @@ static int parse_uint(const char *s, size_t n, long max, long *out)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Percent-decode s[0..n) into dst (cap bytes incl. NUL): a password with
  * '@' or ':' in it must be written %40 / %3A in a URL. */
@@ -122,8 +113,8 @@ static int pct_decode(const char *s, size_t n, char *dst, size_t cap, size_t *le
 
             if (i + 2 >= n)
                 return -1;
-            hi = hexval(s[i + 1]);
-            lo = hexval(s[i + 2]);
+            hi = el_hex_digit(s[i + 1]);
+            lo = el_hex_digit(s[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return -1;
             c = hi * 16 + lo;

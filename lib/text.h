@@ -1,0 +1,17 @@
+/* text.h -- byte-level text checks shared by the parsers (query strings,
+ * forms, URLs, JSON bodies). */
+#ifndef EL_TEXT_H
+#define EL_TEXT_H
+
+#include <stddef.h>
+
+/* 1 when s[0..len) is well-formed UTF-8 (RFC 3629): no overlong forms, no
+ * surrogates, nothing above U+10FFFF -- so bytes that pass can go into JSON
+ * and BSON unchanged. NUL bytes are valid UTF-8; callers that refuse them
+ * check separately. */
+int el_utf8_valid(const char *s, size_t len);
+
+/* The value of one hex digit (either case), or -1. */
+int el_hex_digit(char c);
+
+#endif /* EL_TEXT_H */

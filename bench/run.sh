@@ -358,3 +358,4 @@ EOF
 } >"$OUT"
 say "wrote $OUT"
 cat "$OUT"
+sh "$ROOT/bench/mixed.sh" "$B" && sh "$ROOT/bench/invalidation.sh" "$B"

@@ -28,6 +28,7 @@ struct el_app {
     struct el_auth *auth;
     struct el_bus *bus;            /* NULL when L2 is disabled */
     void *warm;                    /* app/warm.c's thread, while it runs */
+    atomic_int gen_unshared;       /* a generation bump missed Redis */
 };
 
 /* Read one course / one list page through the cache layers (what the GET
@@ -47,6 +48,10 @@ void el_app_warm_wait(struct el_app *app);
  * generation (shared through Redis when it is up), so every cached list is
  * bypassed at once -- O(1), no SCAN (app/courses.c). */
 void el_app_bump_lists(struct el_app *app);
+
+/* Housekeeping: a list-generation bump that could not reach Redis is
+ * pushed there (and announced) once Redis answers. */
+void el_app_share_generation(struct el_app *app);
 
 /* Drop course id from every layer of every process (L1 here and, through
  * the bus, everywhere; Redis) and move the list generation

@@ -210,6 +210,8 @@ static void *chores_main(void *arg)
             break;
         pthread_mutex_unlock(&chores.lock);
         el_auth_tick(app->auth);
+        el_tiered_replay(app->redis, app->bus);
+        el_app_share_generation(app);
         /* Counters reach the cluster view once a second, never per hit. */
         if (el_now_ms() - last_flush >= 1000) {
             el_stats_flush(app->redis);

@@ -5,6 +5,7 @@
  *     E1 <publisher> <seq> K <key>         drop key
  *     E1 <publisher> <seq> G <generation>  new course-list generation
  *     E1 <publisher> <seq> F <key>         key filled in Redis
+ *     E1 <publisher> <seq> L               some of my messages were lost
  * <publisher> is 16 random hex digits chosen at start, so a restarted
  * process is a new publisher and never looks like a gap. */
 #include "bus.h"
@@ -34,6 +35,8 @@ struct el_bus {
 
     pthread_mutex_t pub_lock;   /* numbering + sending, one at a time */
     uint64_t seq;               /* under pub_lock */
+    int lost;                   /* under pub_lock: a publish failed since
+                                 * the last 'L' went out */
 
     pthread_t thread;
     pthread_mutex_t stop_lock;
@@ -52,14 +55,12 @@ static void must(int rc)
         abort();
 }
 
-static int publish(struct el_bus *b, char kind, const char *arg)
+/* Send one numbered message; called with pub_lock held. */
+static int send_locked(struct el_bus *b, char kind, const char *arg)
 {
     char msg[512];
     int n, rc;
 
-    if (b == NULL)
-        return EL_EDISABLED;
-    must(pthread_mutex_lock(&b->pub_lock));
     n = snprintf(msg, sizeof(msg), "E1 %s %" PRIu64 " %c%s%s", b->id, ++b->seq, kind,
                  arg ? " " : "", arg ? arg : "");
     if (n < 0 || (size_t)n >= sizeof(msg)) {
@@ -69,11 +70,29 @@ static int publish(struct el_bus *b, char kind, const char *arg)
     } else {
         rc = el_redis_publish(b->pub, EL_BUS_CHANNEL, msg, (size_t)n);
     }
-    must(pthread_mutex_unlock(&b->pub_lock));
     if (rc == EL_OK)
         atomic_fetch_add(&b->published, 1);
     else
         atomic_fetch_add(&b->publish_failures, 1);
+    return rc;
+}
+
+static int publish(struct el_bus *b, char kind, const char *arg)
+{
+    int rc;
+
+    if (b == NULL)
+        return EL_EDISABLED;
+    must(pthread_mutex_lock(&b->pub_lock));
+    /* Messages of ours were lost: say so first. A subscriber that joined
+     * after them cannot see the gap in our numbers, but it must still drop
+     * what those messages would have invalidated. */
+    if (b->lost && send_locked(b, 'L', NULL) == EL_OK)
+        b->lost = 0;
+    rc = send_locked(b, kind, arg);
+    if (rc != EL_OK)
+        b->lost = 1;
+    must(pthread_mutex_unlock(&b->pub_lock));
     return rc;
 }
 
@@ -190,6 +209,12 @@ static void on_message(const char *msg, size_t len, void *arg)
         if (b->h.filled && *rest)
             b->h.filled(b->h.arg, rest);
         break;
+    case 'L': {
+        char why[64];
+        snprintf(why, sizeof(why), "publisher %s lost messages", id);
+        reset(b, why);
+        break;
+    }
     default:
         break; /* heartbeat */
     }

@@ -11,7 +11,10 @@
  *    so they reach Redis in sequence order. A subscriber that sees a
  *    publisher's sequence jump (a message lost, e.g. a PUBLISH that failed
  *    while Redis was down) drops its whole L1 at once: it cannot know which
- *    keys were affected.
+ *    keys were affected. A publisher whose PUBLISH failed also says so in
+ *    its next message that gets through ("I lost messages"), so even a
+ *    subscriber that joined after the lost ones -- and so cannot see the
+ *    gap -- drops its L1.
  *  - Every process publishes a heartbeat every heartbeat_ms. A process that
  *    has heard nothing -- not even its own heartbeat -- for max_stale_ms
  *    knows the channel is down and must not trust its L1 unverified

@@ -499,25 +499,36 @@ static int command(struct el_redis *r, int argc, const char **argv, const size_t
     if (cn->c != NULL && cn->epoch != epoch)
         conn_drop(cn); /* made before the last outage: likely dead */
 
-    if (cn->c == NULL) {
-        deadline_us = el_now_us() + (uint64_t)budget_us;
-        rc = conn_open(r, cn, epoch, deadline_us, why, sizeof(why));
-        if (rc != EL_OK)
-            goto fail;
-        budget_us = us_left(deadline_us); /* the command gets what is left */
-    }
-    rc = conn_budget(cn, budget_us);
-    if (rc != EL_OK) {
-        snprintf(why, sizeof(why), "setsockopt failed");
-        goto fail;
-    }
+    for (int attempt = 0;; attempt++) {
+        int reused = cn->c != NULL;
 
-    rep = redisCommandArgv(cn->c, argc, argv, lens);
-    if (rep == NULL) {
+        if (cn->c == NULL) {
+            deadline_us = el_now_us() + (uint64_t)budget_us;
+            rc = conn_open(r, cn, epoch, deadline_us, why, sizeof(why));
+            if (rc != EL_OK)
+                goto fail;
+            budget_us = us_left(deadline_us); /* the command gets what is left */
+        }
+        rc = conn_budget(cn, budget_us);
+        if (rc != EL_OK) {
+            snprintf(why, sizeof(why), "setsockopt failed");
+            goto fail;
+        }
+        rep = redisCommandArgv(cn->c, argc, argv, lens);
+        if (rep != NULL)
+            break;
         e = errno;
         rc = ctx_status(cn->c, e);
         ctx_reason(cn->c, rc, r->timeout_ms, why, sizeof(why));
-        goto fail;
+        /* A kept connection the server closed (Redis restarted since we
+         * last used it): not an outage. One fresh connection, one more
+         * try, before the breaker is told -- else every restart would turn
+         * writes away for a whole retry interval. */
+        if (!(reused && attempt == 0 && rc == EL_EUNAVAIL &&
+              (cn->c->err == REDIS_ERR_EOF ||
+               (cn->c->err == REDIS_ERR_IO && (e == EPIPE || e == ECONNRESET)))))
+            goto fail;
+        conn_drop(cn);
     }
     if (rep->type == REDIS_REPLY_ERROR && reply_is_unavailable(rep)) {
         snprintf(why, sizeof(why), "%.*s", (int)rep->len, rep->str);

@@ -116,6 +116,46 @@ static uint64_t hash_key(const char *s)
     return h;
 }
 
+/* Keys whose Redis write after a store write (the new version, or a DEL)
+ * failed: Redis may still hold the old bytes, for the rest of their TTL,
+ * and other processes would read them from L2. Replayed as DEL plus an
+ * announcement once Redis answers (el_tiered_replay). */
+#define PENDING_MAX 4096
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *pending[PENDING_MAX];
+static int npending, pending_lost;
+
+static void pending_add(const char *key)
+{
+    char *k = strdup(key);
+
+    must(pthread_mutex_lock(&pending_lock));
+    if (k && npending < PENDING_MAX)
+        pending[npending++] = k;
+    else {
+        pending_lost++;
+        free(k);
+    }
+    must(pthread_mutex_unlock(&pending_lock));
+}
+
+void el_tiered_replay(struct el_redis *redis, struct el_bus *bus)
+{
+    int lost;
+
+    must(pthread_mutex_lock(&pending_lock));
+    while (npending > 0 && el_redis_del(redis, pending[npending - 1]) == EL_OK) {
+        best_effort(el_bus_publish_key(bus, pending[npending - 1]));
+        free(pending[--npending]);
+    }
+    lost = pending_lost;
+    pending_lost = 0;
+    must(pthread_mutex_unlock(&pending_lock));
+    if (lost)
+        fprintf(stderr, "tiered: %d cache keys could not be cleaned from Redis after writes "
+                        "(queue full); they expire by TTL\n", lost);
+}
+
 /* The invalidation mark of a key: moves whenever the key (or everything)
  * is invalidated. Both counters only grow, so their sum does too. */
 static uint64_t inval_mark(uint64_t h)
@@ -557,7 +597,8 @@ int el_tiered_set(struct el_tiered *t, const char *key, const char *body, size_t
         return EL_ENOMEM;
     /* Any fill of key already in flight here predates this write. */
     el_tiered_dropped(NULL, key);
-    best_effort(el_redis_set(t->redis, key, body, len, ttl));
+    if (t->redis && el_redis_set(t->redis, key, body, len, ttl) != EL_OK)
+        pending_add(key);
     if (t->l1)
         best_effort(el_l1_put(t->l1, key, b, el_now_ms() + (uint64_t)ttl, el_now_ms()));
     el_blob_unref(b);
@@ -568,7 +609,8 @@ int el_tiered_set(struct el_tiered *t, const char *key, const char *body, size_t
 void el_tiered_invalidate(struct el_tiered *t, const char *key)
 {
     el_tiered_dropped(t->l1, key);
-    best_effort(el_redis_del(t->redis, key));
+    if (t->redis && el_redis_del(t->redis, key) != EL_OK)
+        pending_add(key);
     best_effort(el_bus_publish_key(t->bus, key));
 }
 

@@ -67,6 +67,11 @@ int el_tiered_set(struct el_tiered *t, const char *key, const char *body, size_t
  * through the bus. */
 void el_tiered_invalidate(struct el_tiered *t, const char *key);
 
+/* Retry the Redis side of earlier writes that failed (Redis down or
+ * restarting): DEL each key and announce it. Called about every 250 ms by
+ * a housekeeping thread; cheap when nothing is pending. */
+void el_tiered_replay(struct el_redis *redis, struct el_bus *bus);
+
 /* Coherence (see bus.h). With a bus, L1 entries are trusted only while the
  * channel is heard (or for max_stale_ms after they were last checked), a
  * miss takes a cluster-wide lease so one process in the cluster queries the

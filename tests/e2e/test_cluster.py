@@ -472,8 +472,11 @@ class StoreQueries:
     agree, and count() checks that asking again changes nothing, so the
     asking is never counted as a query."""
 
+    def __init__(self, fronts=None):
+        self.fronts = fronts or C.all
+
     def _sqlite_total(self):
-        return sum(cache_stats(f)['process']['store']['queries'] for f in C.all)
+        return sum(cache_stats(f)['process']['store']['queries'] for f in self.fronts)
 
     def begin(self):
         if STORE == 'mongo':
@@ -880,18 +883,26 @@ class T03ClusterStats(ClusterTest):
 
 
 class T04Stampede(ClusterTest):
-    """Cold misses for one course on every responder at once -- 100 per
+    """Cold misses for one course on four responders at once -- 100 per
     responder, each on its own connection -- make exactly one store query:
-    single flight in each process, the fill lease across them."""
+    single flight in each process, the fill lease across them (the issue's
+    measured goal: 4 processes x 100 requests, 1 query)."""
 
     PER_RESPONDER = 100
 
-    def test_300_concurrent_cold_misses_one_store_query(self):
+    def test_400_concurrent_cold_misses_one_store_query(self):
+        fourth = Responder(C, 'stampede4')
+        try:
+            self.stampede(C.all + [fourth])
+        finally:
+            fourth.stop()
+
+    def stampede(self, fronts):
         cid = C.take_id()
         path = '/api/courses/' + cid
-        q = StoreQueries()
+        q = StoreQueries(fronts)
         q.begin()
-        out = concurrent_gets([(f.port, path) for f in C.all for _ in range(self.PER_RESPONDER)])
+        out = concurrent_gets([(f.port, path) for f in fronts for _ in range(self.PER_RESPONDER)])
         bad = [r for r, _ in out if not isinstance(r, Resp) or r.status != 200]
         self.assertEqual(bad, [], 'failed reads in the stampede')
         bodies = {r.body for r, _ in out}
@@ -906,7 +917,7 @@ class T04Stampede(ClusterTest):
         # The test's own validity: more reads reached the miss path (L2 or
         # the store) than there are processes, so both the single flight in
         # a process and the lease across them had misses to collapse.
-        self.assertGreater(layers['MISS'] + layers['L2'], len(C.all), layers)
+        self.assertGreater(layers['MISS'] + layers['L2'], len(fronts), layers)
 
 
 class T05LeaseHolderDeath(ClusterTest):

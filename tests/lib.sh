@@ -73,7 +73,9 @@ wait_alive() {
 # given pid.
 stop_pid() {
     [ -n "$1" ] || return 0
-    kill -TERM "$1" 2>/dev/null || { wait "$1" 2>/dev/null; return 0; }
+    # Already gone (and maybe reaped): nothing to stop. `|| true` keeps a
+    # failing wait from ending a caller running under set -e.
+    kill -TERM "$1" 2>/dev/null || { wait "$1" 2>/dev/null || true; return 0; }
     _deadline=$(( $(date +%s) + ${2:-10} ))
     while alive "$1" && [ "$(date +%s)" -lt "$_deadline" ]; do sleep 0.05; done
     if alive "$1"; then

@@ -607,6 +607,22 @@ static int on_decimal(const redisReply *rep, void *arg)
     return EL_OK;
 }
 
+/* One command whose one argument is a key (GET, DEL, INCR, PTTL). */
+static int key_command(struct el_redis *r, const char *cmd, const char *key, reply_fn fn,
+                       void *arg)
+{
+    const char *argv[2] = {cmd, key};
+    size_t lens[2];
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (key == NULL)
+        return EL_EINVAL;
+    lens[0] = strlen(cmd);
+    lens[1] = strlen(key);
+    return command(r, 2, argv, lens, fn, arg);
+}
+
 /* ---- public API ------------------------------------------------------- */
 
 int el_redis_new(const char *url, const struct el_redis_opts *opts, struct el_redis **out,
@@ -703,15 +719,9 @@ uint64_t el_redis_epoch(struct el_redis *r)
 
 int el_redis_get(struct el_redis *r, const char *key, struct el_buf *out)
 {
-    const char *argv[2] = {"GET", key};
-    size_t lens[2] = {3, 0};
-
-    if (r == NULL)
-        return EL_EDISABLED;
-    if (key == NULL || out == NULL)
-        return EL_EINVAL;
-    lens[1] = strlen(key);
-    return command(r, 2, argv, lens, on_string, out);
+    if (out == NULL)
+        return r == NULL ? EL_EDISABLED : EL_EINVAL;
+    return key_command(r, "GET", key, on_string, out);
 }
 
 int el_redis_set(struct el_redis *r, const char *key, const void *val, size_t len, int64_t ttl_ms)
@@ -733,41 +743,17 @@ int el_redis_set(struct el_redis *r, const char *key, const void *val, size_t le
 
 int el_redis_del(struct el_redis *r, const char *key)
 {
-    const char *argv[2] = {"DEL", key};
-    size_t lens[2] = {3, 0};
-
-    if (r == NULL)
-        return EL_EDISABLED;
-    if (key == NULL)
-        return EL_EINVAL;
-    lens[1] = strlen(key);
-    return command(r, 2, argv, lens, on_integer, NULL);
+    return key_command(r, "DEL", key, on_integer, NULL);
 }
 
 int el_redis_incr(struct el_redis *r, const char *key, int64_t *out)
 {
-    const char *argv[2] = {"INCR", key};
-    size_t lens[2] = {4, 0};
-
-    if (r == NULL)
-        return EL_EDISABLED;
-    if (key == NULL)
-        return EL_EINVAL;
-    lens[1] = strlen(key);
-    return command(r, 2, argv, lens, on_integer, out);
+    return key_command(r, "INCR", key, on_integer, out);
 }
 
 int el_redis_get_int(struct el_redis *r, const char *key, int64_t *out)
 {
-    const char *argv[2] = {"GET", key};
-    size_t lens[2] = {3, 0};
-
-    if (r == NULL)
-        return EL_EDISABLED;
-    if (key == NULL)
-        return EL_EINVAL;
-    lens[1] = strlen(key);
-    return command(r, 2, argv, lens, on_decimal, out);
+    return key_command(r, "GET", key, on_decimal, out);
 }
 
 int el_redis_ping(struct el_redis *r)
@@ -851,13 +837,7 @@ int el_redis_incr_window(struct el_redis *r, const char *key, int64_t window_ms,
 
 int el_redis_pttl(struct el_redis *r, const char *key, int64_t *ms)
 {
-    const char *argv[2] = {"PTTL", key};
-    size_t lens[2] = {4, 0};
-
-    if (r == NULL)
-        return EL_EDISABLED;
-    lens[1] = strlen(key);
-    return command(r, 2, argv, lens, on_integer, ms);
+    return key_command(r, "PTTL", key, on_integer, ms);
 }
 
 /* ---- pub/sub (bus.c) ---------------------------------------------------- */

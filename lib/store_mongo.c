@@ -1266,16 +1266,13 @@ static int mongo_module_update(struct el_store *base, const char *course_id, con
     return rc;
 }
 
-/* The course (its modules are inside it), then its enrollments. The
- * enrollments are deleted even when the course was not found: a delete
- * whose second step failed (EL_EUNAVAIL) leaves them behind, and the
- * caller's retry, which finds no course, removes them. An enroll racing
- * with the delete cannot leave one either: it finds no course to count
- * and takes its enrollment back. */
-static int mongo_course_delete(struct el_store *base, const char *id)
+/* Delete document id from parent and -- even when it was not there, so a
+ * retry after a half-done delete finishes the job -- the documents of child
+ * whose field refers to it. EL_ENOTFOUND when parent had no such document. */
+static int delete_with_dependents(struct mongo_store *s, const char *parent, const char *id,
+                                  const char *child, const char *field)
 {
-    struct mongo_store *s = from(base);
-    mongoc_collection_t *courses, *enrollments;
+    mongoc_collection_t *pc, *cc;
     mongoc_client_t *client;
     bson_t filter = BSON_INITIALIZER;
     bson_oid_t oid;
@@ -1284,20 +1281,31 @@ static int mongo_course_delete(struct el_store *base, const char *id)
 
     if ((rc = take_oid(id, &oid)) != EL_OK)
         return rc;
-    client = client_pop(s, &courses);
+    client = client_pop_coll(s, parent, &pc);
     BSON_APPEND_OID(&filter, "_id", &oid);
-    rc = delete_docs(courses, &filter, false, &n);
+    rc = delete_docs(pc, &filter, false, &n);
     if (rc == EL_OK) {
         bson_reinit(&filter);
-        BSON_APPEND_OID(&filter, "course_id", &oid);
-        enrollments = mongoc_client_get_collection(client, s->db, COLL_ENROLLMENTS);
-        rc = delete_docs(enrollments, &filter, true, NULL);
-        mongoc_collection_destroy(enrollments);
+        BSON_APPEND_OID(&filter, field, &oid);
+        cc = mongoc_client_get_collection(client, s->db, child);
+        rc = delete_docs(cc, &filter, true, NULL);
+        mongoc_collection_destroy(cc);
     }
     if (rc == EL_OK && n == 0)
         rc = EL_ENOTFOUND;
     bson_destroy(&filter);
-    return client_push(s, client, courses, rc);
+    return client_push(s, client, pc, rc);
+}
+
+/* The course (its modules are inside it), then its enrollments. The
+ * enrollments are deleted even when the course was not found: a delete
+ * whose second step failed (EL_EUNAVAIL) leaves them behind, and the
+ * caller's retry, which finds no course, removes them. An enroll racing
+ * with the delete cannot leave one either: it finds no course to count
+ * and takes its enrollment back. */
+static int mongo_course_delete(struct el_store *base, const char *id)
+{
+    return delete_with_dependents(from(base), COLLECTION, id, COLL_ENROLLMENTS, "course_id");
 }
 
 /* The enrollment document first: the unique index on (course_id, user_id)
@@ -1537,30 +1545,7 @@ static int mongo_user_update(struct el_store *base, const char *id, const char *
  * enrollments stay counted (store.h). */
 static int mongo_user_delete(struct el_store *base, const char *id)
 {
-    struct mongo_store *s = from(base);
-    mongoc_collection_t *users, *tokens;
-    mongoc_client_t *client;
-    bson_t filter = BSON_INITIALIZER;
-    bson_oid_t oid;
-    int64_t n = 0;
-    int rc;
-
-    if ((rc = take_oid(id, &oid)) != EL_OK)
-        return rc;
-    BSON_APPEND_OID(&filter, "_id", &oid);
-    client = client_pop_coll(s, COLL_USERS, &users);
-    rc = delete_docs(users, &filter, false, &n);
-    if (rc == EL_OK) {
-        bson_reinit(&filter);
-        BSON_APPEND_OID(&filter, "user_id", &oid);
-        tokens = mongoc_client_get_collection(client, s->db, COLL_REFRESH);
-        rc = delete_docs(tokens, &filter, true, NULL);
-        mongoc_collection_destroy(tokens);
-    }
-    if (rc == EL_OK && n == 0)
-        rc = EL_ENOTFOUND;
-    bson_destroy(&filter);
-    return client_push(s, client, users, rc);
+    return delete_with_dependents(from(base), COLL_USERS, id, COLL_REFRESH, "user_id");
 }
 
 /* ---- refresh tokens and revocations -------------------------------------- *

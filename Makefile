@@ -21,14 +21,14 @@ CUNIT_LIBS := $(shell pkg-config --libs cunit 2>/dev/null)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wwrite-strings -Wno-format-nonliteral -fno-common
-CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) -pthread -iquote lib $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) -pthread -iquote lib -iquote tests $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 LDFLAGS_ALL = $(SAN) -pthread $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
 
-LIB_SRC  := $(wildcard lib/*.c)
+LIB_SRC  := $(wildcard lib/*/*.c)
 APP_SRC  := $(filter-out app/ctl.c,$(wildcard app/*.c))
 CTL_SRC  := app/ctl.c
-TEST_SRC := $(wildcard tests/*.c)
+TEST_SRC := $(wildcard tests/*.c tests/*/*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 APP_OBJ  := $(APP_SRC:%.c=$(B)/%.o)
@@ -99,7 +99,7 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i app/*.c lib/*.c lib/*.h tests/*.c bench/*.c
+	clang-format -i app/*.c app/*.h lib/*/*.c lib/*/*.h tests/*.c tests/*.h tests/*/*.c bench/*.c
 
 lint:
 	-clang-tidy -checks='clang-analyzer-*,bugprone-*' $(LIB_SRC) $(APP_SRC) -- $(CFLAGS_ALL)

@@ -7,14 +7,14 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "auth.h"
-#include "bus.h"
-#include "config.h"
-#include "jwt.h"
-#include "l1.h"
-#include "redis.h"
-#include "store.h"
-#include "tiered.h"
+#include "auth/auth.h"
+#include "cache/bus.h"
+#include "core/config.h"
+#include "auth/jwt.h"
+#include "cache/l1.h"
+#include "cache/redis.h"
+#include "store/store.h"
+#include "cache/tiered.h"
 
 struct el_app {
     struct el_config cfg;

@@ -1,5 +1,5 @@
 /* auth.c -- /auth endpoints: register, login, refresh, logout, me. The
- * logic lives in lib/auth.c; this file turns bodies into arguments and
+ * logic lives in lib/auth/auth.c; this file turns bodies into arguments and
  * statuses into answers. */
 #include <stdio.h>
 #include <string.h>
@@ -7,9 +7,9 @@
 #include <time.h>
 
 #include "app.h"
-#include "form.h"
+#include "http/form.h"
 #include "handlers.h"
-#include "json.h"
+#include "http/json.h"
 
 static int64_t now_s(void)
 {

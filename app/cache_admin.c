@@ -6,7 +6,7 @@
  * about the cache is revealed to anyone else. Stats cost a few Redis round
  * trips (INFO, DBSIZE, HGETALL), each bounded by REDIS_TIMEOUT_MS and
  * skipped at once while the breaker is open; counting itself never touches
- * Redis (lib/stats.c). */
+ * Redis (lib/obs/stats.c). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +15,8 @@
 
 #include "app.h"
 #include "handlers.h"
-#include "key.h"
-#include "stats.h"
+#include "cache/key.h"
+#include "obs/stats.h"
 
 /* 0 when the caller is an admin, else the status set on res. */
 static int require_admin(const struct el_request *req, struct el_response *res)

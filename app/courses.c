@@ -9,10 +9,10 @@
 #include <string.h>
 
 #include "app.h"
-#include "course.h"
+#include "model/course.h"
 #include "handlers.h"
-#include "key.h"
-#include "store.h"
+#include "cache/key.h"
+#include "store/store.h"
 
 struct course_load {
     struct el_store *store;

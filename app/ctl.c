@@ -39,15 +39,15 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "course.h"
-#include "el.h"
-#include "jwt.h"
-#include "key.h"
-#include "password.h"
-#include "redis.h"
-#include "store.h"
-#include "user.h"
+#include "core/buf.h"
+#include "model/course.h"
+#include "core/el.h"
+#include "auth/jwt.h"
+#include "cache/key.h"
+#include "auth/password.h"
+#include "cache/redis.h"
+#include "store/store.h"
+#include "model/user.h"
 
 #define DEFAULT_DB_URI "sqlite:var/elearn.db"
 #define DEFAULT_REDIS_URL "redis://127.0.0.1:6379/0"

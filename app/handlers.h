@@ -3,7 +3,7 @@
 #ifndef EL_HANDLERS_H
 #define EL_HANDLERS_H
 
-#include "auth.h"
+#include "auth/auth.h"
 #include "request.h"
 
 /* app/courses.c */

@@ -13,7 +13,7 @@
 
 #include "app.h"
 #include "handlers.h"
-#include "stats.h"
+#include "obs/stats.h"
 
 /* The store's last known state (1 up, 0 down, -1 not known yet) and
  * whether a health check is pinging it now. Process-wide like the store. */

@@ -20,8 +20,8 @@
 #include <fcgiapp.h>
 
 #include "app.h"
-#include "password.h"
-#include "key.h"
+#include "auth/password.h"
+#include "cache/key.h"
 #include "pool.h"
 
 static void usage(FILE *f)

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "app.h"
-#include "el.h"
+#include "core/el.h"
 #include "request.h"
 
 struct conn {

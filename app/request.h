@@ -10,9 +10,9 @@
 
 #include <stdint.h>
 
-#include "blob.h"
-#include "buf.h"
-#include "stats.h"
+#include "core/blob.h"
+#include "core/buf.h"
+#include "obs/stats.h"
 
 #define EL_MAX_PARAMS 4
 #define EL_BODY_MAX (1u << 20) /* request bodies over 1 MiB get 413 */

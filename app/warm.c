@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "app.h"
-#include "course.h"
+#include "model/course.h"
 
 struct warm {
     pthread_t thread;

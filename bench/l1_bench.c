@@ -23,9 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blob.h"
-#include "el.h"
-#include "l1.h"
+#include "core/blob.h"
+#include "core/el.h"
+#include "cache/l1.h"
 
 #define NKEYS 100000u
 #define NREQ 1000000u

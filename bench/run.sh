@@ -258,7 +258,7 @@ comparable -- **compare the ratios within one run**.
 - L1 hit: warm in-process cache. L2 hit: \`L1_MAX_BYTES=0\`, every request
   reads Redis. Store: \`L1_MAX_BYTES=0 REDIS_URL=\` (no cache at all), every
   request queries SQLite -- except that concurrent misses for the same key
-  are coalesced by the single-flight in lib/tiered.c, as in production.
+  are coalesced by the single-flight in lib/cache/tiered.c, as in production.
 
 ## Results
 

@@ -1,6 +1,6 @@
 /* unit.h -- shared by the CUnit suites in tests/.
  *
- * Each tests/test_<module>.c mirrors lib/<module>.c and exports one
+ * Each tests/<layer>/test_<module>.c mirrors lib/<layer>/<module>.c and exports one
  * registration function, listed once in tests/unit.c. Servers the tests talk
  * to are started by tests/run-unit.sh on free ports and named here through
  * the environment:

@@ -10,7 +10,7 @@ Normally run by tests/e2e/run.sh after test_e2e.py, once per store. Python
 which the MongoDB test server needs anyway) to ask the test server for its
 per-command counts.
 
-What it checks is the coherence design of lib/bus.h and lib/tiered.c across
+What it checks is the coherence design of lib/cache/bus.h and lib/cache/tiered.c across
 processes: writes and admin invalidations reach every process's L1, how fast
 (measured), concurrent cold misses across the cluster make one store query
 (also when a lease holder died), a bus reconnect drops L1, Redis can die
@@ -67,7 +67,7 @@ STORE = os.environ.get('EL_E2E_STORE', 'sqlite')
 PY = '/usr/bin/python3'
 JWT_SECRET = 'cluster-secret-0123456789abcdefghijklmnopq'  # 42 chars
 NCOURSES = 40
-LEASE_MS = 2000         # el_tiered_opts.lease_ms default (lib/tiered.c)
+LEASE_MS = 2000         # el_tiered_opts.lease_ms default (lib/cache/tiered.c)
 L1_MAX_STALE_MS = 1000  # L1_MAX_STALE default
 # Worker threads per responder. With 4, at most 4 of the 100 concurrent
 # requests per responder are inside its read path at once (the rest queue);

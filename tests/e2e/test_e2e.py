@@ -72,7 +72,7 @@ PY = '/usr/bin/python3'
 JWT_SECRET = 'e2e-secret-0123456789abcdefghijklmnopqrstuv'  # 43 chars
 NCOURSES = 40
 
-# Every variable lib/config.c reads: scrubbed from the inherited environment
+# Every variable lib/core/config.c reads: scrubbed from the inherited environment
 # so a developer's shell cannot change what the tests see.
 CONFIG_VARS = ('DB_URI', 'MONGO_URI', 'REDIS_URL', 'JWT_SECRET', 'ACCESS_TOKEN_EXPIRE_MINUTES',
                'REFRESH_TOKEN_EXPIRE_DAYS', 'COURSE_TTL', 'COURSE_LIST_TTL', 'L1_MAX_BYTES',

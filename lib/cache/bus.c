@@ -1,0 +1,355 @@
+/* bus.c -- cache coherence over Redis pub/sub (see bus.h for the design).
+ *
+ * Message format (one line, space-separated):
+ *     E1 <publisher> <seq> H               heartbeat
+ *     E1 <publisher> <seq> K <key>         drop key
+ *     E1 <publisher> <seq> G <generation>  new course-list generation
+ *     E1 <publisher> <seq> F <key>         key filled in Redis
+ *     E1 <publisher> <seq> L               some of my messages were lost
+ * <publisher> is 16 random hex digits chosen at start, so a restarted
+ * process is a new publisher and never looks like a gap. */
+#include "cache/bus.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define PEERS 256 /* publishers remembered (direct-mapped by id) */
+
+struct peer {
+    char id[17];
+    uint64_t seq; /* last sequence heard */
+};
+
+struct el_bus {
+    struct el_redis *sub_redis; /* handle for the subscription's address */
+    struct el_redis *pub;       /* the process's handle, for PUBLISH */
+    struct el_bus_handlers h;
+    struct el_bus_opts o;
+    char id[17];
+
+    pthread_mutex_t pub_lock;   /* numbering + sending, one at a time */
+    uint64_t seq;               /* under pub_lock */
+    int lost;                   /* under pub_lock: a publish failed since
+                                 * the last 'L' went out */
+
+    pthread_t thread;
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cond;
+    int stop;
+
+    struct peer peers[PEERS];   /* subscriber thread only */
+    _Atomic uint64_t last_heard_ms;
+    atomic_int connected;
+    _Atomic uint64_t received, gaps, resets, published, publish_failures;
+};
+
+static void must(int rc)
+{
+    if (rc != 0)
+        abort();
+}
+
+/* Send one numbered message; called with pub_lock held. */
+static int send_locked(struct el_bus *b, char kind, const char *arg)
+{
+    char msg[512];
+    int n, rc;
+
+    n = snprintf(msg, sizeof(msg), "E1 %s %" PRIu64 " %c%s%s", b->id, ++b->seq, kind,
+                 arg ? " " : "", arg ? arg : "");
+    if (n < 0 || (size_t)n >= sizeof(msg)) {
+        /* Never happens with our keys; the number is used up either way,
+         * so the others drop their L1 rather than miss this change. */
+        rc = EL_ETOOBIG;
+    } else {
+        rc = el_redis_publish(b->pub, EL_BUS_CHANNEL, msg, (size_t)n);
+    }
+    if (rc == EL_OK)
+        atomic_fetch_add(&b->published, 1);
+    else
+        atomic_fetch_add(&b->publish_failures, 1);
+    return rc;
+}
+
+static int publish(struct el_bus *b, char kind, const char *arg)
+{
+    int rc;
+
+    if (b == NULL)
+        return EL_EDISABLED;
+    must(pthread_mutex_lock(&b->pub_lock));
+    /* Messages of ours were lost: say so first. A subscriber that joined
+     * after them cannot see the gap in our numbers, but it must still drop
+     * what those messages would have invalidated. */
+    if (b->lost && send_locked(b, 'L', NULL) == EL_OK)
+        b->lost = 0;
+    rc = send_locked(b, kind, arg);
+    if (rc != EL_OK)
+        b->lost = 1;
+    must(pthread_mutex_unlock(&b->pub_lock));
+    return rc;
+}
+
+int el_bus_publish_key(struct el_bus *b, const char *key)
+{
+    return publish(b, 'K', key);
+}
+
+int el_bus_publish_generation(struct el_bus *b, uint64_t gen)
+{
+    char g[24];
+
+    snprintf(g, sizeof(g), "%" PRIu64, gen);
+    return publish(b, 'G', g);
+}
+
+int el_bus_publish_filled(struct el_bus *b, const char *key)
+{
+    return publish(b, 'F', key);
+}
+
+int el_bus_fresh(struct el_bus *b, uint64_t now_ms)
+{
+    uint64_t heard;
+
+    if (b == NULL)
+        return 1;
+    heard = atomic_load_explicit(&b->last_heard_ms, memory_order_relaxed);
+    return heard != 0 && now_ms - heard <= (uint64_t)b->o.max_stale_ms;
+}
+
+void el_bus_stats(struct el_bus *b, struct el_bus_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (b == NULL)
+        return;
+    out->received = atomic_load(&b->received);
+    out->gaps = atomic_load(&b->gaps);
+    out->resets = atomic_load(&b->resets);
+    out->published = atomic_load(&b->published);
+    out->publish_failures = atomic_load(&b->publish_failures);
+    out->connected = atomic_load(&b->connected);
+}
+
+static void reset(struct el_bus *b, const char *why)
+{
+    atomic_fetch_add(&b->resets, 1);
+    fprintf(stderr, "bus: dropping L1 (%s)\n", why);
+    if (b->h.reset)
+        b->h.reset(b->h.arg, why);
+}
+
+/* Track publisher id's sequence; 1 when seq is the next one expected (or
+ * the publisher is new to us), 0 on a gap. */
+static int in_sequence(struct el_bus *b, const char *id, uint64_t seq)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    struct peer *p;
+    int ok;
+
+    for (const char *s = id; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    p = &b->peers[h % PEERS];
+    if (strcmp(p->id, id) != 0) {
+        /* New publisher (or an evicted slot): its past is before our
+         * subscription, or already covered by the reset that began it. */
+        snprintf(p->id, sizeof(p->id), "%s", id);
+        p->seq = seq;
+        return 1;
+    }
+    ok = seq == p->seq + 1;
+    if (seq > p->seq)
+        p->seq = seq;
+    return ok;
+}
+
+static void on_message(const char *msg, size_t len, void *arg)
+{
+    struct el_bus *b = arg;
+    char buf[512], id[17], kind, *rest;
+    uint64_t seq;
+    int off = 0;
+
+    atomic_store_explicit(&b->last_heard_ms, el_now_ms(), memory_order_relaxed);
+    atomic_fetch_add(&b->received, 1);
+    if (len >= sizeof(buf))
+        return;
+    memcpy(buf, msg, len);
+    buf[len] = '\0';
+    if (sscanf(buf, "E1 %16s %" SCNu64 " %c%n", id, &seq, &kind, &off) != 3)
+        return;
+    rest = buf + off;
+    if (*rest == ' ')
+        rest++;
+    if (!in_sequence(b, id, seq)) {
+        char why[96];
+        atomic_fetch_add(&b->gaps, 1);
+        snprintf(why, sizeof(why), "messages from %s lost before #%" PRIu64, id, seq);
+        reset(b, why);
+        /* fall through: this message itself is still applied */
+    }
+    if (strcmp(id, b->id) == 0)
+        return; /* our own change: applied locally when it was made */
+    switch (kind) {
+    case 'K':
+        if (b->h.key && *rest)
+            b->h.key(b->h.arg, rest);
+        break;
+    case 'G':
+        if (b->h.generation)
+            b->h.generation(b->h.arg, strtoull(rest, NULL, 10));
+        break;
+    case 'F':
+        if (b->h.filled && *rest)
+            b->h.filled(b->h.arg, rest);
+        break;
+    case 'L': {
+        char why[64];
+        snprintf(why, sizeof(why), "publisher %s lost messages", id);
+        reset(b, why);
+        break;
+    }
+    default:
+        break; /* heartbeat */
+    }
+}
+
+/* Wait up to ms, or until stop. Returns 1 when stopping. */
+static int nap(struct el_bus *b, int ms)
+{
+    struct timespec ts;
+    int stop;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    must(pthread_mutex_lock(&b->stop_lock));
+    if (!b->stop)
+        pthread_cond_timedwait(&b->stop_cond, &b->stop_lock, &ts);
+    stop = b->stop;
+    must(pthread_mutex_unlock(&b->stop_lock));
+    return stop;
+}
+
+static int stopping(struct el_bus *b)
+{
+    int s;
+
+    must(pthread_mutex_lock(&b->stop_lock));
+    s = b->stop;
+    must(pthread_mutex_unlock(&b->stop_lock));
+    return s;
+}
+
+static void *bus_main(void *arg)
+{
+    struct el_bus *b = arg;
+    struct el_redis_sub *sub = NULL;
+    uint64_t next_beat = 0;
+    char why[192];
+    int down_logged = 0;
+
+    while (!stopping(b)) {
+        uint64_t now = el_now_ms();
+
+        if (sub == NULL) {
+            if (el_redis_sub_open(b->sub_redis, EL_BUS_CHANNEL, &sub, why, sizeof(why)) != EL_OK) {
+                if (!down_logged)
+                    fprintf(stderr, "bus: cannot subscribe (%s); retrying\n", why);
+                down_logged = 1;
+                atomic_store(&b->connected, 0);
+                if (nap(b, 250))
+                    break;
+                continue;
+            }
+            down_logged = 0;
+            atomic_store(&b->connected, 1);
+            /* Whatever was published while we were away is lost to us. */
+            memset(b->peers, 0, sizeof(b->peers));
+            reset(b, "subscribed to " EL_BUS_CHANNEL);
+            next_beat = 0;
+        }
+        if (now >= next_beat) {
+            (void)publish(b, 'H', NULL);
+            next_beat = now + (uint64_t)b->o.heartbeat_ms;
+        }
+        if (el_redis_sub_poll(sub, 50, on_message, b) != EL_OK) {
+            fprintf(stderr, "bus: subscription lost; reconnecting\n");
+            el_redis_sub_close(sub);
+            sub = NULL;
+            atomic_store(&b->connected, 0);
+        }
+    }
+    el_redis_sub_close(sub);
+    el_redis_thread_cleanup(b->pub);
+    return NULL;
+}
+
+int el_bus_start(const char *redis_url, struct el_redis *pub, const struct el_bus_handlers *h,
+                 const struct el_bus_opts *opts, struct el_bus **out, struct el_err *err)
+{
+    struct el_redis_opts ro = {0};
+    struct el_bus *b;
+    unsigned char rnd[8];
+    int rc;
+
+    *out = NULL;
+    if (redis_url == NULL || *redis_url == '\0' || pub == NULL)
+        return EL_EDISABLED;
+    b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return EL_ENOMEM;
+    b->o.heartbeat_ms = opts && opts->heartbeat_ms > 0 ? opts->heartbeat_ms : 250;
+    b->o.max_stale_ms = opts && opts->max_stale_ms > 0 ? opts->max_stale_ms : 1000;
+    b->o.timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 500;
+    ro.timeout_ms = b->o.timeout_ms;
+    rc = el_redis_new(redis_url, &ro, &b->sub_redis, err);
+    if (rc != EL_OK) {
+        free(b);
+        return rc;
+    }
+    b->pub = pub;
+    b->h = *h;
+    if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+        uint64_t t = el_now_us() ^ (uint64_t)(uintptr_t)b;
+        memcpy(rnd, &t, sizeof(rnd));
+    }
+    for (int i = 0; i < 8; i++)
+        snprintf(b->id + 2 * i, 3, "%02x", rnd[i]);
+    must(pthread_mutex_init(&b->pub_lock, NULL));
+    must(pthread_mutex_init(&b->stop_lock, NULL));
+    must(pthread_cond_init(&b->stop_cond, NULL));
+    if (pthread_create(&b->thread, NULL, bus_main, b) != 0) {
+        el_redis_free(b->sub_redis);
+        free(b);
+        return el_err_set(err, EL_ENOMEM, "cannot start the bus thread");
+    }
+    *out = b;
+    return EL_OK;
+}
+
+void el_bus_stop(struct el_bus *b)
+{
+    if (b == NULL)
+        return;
+    must(pthread_mutex_lock(&b->stop_lock));
+    b->stop = 1;
+    must(pthread_cond_signal(&b->stop_cond));
+    must(pthread_mutex_unlock(&b->stop_lock));
+    pthread_join(b->thread, NULL);
+    el_redis_free(b->sub_redis);
+    pthread_mutex_destroy(&b->pub_lock);
+    pthread_mutex_destroy(&b->stop_lock);
+    pthread_cond_destroy(&b->stop_cond);
+    free(b);
+}

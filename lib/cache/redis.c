@@ -1,0 +1,1084 @@
+/* redis.c -- Redis (L2) client: per-thread hiredis connections, bounded
+ * waits and a lock-free circuit breaker (see redis.h for the contract).
+ *
+ * Key decision: the whole breaker is one atomic word, `state`, holding an
+ * epoch counter and a "down" bit (state = epoch << 1 | down). Every
+ * connection remembers the epoch it was made in. Opening the breaker is a
+ * compare-and-swap from "up at epoch E" to "down at epoch E+1", so
+ *   - only the first of many threads failing at once opens it (one log line,
+ *     one interval reset), and a late failure on a connection from an older
+ *     epoch cannot reopen a breaker that a probe has just closed;
+ *   - once it closes again, every thread's connection from before the outage
+ *     is seen to be stale (wrong epoch) and is remade on its next use instead
+ *     of failing, so a restarted Redis does not make the breaker flap once per
+ *     worker thread.
+ * While down, `next_try_ms` says when a probe is due; a caller claims the
+ * probe by swapping it to UINT64_MAX ("probe in flight"), so exactly one
+ * thread touches a socket per interval. While up it is UINT64_MAX too.
+ *
+ * Time bound: hiredis' blocking API only offers socket timeouts
+ * (SO_RCVTIMEO/SO_SNDTIMEO) and a connect timeout. A call on an established
+ * connection is one write and one read, each bounded by timeout_ms. A call
+ * that must connect first spends one budget of timeout_ms over connect,
+ * AUTH/SELECT and the command: the socket timeout is lowered to what is left
+ * before each step (and restored on the next call). Two limits remain and are
+ * the caller's to avoid: host names are resolved with getaddrinfo(), which
+ * has no timeout (use an address or an /etc/hosts name), and a server that
+ * trickles a reply byte by byte resets the read timeout on every byte.
+ *
+ * hiredis writes with write(2), so the process must ignore SIGPIPE (the
+ * responder does; a FastCGI program has to anyway). */
+#include "cache/redis.h"
+#include "core/text.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/time.h>
+
+#include <hiredis/hiredis.h>
+
+#define DEFAULT_PORT 6379
+#define DEFAULT_TIMEOUT_MS 100
+#define DEFAULT_RETRY_MIN_MS 250
+#define DEFAULT_RETRY_MAX_MS 2000
+#define PROBE_IN_FLIGHT UINT64_MAX
+
+/* One per thread per handle, owned by the thread through r->key and listed
+ * in r->conns so el_redis_free() can close connections of threads that are
+ * still alive. */
+struct conn {
+    struct el_redis *r;
+    redisContext *c;      /* NULL until connected, and after any failure */
+    uint64_t epoch;       /* breaker epoch c was made in */
+    long timeout_us;      /* socket timeout currently set on c */
+    struct conn *prev, *next;
+};
+
+struct el_redis {
+    char host[256];
+    int port;
+    int db;
+    char user[256];       /* ACL user name; "" for password-only AUTH */
+    char pass[256];       /* "" for no AUTH */
+    size_t user_len, pass_len;
+    int timeout_ms, retry_min_ms, retry_max_ms;
+
+    pthread_key_t key;    /* -> struct conn of the calling thread */
+    pthread_mutex_t mu;   /* guards conns; taken only when a thread first
+                           * uses the handle and when it exits */
+    struct conn *conns;
+
+    _Atomic uint64_t state;       /* epoch << 1 | down */
+    _Atomic uint64_t next_try_ms; /* while down: when a probe is due */
+    atomic_int interval_ms;       /* current breaker interval */
+};
+
+/* ---- URL parsing ------------------------------------------------------ */
+
+static int parse_uint(const char *s, size_t n, long max, long *out)
+{
+    long v = 0;
+
+    if (n == 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+        if (v > max)
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+
+/* Percent-decode s[0..n) into dst (cap bytes incl. NUL): a password with
+ * '@' or ':' in it must be written %40 / %3A in a URL. */
+static int pct_decode(const char *s, size_t n, char *dst, size_t cap, size_t *len)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+
+        if (c == '%') {
+            int hi, lo;
+
+            if (i + 2 >= n)
+                return -1;
+            hi = el_hex_digit(s[i + 1]);
+            lo = el_hex_digit(s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return -1;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (o + 1 >= cap)
+            return -1;
+        dst[o++] = (char)c;
+    }
+    dst[o] = '\0';
+    *len = o;
+    return 0;
+}
+
+static int host_char_ok(char c, int bracketed)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    if (c == '.' || c == '-' || c == '_')
+        return 1;
+    return bracketed && (c == ':' || c == '%');
+}
+
+/* redis://[[user]:password@]host[:port][/db]. Messages quote nothing from
+ * the URL: the user information holds the password, and any other part may
+ * hold control characters. Callers that want to show the URL mask it. */
+static int parse_url(struct el_redis *r, const char *url, struct el_err *err)
+{
+    const char *p, *at, *hs, *he, *s;
+    int bracketed;
+    long v;
+
+    if (strncmp(url, "rediss://", 9) == 0)
+        return el_err_set(err, EL_EINVAL, "TLS (rediss://) is not supported");
+    if (strncmp(url, "redis://", 8) != 0)
+        return el_err_set(err, EL_EINVAL, "must start with redis://");
+    p = url + 8;
+
+    /* The last '@' ends the user information: the host, port and db cannot
+     * contain one, a raw password might. */
+    at = strrchr(p, '@');
+    if (at != NULL) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+
+        if (colon == NULL)
+            return el_err_set(err, EL_EINVAL,
+                              "user name without password (write redis://:password@host "
+                              "or redis://user:password@host)");
+        if (pct_decode(p, (size_t)(colon - p), r->user, sizeof(r->user), &r->user_len) < 0)
+            return el_err_set(err, EL_EINVAL, "bad user name (too long or a bad %%-escape)");
+        if (pct_decode(colon + 1, (size_t)(at - colon - 1), r->pass, sizeof(r->pass),
+                       &r->pass_len) < 0)
+            return el_err_set(err, EL_EINVAL, "bad password (too long or a bad %%-escape)");
+        p = at + 1;
+    }
+
+    bracketed = *p == '[';
+    if (bracketed) {
+        hs = p + 1;
+        he = strchr(hs, ']');
+        if (he == NULL)
+            return el_err_set(err, EL_EINVAL, "unterminated '[' in IPv6 host");
+        p = he + 1;
+    } else {
+        hs = p;
+        p += strcspn(p, ":/");
+        he = p;
+    }
+    if (he == hs)
+        return el_err_set(err, EL_EINVAL, "missing host");
+    if ((size_t)(he - hs) >= sizeof(r->host))
+        return el_err_set(err, EL_EINVAL, "host name too long");
+    for (s = hs; s < he; s++)
+        if (!host_char_ok(*s, bracketed))
+            return el_err_set(err, EL_EINVAL, "bad character in host name");
+    memcpy(r->host, hs, (size_t)(he - hs));
+    r->host[he - hs] = '\0';
+
+    r->port = DEFAULT_PORT;
+    if (*p == ':') {
+        size_t n = strcspn(p + 1, "/");
+
+        if (parse_uint(p + 1, n, 65535, &v) < 0 || v == 0)
+            return el_err_set(err, EL_EINVAL, "port must be an integer between 1 and 65535");
+        r->port = (int)v;
+        p += 1 + n;
+    } else if (*p != '\0' && *p != '/') {
+        return el_err_set(err, EL_EINVAL, "unexpected text after the host");
+    }
+
+    r->db = 0;
+    if (*p == '/' && p[1] != '\0') {
+        if (parse_uint(p + 1, strlen(p + 1), INT_MAX, &v) < 0)
+            return el_err_set(err, EL_EINVAL, "db must be a non-negative decimal integer");
+        r->db = (int)v;
+    }
+    return EL_OK;
+}
+
+/* ---- connections ------------------------------------------------------ */
+
+static struct timeval us_tv(long us)
+{
+    struct timeval tv;
+
+    tv.tv_sec = us / 1000000;
+    tv.tv_usec = us % 1000000;
+    return tv;
+}
+
+/* Status for a context that failed. errno is the one saved right after the
+ * failing hiredis call: a socket timeout shows as EAGAIN on read/write and a
+ * connect timeout as ETIMEDOUT. */
+static int ctx_status(const redisContext *c, int saved_errno)
+{
+    if (c->err == REDIS_ERR_IO &&
+        (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == ETIMEDOUT ||
+         saved_errno == EINPROGRESS))
+        return EL_ETIMEOUT;
+    if (c->err == REDIS_ERR_OOM)
+        return EL_ENOMEM;
+    return EL_EUNAVAIL;
+}
+
+/* One-line reason for the "redis: down" message: hiredis reports a socket
+ * timeout as strerror(EAGAIN), which reads like something else. */
+static void ctx_reason(const redisContext *c, int rc, int timeout_ms, char *why, size_t whylen)
+{
+    if (rc == EL_ETIMEOUT)
+        snprintf(why, whylen, "no answer within %d ms", timeout_ms);
+    else
+        snprintf(why, whylen, "%s", c->errstr);
+}
+
+/* Error replies that mean "this Redis cannot serve now" rather than "this
+ * command was wrong": they count as failures for the breaker. NOAUTH is here
+ * so that a missing password shows up as one "redis: down" line. */
+static int reply_is_unavailable(const redisReply *rep)
+{
+    static const char *const prefixes[] = {"LOADING", "BUSY", "MASTERDOWN", "NOAUTH"};
+
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (rep->len >= strlen(prefixes[i]) &&
+            strncmp(rep->str, prefixes[i], strlen(prefixes[i])) == 0)
+            return 1;
+    return 0;
+}
+
+static void conn_drop(struct conn *cn)
+{
+    if (cn->c != NULL) {
+        redisFree(cn->c);
+        cn->c = NULL;
+    }
+}
+
+static void conn_unlink(struct el_redis *r, struct conn *cn)
+{
+    pthread_mutex_lock(&r->mu);
+    if (cn->prev)
+        cn->prev->next = cn->next;
+    else
+        r->conns = cn->next;
+    if (cn->next)
+        cn->next->prev = cn->prev;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* pthread key destructor: a thread that used the handle is exiting. */
+static void conn_destroy(void *arg)
+{
+    struct conn *cn = arg;
+
+    conn_unlink(cn->r, cn);
+    conn_drop(cn);
+    free(cn);
+}
+
+/* The calling thread's conn slot (possibly unconnected), made on first use. */
+static struct conn *conn_slot(struct el_redis *r)
+{
+    struct conn *cn = pthread_getspecific(r->key);
+
+    if (cn != NULL)
+        return cn;
+    cn = calloc(1, sizeof(*cn));
+    if (cn == NULL)
+        return NULL;
+    cn->r = r;
+    if (pthread_setspecific(r->key, cn) != 0) {
+        free(cn);
+        return NULL;
+    }
+    pthread_mutex_lock(&r->mu);
+    cn->next = r->conns;
+    if (r->conns)
+        r->conns->prev = cn;
+    r->conns = cn;
+    pthread_mutex_unlock(&r->mu);
+    return cn;
+}
+
+/* Set the socket timeout to us microseconds (at least 1 ms): lowered to
+ * what is left of the budget while connecting, restored to the full timeout
+ * on the next call. Skips the two setsockopt calls when nothing changes. */
+static int conn_budget(struct conn *cn, long us)
+{
+    if (us < 1000)
+        us = 1000;
+    if (us == cn->timeout_us)
+        return EL_OK;
+    if (redisSetTimeout(cn->c, us_tv(us)) != REDIS_OK)
+        return EL_EUNAVAIL;
+    cn->timeout_us = us;
+    return EL_OK;
+}
+
+static long us_left(uint64_t deadline_us)
+{
+    uint64_t now = el_now_us();
+
+    return now >= deadline_us ? 0 : (long)(deadline_us - now);
+}
+
+/* Connect, AUTH and SELECT within the budget ending at deadline_us. On
+ * failure why holds a one-line reason and cn->c stays NULL. */
+static int conn_open(struct el_redis *r, struct conn *cn, uint64_t epoch, uint64_t deadline_us,
+                     char *why, size_t whylen)
+{
+    redisContext *c;
+    redisReply *rep;
+    int rc, e, nreplies = 0, appended = REDIS_OK;
+
+    c = redisConnectWithTimeout(r->host, r->port, us_tv((long)r->timeout_ms * 1000));
+    if (c == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return EL_ENOMEM;
+    }
+    e = errno;
+    if (c->err) {
+        rc = ctx_status(c, e);
+        ctx_reason(c, rc, r->timeout_ms, why, whylen);
+        redisFree(c);
+        return rc;
+    }
+    cn->c = c;
+    cn->epoch = epoch;
+    cn->timeout_us = 0;
+    if (r->pass_len == 0 && r->db == 0)
+        return EL_OK;
+
+    rc = conn_budget(cn, us_left(deadline_us));
+    if (rc != EL_OK) {
+        snprintf(why, whylen, "setsockopt failed");
+        goto fail;
+    }
+    /* AUTH and SELECT go out in one round trip. */
+    if (r->pass_len > 0) {
+        const char *argv[3] = {"AUTH", r->user, r->pass};
+        size_t lens[3] = {4, r->user_len, r->pass_len};
+
+        if (r->user_len > 0) {
+            appended |= redisAppendCommandArgv(c, 3, argv, lens);
+        } else {
+            argv[1] = r->pass;
+            lens[1] = r->pass_len;
+            appended |= redisAppendCommandArgv(c, 2, argv, lens);
+        }
+        nreplies++;
+    }
+    if (r->db != 0) {
+        char dbs[16];
+        const char *argv[2] = {"SELECT", dbs};
+        size_t lens[2] = {6, 0};
+
+        lens[1] = (size_t)snprintf(dbs, sizeof(dbs), "%d", r->db);
+        appended |= redisAppendCommandArgv(c, 2, argv, lens);
+        nreplies++;
+    }
+    if (appended != REDIS_OK) { /* only fails to allocate */
+        snprintf(why, whylen, "out of memory");
+        rc = EL_ENOMEM;
+        goto fail;
+    }
+    for (int i = 0; i < nreplies; i++) {
+        void *v = NULL;
+
+        if (redisGetReply(c, &v) != REDIS_OK) {
+            e = errno;
+            rc = ctx_status(c, e);
+            ctx_reason(c, rc, r->timeout_ms, why, whylen);
+            break;
+        }
+        rep = v;
+        if (rep->type == REDIS_REPLY_ERROR && rc == EL_OK) {
+            /* Read the remaining reply anyway; the context is dropped. */
+            snprintf(why, whylen, "%s: %.*s",
+                     (i == 0 && r->pass_len > 0) ? "AUTH" : "SELECT", (int)rep->len, rep->str);
+            rc = EL_EUNAVAIL;
+        }
+        freeReplyObject(rep);
+    }
+    if (rc == EL_OK)
+        return EL_OK;
+fail:
+    conn_drop(cn);
+    return rc;
+}
+
+/* ---- breaker ---------------------------------------------------------- */
+
+/* A call on a connection of `epoch` failed. A prober reschedules with a
+ * doubled interval; anyone else tries to open the breaker, which succeeds
+ * only if it is still up at that same epoch. */
+static void breaker_fail(struct el_redis *r, uint64_t epoch, int probing, const char *why)
+{
+    uint64_t now = el_now_ms();
+
+    if (probing) {
+        int iv = atomic_load(&r->interval_ms);
+
+        iv = iv > r->retry_max_ms / 2 ? r->retry_max_ms : iv * 2;
+        atomic_store(&r->interval_ms, iv);
+        atomic_store(&r->next_try_ms, now + (uint64_t)iv);
+        return;
+    }
+    uint64_t up = epoch << 1;
+    if (atomic_compare_exchange_strong(&r->state, &up, ((epoch + 1) << 1) | 1u)) {
+        atomic_store(&r->interval_ms, r->retry_min_ms);
+        atomic_store(&r->next_try_ms, now + (uint64_t)r->retry_min_ms);
+        fprintf(stderr, "redis: down (%s); retrying in %d ms\n", why, r->retry_min_ms);
+    }
+}
+
+/* The probe got an answer: close the breaker. next_try_ms stays at
+ * PROBE_IN_FLIGHT, which is its value while up. */
+static void breaker_close(struct el_redis *r, uint64_t epoch)
+{
+    atomic_store(&r->interval_ms, r->retry_min_ms);
+    atomic_store(&r->state, epoch << 1);
+    fprintf(stderr, "redis: up\n");
+}
+
+/* ---- commands --------------------------------------------------------- */
+
+/* Turns a non-error reply into the caller's result. */
+typedef int (*reply_fn)(const redisReply *rep, void *arg);
+
+/* Run one command on the calling thread's connection, through the breaker.
+ * Error replies become EL_EPROTO without calling fn; the reply is freed
+ * here. */
+static int command(struct el_redis *r, int argc, const char **argv, const size_t *lens,
+                   reply_fn fn, void *arg)
+{
+    struct conn *cn;
+    redisReply *rep;
+    uint64_t st, epoch, deadline_us;
+    long budget_us;
+    int probing = 0, rc, e;
+    char why[192];
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    budget_us = (long)r->timeout_ms * 1000;
+    st = atomic_load(&r->state);
+    if (st & 1u) {
+        uint64_t due = atomic_load(&r->next_try_ms);
+
+        if (el_now_ms() < due ||
+            !atomic_compare_exchange_strong(&r->next_try_ms, &due, PROBE_IN_FLIGHT))
+            return EL_EUNAVAIL;
+        probing = 1;
+    }
+    epoch = st >> 1;
+
+    cn = conn_slot(r);
+    if (cn == NULL) {
+        if (probing)
+            breaker_fail(r, epoch, 1, "out of memory");
+        return EL_ENOMEM;
+    }
+    if (cn->c != NULL && cn->epoch != epoch)
+        conn_drop(cn); /* made before the last outage: likely dead */
+
+    for (int attempt = 0;; attempt++) {
+        int reused = cn->c != NULL;
+
+        if (cn->c == NULL) {
+            deadline_us = el_now_us() + (uint64_t)budget_us;
+            rc = conn_open(r, cn, epoch, deadline_us, why, sizeof(why));
+            if (rc != EL_OK)
+                goto fail;
+            budget_us = us_left(deadline_us); /* the command gets what is left */
+        }
+        rc = conn_budget(cn, budget_us);
+        if (rc != EL_OK) {
+            snprintf(why, sizeof(why), "setsockopt failed");
+            goto fail;
+        }
+        rep = redisCommandArgv(cn->c, argc, argv, lens);
+        if (rep != NULL)
+            break;
+        e = errno;
+        rc = ctx_status(cn->c, e);
+        ctx_reason(cn->c, rc, r->timeout_ms, why, sizeof(why));
+        /* A kept connection the server closed (Redis restarted since we
+         * last used it): not an outage. One fresh connection, one more
+         * try, before the breaker is told -- else every restart would turn
+         * writes away for a whole retry interval. */
+        if (!(reused && attempt == 0 && rc == EL_EUNAVAIL &&
+              (cn->c->err == REDIS_ERR_EOF ||
+               (cn->c->err == REDIS_ERR_IO && (e == EPIPE || e == ECONNRESET)))))
+            goto fail;
+        conn_drop(cn);
+    }
+    if (rep->type == REDIS_REPLY_ERROR && reply_is_unavailable(rep)) {
+        snprintf(why, sizeof(why), "%.*s", (int)rep->len, rep->str);
+        freeReplyObject(rep);
+        rc = EL_EUNAVAIL;
+        goto fail;
+    }
+    rc = rep->type == REDIS_REPLY_ERROR ? EL_EPROTO : fn(rep, arg);
+    freeReplyObject(rep);
+    if (probing)
+        breaker_close(r, epoch);
+    return rc;
+
+fail:
+    conn_drop(cn);
+    breaker_fail(r, epoch, probing, why);
+    return rc;
+}
+
+static int on_string(const redisReply *rep, void *arg)
+{
+    struct el_buf *out = arg;
+
+    if (rep->type == REDIS_REPLY_NIL)
+        return EL_ENOTFOUND;
+    if (rep->type != REDIS_REPLY_STRING)
+        return EL_EPROTO;
+    return el_buf_add(out, rep->str, rep->len);
+}
+
+static int on_ok(const redisReply *rep, void *arg)
+{
+    EL_UNUSED(arg);
+    return rep->type == REDIS_REPLY_STATUS ? EL_OK : EL_EPROTO;
+}
+
+static int on_integer(const redisReply *rep, void *arg)
+{
+    int64_t *out = arg;
+
+    if (rep->type != REDIS_REPLY_INTEGER)
+        return EL_EPROTO;
+    if (out)
+        *out = rep->integer;
+    return EL_OK;
+}
+
+/* Strict decimal int64: optional '-', digits only, no overflow. */
+static int on_decimal(const redisReply *rep, void *arg)
+{
+    int64_t *out = arg;
+    uint64_t v = 0, lim;
+    size_t i = 0;
+    int neg = 0;
+
+    if (rep->type == REDIS_REPLY_NIL)
+        return EL_ENOTFOUND;
+    if (rep->type != REDIS_REPLY_STRING)
+        return EL_EPROTO;
+    if (rep->len > 0 && rep->str[0] == '-') {
+        neg = 1;
+        i = 1;
+    }
+    if (i == rep->len)
+        return EL_EPROTO;
+    lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; i < rep->len; i++) {
+        unsigned d = (unsigned)(rep->str[i] - '0');
+
+        if (d > 9 || v > (lim - d) / 10)
+            return EL_EPROTO;
+        v = v * 10 + d;
+    }
+    if (out)
+        *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return EL_OK;
+}
+
+/* One command whose one argument is a key (GET, DEL, INCR, PTTL). */
+static int key_command(struct el_redis *r, const char *cmd, const char *key, reply_fn fn,
+                       void *arg)
+{
+    const char *argv[2] = {cmd, key};
+    size_t lens[2];
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (key == NULL)
+        return EL_EINVAL;
+    lens[0] = strlen(cmd);
+    lens[1] = strlen(key);
+    return command(r, 2, argv, lens, fn, arg);
+}
+
+/* ---- public API ------------------------------------------------------- */
+
+int el_redis_new(const char *url, const struct el_redis_opts *opts, struct el_redis **out,
+                 struct el_err *err)
+{
+    struct el_redis *r;
+    int rc;
+
+    *out = NULL;
+    if (url == NULL || *url == '\0')
+        return EL_EDISABLED;
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return el_err_set(err, EL_ENOMEM, "out of memory");
+    r->timeout_ms = DEFAULT_TIMEOUT_MS;
+    r->retry_min_ms = DEFAULT_RETRY_MIN_MS;
+    r->retry_max_ms = DEFAULT_RETRY_MAX_MS;
+    if (opts != NULL) {
+        if (opts->timeout_ms < 0 || opts->retry_min_ms < 0 || opts->retry_max_ms < 0) {
+            rc = el_err_set(err, EL_EINVAL, "redis timeouts must not be negative");
+            goto fail;
+        }
+        if (opts->timeout_ms > 0)
+            r->timeout_ms = opts->timeout_ms;
+        if (opts->retry_min_ms > 0)
+            r->retry_min_ms = opts->retry_min_ms;
+        if (opts->retry_max_ms > 0)
+            r->retry_max_ms = opts->retry_max_ms;
+        if (r->retry_max_ms < r->retry_min_ms) {
+            rc = el_err_set(err, EL_EINVAL, "redis retry_max_ms (%d) is below retry_min_ms (%d)",
+                            r->retry_max_ms, r->retry_min_ms);
+            goto fail;
+        }
+    }
+    rc = parse_url(r, url, err);
+    if (rc != EL_OK)
+        goto fail;
+    if (pthread_key_create(&r->key, conn_destroy) != 0) {
+        rc = el_err_set(err, EL_ENOMEM, "out of thread-specific keys");
+        goto fail;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    atomic_init(&r->state, 0);
+    atomic_init(&r->next_try_ms, PROBE_IN_FLIGHT);
+    atomic_init(&r->interval_ms, r->retry_min_ms);
+    *out = r;
+    return EL_OK;
+
+fail:
+    free(r);
+    return rc;
+}
+
+void el_redis_free(struct el_redis *r)
+{
+    struct conn *cn, *next;
+
+    if (r == NULL)
+        return;
+    /* Deleting the key first means no destructor runs for it any more;
+     * every connection still open is on the list. */
+    pthread_key_delete(r->key);
+    for (cn = r->conns; cn != NULL; cn = next) {
+        next = cn->next;
+        conn_drop(cn);
+        free(cn);
+    }
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+void el_redis_thread_cleanup(struct el_redis *r)
+{
+    struct conn *cn;
+
+    if (r == NULL)
+        return;
+    cn = pthread_getspecific(r->key);
+    if (cn == NULL)
+        return;
+    pthread_setspecific(r->key, NULL);
+    conn_destroy(cn);
+}
+
+int el_redis_is_up(struct el_redis *r)
+{
+    return r != NULL && (atomic_load(&r->state) & 1u) == 0;
+}
+
+uint64_t el_redis_epoch(struct el_redis *r)
+{
+    return r ? atomic_load(&r->state) >> 1 : 0;
+}
+
+int el_redis_get(struct el_redis *r, const char *key, struct el_buf *out)
+{
+    if (out == NULL)
+        return r == NULL ? EL_EDISABLED : EL_EINVAL;
+    return key_command(r, "GET", key, on_string, out);
+}
+
+int el_redis_set(struct el_redis *r, const char *key, const void *val, size_t len, int64_t ttl_ms)
+{
+    char ttl[24];
+    const char *argv[5] = {"SET", key, val ? (const char *)val : "", "PX", ttl};
+    size_t lens[5] = {3, 0, len, 2, 0};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (key == NULL || (val == NULL && len > 0))
+        return EL_EINVAL;
+    lens[1] = strlen(key);
+    if (ttl_ms <= 0)
+        return command(r, 3, argv, lens, on_ok, NULL);
+    lens[4] = (size_t)snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
+    return command(r, 5, argv, lens, on_ok, NULL);
+}
+
+int el_redis_del(struct el_redis *r, const char *key)
+{
+    return key_command(r, "DEL", key, on_integer, NULL);
+}
+
+int el_redis_incr(struct el_redis *r, const char *key, int64_t *out)
+{
+    return key_command(r, "INCR", key, on_integer, out);
+}
+
+int el_redis_get_int(struct el_redis *r, const char *key, int64_t *out)
+{
+    return key_command(r, "GET", key, on_decimal, out);
+}
+
+int el_redis_ping(struct el_redis *r)
+{
+    const char *argv[1] = {"PING"};
+    size_t lens[1] = {4};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    return command(r, 1, argv, lens, on_ok, NULL);
+}
+
+/* ---- multi-key reads and counters (auth) ------------------------------ */
+
+struct mget_out {
+    int n;
+    struct el_buf *vals;
+    int *found;
+};
+
+static int on_mget(const redisReply *rep, void *arg)
+{
+    struct mget_out *m = arg;
+
+    if (rep->type != REDIS_REPLY_ARRAY || (int)rep->elements != m->n)
+        return EL_EPROTO;
+    for (int i = 0; i < m->n; i++) {
+        const redisReply *e = rep->element[i];
+
+        m->found[i] = 0;
+        if (e->type == REDIS_REPLY_NIL)
+            continue;
+        if (e->type != REDIS_REPLY_STRING)
+            return EL_EPROTO;
+        if (el_buf_add(&m->vals[i], e->str, e->len) != EL_OK)
+            return EL_ENOMEM;
+        m->found[i] = 1;
+    }
+    return EL_OK;
+}
+
+int el_redis_mget(struct el_redis *r, int n, const char *const *keys, struct el_buf *vals,
+                  int *found)
+{
+    const char *argv[EL_REDIS_MGET_MAX + 1];
+    size_t lens[EL_REDIS_MGET_MAX + 1];
+    struct mget_out m = {n, vals, found};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (n < 1 || n > EL_REDIS_MGET_MAX)
+        return EL_EINVAL;
+    argv[0] = "MGET";
+    lens[0] = 4;
+    for (int i = 0; i < n; i++) {
+        argv[i + 1] = keys[i];
+        lens[i + 1] = strlen(keys[i]);
+    }
+    return command(r, n + 1, argv, lens, on_mget, &m);
+}
+
+/* INCR and, on the first increment, PEXPIRE -- atomically, in one round
+ * trip, so a window can never be left without an expiry. */
+int el_redis_incr_window(struct el_redis *r, const char *key, int64_t window_ms, int64_t *count)
+{
+    static const char script[] =
+        "local c = redis.call('INCR', KEYS[1]) "
+        "if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "
+        "return c";
+    char ms[24];
+    const char *argv[5] = {"EVAL", script, "1", key, ms};
+    size_t lens[5];
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    snprintf(ms, sizeof(ms), "%lld", (long long)window_ms);
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    return command(r, 5, argv, lens, on_integer, count);
+}
+
+int el_redis_pttl(struct el_redis *r, const char *key, int64_t *ms)
+{
+    return key_command(r, "PTTL", key, on_integer, ms);
+}
+
+/* ---- pub/sub (bus.c) ---------------------------------------------------- */
+
+int el_redis_publish(struct el_redis *r, const char *channel, const char *msg, size_t len)
+{
+    const char *argv[3] = {"PUBLISH", channel, msg};
+    size_t lens[3] = {7, 0, len};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    lens[1] = strlen(channel);
+    return command(r, 3, argv, lens, on_integer, NULL);
+}
+
+/* A subscription has a connection of its own, outside the per-thread table
+ * and the breaker: it lives as long as the subscriber thread keeps it. */
+struct el_redis_sub {
+    struct conn cn;
+};
+
+void el_redis_sub_close(struct el_redis_sub *s)
+{
+    if (s) {
+        if (s->cn.c)
+            redisFree(s->cn.c);
+        free(s);
+    }
+}
+
+int el_redis_sub_open(struct el_redis *r, const char *channel, struct el_redis_sub **out,
+                      char *why, size_t whylen)
+{
+    struct el_redis_sub *s;
+    redisReply *rep;
+    int rc;
+
+    *out = NULL;
+    if (r == NULL)
+        return EL_EDISABLED;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return EL_ENOMEM;
+    s->cn.r = r;
+    rc = conn_open(r, &s->cn, 0, el_now_us() + (uint64_t)r->timeout_ms * 1000, why, whylen);
+    if (rc != EL_OK) {
+        free(s);
+        return rc;
+    }
+    if (conn_budget(&s->cn, (long)r->timeout_ms * 1000) != EL_OK ||
+        (rep = redisCommand(s->cn.c, "SUBSCRIBE %s", channel)) == NULL) {
+        snprintf(why, whylen, "SUBSCRIBE failed: %s", s->cn.c->errstr);
+        el_redis_sub_close(s);
+        return EL_EUNAVAIL;
+    }
+    rc = rep->type == REDIS_REPLY_ARRAY ? EL_OK : EL_EPROTO;
+    if (rc != EL_OK)
+        snprintf(why, whylen, "unexpected reply to SUBSCRIBE");
+    freeReplyObject(rep);
+    if (rc != EL_OK) {
+        el_redis_sub_close(s);
+        return rc;
+    }
+    *out = s;
+    return EL_OK;
+}
+
+/* Hand every complete message already read to fn. */
+static int sub_drain(struct el_redis_sub *s, el_redis_sub_fn fn, void *arg)
+{
+    void *v;
+
+    for (;;) {
+        redisReply *rep;
+
+        v = NULL;
+        if (redisGetReplyFromReader(s->cn.c, &v) != REDIS_OK)
+            return EL_EUNAVAIL;
+        if (v == NULL)
+            return EL_OK;
+        rep = v;
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+            rep->element[0]->type == REDIS_REPLY_STRING &&
+            strcmp(rep->element[0]->str, "message") == 0 &&
+            rep->element[2]->type == REDIS_REPLY_STRING)
+            fn(rep->element[2]->str, rep->element[2]->len, arg);
+        freeReplyObject(rep);
+    }
+}
+
+int el_redis_sub_poll(struct el_redis_sub *s, int wait_ms, el_redis_sub_fn fn, void *arg)
+{
+    struct pollfd pfd = {.fd = s->cn.c->fd, .events = POLLIN};
+    int n;
+
+    if (sub_drain(s, fn, arg) != EL_OK)
+        return EL_EUNAVAIL;
+    n = poll(&pfd, 1, wait_ms);
+    if (n < 0)
+        return errno == EINTR ? EL_OK : EL_EUNAVAIL;
+    if (n == 0)
+        return EL_OK;
+    if (redisBufferRead(s->cn.c) != REDIS_OK)
+        return EL_EUNAVAIL;
+    return sub_drain(s, fn, arg);
+}
+
+/* ---- hashes (stats.c) ---------------------------------------------------- */
+
+int el_redis_hincrby_many(struct el_redis *r, const char *key, int n, const char *const *fields,
+                          const int64_t *deltas)
+{
+    /* One EVAL: every increment in one round trip, applied atomically. */
+    static const char script[] =
+        "for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end "
+        "return #ARGV / 2";
+    const char **argv;
+    size_t *lens;
+    char (*num)[24];
+    int rc, argc = 4 + 2 * n;
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (n <= 0)
+        return EL_OK;
+    argv = calloc((size_t)argc, sizeof(*argv));
+    lens = calloc((size_t)argc, sizeof(*lens));
+    num = calloc((size_t)n, sizeof(*num));
+    if (argv == NULL || lens == NULL || num == NULL) {
+        rc = EL_ENOMEM;
+        goto out;
+    }
+    argv[0] = "EVAL";
+    argv[1] = script;
+    argv[2] = "1";
+    argv[3] = key;
+    for (int i = 0; i < n; i++) {
+        snprintf(num[i], sizeof(num[i]), "%lld", (long long)deltas[i]);
+        argv[4 + 2 * i] = fields[i];
+        argv[5 + 2 * i] = num[i];
+    }
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    rc = command(r, argc, argv, lens, on_integer, NULL);
+out:
+    free(argv);
+    free(lens);
+    free(num);
+    return rc;
+}
+
+struct hgetall_out {
+    el_redis_field_fn fn;
+    void *arg;
+};
+
+static int on_hgetall(const redisReply *rep, void *arg)
+{
+    struct hgetall_out *h = arg;
+
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2)
+        return EL_EPROTO;
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+        const redisReply *k = rep->element[i], *v = rep->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            return EL_EPROTO;
+        h->fn(k->str, strtoll(v->str, NULL, 10), h->arg);
+    }
+    return EL_OK;
+}
+
+int el_redis_hgetall_int(struct el_redis *r, const char *key, el_redis_field_fn fn, void *arg)
+{
+    const char *argv[2] = {"HGETALL", key};
+    size_t lens[2] = {7, 0};
+    struct hgetall_out h = {fn, arg};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    lens[1] = strlen(key);
+    return command(r, 2, argv, lens, on_hgetall, &h);
+}
+
+/* ---- INFO / DBSIZE (stats) ------------------------------------------------ */
+
+int el_redis_info(struct el_redis *r, const char *section, struct el_buf *out)
+{
+    const char *argv[2] = {"INFO", section};
+    size_t lens[2] = {4, 0};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    lens[1] = strlen(section);
+    return command(r, 2, argv, lens, on_string, out);
+}
+
+int el_redis_dbsize(struct el_redis *r, int64_t *n)
+{
+    const char *argv[1] = {"DBSIZE"};
+    size_t lens[1] = {6};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    return command(r, 1, argv, lens, on_integer, n);
+}
+
+/* ---- conditional writes (fills and leases) ---------------------------- */
+
+static int on_set_nx(const redisReply *rep, void *arg)
+{
+    EL_UNUSED(arg);
+    if (rep->type == REDIS_REPLY_NIL)
+        return EL_ECONFLICT;
+    return rep->type == REDIS_REPLY_STATUS ? EL_OK : EL_EPROTO;
+}
+
+int el_redis_set_nx(struct el_redis *r, const char *key, const void *val, size_t len,
+                    int64_t ttl_ms)
+{
+    char ms[24];
+    const char *argv[6] = {"SET", key, val, "NX", "PX", ms};
+    size_t lens[6] = {3, 0, len, 2, 2, 0};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    lens[1] = strlen(key);
+    lens[5] = (size_t)snprintf(ms, sizeof(ms), "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 1));
+    return command(r, 6, argv, lens, on_set_nx, NULL);
+}
+
+int el_redis_del_if(struct el_redis *r, const char *key, const char *val)
+{
+    static const char script[] =
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+        "return 0";
+    const char *argv[5] = {"EVAL", script, "1", key, val};
+    size_t lens[5];
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    return command(r, 5, argv, lens, on_integer, NULL);
+}

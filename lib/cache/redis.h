@@ -1,0 +1,144 @@
+/* redis.h -- Redis (L2) access for many threads, with bounded waits and a
+ * circuit breaker.
+ *
+ * One struct el_redis is shared by the whole process. Each thread that calls
+ * it gets its own hiredis connection, made lazily and kept in thread-local
+ * storage (a redisContext is not thread-safe), so calls never contend on a
+ * lock. Every connect and command is bounded by a timeout (default 100 ms);
+ * hiredis alone would block forever.
+ *
+ * Breaker: after a failure (refused connection, timeout, I/O error) Redis is
+ * marked down and every call fails at once with EL_EUNAVAIL -- no socket is
+ * touched -- until the retry interval passes; then exactly one caller probes
+ * it. The interval doubles on each failed probe up to a ceiling and resets
+ * once Redis answers, so a dead Redis costs requests nothing and a returning
+ * one is used again within about a second. Threads whose connection died
+ * reconnect on their next call after the breaker closes.
+ *
+ * hiredis types never cross this header. */
+#ifndef EL_REDIS_H
+#define EL_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/el.h"
+
+struct el_redis;
+
+struct el_redis_opts {
+    int timeout_ms;         /* connect and command timeout; default 100 */
+    int retry_min_ms;       /* first breaker interval; default 250 */
+    int retry_max_ms;       /* breaker interval ceiling; default 2000 */
+};
+
+/* Parse url ("redis://[:password@]host[:port][/db]") and make a handle; no
+ * connection is attempted yet. opts may be NULL for the defaults. Returns
+ * EL_EINVAL (detail in err) for a malformed URL. An empty or NULL url gives
+ * EL_EDISABLED and *out = NULL: every el_redis_* call accepts a NULL handle
+ * and fails with EL_EDISABLED, so callers need no special case. */
+int el_redis_new(const char *url, const struct el_redis_opts *opts,
+                 struct el_redis **out, struct el_err *err) EL_WUR;
+
+/* Free the handle. Per-thread connections are closed when their threads
+ * exit, or by el_redis_thread_cleanup(). NULL is a no-op. Call only after
+ * all threads have stopped using it. */
+void el_redis_free(struct el_redis *r);
+
+/* Close the calling thread's connection, if any (worker thread exit). */
+void el_redis_thread_cleanup(struct el_redis *r);
+
+/* 1 if the breaker is closed (Redis believed up), else 0. No I/O. */
+int el_redis_is_up(struct el_redis *r);
+
+/* The breaker's epoch: grows by one each time Redis is seen to go down.
+ * A caller that remembers it can tell "Redis may have missed writes since
+ * I last looked" without any I/O. */
+uint64_t el_redis_epoch(struct el_redis *r);
+
+/* GET key into out (appended). 0 when found, EL_ENOTFOUND when missing,
+ * EL_EUNAVAIL / EL_ETIMEOUT when Redis cannot answer, EL_EDISABLED. */
+int el_redis_get(struct el_redis *r, const char *key, struct el_buf *out) EL_WUR;
+
+/* SET key val with a TTL in milliseconds (PX); ttl_ms <= 0 means no TTL. */
+int el_redis_set(struct el_redis *r, const char *key, const void *val, size_t len,
+                 int64_t ttl_ms) EL_WUR;
+
+/* DEL key (missing keys are not an error). */
+int el_redis_del(struct el_redis *r, const char *key) EL_WUR;
+
+/* INCR key; the new value in *out (may be NULL). */
+int el_redis_incr(struct el_redis *r, const char *key, int64_t *out) EL_WUR;
+
+/* GET key as a decimal integer: EL_ENOTFOUND when missing, EL_EPROTO when
+ * not an integer. */
+int el_redis_get_int(struct el_redis *r, const char *key, int64_t *out) EL_WUR;
+
+#define EL_REDIS_MGET_MAX 8
+
+/* MGET n keys (n <= EL_REDIS_MGET_MAX) in one round trip: found[i] = 1 and
+ * the value appended to vals[i] for each key present, found[i] = 0 for each
+ * missing. */
+int el_redis_mget(struct el_redis *r, int n, const char *const *keys, struct el_buf *vals,
+                  int *found) EL_WUR;
+
+/* Count an event in a fixed window: INCR key, and give it a TTL of
+ * window_ms when the increment created it; atomic (one EVAL). The new count
+ * in *count. */
+int el_redis_incr_window(struct el_redis *r, const char *key, int64_t window_ms,
+                         int64_t *count) EL_WUR;
+
+/* PTTL: remaining TTL in ms, -1 without TTL, -2 when missing. */
+int el_redis_pttl(struct el_redis *r, const char *key, int64_t *ms) EL_WUR;
+
+/* PING; 0 when Redis answered. Also the breaker's probe. */
+int el_redis_ping(struct el_redis *r) EL_WUR;
+
+/* SET key val NX PX ttl_ms: EL_OK when set, EL_ECONFLICT when the key
+ * already exists (a fill must not overwrite a newer write; a lease is held
+ * by someone else). */
+int el_redis_set_nx(struct el_redis *r, const char *key, const void *val, size_t len,
+                    int64_t ttl_ms) EL_WUR;
+
+/* DEL key only if its value is val (releasing a lease we own), atomically. */
+int el_redis_del_if(struct el_redis *r, const char *key, const char *val) EL_WUR;
+
+/* ---- hashes and server info (stats) -------------------------------------- */
+
+/* HINCRBY key field[i] deltas[i] for i < n, in one round trip (EVAL),
+ * atomically. */
+int el_redis_hincrby_many(struct el_redis *r, const char *key, int n, const char *const *fields,
+                          const int64_t *deltas) EL_WUR;
+
+/* HGETALL key, calling fn for each field with its value as an integer. */
+typedef void (*el_redis_field_fn)(const char *field, int64_t value, void *arg);
+int el_redis_hgetall_int(struct el_redis *r, const char *key, el_redis_field_fn fn,
+                         void *arg) EL_WUR;
+
+/* INFO section (the raw text appended to out); DBSIZE. */
+int el_redis_info(struct el_redis *r, const char *section, struct el_buf *out) EL_WUR;
+int el_redis_dbsize(struct el_redis *r, int64_t *n) EL_WUR;
+
+/* ---- pub/sub ---------------------------------------------------------- */
+
+/* PUBLISH msg on channel (through the calling thread's connection). */
+int el_redis_publish(struct el_redis *r, const char *channel, const char *msg, size_t len) EL_WUR;
+
+/* A subscription on its own connection (not thread-local, not behind the
+ * breaker), for one subscriber thread. */
+struct el_redis_sub;
+typedef void (*el_redis_sub_fn)(const char *msg, size_t len, void *arg);
+
+/* Connect (AUTH as the URL says) and SUBSCRIBE to channel, within the
+ * handle's timeout. On failure a one-line reason is put in why. */
+int el_redis_sub_open(struct el_redis *r, const char *channel, struct el_redis_sub **out,
+                      char *why, size_t whylen) EL_WUR;
+
+/* Wait up to wait_ms for messages and pass each one's payload to fn.
+ * EL_EUNAVAIL when the connection is lost (close it and open a new one). */
+int el_redis_sub_poll(struct el_redis_sub *s, int wait_ms, el_redis_sub_fn fn, void *arg) EL_WUR;
+
+void el_redis_sub_close(struct el_redis_sub *s);
+
+#endif /* EL_REDIS_H */

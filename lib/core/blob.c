@@ -1,0 +1,61 @@
+/* blob.c -- immutable reference-counted responses (see blob.h).
+ *
+ * The ETag is a 64-bit FNV-1a of status and body: cheap to compute once per
+ * fill, and the same bytes always give the same tag in every process, so a
+ * client's If-None-Match works whichever responder answers. */
+#include "core/blob.h"
+
+#include "core/el.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t fnv1a64(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+struct el_blob *el_blob_new(int status, const void *data, size_t len)
+{
+    struct el_blob *b = malloc(sizeof(*b) + len + 1);
+    uint64_t h;
+
+    if (b == NULL)
+        return NULL;
+    atomic_init(&b->refs, 1);
+    atomic_init(&b->checked_ms, el_now_ms());
+    b->status = status;
+    b->len = len;
+    if (len)
+        memcpy(b->data, data, len);
+    b->data[len] = '\0';
+    h = fnv1a64(0xcbf29ce484222325ULL, &status, sizeof(status));
+    h = fnv1a64(h, data, len);
+    snprintf(b->etag, sizeof(b->etag), "\"%016llx\"", (unsigned long long)h);
+    return b;
+}
+
+struct el_blob *el_blob_ref(struct el_blob *b)
+{
+    if (b)
+        atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+    return b;
+}
+
+void el_blob_unref(struct el_blob *b)
+{
+    if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+        free(b);
+}
+
+size_t el_blob_footprint(const struct el_blob *b)
+{
+    return sizeof(*b) + b->len + 1;
+}

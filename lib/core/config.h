@@ -1,0 +1,50 @@
+/* config.h -- the responder's configuration, from the environment and an
+ * optional env file, validated once at start-up.
+ *
+ * Precedence: a variable set in the environment wins over the env file,
+ * which wins over the default. A bad value is a start-up error whose message
+ * names the variable (the program prints it on one line and exits 2). */
+#ifndef EL_CONFIG_H
+#define EL_CONFIG_H
+
+#include <stddef.h>
+
+#include "core/el.h"
+
+#define EL_CONFIG_STR 512
+
+struct el_config {
+    char db_uri[EL_CONFIG_STR];    /* DB_URI (or MONGO_URI); default sqlite:var/elearn.db */
+    char redis_url[EL_CONFIG_STR]; /* REDIS_URL; "" disables L2; default redis://127.0.0.1:6379/0 */
+    char jwt_secret[EL_CONFIG_STR];/* JWT_SECRET; required, >= 32 chars */
+    int access_token_expire_minutes; /* 1-1440, default 15 */
+    int refresh_token_expire_days;   /* 1-30, default 7 */
+    int course_ttl;        /* COURSE_TTL seconds, 1-86400, default 300 */
+    int course_list_ttl;   /* COURSE_LIST_TTL seconds, 1-86400, default 120 */
+    size_t l1_max_bytes;   /* L1_MAX_BYTES, default 64 MiB, 0 disables */
+    int workers;           /* WORKERS, 1-1024, default 16 */
+    int redis_timeout_ms;  /* REDIS_TIMEOUT_MS, 10-5000, default 100 */
+    int db_timeout_ms;     /* DB_TIMEOUT_MS, 100-30000, default 1500 */
+    int l1_max_stale_ms;   /* L1_MAX_STALE, milliseconds the cache bus may be
+                            * silent before L1 entries are revalidated;
+                            * 50-60000, default 1000 */
+    int cache_warm_ms;     /* CACHE_WARM_MS, time budget of start-up warming;
+                            * 0 disables it; 0-60000, default 3000 */
+    int idle_timeout_s;    /* IDLE_TIMEOUT, seconds a kept-alive web-server
+                            * connection may idle before we close it; 1-3600,
+                            * default 60 */
+};
+
+/* Looks a variable up; returns NULL when unset. */
+typedef const char *(*el_config_getenv_fn)(const char *name, void *arg);
+
+/* Fill cfg from getenv_fn (NULL means the process environment) and, when
+ * env_file is not NULL, from that file (KEY=VALUE lines; '#' comments; blank
+ * lines; optional surrounding single or double quotes; "export " prefix
+ * allowed). Returns 0, or EL_EINVAL with err->msg like
+ * "COURSE_TTL: must be an integer between 1 and 86400 (got \"abc\")", or
+ * EL_EIO when the env file cannot be read. */
+int el_config_load(struct el_config *cfg, const char *env_file, el_config_getenv_fn getenv_fn,
+                   void *arg, struct el_err *err) EL_WUR;
+
+#endif /* EL_CONFIG_H */

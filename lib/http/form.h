@@ -1,0 +1,16 @@
+/* form.h -- application/x-www-form-urlencoded bodies (the OAuth2 password
+ * form the original FastAPI login accepted). */
+#ifndef EL_FORM_H
+#define EL_FORM_H
+
+#include <stddef.h>
+
+#include "core/el.h"
+
+/* Find field name in body (len bytes), percent-decode it ('+' is a space)
+ * into out (size n, NUL-terminated). EL_ENOTFOUND when absent, EL_ETOOBIG
+ * when it does not fit, EL_EINVAL for a bad escape or an embedded NUL or a
+ * field given twice. */
+int el_form_get(const char *body, size_t len, const char *name, char *out, size_t n) EL_WUR;
+
+#endif /* EL_FORM_H */

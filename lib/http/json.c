@@ -1,0 +1,86 @@
+/* json.c -- request-body helpers (see json.h). */
+#include "http/json.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#define DEPTH_MAX 8
+
+struct el_json {
+    struct json_object *root;
+};
+
+int el_json_strings(const char *body, size_t len, const struct el_json_field *fields, size_t n,
+                    struct el_json **doc, struct el_err *err)
+{
+    struct json_tokener *tok;
+    struct json_object *root;
+    size_t i;
+
+    *doc = NULL;
+    for (i = 0; i < n; i++)
+        *fields[i].out = NULL;
+    if (len > (size_t)INT32_MAX || (tok = json_tokener_new_ex(DEPTH_MAX)) == NULL)
+        return el_err_set(err, EL_EINVAL, "body: must be a JSON object");
+    root = json_tokener_parse_ex(tok, body ? body : "", (int)len);
+    /* The whole body must be one value: no trailing bytes but whitespace. */
+    if (root && json_tokener_get_error(tok) == json_tokener_success) {
+        size_t off = json_tokener_get_parse_end(tok);
+        while (off < len && strchr(" \t\r\n", body[off]))
+            off++;
+        if (off != len) {
+            json_object_put(root);
+            root = NULL;
+        }
+    } else {
+        json_object_put(root);
+        root = NULL;
+    }
+    json_tokener_free(tok);
+    if (root == NULL || !json_object_is_type(root, json_type_object)) {
+        json_object_put(root);
+        return el_err_set(err, EL_EINVAL, "body: must be a JSON object");
+    }
+    json_object_object_foreach(root, key, val)
+    {
+        for (i = 0; i < n; i++)
+            if (strcmp(key, fields[i].name) == 0)
+                break;
+        if (i == n) {
+            el_err_set(err, EL_EINVAL, "unknown field: %.64s", key);
+            json_object_put(root);
+            return EL_EINVAL;
+        }
+        if (!json_object_is_type(val, json_type_string)) {
+            el_err_set(err, EL_EINVAL, "%s: must be a string", fields[i].name);
+            json_object_put(root);
+            return EL_EINVAL;
+        }
+        *fields[i].out = json_object_get_string(val);
+    }
+    for (i = 0; i < n; i++) {
+        if (fields[i].required && *fields[i].out == NULL) {
+            el_err_set(err, EL_EINVAL, "%s: field required", fields[i].name);
+            json_object_put(root);
+            return EL_EINVAL;
+        }
+    }
+    *doc = malloc(sizeof(**doc));
+    if (*doc == NULL) {
+        json_object_put(root);
+        return EL_ENOMEM;
+    }
+    (*doc)->root = root;
+    return EL_OK;
+}
+
+void el_json_free(struct el_json *doc)
+{
+    if (doc) {
+        json_object_put(doc->root);
+        free(doc);
+    }
+}

@@ -1,0 +1,29 @@
+/* json.h -- small JSON helpers for request bodies (json-c underneath; its
+ * types do not cross this header).
+ *
+ * el_json_strings parses a body that must be one JSON object whose members
+ * are all listed in fields and are all strings: the shape of the auth
+ * endpoints' bodies. Anything else is a 422 with a detail naming the field:
+ * "body: must be a JSON object", "unknown field: x", "x: must be a string",
+ * "x: field required". */
+#ifndef EL_JSON_H
+#define EL_JSON_H
+
+#include <stddef.h>
+
+#include "core/el.h"
+
+struct el_json; /* a parsed document; owns the strings handed out */
+
+struct el_json_field {
+    const char *name;
+    int required;
+    const char **out; /* set to the value (or NULL when absent); valid until
+                       * el_json_free() */
+};
+
+int el_json_strings(const char *body, size_t len, const struct el_json_field *fields, size_t n,
+                    struct el_json **doc, struct el_err *err) EL_WUR;
+void el_json_free(struct el_json *doc);
+
+#endif /* EL_JSON_H */

@@ -1,0 +1,195 @@
+/* test_bus.c -- the coherence channel, against the harness's redis-server.
+ * Two buses on one Redis stand for two responder processes. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cache/bus.h"
+#include "unit.h"
+
+struct seen {
+    pthread_mutex_t lock;
+    char key[128];
+    int keys, resets, fills;
+    uint64_t gen;
+    char why[128];
+};
+
+static void on_key(void *arg, const char *key)
+{
+    struct seen *s = arg;
+    pthread_mutex_lock(&s->lock);
+    snprintf(s->key, sizeof(s->key), "%s", key);
+    s->keys++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void on_gen(void *arg, uint64_t gen)
+{
+    struct seen *s = arg;
+    pthread_mutex_lock(&s->lock);
+    s->gen = gen;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void on_filled(void *arg, const char *key)
+{
+    struct seen *s = arg;
+    EL_UNUSED(key);
+    pthread_mutex_lock(&s->lock);
+    s->fills++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void on_reset(void *arg, const char *why)
+{
+    struct seen *s = arg;
+    pthread_mutex_lock(&s->lock);
+    s->resets++;
+    snprintf(s->why, sizeof(s->why), "%s", why);
+    pthread_mutex_unlock(&s->lock);
+}
+
+struct node {
+    struct seen seen;
+    struct el_redis *redis;
+    struct el_bus *bus;
+};
+
+static void node_start(struct node *n)
+{
+    struct el_bus_handlers h = {&n->seen, on_key, on_gen, on_filled, on_reset};
+    struct el_bus_opts o = {.heartbeat_ms = 50, .max_stale_ms = 300};
+
+    memset(n, 0, sizeof(*n));
+    pthread_mutex_init(&n->seen.lock, NULL);
+    CU_ASSERT_EQUAL_FATAL(el_redis_new(unit_redis_url(0), NULL, &n->redis, NULL), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_bus_start(unit_redis_url(0), n->redis, &h, &o, &n->bus, NULL), EL_OK);
+}
+
+static void node_stop(struct node *n)
+{
+    el_bus_stop(n->bus);
+    el_redis_free(n->redis);
+    pthread_mutex_destroy(&n->seen.lock);
+}
+
+/* Poll a condition on n (under its lock) for up to 5 s. */
+#define AWAIT(n, cond)                                                         \
+    do {                                                                       \
+        uint64_t deadline_ = el_now_ms() + 5000;                               \
+        int ok_ = 0;                                                           \
+        while (!ok_ && el_now_ms() < deadline_) {                              \
+            pthread_mutex_lock(&(n)->seen.lock);                               \
+            ok_ = (cond);                                                      \
+            pthread_mutex_unlock(&(n)->seen.lock);                             \
+            if (!ok_)                                                          \
+                sched_yield();                                                 \
+        }                                                                      \
+        CU_ASSERT(ok_);                                                        \
+    } while (0)
+
+static void await_fresh(struct node *n)
+{
+    uint64_t deadline = el_now_ms() + 5000;
+
+    while (!el_bus_fresh(n->bus, el_now_ms()) && el_now_ms() < deadline)
+        sched_yield();
+    CU_ASSERT(el_bus_fresh(n->bus, el_now_ms()));
+}
+
+static void test_invalidation_reaches_the_other(void)
+{
+    struct node a, b;
+
+    node_start(&a);
+    node_start(&b);
+    /* Each drops its L1 once when it subscribes. */
+    AWAIT(&a, a.seen.resets == 1);
+    AWAIT(&b, b.seen.resets == 1);
+    await_fresh(&a);
+    await_fresh(&b);
+    CU_ASSERT_EQUAL(el_bus_publish_key(a.bus, "course:abc"), EL_OK);
+    AWAIT(&b, b.seen.keys == 1 && strcmp(b.seen.key, "course:abc") == 0);
+    CU_ASSERT_EQUAL(el_bus_publish_generation(b.bus, 42), EL_OK);
+    AWAIT(&a, a.seen.gen == 42);
+    CU_ASSERT_EQUAL(el_bus_publish_filled(a.bus, "course:abc"), EL_OK);
+    AWAIT(&b, b.seen.fills == 1);
+    /* A process does not apply its own messages (it did so locally). */
+    pthread_mutex_lock(&a.seen.lock);
+    CU_ASSERT_EQUAL(a.seen.keys, 0);
+    CU_ASSERT_EQUAL(a.seen.fills, 0);
+    pthread_mutex_unlock(&a.seen.lock);
+    /* No gap was seen: still one reset each. */
+    pthread_mutex_lock(&b.seen.lock);
+    CU_ASSERT_EQUAL(b.seen.resets, 1);
+    pthread_mutex_unlock(&b.seen.lock);
+    node_stop(&a);
+    node_stop(&b);
+}
+
+static void test_gap_drops_l1(void)
+{
+    struct node b;
+    struct el_redis *raw;
+    struct el_bus_stats st;
+    const char *m1 = "E1 00000000000000aa 1 K course:x";
+    const char *m3 = "E1 00000000000000aa 3 K course:y"; /* #2 never arrives */
+
+    node_start(&b);
+    AWAIT(&b, b.seen.resets == 1);
+    await_fresh(&b);
+    CU_ASSERT_EQUAL_FATAL(el_redis_new(unit_redis_url(0), NULL, &raw, NULL), EL_OK);
+    CU_ASSERT_EQUAL(el_redis_publish(raw, EL_BUS_CHANNEL, m1, strlen(m1)), EL_OK);
+    AWAIT(&b, b.seen.keys == 1);
+    CU_ASSERT_EQUAL(el_redis_publish(raw, EL_BUS_CHANNEL, m3, strlen(m3)), EL_OK);
+    AWAIT(&b, b.seen.resets == 2 && b.seen.keys == 2);
+    pthread_mutex_lock(&b.seen.lock);
+    CU_ASSERT_PTR_NOT_NULL(strstr(b.seen.why, "lost"));
+    CU_ASSERT_STRING_EQUAL(b.seen.key, "course:y"); /* still applied */
+    pthread_mutex_unlock(&b.seen.lock);
+    el_bus_stats(b.bus, &st);
+    CU_ASSERT_EQUAL(st.gaps, 1);
+    el_redis_free(raw);
+    node_stop(&b);
+}
+
+static void test_freshness_needs_the_channel(void)
+{
+    struct el_bus_handlers h = {0};
+    struct el_redis *dead;
+    struct el_bus *bus;
+
+    /* No bus at all: one process, nobody to hear from -- always fresh. */
+    CU_ASSERT_TRUE(el_bus_fresh(NULL, el_now_ms()));
+    /* A bus that cannot subscribe is never fresh. */
+    CU_ASSERT_EQUAL_FATAL(el_redis_new("redis://127.0.0.1:1/0", NULL, &dead, NULL), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_bus_start("redis://127.0.0.1:1/0", dead, &h, NULL, &bus, NULL), EL_OK);
+    CU_ASSERT_FALSE(el_bus_fresh(bus, el_now_ms()));
+    el_bus_stop(bus);
+    el_redis_free(dead);
+}
+
+static void test_heard_recently_then_stale(void)
+{
+    struct node a;
+
+    node_start(&a);
+    await_fresh(&a);
+    /* 300 ms of silence (max_stale_ms) later, it is no longer fresh. */
+    CU_ASSERT_FALSE(el_bus_fresh(a.bus, el_now_ms() + 301));
+    node_stop(&a);
+}
+
+void test_bus_register(void)
+{
+    CU_pSuite s = CU_add_suite("bus", NULL, NULL);
+
+    CU_add_test(s, "invalidation, generation, fill reach the other process",
+                test_invalidation_reaches_the_other);
+    CU_add_test(s, "a sequence gap drops L1", test_gap_drops_l1);
+    CU_add_test(s, "fresh only while the channel is heard", test_freshness_needs_the_channel);
+    CU_add_test(s, "silence past max_stale is stale", test_heard_recently_then_stale);
+}

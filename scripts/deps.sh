@@ -18,6 +18,10 @@ echo "deps: installing:$missing" >&2
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+# Several installs may run at once (parallel builds, CI beside a session):
+# wait for the dpkg lock instead of failing on it.
+APT_LOCK="-o DPkg::Lock::Timeout=600"
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+$SUDO apt-get $APT_LOCK update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get $APT_LOCK install -y -qq --no-install-recommends $missing

@@ -43,6 +43,9 @@ SAN_TSAN := -fsanitize=thread
 
 all: $(B)/elearn-fcgi $(B)/elearnctl
 
+# The OpenAPI document is built into the responder (app/openapi.c, .incbin).
+$(B)/app/openapi.o: docs/openapi.json
+
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@

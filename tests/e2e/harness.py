@@ -531,12 +531,40 @@ class Stack:
         return subprocess.run(['redis-cli', '-p', str(self.redis_port)] + list(args),
                               capture_output=True, text=True, timeout=scaled(10))
 
+    def redis_has(self, key):
+        """Redis holds key (EXISTS)."""
+        return self.redis_cli('EXISTS', key).stdout.strip() == '1'
+
     # -- test data --
     def take_id(self):
         """A seeded course id no test has read yet (cold in every layer)."""
         if not self.ids:
             raise AssertionError('the harness ran out of unread course ids; seed more')
         return self.ids.pop()
+
+    def course_in_redis(self, front):
+        """A seeded course id read on front only (its first read a MISS),
+        once Redis holds it -- what a test that then reads it elsewhere
+        relies on. A fill is cached nowhere when an invalidation arrived
+        while it read, and not in Redis while front's Redis breaker is open
+        (lib/cache/tiered.c): such a read is repeated. A copy front keeps in
+        its L1 but Redis lacks would not be filled again: then another id."""
+        cid, first = self.take_id(), [True]
+
+        def held():
+            nonlocal cid
+            r = front.get('/api/courses/' + cid)
+            if r.status != 200 or (first[0] and r.layer != 'MISS'):
+                raise AssertionError('a cold course read on %s: %r' % (front.name, r))
+            first[0] = False
+            if self.redis_has('course:' + cid):
+                return True
+            if r.layer == 'L1':
+                cid, first[0] = self.take_id(), True
+            return False
+        wait_until(held, 10, 'a course read on %s to be held by Redis' % front.name,
+                   interval=0.1)
+        return cid
 
     def fresh_list_query(self):
         """A list query no test has made yet (a new cache key)."""
@@ -750,6 +778,16 @@ class Case(unittest.TestCase):
         if mentions:
             self.assertRegex(body['detail'], r'\b%s\b' % re.escape(mentions), r)
         return body
+
+    def until_in_l1(self, front, cid):
+        """Read course cid on front until front serves it from its L1. (A
+        fill is cached nowhere when an invalidation -- a bus reset after a
+        Redis outage, say -- arrived while it read: lib/cache/tiered.c.)"""
+        def in_l1():
+            r = front.get('/api/courses/' + cid)
+            self.assertCourse(r, cid)
+            return r.layer == 'L1'
+        wait_until(in_l1, 5, 'course %s in the L1 of %s' % (cid, front.name))
 
     def assertCourse(self, r, cid=None, layer=None):
         self.assertEqual(r.status, 200, r)

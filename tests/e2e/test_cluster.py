@@ -724,16 +724,17 @@ class T08DatabaseDown(ClusterTest):
         return out
 
     def test_cached_reads_and_health_while_the_store_is_down(self):
-        everywhere, on_a = C.take_id(), C.take_id()
-        self.warm_everywhere('/api/courses/' + everywhere)
-        self.assertEqual(C.a.get('/api/courses/' + on_a).status, 200)  # Redis has it
-        lst = '/api/courses?sort_by=top_rated&page_size=6'
-        self.warm_everywhere(lst)
         # Earlier tests restarted Redis: a responder's breaker may still be
-        # waiting out its retry interval (up to 2 s). Start from all "ok".
+        # waiting out its retry interval (up to 2 s), and a fill made then
+        # reaches no Redis. Start from all "ok".
         wait_until(lambda: all((r.status, r.json().get('status'), r.json().get('db')) ==
                                (200, 'ok', 'up') for r in self.health().values()), 10,
                    '/health "ok" everywhere before the store goes down', interval=0.1)
+        everywhere = C.take_id()
+        self.warm_everywhere('/api/courses/' + everywhere)
+        on_a = C.course_in_redis(C.a)  # read on a only; b and c find it in Redis
+        lst = '/api/courses?sort_by=top_rated&page_size=6'
+        self.warm_everywhere(lst)
         with store_unavailable():
             for f in C.all:
                 for path in ('/api/courses/' + everywhere, '/api/courses/' + on_a, lst):

@@ -6,8 +6,7 @@ with unread bodies, no stall with many kept-alive connections on two
 workers, and SIGTERM finishing in-flight requests.
 
 Runs on the harness's stack (harness.py); the keep-alive, stall and
-SIGTERM tests start a responder of their own. The one fixed pause (letting
-a request reach the responder before SIGTERM) says why.
+SIGTERM tests start a responder of their own.
 """
 
 import http.client
@@ -249,11 +248,15 @@ class T08Sigterm(Case):
             # An uncached read held in flight by an unavailable store (it
             # ends with 503 at the store timeout, ~1.5 s).
             with store_unavailable():
-                st = threading.Thread(target=slow_request, args=(S.take_id(),), daemon=True)
+                cid = S.take_id()
+                st = threading.Thread(target=slow_request, args=(cid,), daemon=True)
                 st.start()
-                # The one fixed pause: nothing outside the responder can see
-                # that the request has reached a worker thread.
-                time.sleep(0.4)
+                # In a worker thread, waiting for the store, once it holds
+                # the course's fill lease in Redis (taken right before the
+                # store query, lib/cache/tiered.c).
+                wait_until(lambda: S.redis_has('lease:course:' + cid) or not st.is_alive(), 10,
+                           'the uncached read to take its fill lease')
+                self.assertTrue(st.is_alive(), 'the uncached read ended before SIGTERM: %r' % slow)
                 t0 = time.monotonic()
                 f.proc.send_signal(signal.SIGTERM)
                 try:

@@ -110,10 +110,13 @@ int el_store_unenroll(struct el_store *s, const char *course_id, const char *use
 int el_store_enrollments(struct el_store *s, const char *user_id, int page, int page_size,
                          struct el_enrollment_page *out) EL_WUR;
 
-/* The module rule: a course with modules lasts as long as they do together.
- * Every module write (add, delete, a module's duration_minutes) sets the
- * course's duration_minutes to the sum of its modules' in the same atomic
- * step, and bumps updated_at. */
+/* The module rule: a course lasts as long as its modules together. Every
+ * module write (add, delete, a module's duration_minutes) sets the course's
+ * duration_minutes to the sum of its modules' (0 when none are left) in the
+ * same atomic step, and bumps updated_at. As on create, where modules are
+ * given their sum is the duration; a course PATCH may still set
+ * duration_minutes directly (a course whose modules do not cover all of
+ * it), until the next module write. */
 
 /* Add module m to course_id. m->id is generated (written back); m->order 0
  * means "last" (one more than the largest order). *out is the course after

@@ -80,6 +80,9 @@ class T50Browser(Case):
     def test_xss_inert(self):
         self.journey('xss')
 
+    def test_api_reference(self):
+        self.journey('docs')
+
     def test_keyboard_only(self):
         self.journey('keyboard')
 

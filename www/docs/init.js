@@ -9,5 +9,10 @@ window.addEventListener('DOMContentLoaded', function () {
     dom_id: '#swagger',
     deepLinking: true,
     tryItOutEnabled: false,
+    onComplete: function () {
+      // Swagger UI leaves its servers menu without a label.
+      var servers = document.getElementById('servers');
+      if (servers) servers.setAttribute('aria-label', 'Server');
+    },
   });
 });

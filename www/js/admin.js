@@ -9,10 +9,16 @@ import * as api from './api.js';
 import { $, el, badge, statusBox, errorBox, show } from './ui.js';
 import { requireRole } from './app.js';
 
-const PERIOD_MS = 2000;
+const PERIOD_MS = 2000; // #/admin?every=MS (500 or more) polls faster
 const KEEP = 60; // samples per series (2 minutes)
 let timer = null;
 let series = null;
+
+function period() {
+  const q = new URLSearchParams((location.hash.split('?')[1]) || '');
+  const ms = parseInt(q.get('every') || '', 10);
+  return Number.isFinite(ms) && ms >= 500 ? ms : PERIOD_MS;
+}
 
 export function stopAdmin() {
   if (timer) clearTimeout(timer);
@@ -156,7 +162,7 @@ async function poll() {
     push(series.l1, { bytes: s.l1.bytes, entries: s.l1.entries, evictions: s.l1.evictions });
     render(s, h.status === 200 || h.status === 503 ? h.body : null, r);
   }
-  if ($('dash')) timer = setTimeout(poll, PERIOD_MS);
+  if ($('dash')) timer = setTimeout(poll, period());
 }
 
 export function adminPage() {
@@ -184,7 +190,8 @@ export function adminPage() {
                            badge(g.layer), ' (HTTP ' + g.status + ')'));
   });
   show('Cache dashboard', el('h1', null, 'Cache dashboard'),
-       el('p', { class: 'hint' }, 'Live: refreshed every 2 s from ', el('code', null, '/api/cache/stats'),
+       el('p', { class: 'hint' }, 'Live: refreshed every ' + period() / 1000 + ' s from ',
+          el('code', null, '/api/cache/stats'),
           ' and ', el('code', null, '/api/health'), '. Ratios and rates are over each interval.'),
        form, out, el('div', { id: 'dash', 'aria-live': 'off' }, el('p', { class: 'empty' }, 'Loading\u2026')));
   poll();

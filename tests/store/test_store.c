@@ -2000,10 +2000,11 @@ static void test_my_enrollments(void)
     /* Enrolled in 0, 2, 3 -- in that order, a millisecond apart at least;
      * someone else in 1. */
     for (int i = 0; i < 4; i++) {
-        t = next_ms(t);
+        next_ms(t); /* after the previous enrollment's timestamp */
         CU_ASSERT_EQUAL(el_store_enroll(store, in[i].id, i == 1 ? "5a00000000000000000000a2" : me,
                                         &count),
                         EL_OK);
+        t = el_wall_ms();
     }
     CU_ASSERT_EQUAL_FATAL(el_store_enrollments(store, me, 1, 10, &p), EL_OK);
     CU_ASSERT_EQUAL(p.total, 3);

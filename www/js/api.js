@@ -166,7 +166,9 @@ export function register(email, password, name) {
 }
 
 export async function logout() {
-  if (accessToken) await raw('DELETE', '/auth/logout', undefined, accessToken);
+  // request(): an expired access token is refreshed first, so the login is
+  // revoked on the server too, not only forgotten here.
+  if (accessToken || storedRefresh()) await request('DELETE', '/auth/logout');
   forget();
   emit('changed', null);
 }

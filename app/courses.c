@@ -148,60 +148,6 @@ int handle_course_list(const struct el_request *req, struct el_response *res)
  * so a cache never holds something the store does not. The fresh document
  * is cached on the way out: the next read on this process sees the write. */
 
-void el_app_bump_lists(struct el_app *app)
-{
-    int64_t gen;
-    uint64_t cur = atomic_load(&app->list_generation), want;
-
-    /* Redis holds the shared number; without it, count locally (other
-     * processes then learn nothing until they see the gap or a reset). */
-    if (el_redis_incr(app->redis, EL_KEY_LIST_GEN, &gen) == EL_OK && gen > 0) {
-        want = (uint64_t)gen > cur ? (uint64_t)gen : cur + 1;
-    } else {
-        want = cur + 1;
-        if (app->redis)
-            atomic_store(&app->gen_unshared, 1); /* el_app_share_generation */
-    }
-    /* Never move backwards: a Redis that restarted empty counts from 1. */
-    while (cur < want && !atomic_compare_exchange_weak(&app->list_generation, &cur, want))
-        ;
-    if (el_bus_publish_generation(app->bus, want) != EL_OK && app->bus)
-        fprintf(stderr, "courses: list generation %llu not announced; peers will see a gap\n",
-                (unsigned long long)want);
-}
-
-void el_app_share_generation(struct el_app *app)
-{
-    uint64_t cur = atomic_load(&app->list_generation);
-    int64_t gen;
-    char v[24];
-    int n;
-
-    if (!atomic_load(&app->gen_unshared) || !el_redis_is_up(app->redis))
-        return;
-    /* Redis must end at least at our number, or lists cached under the
-     * generations in between would be read again by other processes. */
-    if (el_redis_incr(app->redis, EL_KEY_LIST_GEN, &gen) != EL_OK)
-        return;
-    if ((uint64_t)gen < cur) {
-        n = snprintf(v, sizeof(v), "%llu", (unsigned long long)cur);
-        if (el_redis_set(app->redis, EL_KEY_LIST_GEN, v, (size_t)n, 0) != EL_OK)
-            return;
-        gen = (int64_t)cur;
-    }
-    if (el_bus_publish_generation(app->bus, (uint64_t)gen) == EL_OK)
-        atomic_store(&app->gen_unshared, 0);
-}
-
-void el_app_invalidate_course(struct el_app *app, const char *id)
-{
-    char key[EL_KEY_MAX];
-
-    el_key_course(key, sizeof(key), id);
-    el_tiered_invalidate(app->courses, key);
-    el_app_bump_lists(app);
-}
-
 static int write_failed(struct el_response *res, int rc, const char *what)
 {
     if (rc == EL_ENOTFOUND)

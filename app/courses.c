@@ -123,6 +123,42 @@ int handle_course_get(const struct el_request *req, struct el_response *res)
     return res->status;
 }
 
+/* Try-fast handlers (router.h): the same answers as the handlers below
+ * when they can be given from L1 alone, on the event thread. */
+int fast_course_get(const struct el_request *req, struct el_response *res)
+{
+    char id[EL_OID_HEX], key[EL_KEY_MAX];
+    struct el_blob *blob;
+    int status;
+
+    if ((status = course_id(res, req->params[0], id, "course id")) != 0)
+        return status;
+    el_key_course(key, sizeof(key), id);
+    if ((blob = el_tiered_peek(req->app->courses, key)) == NULL)
+        return 0;
+    el_response_blob(res, blob, EL_LAYER_L1);
+    el_blob_unref(blob);
+    return res->status;
+}
+
+int fast_course_list(const struct el_request *req, struct el_response *res)
+{
+    struct el_course_query q;
+    struct el_err err = {0};
+    char digest[41], key[EL_KEY_MAX];
+    struct el_blob *blob;
+
+    if (el_course_query_parse(req->query, &q, &err) != EL_OK)
+        return el_response_error(res, 422, err.msg[0] ? err.msg : "Invalid query parameters");
+    el_course_query_digest(&q, digest);
+    el_key_courses_list(key, sizeof(key), atomic_load(&req->app->list_generation), digest);
+    if ((blob = el_tiered_peek(req->app->course_lists, key)) == NULL)
+        return 0;
+    el_response_blob(res, blob, EL_LAYER_L1);
+    el_blob_unref(blob);
+    return res->status;
+}
+
 int handle_course_list(const struct el_request *req, struct el_response *res)
 {
     struct el_course_query q;

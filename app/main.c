@@ -17,7 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <fcgiapp.h>
+#include <netdb.h>
+#include <sys/un.h>
 
 #include "app.h"
 #include "pool.h"
@@ -44,6 +45,72 @@ static void redis_where(const char *url, char *out, size_t n)
         snprintf(out, n, "%s", url);
 }
 
+/* A listening socket for --listen: "unix:PATH" (a stale socket file is
+ * replaced), or "HOST:PORT" / ":PORT" (every address). */
+static int listen_on(const char *spec)
+{
+    const char *colon = strrchr(spec, ':');
+    int fd, one = 1;
+
+    if (strncmp(spec, "unix:", 5) == 0 || colon == NULL) {
+        struct sockaddr_un sa;
+        const char *path = strncmp(spec, "unix:", 5) == 0 ? spec + 5 : spec;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sun_family = AF_UNIX;
+        if (*path == '\0' || strlen(path) >= sizeof(sa.sun_path)) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -1;
+        unlink(path);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 1024) != 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        return fd;
+    } else {
+        struct addrinfo hints, *ai = NULL;
+        char host[256];
+        size_t hl = (size_t)(colon - spec);
+        int rc;
+
+        if (hl >= sizeof(host)) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(host, spec, hl);
+        host[hl] = '\0';
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE;
+        rc = getaddrinfo(hl ? host : NULL, colon + 1, &hints, &ai);
+        if (rc != 0) {
+            fprintf(stderr, "elearn-fcgi: %s: %s\n", spec, gai_strerror(rc));
+            errno = EINVAL;
+            return -1;
+        }
+        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+            bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+            int e = errno;
+            if (fd >= 0)
+                close(fd);
+            freeaddrinfo(ai);
+            errno = e;
+            return -1;
+        }
+        freeaddrinfo(ai);
+        return fd;
+    }
+}
+
 static int open_listener(const char *spec)
 {
     int fd;
@@ -58,9 +125,7 @@ static int open_listener(const char *spec)
         }
         return 0;
     }
-    if (strncmp(spec, "unix:", 5) == 0)
-        spec += 5;
-    fd = FCGX_OpenSocket(spec, 1024);
+    fd = listen_on(spec);
     if (fd < 0)
         fprintf(stderr, "elearn-fcgi: cannot listen on %s: %s\n", spec, strerror(errno));
     return fd;
@@ -107,10 +172,6 @@ int main(int argc, char **argv)
     /* Before any thread exists (libmongoc starts its own): every thread
      * inherits the mask, and only the pool's signalfd sees SIGTERM. */
     el_pool_block_signals();
-    if (FCGX_Init() != 0) {
-        fprintf(stderr, "elearn-fcgi: FCGX_Init failed\n");
-        return 1;
-    }
     popts.listen_fd = open_listener(listen_spec);
     if (popts.listen_fd < 0)
         return 1;
@@ -120,10 +181,15 @@ int main(int argc, char **argv)
     }
     popts.workers = app.cfg.workers;
     popts.idle_timeout_s = app.cfg.idle_timeout_s;
+    popts.request_timeout_s = app.cfg.request_timeout_s;
+    popts.send_timeout_s = app.cfg.send_timeout_s;
+    popts.event_threads = app.cfg.event_threads;
+    popts.on_hup = NULL;
     redis_where(app.cfg.redis_url, where, sizeof(where));
     fprintf(stderr,
-            "elearn-fcgi: pid %d, %d workers, store %s, L1 %zu bytes, L2 %s (%s)\n",
-            (int)getpid(), popts.workers, el_store_kind(app.store), app.cfg.l1_max_bytes, where,
+            "elearn-fcgi: pid %d, %d event threads, %d workers, store %s, L1 %zu bytes, "
+            "L2 %s (%s)\n",
+            (int)getpid(), popts.event_threads, popts.workers, el_store_kind(app.store), app.cfg.l1_max_bytes, where,
             app.redis ? (el_redis_is_up(app.redis) ? "up" : "down") : "off");
     if (el_app_chores_start(&app) != EL_OK) {
         fprintf(stderr, "elearn-fcgi: cannot start the housekeeping thread\n");

@@ -527,8 +527,12 @@ static void stopping(struct loop *l)
     }
     for (c = l->conns.next; c != &l->conns; c = next) {
         next = c->next;
-        if (!c->busy)
+        if (!c->busy) {
+            /* bytes already sent are a request arriving, not idleness:
+             * look before judging (the edge may not have been seen yet) */
+            c->readable = 1;
             conn_run(p, c); /* closes it when idle */
+        }
     }
 }
 

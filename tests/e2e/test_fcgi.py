@@ -11,7 +11,7 @@ Normally run by tests/e2e/run.sh (suite "fcgi", one store: the framing
 does not depend on it). Python 3 stdlib only. The responder runs with
 --listen on a unix socket in a temp dir, an SQLite store seeded with
 elearnctl, Redis off (REDIS_URL=""), REQUEST_TIMEOUT=2 and SEND_TIMEOUT=2 so
-the deadlines are seen quickly. Every wait polls a condition against a
+the deadlines are seen quickly; the main one with EVENT_THREADS=2. Every wait polls a condition against a
 deadline; processes are stopped by pid.
 """
 
@@ -255,17 +255,23 @@ def setUpModule():
     db = 'sqlite:' + os.path.join(TMP, 'fcgi.db')
     subprocess.run([os.path.join(BUILD, 'elearnctl'), 'seed', '--courses', '40', '--db', db],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    R = Responder(TMP, 'main')
+    # two event threads sharing the listener: the handoffs between them and
+    # the workers are exercised too (the other responders here use one)
+    R = Responder(TMP, 'main', env={'EVENT_THREADS': '2'})
     status, _, body, _ = get('/courses', R.sock, query='page_size=40')
     assert status == 200, (status, body)
     IDS.extend(c['_id'] for c in json.loads(body)['items'])
 
 
 def tearDownModule():
-    if R:
-        R.stop()
+    rc = R.stop() if R else 0
+    text = R.text() if R else ''
     if TMP and not os.environ.get('EL_E2E_KEEP'):
         shutil.rmtree(TMP, ignore_errors=True)
+    # After everything above, a clean stop: exit 0 and (in a sanitizer
+    # build) no report of any kind.
+    if rc != 0 or 'Sanitizer' in text or 'runtime error' in text:
+        raise AssertionError('responder exited %s:\n%s' % (rc, text[-3000:]))
 
 
 class FcgiCase(unittest.TestCase):

@@ -15,52 +15,27 @@ the deadlines are seen quickly; the main one with EVENT_THREADS=2. Every wait po
 deadline; processes are stopped by pid.
 """
 
-import ctypes
 import json
 import os
-import shutil
 import select
 import signal
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-BUILD = os.path.abspath(os.environ.get('EL_E2E_BUILD', os.path.join(ROOT, 'build')))
-JWT_SECRET = 'fcgi-secret-0123456789abcdefghijklmnopqrstuv'
-CONFIG_VARS = ('DB_URI', 'MONGO_URI', 'REDIS_URL', 'JWT_SECRET', 'ACCESS_TOKEN_EXPIRE_MINUTES',
-               'REFRESH_TOKEN_EXPIRE_DAYS', 'COURSE_TTL', 'COURSE_LIST_TTL', 'L1_MAX_BYTES',
-               'WORKERS', 'REDIS_TIMEOUT_MS', 'DB_TIMEOUT_MS', 'IDLE_TIMEOUT', 'L1_MAX_STALE',
-               'CACHE_WARM_MS', 'REQUEST_TIMEOUT', 'SEND_TIMEOUT', 'EVENT_THREADS')
+from harness import BUILD, S, main, read_text, scaled, wait_until
+
+# The framing does not depend on the store: one run.
+STORES = ('sqlite',)
 
 # FastCGI 1.0 (the constants of <fastcgi.h>)
 BEGIN, ABORT, END, PARAMS, STDIN, STDOUT, STDERR, DATA, GET_VALUES, GET_VALUES_RESULT, \
     UNKNOWN_TYPE = range(1, 12)
 RESPONDER, AUTHORIZER, FILTER = 1, 2, 3
 REQUEST_COMPLETE, CANT_MPX_CONN, OVERLOADED, UNKNOWN_ROLE = range(4)
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _child_setup():
-    _libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
-def wait_until(pred, timeout, what, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError('timed out after %.1fs waiting for %s' % (timeout, what))
-        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------
@@ -209,19 +184,18 @@ def proc_rss_kib(pid):
 
 
 class Responder:
-    def __init__(self, tmp, name, env=None, prefix=()):
-        self.sock = os.path.join(tmp, name + '.sock')
-        self.log = os.path.join(tmp, name + '.log')
-        e = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
-        e.update({'DB_URI': 'sqlite:' + os.path.join(tmp, 'fcgi.db'), 'REDIS_URL': '',
-                  'JWT_SECRET': JWT_SECRET, 'WORKERS': '4', 'CACHE_WARM_MS': '0',
-                  'REQUEST_TIMEOUT': '2', 'SEND_TIMEOUT': '2'})
+    """A responder on a unix socket of its own, listening itself (--listen),
+    optionally under a command prefix (prlimit); no nginx in front."""
+
+    def __init__(self, name, env=None, prefix=()):
+        self.sock = os.path.join(S.tmp, name + '.sock')
+        self.log = os.path.join(S.tmp, name + '.log')
+        e = dict(REQUEST_TIMEOUT='2', SEND_TIMEOUT='2')
         e.update(env or {})
-        self.logf = open(self.log, 'ab')
-        self.p = subprocess.Popen(list(prefix) + [os.path.join(BUILD, 'elearn-fcgi'),
-                                                  '--listen', 'unix:' + self.sock],
-                                  env=e, stdout=self.logf, stderr=self.logf,
-                                  preexec_fn=_child_setup)
+        self.p = S.procs.start('responder ' + name,
+                               list(prefix) + [os.path.join(BUILD, 'elearn-fcgi'),
+                                               '--listen', 'unix:' + self.sock],
+                               env=S.env(**e), log=self.log)
         self.pid = self.p.pid
         wait_until(self._ready, 20, 'the responder on ' + self.sock)
 
@@ -237,36 +211,22 @@ class Responder:
         return self.p.poll() is None
 
     def text(self):
-        with open(self.log, 'rb') as f:
-            return f.read().decode('utf-8', 'replace')
+        return read_text(self.log)
 
     def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(15)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.logf.close()
-        return self.p.returncode
+        return S.procs.stop(self.p)
 
 
-TMP = None
 R = None
 IDS = []
 
 
 def setUpModule():
-    global TMP, R
-    TMP = tempfile.mkdtemp(prefix='elearn-fcgi-')
-    db = 'sqlite:' + os.path.join(TMP, 'fcgi.db')
-    subprocess.run([os.path.join(BUILD, 'elearnctl'), 'seed', '--courses', '40', '--db', db],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    global R
     # two event threads sharing the listener: the handoffs between them and
     # the workers are exercised too (the other responders here use one)
-    R = Responder(TMP, 'main', env={'EVENT_THREADS': '2'})
-    status, _, body, _ = get('/courses', R.sock, query='page_size=40')
+    R = Responder('main', env={'EVENT_THREADS': '2'})
+    status, _, body, _ = get('/courses', R.sock, query='page_size=100')
     assert status == 200, (status, body)
     IDS.extend(c['_id'] for c in json.loads(body)['items'])
 
@@ -274,8 +234,6 @@ def setUpModule():
 def tearDownModule():
     rc = R.stop() if R else 0
     text = R.text() if R else ''
-    if TMP and not os.environ.get('EL_E2E_KEEP'):
-        shutil.rmtree(TMP, ignore_errors=True)
     # After everything above, a clean stop: exit 0 and (in a sanitizer
     # build) no report of any kind.
     if rc != 0 or 'Sanitizer' in text or 'runtime error' in text:
@@ -522,7 +480,8 @@ class F05Descriptors(FcgiCase):
     def test_descriptor_exhaustion_backs_off(self):
         # At the fd limit the listener stays readable: libfcgi's front spun
         # at 98 % of a core writing 8.4 million log lines in 6 s.
-        r = Responder(TMP, 'fdlimit', prefix=('prlimit', '--nofile=48:48', '--'))
+        r = Responder('fdlimit', env={'REDIS_URL': ''},
+                      prefix=('prlimit', '--nofile=48:48', '--'))
         conns = []
         try:
             for _ in range(80):
@@ -550,7 +509,7 @@ class F05Descriptors(FcgiCase):
             self.assertEqual(r.stop(), 0, r.text()[-2000:])
 
     def test_sigterm_with_kept_connections_exits_0(self):
-        r = Responder(TMP, 'sigterm')
+        r = Responder('sigterm')
         c = Conn(r.sock)
         c.send(b''.join(request('/health')))
         self.assertEqual(c.response()[0], 200)
@@ -562,7 +521,7 @@ class F05Descriptors(FcgiCase):
         self.assertTrue(c.closed(5))  # idle kept connection: closed at once
         slow.send(record(PARAMS, 1) + record(STDIN, 1))  # finishes its request
         self.assertEqual(slow.response()[0], 200)
-        self.assertEqual(r.p.wait(15), 0, r.text()[-2000:])
+        self.assertEqual(r.p.wait(scaled(15)), 0, r.text()[-2000:])
         r.stop()
         c.close()
         slow.close()
@@ -570,35 +529,5 @@ class F05Descriptors(FcgiCase):
 
 ORDER = [F01Crashes, F02Protocol, F03Framing, F04SlowPeers, F05Descriptors]
 
-
-def _on_signal(signum, frame):
-    raise KeyboardInterrupt('signal %d' % signum)
-
-
-def main():
-    signal.signal(signal.SIGTERM, _on_signal)
-    verbosity = 2 if '-v' in sys.argv else 1
-    names = [a for a in sys.argv[1:] if not a.startswith('-')]
-    loader = unittest.TestLoader()
-    if names:
-        suite = loader.loadTestsFromNames(names, sys.modules[__name__])
-    else:
-        suite = unittest.TestSuite(loader.loadTestsFromTestCase(c) for c in ORDER)
-    print('== fcgi (build %s)' % BUILD, flush=True)
-    result = unittest.TextTestRunner(verbosity=verbosity, stream=sys.stdout).run(suite)
-    bad = {getattr(t, 'test_case', t).id()
-           for t, _ in result.failures + result.errors} | {
-        t.id() for t in result.unexpectedSuccesses}
-    real_bad = sum(1 for i in bad if i.count('.') >= 2)
-    failed = len(bad) + len(result.skipped)
-    passed = max(0, result.testsRun - real_bad - len(result.skipped))
-    print('e2e-fcgi: %d passed, %d failed' % (passed, failed), flush=True)
-    out = os.environ.get('EL_E2E_RESULT')
-    if out:
-        with open(out, 'w') as f:
-            f.write('%d %d\n' % (passed, failed))
-    return 0 if failed == 0 and result.testsRun > 0 else 1
-
-
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main(ORDER, fronts='a', name='fcgi'))

@@ -420,45 +420,71 @@ static struct local_fail *local_slot(struct el_auth *a, const char *key, uint64_
     return f;
 }
 
-/* Current failure count and remaining window of key. */
-static void fail_count(struct el_auth *a, const char *key, int64_t *count, int64_t *left_ms)
+/* An attempt counted before the work it guards (a password check, a
+ * registration), so that concurrent attempts can never pass a limit
+ * together: each takes its number first, and only numbers up to the limit
+ * go on. `redis` says where it was counted, so a release goes to the same
+ * place even if Redis changed state in between. */
+struct reservation {
+    char key[EL_KEY_MAX];
+    int held;   /* counted, within the limit */
+    int redis;  /* counted in Redis (else in the local table) */
+};
+
+/* Count one attempt under key against max in the current window. 1 when it
+ * is within the limit (r->held), 0 when over it, with the time left in the
+ * window in *left_ms. An attempt over the limit is not kept counted. */
+static int reserve(struct el_auth *a, struct reservation *r, const char *key, int64_t max,
+                   int64_t *left_ms)
 {
-    struct el_buf v;
-    int64_t ttl = -2;
-    int rc = EL_EDISABLED;
+    int64_t n = 0, ttl = -2;
 
-    *count = 0;
+    snprintf(r->key, sizeof(r->key), "%s", key);
+    r->held = 0;
     *left_ms = 0;
-    el_buf_init(&v, 32);
-    if (a->redis)
-        rc = el_redis_get(a->redis, key, &v);
-    if (rc == EL_OK || rc == EL_ENOTFOUND) {
-        if (rc == EL_OK && v.len)
-            *count = strtoll(v.data, NULL, 10);
-        if (*count > 0 && el_redis_pttl(a->redis, key, &ttl) == EL_OK && ttl > 0)
+    r->redis = a->redis &&
+               el_redis_incr_window(a->redis, key, EL_AUTH_FAIL_WINDOW_MS, &n) == EL_OK;
+    if (r->redis) {
+        if (n <= max) {
+            r->held = 1;
+            return 1;
+        }
+        if (el_redis_pttl(a->redis, key, &ttl) == EL_OK && ttl > 0)
             *left_ms = ttl;
-    } else {
-        /* Redis off or down: this process's own count. */
-        uint64_t now = el_now_ms();
-        struct local_fail *f;
-
-        must(pthread_mutex_lock(&a->fail_lock));
-        f = local_slot(a, key, now);
-        *count = f->count;
-        *left_ms = (int64_t)(f->window_end - now);
-        must(pthread_mutex_unlock(&a->fail_lock));
+        best_effort(el_redis_decr_positive(a->redis, key));
+        return 0;
     }
-    el_buf_cleanup(&v);
+    /* Redis off or down: this process's own count. */
+    uint64_t now = el_now_ms();
+    struct local_fail *f;
+
+    must(pthread_mutex_lock(&a->fail_lock));
+    f = local_slot(a, key, now);
+    if (f->count < max) {
+        f->count++;
+        r->held = 1;
+    } else {
+        *left_ms = (int64_t)(f->window_end - now);
+    }
+    must(pthread_mutex_unlock(&a->fail_lock));
+    return r->held;
 }
 
-static void fail_record(struct el_auth *a, const char *key)
+/* Give a held attempt back: it did not happen (the server was busy), or it
+ * succeeded and counts only as a failure does. */
+static void release(struct el_auth *a, struct reservation *r)
 {
-    int64_t n;
-
-    if (a->redis && el_redis_incr_window(a->redis, key, EL_AUTH_FAIL_WINDOW_MS, &n) == EL_OK)
+    if (!r->held)
         return;
+    r->held = 0;
+    if (r->redis) {
+        best_effort(el_redis_decr_positive(a->redis, r->key));
+        return;
+    }
     must(pthread_mutex_lock(&a->fail_lock));
-    local_slot(a, key, el_now_ms())->count++;
+    struct local_fail *f = local_slot(a, r->key, el_now_ms());
+    if (f->count > 0)
+        f->count--;
     must(pthread_mutex_unlock(&a->fail_lock));
 }
 
@@ -469,6 +495,13 @@ static void fail_reset(struct el_auth *a, const char *key)
     must(pthread_mutex_lock(&a->fail_lock));
     local_slot(a, key, el_now_ms())->count = 0;
     must(pthread_mutex_unlock(&a->fail_lock));
+}
+
+static int retry_seconds(int64_t left_ms)
+{
+    int64_t s = (left_ms + 999) / 1000;
+
+    return s < 1 ? 1 : s > EL_AUTH_FAIL_WINDOW_MS / 1000 ? EL_AUTH_FAIL_WINDOW_MS / 1000 : (int)s;
 }
 
 /* ---- logins and tokens ------------------------------------------------------- */
@@ -502,13 +535,17 @@ static int issue_pair(struct el_auth *a, const char *user_id, const char *role, 
 }
 
 int el_auth_register(struct el_auth *a, const char *email, const char *password,
-                     const char *name, struct el_user *out, struct el_err *err)
+                     const char *name, const char *client, struct el_user *out,
+                     int *retry_after_s, struct el_err *err)
 {
-    char norm[EL_EMAIL_MAX + 1], hash[EL_PASSWORD_HASH_MAX];
+    char norm[EL_EMAIL_MAX + 1], hash[EL_PASSWORD_HASH_MAX], k_ip[EL_KEY_MAX];
     size_t plen = strlen(password), nlen = strlen(name);
+    struct reservation r_ip = {0};
+    int64_t left = 0;
     int rc;
 
     memset(out, 0, sizeof(*out));
+    *retry_after_s = 0;
     if (el_email_normalize(email, norm, sizeof(norm)) != EL_OK)
         return el_err_set(err, EL_EINVAL, "email: not a valid email address");
     if (plen < EL_PASSWORD_MIN || plen > EL_PASSWORD_MAX)
@@ -516,9 +553,20 @@ int el_auth_register(struct el_auth *a, const char *email, const char *password,
                           EL_PASSWORD_MAX);
     if (nlen < 1 || nlen > EL_NAME_MAX)
         return el_err_set(err, EL_EINVAL, "name: must be 1 to %d characters", EL_NAME_MAX);
+    /* Every well-formed attempt counts, a taken email too (probing which
+     * addresses are registered is what the limit slows down). */
+    el_key_register_ip(k_ip, sizeof(k_ip), client && *client ? client : "unknown");
+    if (!reserve(a, &r_ip, k_ip, EL_AUTH_MAX_REGISTER_IP, &left)) {
+        *retry_after_s = retry_seconds(left);
+        return el_err_set(err, EL_ELIMIT, "Too many registrations from this address, try again "
+                                          "later");
+    }
     rc = el_password_hash(password, hash);
-    if (rc != EL_OK)
+    if (rc != EL_OK) {
+        release(a, &r_ip);
+        *retry_after_s = 1;
         return el_err_set(err, EL_EUNAVAIL, "Server busy, try again");
+    }
     out->email = strdup(norm);
     out->name = strdup(name);
     out->password_hash = strdup(hash);
@@ -533,6 +581,8 @@ int el_auth_register(struct el_auth *a, const char *email, const char *password,
         el_err_set(err, EL_EUNAVAIL, "Database unavailable, try again shortly");
     if (rc != EL_OK) {
         el_user_cleanup(out);
+        if (rc != EL_ECONFLICT)
+            release(a, &r_ip);
         return rc == EL_ECONFLICT ? rc : EL_EUNAVAIL;
     }
     return EL_OK;
@@ -543,46 +593,50 @@ int el_auth_login(struct el_auth *a, const char *email, const char *password, co
                   struct el_err *err)
 {
     char norm[EL_EMAIL_MAX + 1], k_email[EL_KEY_MAX], k_ip[EL_KEY_MAX], sid[EL_JTI_LEN];
+    struct reservation r_ip = {0}, r_email = {0};
     struct el_user u;
-    int64_t n_email, n_ip, left_email, left_ip;
-    int rc, known;
+    int64_t left_email = 0, left_ip = 0;
+    int rc, known, ok_ip, ok_email;
 
     *retry_after_s = 0;
     if (el_email_normalize(email, norm, sizeof(norm)) != EL_OK)
         snprintf(norm, sizeof(norm), "invalid");
     el_key_login_failures_email(k_email, sizeof(k_email), norm);
     el_key_login_failures_ip(k_ip, sizeof(k_ip), client && *client ? client : "unknown");
-    fail_count(a, k_email, &n_email, &left_email);
-    fail_count(a, k_ip, &n_ip, &left_ip);
-    if (n_email >= EL_AUTH_MAX_FAIL_EMAIL || n_ip >= EL_AUTH_MAX_FAIL_IP) {
-        int64_t left = n_email >= EL_AUTH_MAX_FAIL_EMAIL ? left_email : left_ip;
-        if (n_ip >= EL_AUTH_MAX_FAIL_IP && left_ip > left)
-            left = left_ip;
-        *retry_after_s = (int)((left + 999) / 1000);
-        if (*retry_after_s < 1)
-            *retry_after_s = 1;
+    /* Both attempts are counted before the password is checked, so no
+     * number of concurrent tries gets past the limits; a failure keeps
+     * them counted, anything else gives them back. */
+    ok_ip = reserve(a, &r_ip, k_ip, EL_AUTH_MAX_FAIL_IP, &left_ip);
+    ok_email = ok_ip && reserve(a, &r_email, k_email, EL_AUTH_MAX_FAIL_EMAIL, &left_email);
+    if (!ok_ip || !ok_email) {
+        release(a, &r_ip);
+        *retry_after_s = retry_seconds(ok_ip ? left_email : left_ip);
         return el_err_set(err, EL_ELIMIT, "Too many failed login attempts, try again later");
     }
 
     rc = el_store_user_get_by_email(a->store, norm, &u);
-    if (rc != EL_OK && rc != EL_ENOTFOUND)
+    if (rc != EL_OK && rc != EL_ENOTFOUND) {
+        release(a, &r_ip);
+        release(a, &r_email);
         return el_err_set(err, EL_EUNAVAIL, "Database unavailable, try again shortly");
+    }
     known = rc == EL_OK;
     /* The same work whether or not the email exists. */
     rc = known ? el_password_verify(u.password_hash, password) : el_password_verify_dummy(password);
     if (rc == EL_EUNAVAIL) {
         if (known)
             el_user_cleanup(&u);
+        release(a, &r_ip);
+        release(a, &r_email);
         *retry_after_s = 1;
         return el_err_set(err, EL_EUNAVAIL, "Server busy, try again");
     }
     if (rc != EL_OK || !known) {
         if (known)
             el_user_cleanup(&u);
-        fail_record(a, k_email);
-        fail_record(a, k_ip);
-        return el_err_set(err, EL_EINVAL, "Invalid credentials");
+        return el_err_set(err, EL_EINVAL, "Invalid credentials"); /* both stay counted */
     }
+    release(a, &r_ip);
     fail_reset(a, k_email);
 
     /* Parameters raised since this hash was made: upgrade it now. */

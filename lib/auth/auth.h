@@ -27,7 +27,11 @@
  *
  * Login throttling counts failures per email (5) and per client address
  * (20) in 15-minute windows, in Redis when it is up and in a process-local
- * table when it is not. */
+ * table when it is not. An attempt is counted (reserved) before its
+ * password is checked, with one atomic increment per counter, so concurrent
+ * attempts can never exceed the limits together; a failed attempt stays
+ * counted, a successful or unanswered one is given back. Registration is
+ * limited the same way, to 20 attempts per client address per window. */
 #ifndef EL_AUTH_H
 #define EL_AUTH_H
 
@@ -42,6 +46,7 @@
 
 #define EL_AUTH_MAX_FAIL_EMAIL 5
 #define EL_AUTH_MAX_FAIL_IP 20
+#define EL_AUTH_MAX_REGISTER_IP 20
 #define EL_AUTH_FAIL_WINDOW_MS (15 * 60 * 1000)
 
 struct el_auth;
@@ -82,10 +87,13 @@ void el_auth_free(struct el_auth *a);
 int el_auth_authenticate(struct el_auth *a, const char *authorization, int64_t now_s,
                          struct el_principal *p, struct el_err *err) EL_WUR;
 
-/* Register a student. EL_EINVAL (422, detail in err) for invalid input,
- * EL_ECONFLICT when the email exists, EL_EUNAVAIL. */
+/* Register a student from client (the caller's address). EL_EINVAL (422,
+ * detail in err) for invalid input, EL_ECONFLICT when the email exists,
+ * EL_ELIMIT when client made EL_AUTH_MAX_REGISTER_IP attempts this window
+ * (*retry_after_s set), EL_EUNAVAIL. */
 int el_auth_register(struct el_auth *a, const char *email, const char *password,
-                     const char *name, struct el_user *out, struct el_err *err) EL_WUR;
+                     const char *name, const char *client, struct el_user *out,
+                     int *retry_after_s, struct el_err *err) EL_WUR;
 
 /* Log in: EL_ELIMIT when throttled (*retry_after_s set), EL_EINVAL for bad
  * credentials (the same work and answer for an unknown email and a wrong

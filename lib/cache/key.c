@@ -71,6 +71,11 @@ int el_key_login_failures_ip(char *dst, size_t n, const char *addr)
     return key_fmt(dst, n, "login_failures:ip:%s", addr);
 }
 
+int el_key_register_ip(char *dst, size_t n, const char *addr)
+{
+    return key_fmt(dst, n, "register_attempts:ip:%s", addr);
+}
+
 int el_oid_valid(const char *s)
 {
     int i;

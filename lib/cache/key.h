@@ -36,6 +36,8 @@ int el_key_lease(char *dst, size_t n, const char *key);
 /* Failed-login counters for throttling: by email and by client address. */
 int el_key_login_failures_email(char *dst, size_t n, const char *email);
 int el_key_login_failures_ip(char *dst, size_t n, const char *addr);
+/* Registration attempts per client address (throttling). */
+int el_key_register_ip(char *dst, size_t n, const char *addr);
 
 /* 1 if s is exactly 24 lowercase or uppercase hex digits (a MongoDB
  * ObjectId in hex), else 0. */

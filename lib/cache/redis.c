@@ -835,6 +835,24 @@ int el_redis_incr_window(struct el_redis *r, const char *key, int64_t window_ms,
     return command(r, 5, argv, lens, on_integer, count);
 }
 
+int el_redis_decr_positive(struct el_redis *r, const char *key)
+{
+    static const char script[] =
+        "local c = tonumber(redis.call('GET', KEYS[1])) "
+        "if c and c > 0 then return redis.call('DECR', KEYS[1]) end "
+        "return 0";
+    const char *argv[4] = {"EVAL", script, "1", key};
+    size_t lens[4];
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (key == NULL)
+        return EL_EINVAL;
+    for (int i = 0; i < 4; i++)
+        lens[i] = strlen(argv[i]);
+    return command(r, 4, argv, lens, on_integer, NULL);
+}
+
 int el_redis_pttl(struct el_redis *r, const char *key, int64_t *ms)
 {
     return key_command(r, "PTTL", key, on_integer, ms);

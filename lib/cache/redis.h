@@ -89,6 +89,10 @@ int el_redis_mget(struct el_redis *r, int n, const char *const *keys, struct el_
 int el_redis_incr_window(struct el_redis *r, const char *key, int64_t window_ms,
                          int64_t *count) EL_WUR;
 
+/* DECR key if it holds a positive integer, atomically (one EVAL); a
+ * missing key stays missing. Gives back a count taken by incr_window. */
+int el_redis_decr_positive(struct el_redis *r, const char *key) EL_WUR;
+
 /* PTTL: remaining TTL in ms, -1 without TTL, -2 when missing. */
 int el_redis_pttl(struct el_redis *r, const char *key, int64_t *ms) EL_WUR;
 

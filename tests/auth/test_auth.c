@@ -92,7 +92,9 @@ static void bearer(char *out, size_t n, const char *token)
 static void must_register(struct fx *f, const char *email, struct el_user *u)
 {
     struct el_err err = {0};
-    CU_ASSERT_EQUAL_FATAL(el_auth_register(f->auth, email, "correct horse battery", "Ann", u, &err),
+    int retry;
+    CU_ASSERT_EQUAL_FATAL(el_auth_register(f->auth, email, "correct horse battery", "Ann",
+                                           "10.9.9.9", u, &retry, &err),
                           EL_OK);
 }
 
@@ -119,6 +121,7 @@ static void test_register_login_me(void)
     struct el_token_pair tp;
     struct el_principal p;
     struct el_err err = {0};
+    int retry;
 
     fresh(&f);
     must_register(&f, "Ann@Example.com", &u);
@@ -133,12 +136,16 @@ static void test_register_login_me(void)
     CU_ASSERT_STRING_EQUAL(p.name, "Ann");
     /* Duplicate email (any case) is a conflict. */
     struct el_user dup;
-    CU_ASSERT_EQUAL(el_auth_register(f.auth, "ANN@example.com", "another password", "A", &dup, &err),
+    CU_ASSERT_EQUAL(el_auth_register(f.auth, "ANN@example.com", "another password", "A", "10.9.9.9",
+                                     &dup, &retry, &err),
                     EL_ECONFLICT);
     /* Validation. */
-    CU_ASSERT_EQUAL(el_auth_register(f.auth, "not-an-email", "long enough pw", "A", &dup, &err),
+    CU_ASSERT_EQUAL(el_auth_register(f.auth, "not-an-email", "long enough pw", "A", "10.9.9.9", &dup,
+                                     &retry, &err),
                     EL_EINVAL);
-    CU_ASSERT_EQUAL(el_auth_register(f.auth, "b@example.com", "short", "A", &dup, &err), EL_EINVAL);
+    CU_ASSERT_EQUAL(el_auth_register(f.auth, "b@example.com", "short", "A", "10.9.9.9", &dup,
+                                     &retry, &err),
+                    EL_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "password"));
     el_user_cleanup(&u);
     fx_close(&f);
@@ -276,6 +283,112 @@ static void test_throttling_without_redis(void)
                                   NOW, &tp, &retry, &err),
                     EL_ELIMIT);
     CU_ASSERT(retry > 0);
+    el_user_cleanup(&u);
+    fx_close(&f);
+}
+
+/* Many concurrent wrong passwords for one email: each attempt is counted
+ * before its password is checked, so exactly EL_AUTH_MAX_FAIL_EMAIL of
+ * them are checked and every other one is throttled. */
+struct guesser {
+    struct fx *f;
+    const char *client;
+    int rc;
+};
+
+static void *guess(void *arg)
+{
+    struct guesser *g = arg;
+    struct el_token_pair tp;
+    struct el_err err = {0};
+    int retry;
+
+    g->rc = el_auth_login(g->f->auth, "many@example.com", "bad password", g->client, NOW, &tp,
+                          &retry, &err);
+    return NULL;
+}
+
+static void concurrent_guesses(const char *redis_url)
+{
+    enum { N = 16 };
+    struct fx f;
+    struct el_user u;
+    struct guesser g[N];
+    pthread_t th[N];
+    int checked = 0, limited = 0;
+
+    CU_ASSERT_EQUAL_FATAL(el_store_reset(store), EL_OK);
+    if (redis_url)
+        redis_cmd("FLUSHDB");
+    fx_open(&f, redis_url);
+    must_register(&f, "many@example.com", &u);
+    for (int i = 0; i < N; i++) {
+        g[i] = (struct guesser){&f, i % 2 ? "5.5.5.5" : "6.6.6.6", 0};
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, guess, &g[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        checked += g[i].rc == EL_EINVAL;
+        limited += g[i].rc == EL_ELIMIT;
+    }
+    CU_ASSERT_EQUAL(checked, EL_AUTH_MAX_FAIL_EMAIL);
+    CU_ASSERT_EQUAL(limited, N - EL_AUTH_MAX_FAIL_EMAIL);
+    el_user_cleanup(&u);
+    fx_close(&f);
+}
+
+static void test_throttle_concurrent(void)
+{
+    concurrent_guesses(unit_redis_url(5));
+}
+
+static void test_throttle_concurrent_local(void)
+{
+    concurrent_guesses("redis://127.0.0.1:1/0");
+}
+
+/* A successful login gives its address attempt back: 20 good logins from
+ * one address never throttle it. */
+static void test_success_not_counted(void)
+{
+    struct fx f;
+    struct el_user u;
+    struct el_token_pair tp;
+
+    fresh(&f);
+    must_register(&f, "good@example.com", &u);
+    for (int i = 0; i < EL_AUTH_MAX_FAIL_IP + 5; i++)
+        must_login(&f, "good@example.com", &tp);
+    el_user_cleanup(&u);
+    fx_close(&f);
+}
+
+static void test_register_throttled(void)
+{
+    struct fx f;
+    struct el_user u;
+    struct el_err err = {0};
+    char em[64];
+    int retry = 0, i;
+
+    fresh(&f);
+    for (i = 0; i < EL_AUTH_MAX_REGISTER_IP; i++) {
+        snprintf(em, sizeof(em), "reg%d@example.com", i);
+        /* Invalid input is not an attempt: it never reaches the store. */
+        CU_ASSERT_EQUAL(el_auth_register(f.auth, em, "short", "Ann", "7.7.7.7", &u, &retry, &err),
+                        EL_EINVAL);
+        CU_ASSERT_EQUAL(el_auth_register(f.auth, em, "correct horse battery", "Ann", "7.7.7.7", &u,
+                                         &retry, &err),
+                        EL_OK);
+        el_user_cleanup(&u);
+    }
+    CU_ASSERT_EQUAL(el_auth_register(f.auth, "one-more@example.com", "correct horse battery",
+                                     "Ann", "7.7.7.7", &u, &retry, &err),
+                    EL_ELIMIT);
+    CU_ASSERT(retry > 800 && retry <= 900);
+    CU_ASSERT_EQUAL(el_auth_register(f.auth, "one-more@example.com", "correct horse battery",
+                                     "Ann", "8.8.8.8", &u, &retry, &err),
+                    EL_OK);
     el_user_cleanup(&u);
     fx_close(&f);
 }
@@ -457,6 +570,10 @@ void test_auth_register(void)
     CU_add_test(s, "unknown email and wrong password alike", test_bad_credentials_alike);
     CU_add_test(s, "throttling per email and per address", test_throttling);
     CU_add_test(s, "throttling without Redis", test_throttling_without_redis);
+    CU_add_test(s, "concurrent guesses never pass the limit", test_throttle_concurrent);
+    CU_add_test(s, "concurrent guesses, Redis down", test_throttle_concurrent_local);
+    CU_add_test(s, "successful logins are not counted", test_success_not_counted);
+    CU_add_test(s, "registration throttled per address", test_register_throttled);
     CU_add_test(s, "refresh rotation, reuse revokes the login", test_refresh_rotation_and_reuse);
     CU_add_test(s, "concurrent refresh: exactly one wins", test_concurrent_refresh_one_wins);
     CU_add_test(s, "logout revokes on every process", test_logout_revokes_everywhere);

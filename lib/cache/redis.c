@@ -1508,7 +1508,7 @@ int el_redis_hdel(struct el_redis *r, const char *key, const char *field)
 }
 
 int el_redis_eval_int(struct el_redis *r, const char *script, const char *key, int nargs,
-                      const char *const *args, int64_t *out)
+                      const char *const *args, int64_t *out, char *server)
 {
     const char *argv[4 + 8];
     size_t lens[4 + 8];
@@ -1525,5 +1525,8 @@ int el_redis_eval_int(struct el_redis *r, const char *script, const char *key, i
         argv[4 + i] = args[i];
     for (int i = 0; i < 4 + nargs; i++)
         lens[i] = strlen(argv[i]);
-    return command(r, 4 + nargs, argv, lens, on_integer, out);
+    struct cmd c = {4 + nargs, argv, lens, on_integer, out, EL_OK};
+    int rc = pipeline(r, 1, &c, server);
+
+    return rc == EL_OK ? c.rc : rc;
 }

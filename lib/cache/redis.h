@@ -170,10 +170,11 @@ int el_redis_hset_replicated(struct el_redis *r, const char *key, const char *fi
 /* HDEL key field. */
 int el_redis_hdel(struct el_redis *r, const char *key, const char *field) EL_WUR;
 
-/* EVAL script over one key with nargs arguments; an integer reply in *out
- * (may be NULL). */
+/* EVAL script over one key with nargs (<= 8) arguments; an integer reply
+ * in *out (may be NULL); server (may be NULL) gets the run_id of the
+ * server that ran it. */
 int el_redis_eval_int(struct el_redis *r, const char *script, const char *key, int nargs,
-                      const char *const *args, int64_t *out) EL_WUR;
+                      const char *const *args, int64_t *out, char *server) EL_WUR;
 
 /* ---- hashes and server info (stats) -------------------------------------- */
 

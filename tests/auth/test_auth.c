@@ -67,6 +67,30 @@ static void fx_open(struct fx *f, const char *redis_url)
     CU_ASSERT_PTR_NOT_NULL_FATAL(f->auth);
 }
 
+static int synced(struct el_auth *a)
+{
+    struct el_auth_sync_state st;
+
+    el_auth_sync_state(a, &st);
+    return st.synced;
+}
+
+/* The marker of the bucket holding id, or "" when it has none. */
+static void marker_of(const char *id, char *out, size_t n)
+{
+    redisContext *c = redisConnect("127.0.0.1", atoi(unit_env("EL_TEST_REDIS_PORT")));
+    char key[EL_KEY_MAX];
+    redisReply *rep;
+
+    CU_ASSERT_FATAL(c != NULL && c->err == 0);
+    freeReplyObject(redisCommand(c, "SELECT 5"));
+    el_key_auth_bucket(key, sizeof(key), el_key_auth_bucket_index(id));
+    rep = redisCommand(c, "HGET %s @sync", key);
+    snprintf(out, n, "%s", rep && rep->type == REDIS_REPLY_STRING ? rep->str : "");
+    freeReplyObject(rep);
+    redisFree(c);
+}
+
 static void fx_close(struct fx *f)
 {
     el_auth_free(f->auth);
@@ -80,8 +104,10 @@ static void fresh(struct fx *f)
     CU_ASSERT_EQUAL_FATAL(el_store_reset(store), EL_OK);
     redis_cmd("FLUSHDB");
     fx_open(f, unit_redis_url(5));
-    /* A live Redis starts out trusted for revocations. */
-    redis_cmd("SET " EL_KEY_REVOCATIONS_SYNCED " 1");
+    /* The first tick copies every bucket from the store into Redis (as the
+     * responder's chores thread does at start); then Redis is trusted. */
+    el_auth_tick(f->auth);
+    CU_ASSERT_FATAL(synced(f->auth));
 }
 
 static void bearer(char *out, size_t n, const char *token)
@@ -472,6 +498,7 @@ static void test_logout_revokes_everywhere(void)
 
     fresh(&a);
     fx_open(&b, unit_redis_url(5)); /* another process: its own L1 */
+    el_auth_tick(b.auth);
     must_register(&a, "lo@example.com", &u);
     must_login(&a, "lo@example.com", &tp);
     CU_ASSERT_EQUAL(auth_as(&b, tp.access_token, &p, &err), EL_OK);
@@ -493,19 +520,92 @@ static void test_revocation_survives_flush(void)
     struct el_token_pair tp;
     struct el_principal p;
     struct el_err err = {0};
-    struct el_buf v;
+    char m[64], jti[EL_JTI_LEN];
 
     fresh(&f);
     must_register(&f, "fl@example.com", &u);
     must_login(&f, "fl@example.com", &tp);
     CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_OK);
     CU_ASSERT_EQUAL(el_auth_logout(f.auth, &p, NOW), EL_OK);
-    redis_cmd("FLUSHDB"); /* Redis forgets every revocation */
+    snprintf(jti, sizeof(jti), "%s", p.jti);
+    redis_cmd("FLUSHDB"); /* Redis forgets every revocation, markers too */
     CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_EINVAL);
-    /* ...and has them back, with the sentinel, after that first request. */
-    el_buf_init(&v, 64);
-    CU_ASSERT_EQUAL(el_redis_get(f.redis, EL_KEY_REVOCATIONS_SYNCED, &v), EL_OK);
-    el_buf_cleanup(&v);
+    CU_ASSERT_FALSE(synced(f.auth));
+    /* ...and has them back, with the markers, after the next tick. */
+    el_auth_tick(f.auth);
+    CU_ASSERT(synced(f.auth));
+    marker_of(jti, m, sizeof(m));
+    CU_ASSERT_EQUAL(strlen(m), 40); /* the master's run_id */
+    CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "Token has been revoked");
+    el_user_cleanup(&u);
+    fx_close(&f);
+}
+
+/* Eviction takes a bucket -- revocations and marker together, as they are
+ * one hash -- while every other key (and the other buckets' markers)
+ * stays: the token is still refused, by the store, until the bucket is
+ * copied back. */
+static void test_revocation_survives_eviction(void)
+{
+    struct fx f;
+    struct el_user u;
+    struct el_token_pair tp;
+    struct el_principal p;
+    struct el_err err = {0};
+    char key[EL_KEY_MAX], cmd[EL_KEY_MAX + 8], m[64], jti[EL_JTI_LEN];
+
+    fresh(&f);
+    must_register(&f, "ev@example.com", &u);
+    must_login(&f, "ev@example.com", &tp);
+    CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_OK);
+    CU_ASSERT_EQUAL(el_auth_logout(f.auth, &p, NOW), EL_OK);
+    snprintf(jti, sizeof(jti), "%s", p.jti);
+    el_key_auth_bucket(key, sizeof(key), el_key_auth_bucket_index(p.jti));
+    snprintf(cmd, sizeof(cmd), "DEL %s", key);
+    redis_cmd(cmd);
+    el_key_auth_bucket(key, sizeof(key), el_key_auth_bucket_index(p.sid));
+    snprintf(cmd, sizeof(cmd), "DEL %s", key);
+    redis_cmd(cmd);
+    CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "Token has been revoked");
+    el_auth_tick(f.auth);
+    marker_of(jti, m, sizeof(m));
+    CU_ASSERT_EQUAL(strlen(m), 40);
+    CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_EINVAL);
+    el_user_cleanup(&u);
+    fx_close(&f);
+}
+
+/* A bucket copied to another master (what a promoted replica holds after
+ * a failover: the old master's marker, maybe without the last revocation)
+ * is not trusted: the marker must name the server that answers. */
+static void test_marker_of_another_master(void)
+{
+    struct fx f;
+    struct el_user u;
+    struct el_token_pair tp;
+    struct el_principal p;
+    struct el_err err = {0};
+    char key[EL_KEY_MAX], cmd[2 * EL_KEY_MAX], m[64], jti[EL_JTI_LEN];
+
+    fresh(&f);
+    must_register(&f, "fo@example.com", &u);
+    must_login(&f, "fo@example.com", &tp);
+    CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_OK);
+    CU_ASSERT_EQUAL(el_store_revoke(store, p.jti, (NOW + 900) * 1000LL), EL_OK);
+    snprintf(jti, sizeof(jti), "%s", p.jti);
+    /* The revocation reached the store only (lost with the old master);
+     * the bucket says it is complete -- for another server. */
+    el_key_auth_bucket(key, sizeof(key), el_key_auth_bucket_index(p.jti));
+    snprintf(cmd, sizeof(cmd), "HSET %s @sync 0123456789012345678901234567890123456789", key);
+    redis_cmd(cmd);
+    CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "Token has been revoked");
+    el_auth_tick(f.auth);
+    marker_of(jti, m, sizeof(m));
+    CU_ASSERT_EQUAL(strlen(m), 40);
+    CU_ASSERT_STRING_NOT_EQUAL(m, "0123456789012345678901234567890123456789");
     CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_EINVAL);
     el_user_cleanup(&u);
     fx_close(&f);
@@ -543,6 +643,7 @@ static void test_role_change_and_deletion(void)
 
     fresh(&a);
     fx_open(&b, unit_redis_url(5));
+    el_auth_tick(b.auth);
     must_register(&a, "role@example.com", &u);
     must_login(&a, "role@example.com", &tp);
     CU_ASSERT_EQUAL(auth_as(&b, tp.access_token, &p, &err), EL_OK);
@@ -578,6 +679,8 @@ void test_auth_register(void)
     CU_add_test(s, "concurrent refresh: exactly one wins", test_concurrent_refresh_one_wins);
     CU_add_test(s, "logout revokes on every process", test_logout_revokes_everywhere);
     CU_add_test(s, "revocation survives FLUSHDB", test_revocation_survives_flush);
+    CU_add_test(s, "revocation survives eviction of its bucket", test_revocation_survives_eviction);
+    CU_add_test(s, "a marker of another master is not trusted", test_marker_of_another_master);
     CU_add_test(s, "revocation enforced with Redis down", test_revocation_with_redis_down);
     CU_add_test(s, "role change and deletion take effect", test_role_change_and_deletion);
 }

@@ -208,6 +208,7 @@ static int ask(struct el_sentinel *s, int i, char *host, size_t hostlen, int *po
                rep->element[0]->type == REDIS_REPLY_STRING &&
                rep->element[1]->type == REDIS_REPLY_STRING &&
                rep->element[0]->len < hostlen &&
+               host_ok(rep->element[0]->str, rep->element[0]->len, 1) &&
                parse_port(rep->element[1]->str, rep->element[1]->len, port) == 0) {
         memcpy(host, rep->element[0]->str, rep->element[0]->len);
         host[rep->element[0]->len] = '\0';
@@ -309,7 +310,8 @@ static void on_switch(struct el_sentinel *s, const char *msg, size_t len)
     memcpy(buf, msg, len);
     buf[len] = '\0';
     if (sscanf(buf, "%127s %*s %*s %255s %d", name, host, &port) == 3 &&
-        strcmp(name, s->name) == 0 && port > 0 && port <= 65535) {
+        strcmp(name, s->name) == 0 && port > 0 && port <= 65535 &&
+        host_ok(host, strlen(host), 1)) {
         fprintf(stderr, "redis: sentinel announced +switch-master %s -> %s:%d\n", name, host,
                 port);
         report(s, host, port);

@@ -605,8 +605,12 @@ static int check_store(struct el_auth *a, const struct el_token_claims *c, struc
         return el_err_set(err, EL_EUNAVAIL, "Authentication temporarily unavailable");
     if (revoked)
         return el_err_set(err, EL_EINVAL, "Token has been revoked");
+    /* L1's copy of the session (up to 5 s old) stands in for Redis only
+     * while Redis is down. A Redis that answers but cannot vouch for a
+     * bucket may have just lost a role change there: ask the store. */
     snprintf(key, sizeof(key), "session:%s", c->sub);
-    blob = el_l1_get(a->l1, key, el_now_ms(), NULL);
+    blob = a->redis != NULL && el_redis_is_up(a->redis) ? NULL
+                                                         : el_l1_get(a->l1, key, el_now_ms(), NULL);
     if (blob) {
         rc = session_decode(blob->data, blob->len, p);
         el_blob_unref(blob);

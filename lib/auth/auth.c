@@ -242,12 +242,14 @@ void el_auth_session_invalidate(struct el_auth *a, const char *user_id)
 /* ---- revocations: per-bucket copies with their own markers --------------- */
 
 /* Begin a copy of one bucket: unless its marker already names the master
- * we talk to (ARGV[1]) or another process began a copy in the last 5 s,
- * empty it and leave our nonce (ARGV[2]) in it. 1: begun; 0: already
- * complete; -1: someone else is at it. */
+ * we talk to (ARGV[1]; not when ARGV[3] is "1": after an outage this
+ * process saw, a marker may be older than a write that missed Redis) or
+ * another process began a copy in the last 5 s, empty it and leave our
+ * nonce (ARGV[2]) in it. 1: begun; 0: already complete; -1: someone else
+ * is at it. */
 static const char sync_begin_lua[] =
     "local s = redis.call('HGET', KEYS[1], '@sync') "
-    "if s and s == ARGV[1] then return 0 end "
+    "if s and s == ARGV[1] and ARGV[3] ~= '1' then return 0 end "
     "local t = redis.call('TIME') "
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
     "local p = tonumber(redis.call('HGET', KEYS[1], '@pending_ms')) "
@@ -336,7 +338,7 @@ static int sync_one(const char *id, int64_t expires_ms, void *arg)
  * was emptied, so it is in the copy unless the hash was evicted -- and then
  * the nonce went with it and the bucket is not marked. Returns the number
  * of buckets now complete; clears want[b] for those. One thread at a time. */
-static int sync_buckets(struct el_auth *a, unsigned char *want, const char *why)
+static int sync_buckets(struct el_auth *a, unsigned char *want, int force, const char *why)
 {
     struct el_redis_topology t;
     unsigned char copying[EL_KEY_AUTH_BUCKETS] = {0};
@@ -349,13 +351,13 @@ static int sync_buckets(struct el_auth *a, unsigned char *want, const char *why)
     el_redis_topology(a->redis, &t);
     el_jwt_new_id(nonce);
     for (unsigned b = 0; b < EL_KEY_AUTH_BUCKETS; b++) {
-        const char *args[2] = {t.run_id, nonce};
+        const char *args[3] = {t.run_id, nonce, force ? "1" : "0"};
         int64_t r = 0;
 
         if (!want[b])
             continue;
         el_key_auth_bucket(key, sizeof(key), b);
-        if (el_redis_eval_int(a->redis, sync_begin_lua, key, 2, args, &r,
+        if (el_redis_eval_int(a->redis, sync_begin_lua, key, 3, args, &r,
                               server[0] ? NULL : server) != EL_OK)
             goto out;
         if (r == 0 && t.run_id[0]) { /* already complete for this master */
@@ -461,7 +463,7 @@ void el_auth_tick(struct el_auth *a)
     if (any) {
         int n = 0;
 
-        sync_buckets(a, want, full ? "Redis is new to this process (start, outage or failover)"
+        sync_buckets(a, want, full, full ? "Redis is new to this process (start, outage or failover)"
                                    : "Redis lacked some revocations");
         for (unsigned b = 0; b < EL_KEY_AUTH_BUCKETS; b++) {
             if (!want[b])

@@ -344,7 +344,8 @@ static int sync_buckets(struct el_auth *a, unsigned char *want, int force, const
     unsigned char copying[EL_KEY_AUTH_BUCKETS] = {0};
     char key[EL_KEY_MAX], nonce[EL_JTI_LEN], server[EL_REDIS_ID_MAX] = "";
     struct sync_ctx s = {a, el_wall_ms(), copying, NULL, 0, 0};
-    int done = 0, begun = 0;
+    const char *step = "begin";
+    int done = 0, begun = 0, rc = EL_OK;
 
     if (pthread_mutex_trylock(&a->sync_lock) != 0)
         return 0;
@@ -357,8 +358,9 @@ static int sync_buckets(struct el_auth *a, unsigned char *want, int force, const
         if (!want[b])
             continue;
         el_key_auth_bucket(key, sizeof(key), b);
-        if (el_redis_eval_int(a->redis, sync_begin_lua, key, 3, args, &r,
-                              server[0] ? NULL : server) != EL_OK)
+        rc = el_redis_eval_int(a->redis, sync_begin_lua, key, 3, args, &r,
+                               server[0] ? NULL : server);
+        if (rc != EL_OK)
             goto out;
         if (r == 0 && t.run_id[0]) { /* already complete for this master */
             want[b] = 0;
@@ -370,14 +372,20 @@ static int sync_buckets(struct el_auth *a, unsigned char *want, int force, const
     }
     if (begun == 0 || server[0] == '\0')
         goto out;
+    step = "read the store";
     s.pf = calloc(EL_KEY_AUTH_BUCKETS, sizeof(*s.pf));
-    if (s.pf == NULL)
+    if (s.pf == NULL) {
+        rc = EL_ENOMEM;
         goto out;
-    if (el_store_revocations_live(a->store, s.now_ms, sync_one, &s) != EL_OK)
+    }
+    rc = el_store_revocations_live(a->store, s.now_ms, sync_one, &s);
+    if (rc != EL_OK)
         goto out;
+    step = "write";
     for (unsigned b = 0; b < EL_KEY_AUTH_BUCKETS; b++)
-        if (copying[b] && flush_bucket(&s, b) != EL_OK)
+        if (copying[b] && (rc = flush_bucket(&s, b)) != EL_OK)
             goto out;
+    step = "end";
     /* The marker names the server the copy began on (server, from the
      * begin step). A different master later (failover, restart) does not
      * match it, and the bucket is copied again. */
@@ -388,7 +396,8 @@ static int sync_buckets(struct el_auth *a, unsigned char *want, int force, const
         if (!copying[b])
             continue;
         el_key_auth_bucket(key, sizeof(key), b);
-        if (el_redis_eval_int(a->redis, sync_end_lua, key, 2, args, &r, NULL) != EL_OK)
+        rc = el_redis_eval_int(a->redis, sync_end_lua, key, 2, args, &r, NULL);
+        if (rc != EL_OK)
             goto out;
         if (r == 1) {
             want[b] = 0;
@@ -400,6 +409,9 @@ static int sync_buckets(struct el_auth *a, unsigned char *want, int force, const
     atomic_store(&a->last_sync_ms, (uint64_t)el_wall_ms());
     fprintf(stderr, "auth: %s; copied %d revocations into %d Redis buckets\n", why, s.n, begun);
 out:
+    if (rc != EL_OK)
+        fprintf(stderr, "auth: copying revocations into Redis failed (%s: %s); retrying\n", step,
+                el_strerror(rc));
     free(s.pf);
     must(pthread_mutex_unlock(&a->sync_lock));
     return done;

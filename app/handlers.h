@@ -31,6 +31,8 @@ int handle_cache_invalidate(const struct el_request *req, struct el_response *re
 
 /* app/health.c (no authentication) */
 int handle_health(const struct el_request *req, struct el_response *res);
+/* Append ",\"redis_topology\":{...},\"revocations\":{...}" (health.c). */
+int el_app_auth_state_json(struct el_app *app, struct el_buf *b);
 int handle_metrics(const struct el_request *req, struct el_response *res);
 
 /* Authenticate the request's bearer token into *p. Returns 0, or the status

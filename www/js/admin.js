@@ -26,7 +26,7 @@ export function stopAdmin() {
 }
 
 function newSeries() {
-  return { cluster: { prev: null, pts: [] }, procs: new Map(), l1: [], started: Date.now() };
+  return { cluster: { raw: [], pts: [] }, procs: new Map(), l1: [], started: Date.now() };
 }
 
 // Rates and shares between two samples of one counter set
@@ -45,6 +45,20 @@ function derive(prev, cur, dt) {
     qps: q / dt,
     latency_ms: q ? Math.max(0, micros / q / 1000) : null,
   };
+}
+
+// Add a sample to a series: rates over the last interval, hit ratios over
+// the last few (WINDOW) so a quiet interval does not make them jump.
+const WINDOW = 5;
+function sample(series_, v, t) {
+  const raw = series_.raw;
+  raw.push({ v, t });
+  if (raw.length > WINDOW + 1) raw.shift();
+  if (raw.length < 2) return;
+  const last = raw[raw.length - 2], first = raw[0];
+  const now = derive(last.v, v, (t - last.t) / 1000);
+  const wide = derive(first.v, v, (t - first.t) / 1000);
+  push(series_.pts, { ...now, l1: wide.l1, l2: wide.l2, store: wide.store });
 }
 
 function push(arr, v) {
@@ -152,13 +166,10 @@ async function poll() {
     const s = r.body;
     const now = performance.now();
     const clusterNow = s.cluster || s.process;
-    const cs = series.cluster;
-    if (cs.prev) push(cs.pts, derive(cs.prev.v, clusterNow, (now - cs.prev.t) / 1000));
-    cs.prev = { v: clusterNow, t: now };
+    sample(series.cluster, clusterNow, now);
     let ps = series.procs.get(s.pid);
-    if (!ps) series.procs.set(s.pid, ps = { prev: null, pts: [] });
-    if (ps.prev) push(ps.pts, derive(ps.prev.v, s.process, (now - ps.prev.t) / 1000));
-    ps.prev = { v: s.process, t: now };
+    if (!ps) series.procs.set(s.pid, ps = { raw: [], pts: [] });
+    sample(ps, s.process, now);
     push(series.l1, { bytes: s.l1.bytes, entries: s.l1.entries, evictions: s.l1.evictions });
     render(s, h.status === 200 || h.status === 503 ? h.body : null, r);
   }
@@ -192,7 +203,7 @@ export function adminPage() {
   show('Cache dashboard', el('h1', null, 'Cache dashboard'),
        el('p', { class: 'hint' }, 'Live: refreshed every ' + period() / 1000 + ' s from ',
           el('code', null, '/api/cache/stats'),
-          ' and ', el('code', null, '/api/health'), '. Ratios and rates are over each interval.'),
+          ' and ', el('code', null, '/api/health'), '. Rates are over each interval, hit ratios over the last ' + WINDOW + '.'),
        form, out, el('div', { id: 'dash', 'aria-live': 'off' }, el('p', { class: 'empty' }, 'Loading\u2026')));
   poll();
 }

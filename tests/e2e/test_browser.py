@@ -15,10 +15,12 @@ test_learning.py's).
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
-from harness import BUILD, ROOT, S, Case, account, main, scaled
+from harness import (BUILD, ROOT, S, Case, account, fetch, free_port, main, only_if, scaled,
+                     wait_until)
 
 STORES = ('sqlite',)
 JOURNEYS = os.path.join(ROOT, 'tests', 'browser', 'journeys.mjs')
@@ -108,7 +110,65 @@ class T50Browser(Case):
                 self.assertRegex(tag, r'^[^>]*\bsrc=', 'an inline script in %s' % path)
 
 
-ORDER = [T50Browser]
+APACHE_MODULES = ('mpm_event', 'authz_core', 'dir', 'mime', 'headers', 'proxy', 'proxy_fcgi')
+
+
+class T51Apache(Case):
+
+    @only_if(shutil.which('apache2') is not None,
+             'Apache httpd is not installed (conf/apache.conf is the alternative front end)')
+    def test_apache_conf_sends_the_security_headers(self):
+        """The shipped conf/apache.conf, its paths pointed at this tree, in
+        a private httpd on a free port: the same headers as nginx."""
+        d = os.path.join(S.tmp, 'apache')
+        os.makedirs(d, exist_ok=True)
+        port = free_port()
+        with open(os.path.join(ROOT, 'conf', 'apache.conf')) as f:
+            site = f.read()
+        site = (site.replace('<VirtualHost *:80>', '<VirtualHost *:%d>' % port)
+                .replace('/usr/local/share/elearn/www', os.path.join(ROOT, 'www'))
+                .replace('unix:/run/elearn/elearn.sock', 'unix:' + os.path.join(d, 'none.sock'))
+                .replace('${APACHE_LOG_DIR}', d))
+        with open(os.path.join(d, 'site.conf'), 'w') as f:
+            f.write(site)
+        main_conf = ['ServerRoot /etc/apache2'] + [
+            'LoadModule %s_module /usr/lib/apache2/modules/mod_%s.so' % (m, m)
+            for m in APACHE_MODULES] + [
+            'TypesConfig /etc/mime.types', 'Listen 127.0.0.1:%d' % port,
+            'PidFile %s/httpd.pid' % d, 'ErrorLog %s/error.log' % d, 'ServerName localhost',
+            'Mutex file:%s default' % d, 'User nobody', 'Group nogroup',
+            'Include %s/site.conf' % d]
+        with open(os.path.join(d, 'main.conf'), 'w') as f:
+            f.write('\n'.join(main_conf) + '\n')
+        p = S.procs.start('apache2', ['apache2', '-f', os.path.join(d, 'main.conf'),
+                                      '-D', 'FOREGROUND'], log=os.path.join(d, 'stderr.log'))
+        try:
+            def up():
+                if p.poll() is not None:
+                    raise AssertionError('apache2 exited: %s' % open(
+                        os.path.join(d, 'stderr.log')).read()[-2000:])
+                try:
+                    return fetch(port, 'GET', '/', timeout=2).status == 200
+                except OSError:
+                    return False
+            wait_until(up, 10, 'apache2 on :%d' % port)
+            for path, csp in (('/', CSP), ('/js/app.js', CSP), ('/docs/', CSP.replace(
+                    "style-src 'self'", "style-src 'self' 'unsafe-inline'"))):
+                with self.subTest(path=path):
+                    r = fetch(port, 'GET', path)
+                    self.assertEqual(r.status, 200, r)
+                    self.assertEqual(r.header('content-security-policy'), csp)
+                    self.assertEqual(r.header('x-content-type-options'), 'nosniff')
+                    self.assertEqual(r.header('referrer-policy'),
+                                     'strict-origin-when-cross-origin')
+                    self.assertEqual(r.header('x-frame-options'), 'DENY')
+            # The API's answers are not the app's: no CSP there.
+            self.assertIsNone(fetch(port, 'GET', '/api/health').header('content-security-policy'))
+        finally:
+            S.procs.stop(p)
+
+
+ORDER = [T50Browser, T51Apache]
 
 if __name__ == '__main__':
     sys.exit(main(ORDER))

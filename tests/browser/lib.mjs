@@ -45,6 +45,22 @@ export async function page(ctx) {
   p.on('response', (r) => {
     if (r.status() >= 400) p.__errors.push('(HTTP ' + r.status() + ' ' + r.url() + ')');
   });
+  // Every API response, for test_browser.py to check against the OpenAPI
+  // document (CONFIG.capture: one JSON object per line).
+  p.on('response', async (r) => {
+    const u = new URL(r.url());
+    if (!CONFIG.capture || !u.pathname.startsWith('/api/')) return;
+    let body = '';
+    try {
+      body = await r.text();
+    } catch (e) {
+      body = null; // no body to read (e.g. a redirect or a closed page)
+    }
+    if (body === null) return;
+    fs.appendFileSync(CONFIG.capture, JSON.stringify({
+      method: r.request().method(), path: u.pathname + u.search, status: r.status(),
+      type: r.headers()['content-type'] || '', body }) + '\n');
+  });
   return p;
 }
 

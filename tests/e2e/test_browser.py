@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 
+import openapi_check
 from harness import (BUILD, ROOT, S, Case, account, fetch, free_port, main, only_if, scaled,
                      wait_until)
 
@@ -52,7 +53,8 @@ def config():
 class T50Browser(Case):
 
     def journey(self, name):
-        env = dict(os.environ, ELEARN_BROWSER_CONFIG=json.dumps(config()),
+        capture = os.path.join(S.tmp, 'api-%s.jsonl' % name)
+        env = dict(os.environ, ELEARN_BROWSER_CONFIG=json.dumps(dict(config(), capture=capture)),
                    NODE_PATH=os.path.join(ROOT, 'node_modules'))
         r = subprocess.run(['node', JOURNEYS, name], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=scaled(180))
@@ -60,9 +62,28 @@ class T50Browser(Case):
         if r.returncode != 0:
             self.fail('journey %s failed (exit %d):\n%s' % (name, r.returncode, out[-6000:]))
         self.assertIn('journey %s ok' % name, out)
+        self.check_captured(capture)
         for line in out.splitlines():
             if line.startswith('journey %s ok' % name):
                 print('\n    ' + line, end=' ', flush=True)
+
+    def check_captured(self, capture):
+        """Every API response the journey's browser received matches the
+        OpenAPI document -- except the gateway's own 502/504 (the API down),
+        which nginx, not the API, answers."""
+        with open(capture) as f:
+            seen = [json.loads(line) for line in f]
+        self.assertGreater(len(seen), 0, 'no API response captured')
+        bad = []
+        for r in seen:
+            if r['status'] in (502, 504):
+                continue
+            p = openapi_check.problem(r['method'], r['path'], r['status'], r['type'],
+                                      r['body'].encode())
+            if p:
+                bad.append(p)
+        self.assertEqual(bad, [], 'API responses in the browser that the document does not '
+                                  'describe')
 
     def test_learner(self):
         self.journey('learner')

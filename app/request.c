@@ -225,11 +225,44 @@ static void access_log(const struct el_request *req, const struct el_response *r
             res->has_layer ? el_layer_name(res->layer) : "-", (unsigned long long)us);
 }
 
-static const char *param_or(const struct el_fcgi_req *rq, const char *name, const char *dflt)
+/* One pass over the parameters for the ones handlers see (the first
+ * occurrence of each wins): a request carries a few dozen, and looking each
+ * name up separately would walk them all every time. */
+static void take_param(void *arg, const char *name, const char *value)
 {
-    const char *v = el_fcgi_param(rq, name);
+    struct el_request *req = arg;
+    const char **slot = NULL;
 
-    return v ? v : dflt;
+    switch (name[0]) {
+    case 'R':
+        if (strcmp(name, "REQUEST_METHOD") == 0)
+            slot = &req->method;
+        else if (strcmp(name, "REMOTE_ADDR") == 0)
+            slot = &req->remote_addr;
+        break;
+    case 'P':
+        if (strcmp(name, "PATH_INFO") == 0)
+            slot = &req->path;
+        break;
+    case 'Q':
+        if (strcmp(name, "QUERY_STRING") == 0)
+            slot = &req->query;
+        break;
+    case 'H':
+        if (strcmp(name, "HTTP_IF_NONE_MATCH") == 0)
+            slot = &req->if_none_match;
+        else if (strcmp(name, "HTTP_AUTHORIZATION") == 0)
+            slot = &req->authorization;
+        break;
+    case 'C':
+        if (strcmp(name, "CONTENT_TYPE") == 0)
+            slot = &req->content_type;
+        break;
+    default:
+        break;
+    }
+    if (slot && *slot == NULL)
+        *slot = value;
 }
 
 int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struct el_buf *out)
@@ -244,15 +277,13 @@ int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struc
     io.body = el_fcgi_body(rq, &io.len);
     req.io = &io;
     req.app = app;
-    req.method = param_or(rq, "REQUEST_METHOD", "GET");
-    req.path = param_or(rq, "PATH_INFO", "");
-    req.query = param_or(rq, "QUERY_STRING", "");
-    req.if_none_match = el_fcgi_param(rq, "HTTP_IF_NONE_MATCH");
-    req.authorization = el_fcgi_param(rq, "HTTP_AUTHORIZATION");
-    req.content_type = el_fcgi_param(rq, "CONTENT_TYPE");
-    req.remote_addr = el_fcgi_param(rq, "REMOTE_ADDR");
-    if (*req.path == '\0')
+    el_fcgi_params(rq, take_param, &req);
+    if (req.method == NULL)
+        req.method = "GET";
+    if (req.path == NULL || *req.path == '\0')
         req.path = "/";
+    if (req.query == NULL)
+        req.query = "";
     /* fcgi.c checked CONTENT_LENGTH against the body (400 otherwise); a body
      * without one (Apache's chunked uploads) counts as its length. */
     req.content_length = (int64_t)io.len;

@@ -8,10 +8,12 @@
  * starts over, so a half-served request never crosses threads. */
 #include "request.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "fcgi.h"
@@ -212,17 +214,49 @@ static void log_safe(char *out, size_t n, const char *s)
     out[o] = '\0';
 }
 
-/* The access log: one line per request, written here and nowhere else.
- * "<METHOD> <PATH> <STATUS> <LAYER|-> <MICROS>us" */
-static void access_log(const struct el_request *req, const struct el_response *res,
-                           int status, uint64_t us)
+/* The access log. Each thread collects its lines here and
+ * el_request_log_flush() writes them with one write(2): an event thread
+ * answering many L1 hits per epoll round pays one system call for all
+ * their lines instead of one each. */
+static __thread char log_pending[16384];
+static __thread size_t log_len;
+
+void el_request_log_flush(void)
 {
-    char safe_method[32], safe_path[512];
+    size_t off = 0;
+
+    while (off < log_len) {
+        ssize_t n = write(STDERR_FILENO, log_pending + off, log_len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* the log cannot take it: drop, never stop serving */
+        off += (size_t)n;
+    }
+    log_len = 0;
+}
+
+/* One line per request, written here and nowhere else:
+ * "<METHOD> <PATH> <STATUS> <LAYER|-> <MICROS>us" */
+static void access_log(const struct el_request *req, const struct el_response *res, int status,
+                       uint64_t us)
+{
+    char safe_method[32], safe_path[512], line[640];
+    int n;
 
     log_safe(safe_method, sizeof(safe_method), req->method);
     log_safe(safe_path, sizeof(safe_path), req->path);
-    fprintf(stderr, "%s %s %d %s %lluus\n", safe_method, safe_path, status,
-            res->has_layer ? el_layer_name(res->layer) : "-", (unsigned long long)us);
+    n = snprintf(line, sizeof(line), "%s %s %d %s %lluus\n", safe_method, safe_path, status,
+                 res->has_layer ? el_layer_name(res->layer) : "-", (unsigned long long)us);
+    if (n <= 0)
+        return;
+    if ((size_t)n >= sizeof(line))
+        n = (int)sizeof(line) - 1; /* cut; still one line (ends in \n below) */
+    line[n - 1] = '\n';
+    if (log_len + (size_t)n > sizeof(log_pending))
+        el_request_log_flush();
+    memcpy(log_pending + log_len, line, (size_t)n);
+    log_len += (size_t)n;
 }
 
 /* One pass over the parameters for the ones handlers see (the first

@@ -376,6 +376,21 @@ const journeys = {
     await noConsoleErrors(q);
   },
 
+  // the database cannot answer a cold read: the API's 503 is shown, with
+  // its detail, on the page and in the banner.
+  async dbdown(ctx) {
+    const p = await page(ctx);
+    expectConsole(p, /status of 503/);
+    await p.goto(A + '/#/courses/' + CONFIG.cold);
+    await p.waitForSelector('main .error');
+    assert(/503/.test(await p.textContent('main .error')), 'the status on the page');
+    assert(/unavailable/i.test(await p.textContent('main .error')), 'the detail on the page');
+    assert(/unavailable/i.test(await p.textContent('#banner')), 'the banner');
+    await axe(p, 'database down');
+    await shots(p, 'database-down');
+    await noConsoleErrors(p);
+  },
+
   // user-supplied text is shown as text: no element, no script, no dialog.
   async xss(ctx) {
     const p = await page(ctx);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/blob.h"
 #include "core/buf.h"
@@ -47,6 +48,11 @@ struct verified {
  * expiry wins) and dropped once expired, never removed otherwise: a
  * revocation cannot be undone, so a superset is always safe. */
 #define LOCAL_SHARDS 16
+/* How recently the bus must have been heard for the local state to vouch:
+ * two heartbeats (250 ms each) and some slack. A process that hears
+ * nothing for longer asks Redis or the store. */
+#define LOCAL_STALE_MS 600
+#define LOCAL_STALE_MARGIN_MS 50
 #define LOCAL_CHAINS 1024
 
 struct local_entry {
@@ -86,6 +92,7 @@ struct el_auth {
     atomic_int local_loaded;
     _Atomic uint64_t local_resets, local_epoch; /* as when loaded */
     _Atomic uint64_t local_hits;
+    uint64_t local_tried_ms;  /* tick thread only: last load attempt */
     pthread_mutex_t fail_lock;
     struct local_fail fails[LOCAL_FAILS];
     pthread_mutex_t vlock[VERIFIED_LOCKS];
@@ -580,14 +587,49 @@ static void local_load(struct el_auth *a)
     atomic_store(&a->local_loaded, 1);
 }
 
-/* The local state may vouch now: loaded, no bus reset since, the bus heard
- * within L1_MAX_STALE, and Redis (its master) the same as then. */
+/* The local set holds every live revocation: loaded, and since then no
+ * bus reset (no message lost) and no Redis outage or master switch. */
+static int local_complete(struct el_auth *a)
+{
+    return atomic_load(&a->local_loaded) &&
+           el_bus_resets(a->bus) == atomic_load(&a->local_resets) &&
+           el_redis_epoch(a->redis) == atomic_load(&a->local_epoch);
+}
+
+/* The local state may vouch now: loaded, no bus reset since, the
+ * subscription connected and heard within LOCAL_STALE_MS (and within
+ * L1_MAX_STALE), and Redis (its master) the same as then. */
 static int local_trusted(struct el_auth *a)
 {
-    return a->bus != NULL && atomic_load(&a->local_loaded) &&
+    uint64_t heard, now;
+
+    if (a->bus == NULL || !atomic_load(&a->local_loaded) || !el_bus_connected(a->bus))
+        return 0;
+    heard = el_bus_last_heard_ms(a->bus);
+    now = el_now_ms();
+    return heard != 0 && now - heard <= LOCAL_STALE_MS && el_bus_fresh(a->bus, now) &&
            el_bus_resets(a->bus) == atomic_load(&a->local_resets) &&
-           el_redis_epoch(a->redis) == atomic_load(&a->local_epoch) &&
-           el_bus_fresh(a->bus, el_now_ms());
+           el_redis_epoch(a->redis) == atomic_load(&a->local_epoch);
+}
+
+/* A revocation this process could not announce: no other process hears
+ * it, but each stops trusting its local state once it has heard nothing
+ * for LOCAL_STALE_MS -- and a Redis that took no PUBLISH from us is, as far
+ * as anyone can tell, down for them too (a process that still hears the
+ * bus from a Redis we cannot reach is the partition the Redis path cannot
+ * see either). So the revoking request returns only after that moment: from
+ * then on every process asks Redis or the store, which have it. Bounded by
+ * LOCAL_STALE_MS plus a margin. */
+static void await_local_stale(struct el_auth *a)
+{
+    uint64_t until = el_bus_last_heard_ms(a->bus) + LOCAL_STALE_MS + LOCAL_STALE_MARGIN_MS;
+
+    while (el_now_ms() < until) {
+        uint64_t left = until - el_now_ms();
+        struct timespec ts = {0, (long)(left > 20 ? 20 : left) * 1000000L};
+
+        nanosleep(&ts, NULL);
+    }
 }
 
 void el_auth_set_bus(struct el_auth *a, struct el_bus *bus)
@@ -620,7 +662,8 @@ static int revoke(struct el_auth *a, const char *id, int64_t expires_ms, int64_t
     /* Announced before Redis is written: every process stops accepting it
      * within the bus bound, whatever Redis does. A message that cannot be
      * sent resets every other process's local state (the bus says so). */
-    best_effort(el_bus_publish_revoked(a->bus, id, expires_ms));
+    if (a->bus != NULL && el_bus_publish_revoked(a->bus, id, expires_ms) != EL_OK)
+        await_local_stale(a);
     el_key_auth_bucket(key, sizeof(key), b);
     snprintf(field, sizeof(field), "r:%s", id);
     snprintf(val, sizeof(val), "%lld", (long long)expires_ms);
@@ -644,8 +687,16 @@ void el_auth_tick(struct el_auth *a)
     if (a->redis == NULL || !el_redis_is_up(a->redis))
         return;
     if (a->bus != NULL) {
-        if (!local_trusted(a))
+        /* A load reads every live revocation from the store: only when the
+         * set is incomplete (start, a reset, an outage), the bus is up to
+         * keep it current, and at most once a second. */
+        uint64_t now = el_now_ms();
+
+        if (!local_complete(a) && el_bus_connected(a->bus) && el_bus_fresh(a->bus, now) &&
+            now - a->local_tried_ms >= 1000) {
+            a->local_tried_ms = now;
             local_load(a);
+        }
         local_prune(a, a->prune_next % LOCAL_SHARDS, el_wall_ms());
     }
     epoch = el_redis_epoch(a->redis);

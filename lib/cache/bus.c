@@ -148,6 +148,16 @@ uint64_t el_bus_resets(struct el_bus *b)
     return b ? atomic_load(&b->resets) : 0;
 }
 
+uint64_t el_bus_last_heard_ms(struct el_bus *b)
+{
+    return b ? atomic_load_explicit(&b->last_heard_ms, memory_order_relaxed) : 0;
+}
+
+int el_bus_connected(struct el_bus *b)
+{
+    return b ? atomic_load(&b->connected) : 0;
+}
+
 int el_bus_fresh(struct el_bus *b, uint64_t now_ms)
 {
     uint64_t heard;

@@ -92,6 +92,11 @@ int el_bus_publish_key_once(struct el_redis *r, const char *key);
  * since it was loaded (and el_bus_fresh holds). A NULL bus: 0. */
 uint64_t el_bus_resets(struct el_bus *b);
 
+/* When the channel was last heard (el_now_ms clock; 0: never), and 1 while
+ * the subscription is connected. One atomic load each; NULL bus: 0. */
+uint64_t el_bus_last_heard_ms(struct el_bus *b);
+int el_bus_connected(struct el_bus *b);
+
 /* 1 when the channel was heard within max_stale_ms of now_ms (L1 may be
  * served unverified), else 0. A NULL bus (single process, no Redis) is
  * always fresh: there is nobody else to hear from. */

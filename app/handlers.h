@@ -14,6 +14,9 @@ int handle_course_patch(const struct el_request *req, struct el_response *res);
 int handle_module_patch(const struct el_request *req, struct el_response *res);
 int handle_course_delete(const struct el_request *req, struct el_response *res);
 int handle_course_enroll(const struct el_request *req, struct el_response *res);
+/* try-fast handlers (router.h): L1 hits on the event thread */
+int fast_course_get(const struct el_request *req, struct el_response *res);
+int fast_course_list(const struct el_request *req, struct el_response *res);
 
 /* app/auth.c */
 int handle_auth_register(const struct el_request *req, struct el_response *res);

@@ -1,7 +1,9 @@
 /* auth.h -- authentication through the cache layers: logins, token
  * rotation, revocation and the per-request validation path.
  *
- * Validation of an access token costs one Redis round trip and no store
+ * Validation of an access token usually costs no I/O: the local state
+ * (see "Auth without a round trip" below) answers while the cache bus
+ * vouches for it. Otherwise it costs one Redis round trip and no store
  * query: after the signature and claims (jwt.c), one pipeline of three
  * HMGETs reads, from the bucket (cache/key.h) of the token's jti, of its
  * login's sid and of its user, that bucket's completeness marker "@sync"

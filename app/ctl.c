@@ -43,6 +43,7 @@
 #include "model/course.h"
 #include "core/el.h"
 #include "auth/jwt.h"
+#include "cache/bus.h"
 #include "cache/key.h"
 #include "auth/password.h"
 #include "cache/redis.h"
@@ -774,6 +775,13 @@ static void drop_session(const char *user_id)
     if (rc != EL_OK)
         warn("cannot clear the cached session of user %s in Redis (%s); it expires on its own",
              user_id, el_strerror(rc));
+    /* ...and every responder drops its L1 copy (the one it serves without
+     * asking Redis). Not heard by a responder whose bus is down -- which
+     * then does not trust its local state either. */
+    snprintf(key, sizeof(key), "session:%s", user_id);
+    if (rc == EL_OK && (rc = el_bus_publish_key_once(r, key)) != EL_OK)
+        warn("cannot tell the responders to drop the session of user %s (%s); their copies "
+             "expire within seconds", user_id, el_strerror(rc));
     el_redis_thread_cleanup(r);
     el_redis_free(r);
 }

@@ -2,9 +2,10 @@
  * pool.
  *
  *   elearn-fcgi [--env-file FILE] [--listen unix:PATH | HOST:PORT]
- *               [--check-config]
+ *               [--check-config [--connect]]
  *
- * Without --listen the listening socket is fd 0, as spawn-fcgi (and most
+ * Without --listen the listening socket is the one systemd passed (socket
+ * activation, fd 3; see listen.c), else fd 0, as spawn-fcgi (and most
  * FastCGI process managers) pass it. A configuration error is one line on
  * stderr naming the variable, and exit status 2. */
 #include <errno.h>
@@ -22,12 +23,16 @@
 #include "app.h"
 #include "auth/password.h"
 #include "cache/key.h"
+#include "doctor.h"
+#include "http/forwarded.h"
+#include "listen.h"
+#include "obs/log.h"
 #include "pool.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: elearn-fcgi [--env-file FILE] [--listen unix:PATH | HOST:PORT] "
-               "[--check-config]\n"
+               "[--check-config [--connect]]\n"
                "\n"
                "Without --listen, fd 0 must be a listening socket (spawn-fcgi).\n"
                "Configuration comes from the environment and FILE; see README.md.\n");
@@ -50,6 +55,8 @@ static int open_listener(const char *spec)
 {
     int fd;
 
+    if (spec == NULL && (fd = el_listen_inherited()) != -1)
+        return fd < 0 ? -1 : fd;
     if (spec == NULL) {
         int on = 0;
         socklen_t len = sizeof(on);
@@ -114,7 +121,7 @@ static int app_open(struct el_app *app)
     int rc;
 
     el_store_set_timeout_ms(app->cfg.db_timeout_ms);
-    if (el_store_open(app->cfg.db_uri, &app->store, &err) != EL_OK) {
+    if (el_store_open(app->cfg.store_uri, &app->store, &err) != EL_OK) {
         fprintf(stderr, "elearn-fcgi: DB_URI: %s\n", err.msg);
         return -1;
     }
@@ -232,6 +239,7 @@ int main(int argc, char **argv)
         {"env-file", required_argument, NULL, 'e'},
         {"listen", required_argument, NULL, 'l'},
         {"check-config", no_argument, NULL, 'c'},
+        {"connect", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -241,13 +249,14 @@ int main(int argc, char **argv)
     struct el_pool_opts popts;
     char where[EL_CONFIG_STR];
     pthread_t chores_thread;
-    int opt, check = 0, rc;
+    int opt, check = 0, connect = 0, rc;
 
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
         case 'e': env_file = optarg; break;
         case 'l': listen_spec = optarg; break;
         case 'c': check = 1; break;
+        case 'C': connect = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -260,9 +269,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "elearn-fcgi: %s\n", err.msg);
         return 2;
     }
+    if (check && connect)
+        return el_doctor(&app.cfg);
     if (check) {
         printf("configuration OK\n");
         return 0;
+    }
+    if (el_log_open(app.cfg.log_file, app.cfg.access_log, &err) != EL_OK ||
+        el_forwarded_setup(app.cfg.trusted_proxies, &err) != EL_OK) {
+        fprintf(stderr, "elearn-fcgi: %s\n", err.msg);
+        return 2;
     }
 
     /* Before any thread exists (libmongoc starts its own): every thread
@@ -283,8 +299,11 @@ int main(int argc, char **argv)
     popts.idle_timeout_s = app.cfg.idle_timeout_s;
     redis_where(app.cfg.redis_url, where, sizeof(where));
     fprintf(stderr,
-            "elearn-fcgi: pid %d, %d workers, store %s, L1 %zu bytes, L2 %s (%s)\n",
-            (int)getpid(), popts.workers, el_store_kind(app.store), app.cfg.l1_max_bytes, where,
+            "elearn-fcgi: pid %d, instance %s, %d workers, store %s%s%s, L1 %zu bytes, L2 %s (%s)\n",
+            (int)getpid(), app.cfg.instance, popts.workers, el_store_kind(app.store),
+            strncmp(app.cfg.store_uri, "sqlite:", 7) == 0 ? " " : "",
+            strncmp(app.cfg.store_uri, "sqlite:", 7) == 0 ? app.cfg.store_uri + 7 : "",
+            app.cfg.l1_max_bytes, where,
             app.redis ? (el_redis_is_up(app.redis) ? "up" : "down") : "off");
     if (pthread_create(&chores_thread, NULL, chores_main, &app) != 0) {
         fprintf(stderr, "elearn-fcgi: cannot start the housekeeping thread\n");

@@ -25,6 +25,7 @@
 
 #include "app.h"
 #include "core/el.h"
+#include "obs/log.h"
 #include "request.h"
 
 struct conn {
@@ -79,6 +80,7 @@ void el_pool_block_signals(void)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP); /* reopen the log, never die (logrotate) */
     must(pthread_sigmask(SIG_BLOCK, &set, NULL));
 }
 
@@ -295,6 +297,7 @@ int el_pool_run(const struct el_pool_opts *opts, struct el_app *app)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
 
     threads = calloc((size_t)opts->workers, sizeof(*threads));
     workers = calloc((size_t)opts->workers, sizeof(*workers));
@@ -336,8 +339,11 @@ int el_pool_run(const struct el_pool_opts *opts, struct el_app *app)
             if (tag == &tag_listen) {
                 accept_all(&p);
             } else if (tag == &tag_signal) {
-                struct signalfd_siginfo si;
-                if (read(p.sigfd, &si, sizeof(si)) == sizeof(si)) {
+                struct signalfd_siginfo si = {0};
+                if (read(p.sigfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo == SIGHUP) {
+                    if (el_log_reopen() == EL_OK)
+                        fprintf(stderr, "elearn-fcgi: SIGHUP received, log reopened\n");
+                } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
                     fprintf(stderr, "elearn-fcgi: %s received, stopping\n",
                             si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
                     running = 0;

@@ -22,6 +22,8 @@
 #include <fcgiapp.h>
 
 #include "app.h"
+#include "http/forwarded.h"
+#include "obs/log.h"
 #include "router.h"
 
 #define DRAIN_MAX (8u << 20) /* larger unread bodies: close instead */
@@ -186,8 +188,10 @@ static int etag_matches(const char *inm, const char *etag)
     return 0;
 }
 
-/* Write status line, headers and body. Returns the status actually sent. */
-static int write_response(FCGX_Request *fr, const struct el_request *req, struct el_response *res)
+/* Write status line, headers and body. Returns the status actually sent;
+ * *sent is the body bytes written. */
+static int write_response(FCGX_Request *fr, const struct el_request *req, struct el_response *res,
+                          uint64_t *sent)
 {
     char head[1024];
     const char *body = res->blob ? res->blob->data : res->body.data;
@@ -230,8 +234,11 @@ static int write_response(FCGX_Request *fr, const struct el_request *req, struct
     if (n < 0 || (size_t)n >= sizeof(head))
         n = snprintf(head, sizeof(head), "Status: 500 Internal Server Error\r\n\r\n");
     FCGX_PutStr(head, n, fr->out);
-    if (len && !head_only)
+    *sent = 0;
+    if (len && !head_only) {
         FCGX_PutStr(body, (int)len, fr->out);
+        *sent = len;
+    }
     return status;
 }
 
@@ -260,31 +267,16 @@ static int drain(struct io *io)
     return FCGX_GetError(io->fr->in) ? -1 : 0;
 }
 
-/* Copy s for the request log with control bytes, spaces and backslashes
- * escaped: a client-chosen path must not be able to forge log lines. */
-static void log_safe(char *out, size_t n, const char *s)
-{
-    size_t o = 0;
-
-    for (; *s && o + 5 < n; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x21 || c == 0x7f || c == '\\')
-            o += (size_t)snprintf(out + o, n - o, "\\x%02x", c);
-        else
-            out[o++] = (char)c;
-    }
-    out[o] = '\0';
-}
-
 int el_worker_serve(struct el_worker *w, int fd, struct el_app *app)
 {
-    char safe_method[32], safe_path[512];
+    char client[64], rid[EL_LOG_ID_LEN + 1];
     FCGX_Request *fr = &w->fr;
     struct el_request req;
     struct el_response res;
     struct io io;
     const char *cl;
-    uint64_t t0;
+    uint64_t t0, sent = 0;
+    int64_t wall;
     int status, keep;
 
     /* FCGX_Accept_r first finishes the "previous" request; with
@@ -297,6 +289,7 @@ int el_worker_serve(struct el_worker *w, int fd, struct el_app *app)
         return 0;
     }
     t0 = el_now_us();
+    wall = el_wall_ms();
 
     memset(&req, 0, sizeof(req));
     io.fr = fr;
@@ -310,7 +303,21 @@ int el_worker_serve(struct el_worker *w, int fd, struct el_app *app)
     req.if_none_match = param(fr, "HTTP_IF_NONE_MATCH");
     req.authorization = param(fr, "HTTP_AUTHORIZATION");
     req.content_type = param(fr, "CONTENT_TYPE");
-    req.remote_addr = param(fr, "REMOTE_ADDR");
+    /* The client: REMOTE_ADDR, or X-Forwarded-For from a trusted proxy. */
+    el_forwarded_client(param(fr, "REMOTE_ADDR"), param(fr, "HTTP_X_FORWARDED_FOR"), client,
+                        sizeof(client));
+    req.remote_addr = client;
+    /* The web server's request id (nginx $request_id passed as REQUEST_ID,
+     * a client's or balancer's X-Request-Id, Apache's UNIQUE_ID), else ours. */
+    {
+        const char *given = param(fr, "REQUEST_ID");
+
+        if (given == NULL)
+            given = param(fr, "HTTP_X_REQUEST_ID");
+        if (given == NULL)
+            given = param(fr, "UNIQUE_ID");
+        el_log_request_id(given, rid);
+    }
     if (req.method == NULL)
         req.method = "GET";
     if (req.path == NULL || *req.path == '\0')
@@ -330,7 +337,8 @@ int el_worker_serve(struct el_worker *w, int fd, struct el_app *app)
     else
         status = el_router_dispatch(&req, &res);
     res.status = status;
-    status = write_response(fr, &req, &res);
+    el_response_header(&res, "X-Request-Id", rid);
+    status = write_response(fr, &req, &res, &sent);
     {
         char route[96];
 
@@ -340,11 +348,9 @@ int el_worker_serve(struct el_worker *w, int fd, struct el_app *app)
                          res.has_layer ? el_layer_name(res.layer) : NULL, el_now_us() - t0);
     }
 
-    log_safe(safe_method, sizeof(safe_method), req.method);
-    log_safe(safe_path, sizeof(safe_path), req.path);
-    fprintf(stderr, "%s %s %d %s %lluus\n", safe_method, safe_path, status,
-            res.has_layer ? el_layer_name(res.layer) : "-",
-            (unsigned long long)(el_now_us() - t0));
+    el_log_access(&(struct el_access){wall, client, req.method, req.path, req.query, status,
+                                      res.has_layer ? el_layer_name(res.layer) : NULL,
+                                      el_now_us() - t0, sent, rid});
 
     /* Keep the connection only if the body is fully consumed. */
     if (req.content_length > (int64_t)DRAIN_MAX || drain(&io) != 0)

@@ -21,7 +21,7 @@ CUNIT_LIBS := $(shell pkg-config --libs cunit 2>/dev/null)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wwrite-strings -Wno-format-nonliteral -fno-common
-CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) -pthread -iquote lib -iquote tests $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) -pthread -iquote lib -iquote tests -iquote $(B)/gen $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 LDFLAGS_ALL = $(SAN) -pthread $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
 
@@ -46,6 +46,21 @@ all: $(B)/elearn-fcgi $(B)/elearnctl
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# ---- build identity (issue 11): VERSION and the git commit, for /metrics
+# and the Debian package. buildinfo.h is rewritten only when it changes, so
+# only app/version.c is rebuilt on a new commit.
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+BUILD_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+
+$(B)/gen/buildinfo.h: FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define EL_BUILD_VERSION "%s"\n#define EL_BUILD_COMMIT "%s"\n' '$(VERSION)' '$(BUILD_COMMIT)' >$@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+$(B)/app/version.o: $(B)/gen/buildinfo.h
+
+FORCE:
 
 $(B)/libel.a: $(LIB_OBJ)
 	@rm -f $@

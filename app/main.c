@@ -28,6 +28,7 @@
 #include "listen.h"
 #include "obs/log.h"
 #include "pool.h"
+#include "version.h"
 
 static void usage(FILE *f)
 {
@@ -275,6 +276,7 @@ int main(int argc, char **argv)
         printf("configuration OK\n");
         return 0;
     }
+    el_app_identity(app.cfg.instance);
     if (el_log_open(app.cfg.log_file, app.cfg.access_log, &err) != EL_OK ||
         el_forwarded_setup(app.cfg.trusted_proxies, &err) != EL_OK) {
         fprintf(stderr, "elearn-fcgi: %s\n", err.msg);

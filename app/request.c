@@ -344,8 +344,9 @@ int el_worker_serve(struct el_worker *w, int fd, struct el_app *app)
 
         if (req.route)
             snprintf(route, sizeof(route), "%s %s", req.method, req.route);
-        el_stats_request(req.route ? route : NULL,
-                         res.has_layer ? el_layer_name(res.layer) : NULL, el_now_us() - t0);
+        el_stats_response(req.route ? route : NULL,
+                          res.has_layer ? el_layer_name(res.layer) : NULL, status,
+                          el_now_us() - t0);
     }
 
     el_log_access(&(struct el_access){wall, client, req.method, req.path, req.query, status,

@@ -38,7 +38,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 SAN_ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SAN_TSAN := -fsanitize=thread
 
-.PHONY: all deps run test unit unit-asan unit-tsan e2e bench clean format lint
+.PHONY: all deps run test unit unit-asan unit-tsan e2e bench clean format lint deb deploy-check
 .DEFAULT_GOAL := all
 
 all: $(B)/elearn-fcgi $(B)/elearnctl
@@ -98,6 +98,7 @@ test: deps
 	sh tests/run-unit.sh $(B)/unit-tests
 	sh tests/run-unit.sh build/asan/unit-tests
 	sh tests/run-unit.sh build/tsan/unit-tests
+	sh tests/deploy/check.sh $(B)
 	sh tests/e2e/run.sh $(B)
 
 unit: all $(B)/unit-tests
@@ -109,6 +110,16 @@ e2e: all
 bench: deps
 	@$(MAKE) --no-print-directory all $(B)/donothing-fcgi $(B)/l1-bench
 	sh bench/run.sh $(B)
+
+# ---- deployment (issue 11): the Debian package and its checks ---------------
+# make deb: build/deb/elearn_<VERSION>_<arch>.deb (scripts/mkdeb.sh).
+deb: all
+	@sh scripts/mkdeb.sh $(B) $(B)/deb
+
+# The package, lintian, its contents, a throwaway dpkg root, systemd-analyze
+# verify/security, the packaged configuration (tests/deploy/check.sh).
+deploy-check: all
+	sh tests/deploy/check.sh $(B)
 
 clean:
 	rm -rf build

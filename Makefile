@@ -131,4 +131,4 @@ lint:
 	-clang-tidy -checks='clang-analyzer-*,bugprone-*' $(LIB_SRC) $(APP_SRC) -- $(CFLAGS_ALL)
 	-cppcheck --quiet --enable=warning,performance lib app
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -name '*.d' -type f 2>/dev/null)

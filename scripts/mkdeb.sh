@@ -18,7 +18,9 @@
 # postinst creates the system user elearn and a random JWT secret in
 # /etc/elearn/secret.env (not a conffile: it is per machine).
 set -eu
-B=$1 OUT=$2
+B=$(cd "$1" && pwd)
+mkdir -p "$2"
+OUT=$(cd "$2" && pwd)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VERSION=$(cat "$ROOT/VERSION")
 ARCH=$(dpkg --print-architecture)

@@ -52,6 +52,10 @@ struct worker {
     struct pool *pool;
 };
 
+/* After SIGTERM, how long kept-alive connections are still served while the
+ * web server closes them (see el_pool_run). */
+#define DRAIN_MS 4000
+
 struct pool {
     const struct el_pool_opts *opts;
     struct el_app *app;
@@ -61,6 +65,7 @@ struct pool {
     struct worker *idle_top; /* under work.lock */
     struct conn idle;      /* sentinel of the idle list, oldest first */
     int nidle;
+    int nbusy;             /* connections handed to workers; dispatcher only */
 };
 
 /* Tags for the non-connection fds in epoll_event.data.ptr. */
@@ -236,6 +241,7 @@ static void reap_done(struct pool *p, int stopping)
     must(pthread_mutex_unlock(&p->done.lock));
     while ((c = list) != NULL) {
         list = c->qnext;
+        p->nbusy--;
         if (c->fd < 0) {
             free(c);
         } else if (stopping || conn_arm(p, c, EPOLL_CTL_MOD) != 0) {
@@ -260,6 +266,7 @@ static void dispatch(struct pool *p, struct conn *c, uint32_t events)
     queue_push(&p->work, c);
     wake_one(p);
     must(pthread_mutex_unlock(&p->work.lock));
+    p->nbusy++;
 }
 
 static void sweep_idle(struct pool *p)
@@ -286,7 +293,8 @@ int el_pool_run(const struct el_pool_opts *opts, struct el_app *app)
     pthread_t *threads;
     struct worker *workers;
     sigset_t set;
-    int i, started = 0, rc = -1, running = 1;
+    int i, started = 0, rc = -1, running = 1, draining = 0, listening = 1;
+    uint64_t drain_until = 0;
 
     memset(&p, 0, sizeof(p));
     p.opts = opts;
@@ -327,7 +335,7 @@ int el_pool_run(const struct el_pool_opts *opts, struct el_app *app)
 
     while (running) {
         struct epoll_event evs[64];
-        int n = epoll_wait(p.epfd, evs, 64, 1000);
+        int n = epoll_wait(p.epfd, evs, 64, draining ? 50 : 1000);
 
         if (n < 0 && errno != EINTR) {
             fprintf(stderr, "elearn-fcgi: epoll_wait: %s\n", strerror(errno));
@@ -343,10 +351,25 @@ int el_pool_run(const struct el_pool_opts *opts, struct el_app *app)
                 if (read(p.sigfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo == SIGHUP) {
                     if (el_log_reopen() == EL_OK)
                         fprintf(stderr, "elearn-fcgi: SIGHUP received, log reopened\n");
-                } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-                    fprintf(stderr, "elearn-fcgi: %s received, stopping\n",
+                } else if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && !draining) {
+                    /* Stop accepting: new connections wait in the listening
+                     * socket's backlog for the next process when systemd
+                     * holds it (socket activation), or are refused. Keep
+                     * serving the kept-alive connections until the web
+                     * server closes them (nginx: keepalive_time), because
+                     * only it knows when it will not write another request
+                     * into one: closing an idle connection ourselves races
+                     * with a request being written into it, and nginx does
+                     * not retry a POST that met a closed connection. */
+                    fprintf(stderr, "elearn-fcgi: %s received, draining\n",
                             si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
-                    running = 0;
+                    epoll_ctl(p.epfd, EPOLL_CTL_DEL, opts->listen_fd, NULL);
+                    close(opts->listen_fd);
+                    listening = 0;
+                    draining = 1;
+                    drain_until = el_now_ms() + DRAIN_MS;
+                } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+                    running = 0; /* a second one: stop now */
                 }
             } else if (tag == &tag_event) {
                 reap_done(&p, 0);
@@ -355,12 +378,20 @@ int el_pool_run(const struct el_pool_opts *opts, struct el_app *app)
             }
         }
         sweep_idle(&p);
+        /* Drained: the web server closed every connection, or time is up
+         * (then the idle ones are closed below). */
+        if (draining && ((p.nidle == 0 && p.nbusy == 0) || el_now_ms() >= drain_until)) {
+            if (p.nidle > 0 || p.nbusy > 0)
+                fprintf(stderr, "elearn-fcgi: drain time up, closing %d idle connections\n",
+                        p.nidle);
+            running = 0;
+        }
     }
 
-    /* Stop accepting; the web server sees new connections refused at once
-     * rather than queued behind a process that is going away. */
-    epoll_ctl(p.epfd, EPOLL_CTL_DEL, opts->listen_fd, NULL);
-    close(opts->listen_fd);
+    if (listening) {
+        epoll_ctl(p.epfd, EPOLL_CTL_DEL, opts->listen_fd, NULL);
+        close(opts->listen_fd);
+    }
     while (p.idle.next != &p.idle) {
         struct conn *c = p.idle.next;
         idle_unlink(&p, c);

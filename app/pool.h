@@ -12,8 +12,11 @@
  * requests run at once. Idle connections are closed after idle_timeout_s.
  *
  * SIGTERM/SIGINT (read through a signalfd by the dispatcher, so no thread
- * is interrupted mid-request): stop accepting, close idle connections, let
- * in-flight requests finish, join the workers, return. */
+ * is interrupted mid-request): stop accepting, keep serving the kept-alive
+ * connections until the web server closes them (at most 4 s; then the idle
+ * ones are closed), let in-flight requests finish, join the workers,
+ * return. A second SIGTERM stops at once. SIGHUP reopens the log file
+ * (obs/log.h). */
 #ifndef EL_POOL_H
 #define EL_POOL_H
 

@@ -295,15 +295,21 @@ class Procs:
             self.stop(p, timeout=8)
 
 
-def start_nginx(stack, name, sockets):
+def start_nginx(stack, name, sockets, user=None):
     """nginx from conf/nginx.conf with one upstream server per socket;
-    returns (port, prefix, Popen). Not yet known to answer."""
+    returns (port, prefix, Popen). Not yet known to answer. user: the
+    workers' "user group" (render_nginx's EL_NGINX_USER), e.g. the
+    production "www-data www-data"."""
     port = free_port()
     prefix = os.path.join(stack.tmp, 'nginx-' + name)
+    env = dict(os.environ, EL_TESTS_DIR=os.path.join(ROOT, 'tests'))
+    env.pop('EL_NGINX_USER', None)
+    if user:
+        env['EL_NGINX_USER'] = user
     subprocess.run(['sh', '-c', '. "$0"; render_nginx "$@"', os.path.join(ROOT, 'tests/lib.sh'),
                     os.path.join(ROOT, 'conf/nginx.conf'), prefix, str(port),
                     os.path.join(ROOT, 'www')] + list(sockets),
-                   check=True, env=dict(os.environ, EL_TESTS_DIR=os.path.join(ROOT, 'tests')))
+                   check=True, env=env)
     p = stack.procs.start('nginx ' + name,
                           ['nginx', '-p', prefix, '-c', os.path.join(prefix, 'nginx.conf'),
                            '-e', os.path.join(prefix, 'logs/error.log'), '-g', 'daemon off;'],

@@ -220,6 +220,7 @@ static void *chores_main(void *arg)
         el_auth_tick(app->auth);
         el_tiered_replay(app->redis, app->bus);
         el_app_share_generation(app);
+        el_log_flush(); /* access lines reach the log within 250 ms */
         /* Counters reach the cluster view once a second, never per hit. */
         if (el_now_ms() - last_flush >= 1000) {
             el_stats_flush(app->redis);
@@ -324,6 +325,7 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&chores.lock);
     pthread_join(chores_thread, NULL);
     app_close(&app);
+    el_log_flush();
     fprintf(stderr, "elearn-fcgi: stopped\n");
     return rc == 0 ? 0 : 1;
 }

@@ -18,6 +18,42 @@ static char log_path[4096];    /* "" = stderr as inherited */
 static atomic_int access_on = 1;
 static pthread_mutex_t reopen_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Access lines are collected here and written in batches: one write(2) per
+ * request cost about a fifth of L1-hit throughput (make bench). A batch is
+ * written when it passes FLUSH_AT bytes, and by el_log_flush() (the
+ * housekeeping thread, every 250 ms; SIGHUP; exit), so a line reaches the
+ * file within about 250 ms. Each write holds whole lines only. */
+#define BATCH_MAX (64u << 10)
+#define FLUSH_AT (32u << 10)
+static pthread_mutex_t batch_lock = PTHREAD_MUTEX_INITIALIZER;
+static char batch[BATCH_MAX];
+static size_t batch_len;
+
+/* Write out the batch; batch_lock held. A failed write drops it: a log
+ * write must not fail or stall a request, and there is nowhere to say so. */
+static void flush_locked(void)
+{
+    size_t off = 0;
+
+    while (off < batch_len) {
+        ssize_t n = write(STDERR_FILENO, batch + off, batch_len - off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    batch_len = 0;
+}
+
+void el_log_flush(void)
+{
+    pthread_mutex_lock(&batch_lock);
+    flush_locked();
+    pthread_mutex_unlock(&batch_lock);
+}
+
 static int open_onto_stderr(const char *path, struct el_err *err)
 {
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -38,6 +74,7 @@ static int open_onto_stderr(const char *path, struct el_err *err)
 
 int el_log_open(const char *path, int access, struct el_err *err)
 {
+    el_log_flush();
     atomic_store(&access_on, access != 0);
     if (path == NULL || *path == '\0') {
         log_path[0] = '\0';
@@ -57,6 +94,7 @@ int el_log_reopen(void)
 
     if (log_path[0] == '\0')
         return EL_OK;
+    el_log_flush(); /* what was logged before the rotation goes to the old file */
     pthread_mutex_lock(&reopen_lock);
     rc = open_onto_stderr(log_path, &err);
     pthread_mutex_unlock(&reopen_lock);
@@ -195,9 +233,13 @@ void el_log_access(const struct el_access *a)
 
     if (!el_log_access_enabled())
         return;
-    len = el_log_format(a, line, sizeof(line));
-    /* One write: O_APPEND keeps concurrent lines whole. A failed log write
-     * must not fail the request; there is nowhere to report it. */
-    if (write(STDERR_FILENO, line, len) < 0)
-        return;
+    len = el_log_format(a, line, sizeof(line)); /* outside the lock */
+    pthread_mutex_lock(&batch_lock);
+    if (batch_len + len > BATCH_MAX)
+        flush_locked();
+    memcpy(batch + batch_len, line, len);
+    batch_len += len;
+    if (batch_len >= FLUSH_AT)
+        flush_locked();
+    pthread_mutex_unlock(&batch_lock);
 }

@@ -4,9 +4,11 @@
  * el_log_open() opens that file (append) and puts it on fd 2, so start-up
  * messages, errors and access lines all land in it; el_log_reopen() (on
  * SIGHUP, after logrotate moved the file) opens the path again and swaps it
- * onto fd 2 with dup2(), which is atomic: no line is lost or split, and no
- * lock is taken on the request path. Each line is one write(2) to an
- * O_APPEND descriptor, so lines from concurrent threads never interleave.
+ * onto fd 2 with dup2(), which is atomic: no line is lost or split. Access
+ * lines are batched (a short mutex and a memcpy per request) and written
+ * whole, at 32 KiB or by el_log_flush(), which the responder calls every
+ * 250 ms: a line reaches the file within about 250 ms, and a crash loses
+ * at most that much. Other messages (fprintf to stderr) go out at once.
  *
  * The access line (one per request, when ACCESS_LOG=on):
  *
@@ -65,7 +67,10 @@ struct el_access {
  * field, and still ends with the newline. n must be at least 512. */
 size_t el_log_format(const struct el_access *a, char *out, size_t n);
 
-/* Write a's line to the log (one write), when access lines are enabled. */
+/* Add a's line to the log's batch, when access lines are enabled. */
 void el_log_access(const struct el_access *a);
+
+/* Write out the batched access lines (periodically, on SIGHUP, at exit). */
+void el_log_flush(void);
 
 #endif /* EL_LOG_H */

@@ -164,6 +164,7 @@ static void test_log_file_and_reopen(void)
     CU_ASSERT_EQUAL_FATAL(el_log_open(path, 1, &err), EL_OK);
     a.request_id = "before-rotate";
     el_log_access(&a);
+    el_log_flush();
     CU_ASSERT_EQUAL(rename(path, moved), 0);
     a.request_id = "still-old-file";
     el_log_access(&a);
@@ -174,11 +175,13 @@ static void test_log_file_and_reopen(void)
         pthread_create(&t[i], NULL, writer, ids[i]);
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
+    el_log_flush();
     /* Off: nothing more is written. */
     CU_ASSERT_EQUAL(el_log_open(path, 0, &err), EL_OK);
     CU_ASSERT_EQUAL(el_log_access_enabled(), 0);
     a.request_id = "while-off";
     el_log_access(&a);
+    el_log_flush();
     dup2(saved, STDERR_FILENO);
     close(saved);
     CU_ASSERT_EQUAL(el_log_open(NULL, 1, &err), EL_OK); /* back to stderr, on */

@@ -4,6 +4,7 @@
 #   make run        install what is missing, build, serve on http://127.0.0.1:8080
 #   make test       install what is missing, build, run every test
 #   make bench      wrk benchmarks into docs/benchmarks.md
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS (default 60) each
 #
 # Sanitizer builds live in their own trees (build/asan, build/tsan) and are
 # built by recursive make with B=... SAN=...; the rules below are the same
@@ -21,7 +22,7 @@ CUNIT_LIBS := $(shell pkg-config --libs cunit 2>/dev/null)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wwrite-strings -Wno-format-nonliteral -fno-common
-CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) -pthread -iquote lib -iquote tests -iquote $(B)/gen $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) -pthread -iquote lib -iquote tests -iquote app -iquote $(B)/gen $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 LDFLAGS_ALL = $(SAN) -pthread $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
 
@@ -37,8 +38,14 @@ TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 
 SAN_ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SAN_TSAN := -fsanitize=thread
+# libFuzzer (Debian's clang): the library is built instrumented in its own
+# tree; each target in fuzz/ links the parser it feeds.
+SAN_FUZZ := -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all \
+            -fno-omit-frame-pointer
+FUZZ_TARGETS := fcgi query course_input auth_body jwt env
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps run test unit unit-asan unit-tsan e2e bench clean format lint deb deploy-check
+.PHONY: all deps run test unit unit-asan unit-tsan e2e bench fuzz fuzz-build clean format lint deb deploy-check
 .DEFAULT_GOAL := all
 
 all: $(B)/elearn-fcgi $(B)/elearnctl
@@ -72,8 +79,9 @@ $(B)/elearn-fcgi: $(APP_OBJ) $(B)/libel.a
 $(B)/elearnctl: $(CTL_OBJ) $(B)/libel.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $(CTL_OBJ) $(B)/libel.a $(LIBS)
 
-$(B)/unit-tests: $(TEST_OBJ) $(B)/libel.a
-	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJ) $(B)/libel.a $(LIBS) $(CUNIT_LIBS)
+# app/fcgi.c is pure (no socket, no app state): its suite links it directly.
+$(B)/unit-tests: $(TEST_OBJ) $(B)/app/fcgi.o $(B)/libel.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJ) $(B)/app/fcgi.o $(B)/libel.a $(LIBS) $(CUNIT_LIBS)
 
 $(B)/donothing-fcgi: bench/donothing.c
 	@mkdir -p $(dir $@)
@@ -81,6 +89,21 @@ $(B)/donothing-fcgi: bench/donothing.c
 
 $(B)/l1-bench: bench/l1_bench.c $(B)/libel.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libel.a $(LIBS)
+
+$(B)/minimal-fcgi: bench/minimal.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $<
+
+$(B)/fuzz-%: fuzz/%.c $(B)/libel.a $(B)/app/fcgi.o
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(B)/app/fcgi.o $(B)/libel.a $(LIBS)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory B=build/fuzz CC=clang OPT="-O1 -g" SAN="$(SAN_FUZZ)" \
+		$(FUZZ_TARGETS:%=build/fuzz/fuzz-%)
+
+# Longer fuzzing (make test runs the same targets for a few seconds each).
+fuzz: fuzz-build
+	sh tests/fuzz.sh build/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 deps:
 	@sh scripts/deps.sh
@@ -95,9 +118,11 @@ test: deps
 	@$(MAKE) --no-print-directory all $(B)/unit-tests
 	@$(MAKE) --no-print-directory B=build/asan OPT="-O1 -g" SAN="$(SAN_ASAN)" build/asan/unit-tests
 	@$(MAKE) --no-print-directory B=build/tsan OPT="-O1 -g" SAN="$(SAN_TSAN)" build/tsan/unit-tests
+	@$(MAKE) --no-print-directory fuzz-build
 	sh tests/run-unit.sh $(B)/unit-tests
 	sh tests/run-unit.sh build/asan/unit-tests
 	sh tests/run-unit.sh build/tsan/unit-tests
+	sh tests/fuzz.sh build/fuzz 3 $(FUZZ_TARGETS)
 	sh tests/deploy/check.sh $(B)
 	sh tests/e2e/run.sh $(B)
 
@@ -108,7 +133,7 @@ e2e: all
 	sh tests/e2e/run.sh $(B)
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(B)/donothing-fcgi $(B)/l1-bench
+	@$(MAKE) --no-print-directory all $(B)/donothing-fcgi $(B)/minimal-fcgi $(B)/l1-bench
 	sh bench/run.sh $(B)
 
 # ---- deployment (issue 11): the Debian package and its checks ---------------
@@ -125,7 +150,7 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i app/*.c app/*.h lib/*/*.c lib/*/*.h tests/*.c tests/*.h tests/*/*.c bench/*.c
+	clang-format -i app/*.c app/*.h lib/*/*.c lib/*/*.h tests/*.c tests/*.h tests/*/*.c bench/*.c fuzz/*.c
 
 lint:
 	-clang-tidy -checks='clang-analyzer-*,bugprone-*' $(LIB_SRC) $(APP_SRC) -- $(CFLAGS_ALL)

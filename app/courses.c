@@ -123,6 +123,42 @@ int handle_course_get(const struct el_request *req, struct el_response *res)
     return res->status;
 }
 
+/* Try-fast handlers (router.h): the same answers as the handlers below
+ * when they can be given from L1 alone, on the event thread. */
+int fast_course_get(const struct el_request *req, struct el_response *res)
+{
+    char id[EL_OID_HEX], key[EL_KEY_MAX];
+    struct el_blob *blob;
+    int status;
+
+    if ((status = course_id(res, req->params[0], id, "course id")) != 0)
+        return status;
+    el_key_course(key, sizeof(key), id);
+    if ((blob = el_tiered_peek(req->app->courses, key)) == NULL)
+        return 0;
+    el_response_blob(res, blob, EL_LAYER_L1);
+    el_blob_unref(blob);
+    return res->status;
+}
+
+int fast_course_list(const struct el_request *req, struct el_response *res)
+{
+    struct el_course_query q;
+    struct el_err err = {0};
+    char digest[41], key[EL_KEY_MAX];
+    struct el_blob *blob;
+
+    if (el_course_query_parse(req->query, &q, &err) != EL_OK)
+        return el_response_error(res, 422, err.msg[0] ? err.msg : "Invalid query parameters");
+    el_course_query_digest(&q, digest);
+    el_key_courses_list(key, sizeof(key), atomic_load(&req->app->list_generation), digest);
+    if ((blob = el_tiered_peek(req->app->course_lists, key)) == NULL)
+        return 0;
+    el_response_blob(res, blob, EL_LAYER_L1);
+    el_blob_unref(blob);
+    return res->status;
+}
+
 int handle_course_list(const struct el_request *req, struct el_response *res)
 {
     struct el_course_query q;
@@ -147,60 +183,6 @@ int handle_course_list(const struct el_request *req, struct el_response *res)
  * affected cache entries replaced or dropped and the list generation moved,
  * so a cache never holds something the store does not. The fresh document
  * is cached on the way out: the next read on this process sees the write. */
-
-void el_app_bump_lists(struct el_app *app)
-{
-    int64_t gen;
-    uint64_t cur = atomic_load(&app->list_generation), want;
-
-    /* Redis holds the shared number; without it, count locally (other
-     * processes then learn nothing until they see the gap or a reset). */
-    if (el_redis_incr(app->redis, EL_KEY_LIST_GEN, &gen) == EL_OK && gen > 0) {
-        want = (uint64_t)gen > cur ? (uint64_t)gen : cur + 1;
-    } else {
-        want = cur + 1;
-        if (app->redis)
-            atomic_store(&app->gen_unshared, 1); /* el_app_share_generation */
-    }
-    /* Never move backwards: a Redis that restarted empty counts from 1. */
-    while (cur < want && !atomic_compare_exchange_weak(&app->list_generation, &cur, want))
-        ;
-    if (el_bus_publish_generation(app->bus, want) != EL_OK && app->bus)
-        fprintf(stderr, "courses: list generation %llu not announced; peers will see a gap\n",
-                (unsigned long long)want);
-}
-
-void el_app_share_generation(struct el_app *app)
-{
-    uint64_t cur = atomic_load(&app->list_generation);
-    int64_t gen;
-    char v[24];
-    int n;
-
-    if (!atomic_load(&app->gen_unshared) || !el_redis_is_up(app->redis))
-        return;
-    /* Redis must end at least at our number, or lists cached under the
-     * generations in between would be read again by other processes. */
-    if (el_redis_incr(app->redis, EL_KEY_LIST_GEN, &gen) != EL_OK)
-        return;
-    if ((uint64_t)gen < cur) {
-        n = snprintf(v, sizeof(v), "%llu", (unsigned long long)cur);
-        if (el_redis_set(app->redis, EL_KEY_LIST_GEN, v, (size_t)n, 0) != EL_OK)
-            return;
-        gen = (int64_t)cur;
-    }
-    if (el_bus_publish_generation(app->bus, (uint64_t)gen) == EL_OK)
-        atomic_store(&app->gen_unshared, 0);
-}
-
-void el_app_invalidate_course(struct el_app *app, const char *id)
-{
-    char key[EL_KEY_MAX];
-
-    el_key_course(key, sizeof(key), id);
-    el_tiered_invalidate(app->courses, key);
-    el_app_bump_lists(app);
-}
 
 static int write_failed(struct el_response *res, int rc, const char *what)
 {

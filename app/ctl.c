@@ -743,10 +743,12 @@ static int read_password(const struct command *self, char **out)
     return EXIT_SUCCESS;
 }
 
-/* Delete user_id's cached session from Redis, so the responders reload
- * the account (its new role, or that it is gone) on its next request. The
- * store change is what counts: a Redis that cannot be reached is reported
- * as a warning, and the cached copy then lives out its TTL. */
+/* Delete the Redis bucket that holds user_id's cached session (see
+ * cache/key.h), so the responders reload the account (its new role, or that
+ * it is gone) on its next request: with its marker gone they trust none of
+ * the bucket until it is copied from the store again. The store change is
+ * what counts: a Redis that cannot be reached is reported as a warning,
+ * and the cached copy then lives out its TTL. */
 static void drop_session(const char *user_id)
 {
     const char *url = getenv("REDIS_URL");
@@ -759,7 +761,7 @@ static void drop_session(const char *user_id)
         url = DEFAULT_REDIS_URL;
     if (*url == '\0')
         return; /* no Redis in this deployment */
-    if (el_key_user_session(key, sizeof(key), user_id) < 0) {
+    if (el_key_auth_bucket(key, sizeof(key), el_key_auth_bucket_index(user_id)) < 0) {
         warn("cannot name the session key of user %s; the cached session was not cleared", user_id);
         return;
     }

@@ -28,6 +28,7 @@ const char *unit_tmp_path(const char *name);
  * when any suite is missing. */
 #define UNIT_SUITE __attribute__((weak))
 UNIT_SUITE void test_buf_register(void);
+UNIT_SUITE void test_fcgi_register(void);
 UNIT_SUITE void test_key_register(void);
 UNIT_SUITE void test_blob_register(void);
 UNIT_SUITE void test_l1_register(void);

@@ -255,7 +255,7 @@ static void *bus_main(void *arg)
 {
     struct el_bus *b = arg;
     struct el_redis_sub *sub = NULL;
-    uint64_t next_beat = 0;
+    uint64_t next_beat = 0, sub_epoch = 0;
     char why[192];
     int down_logged = 0;
 
@@ -273,6 +273,7 @@ static void *bus_main(void *arg)
                 continue;
             }
             down_logged = 0;
+            sub_epoch = el_redis_epoch(b->sub_redis);
             atomic_store(&b->connected, 1);
             /* Whatever was published while we were away is lost to us. */
             memset(b->peers, 0, sizeof(b->peers));
@@ -282,6 +283,16 @@ static void *bus_main(void *arg)
         if (now >= next_beat) {
             (void)publish(b, 'H', NULL);
             next_beat = now + (uint64_t)b->o.heartbeat_ms;
+        }
+        /* Sentinel moved the master: what is published there now never
+         * reaches a subscription on the old one. Subscribing again drops
+         * L1, as any reconnect does. */
+        if (el_redis_epoch(b->sub_redis) != sub_epoch) {
+            fprintf(stderr, "bus: the Redis master moved; subscribing again\n");
+            el_redis_sub_close(sub);
+            sub = NULL;
+            atomic_store(&b->connected, 0);
+            continue;
         }
         if (el_redis_sub_poll(sub, 50, on_message, b) != EL_OK) {
             fprintf(stderr, "bus: subscription lost; reconnecting\n");

@@ -479,6 +479,25 @@ static int l1_trusted(struct el_tiered *t, struct el_blob *b, uint64_t now)
            now - atomic_load(&b->checked_ms) <= (uint64_t)t->opts.max_stale_ms;
 }
 
+struct el_blob *el_tiered_peek(struct el_tiered *t, const char *key)
+{
+    uint64_t now = el_now_ms(), expires = 0;
+    struct el_blob *b;
+
+    if (t->l1 == NULL || (b = el_l1_get(t->l1, key, now, &expires)) == NULL)
+        return NULL;
+    /* Exactly el_tiered_get's conditions for an L1 answer with nothing
+     * else to do: trusted, and not due for the early refresh of a hot key
+     * (that refresh is a store read, so it is a worker's). */
+    if (!l1_trusted(t, b, now) ||
+        (b->status == 200 && expires - now < (uint64_t)t->opts.ttl_ms / 10)) {
+        el_blob_unref(b);
+        return NULL;
+    }
+    el_stats_count(t->opts.type, EL_LAYER_L1);
+    return b;
+}
+
 int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, void *arg,
                   struct el_blob **out, enum el_layer *layer)
 {

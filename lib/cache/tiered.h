@@ -58,6 +58,15 @@ void el_tiered_free(struct el_tiered *t);
 int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, void *arg,
                   struct el_blob **out, enum el_layer *layer) EL_WUR;
 
+/* The part of el_tiered_get that never blocks: a new reference to key's
+ * L1 entry when el_tiered_get would serve it from L1 with no other work --
+ * present, unexpired, trusted (bus fresh or recently verified) and not in
+ * the last tenth of its TTL (a hot key's early refresh reads the store) --
+ * counted as an L1 hit; otherwise NULL, and the caller goes through
+ * el_tiered_get (on a thread that may block). Touches only L1's shard lock
+ * and atomics. */
+struct el_blob *el_tiered_peek(struct el_tiered *t, const char *key);
+
 /* Cache a freshly written document (status 200, body) under key in Redis
  * and L1, replacing what was there: after a write, the next read on this
  * process returns the new version. EL_ENOMEM; Redis failures are ignored. */

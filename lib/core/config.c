@@ -51,6 +51,9 @@ static const struct int_var {
     {"REDIS_TIMEOUT_MS", 10, 5000, 100, offsetof(struct el_config, redis_timeout_ms)},
     {"DB_TIMEOUT_MS", 100, 30000, 1500, offsetof(struct el_config, db_timeout_ms)},
     {"IDLE_TIMEOUT", 1, 3600, 60, offsetof(struct el_config, idle_timeout_s)},
+    {"REQUEST_TIMEOUT", 1, 3600, 30, offsetof(struct el_config, request_timeout_s)},
+    {"SEND_TIMEOUT", 1, 3600, 30, offsetof(struct el_config, send_timeout_s)},
+    {"EVENT_THREADS", 1, 64, 1, offsetof(struct el_config, event_threads)},
     {"L1_MAX_STALE", 50, 60000, 1000, offsetof(struct el_config, l1_max_stale_ms)},
     {"CACHE_WARM_MS", 0, 60000, 3000, offsetof(struct el_config, cache_warm_ms)},
 };

@@ -42,6 +42,14 @@ struct el_config {
     int idle_timeout_s;    /* IDLE_TIMEOUT, seconds a kept-alive web-server
                             * connection may idle before we close it; 1-3600,
                             * default 60 */
+    int request_timeout_s; /* REQUEST_TIMEOUT, seconds a request may take to
+                            * arrive in full once its first byte has; 1-3600,
+                            * default 30 */
+    int send_timeout_s;    /* SEND_TIMEOUT, seconds a response may take to
+                            * drain to the web server; 1-3600, default 30 */
+    int event_threads;     /* EVENT_THREADS, threads reading and writing
+                            * connections (and serving L1 hits); 1-64,
+                            * default 1 */
 };
 
 /* Looks a variable up; returns NULL when unset. */

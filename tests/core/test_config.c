@@ -103,6 +103,9 @@ static const struct int_case {
     {"REDIS_TIMEOUT_MS", offsetof(struct el_config, redis_timeout_ms), 10, 5000},
     {"DB_TIMEOUT_MS", offsetof(struct el_config, db_timeout_ms), 100, 30000},
     {"IDLE_TIMEOUT", offsetof(struct el_config, idle_timeout_s), 1, 3600},
+    {"REQUEST_TIMEOUT", offsetof(struct el_config, request_timeout_s), 1, 3600},
+    {"SEND_TIMEOUT", offsetof(struct el_config, send_timeout_s), 1, 3600},
+    {"EVENT_THREADS", offsetof(struct el_config, event_threads), 1, 64},
     {"L1_MAX_STALE", offsetof(struct el_config, l1_max_stale_ms), 50, 60000},
     {"CACHE_WARM_MS", offsetof(struct el_config, cache_warm_ms), 0, 60000},
 };

@@ -74,6 +74,8 @@ StartServers 1
 ServerLimit 2
 ThreadsPerChild 32
 MaxRequestWorkers 64
+MinSpareThreads 8
+MaxSpareThreads 48
 Include %(p)s/elearn.conf
 ''' % {'port': self.port, 'p': self.prefix, 'mods': mods})
         self.nginx = S.procs.start('apache2 ' + name,

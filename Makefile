@@ -42,7 +42,7 @@ SAN_TSAN := -fsanitize=thread
 # tree; each target in fuzz/ links the parser it feeds.
 SAN_FUZZ := -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all \
             -fno-omit-frame-pointer
-FUZZ_TARGETS := fcgi query course_input auth_body jwt env
+FUZZ_TARGETS := fcgi query course_input auth_body jwt env access_log
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps run test unit unit-asan unit-tsan e2e bench fuzz fuzz-build clean format lint deb deploy-check

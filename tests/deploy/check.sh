@@ -46,7 +46,9 @@ done
 if dpkg-deb -c "$DEB" | awk '$2 != "root/root"' | grep -q .; then fail "files not owned by root"; fi
 [ "$(dpkg-deb -f "$DEB" Package Version | tr '\n' ' ')" = "Package: elearn Version: $VERSION " ] ||
     fail "control Package/Version"
-dpkg-deb -f "$DEB" Depends | grep -q 'libfcgi0ldbl' || fail "Depends lacks the shared libraries"
+for lib in libc6 libhiredis libsqlite3; do
+    dpkg-deb -f "$DEB" Depends | grep -q "$lib" || fail "Depends lacks $lib"
+done
 dpkg-deb -I "$DEB" conffiles >"$T/conffiles"
 for f in /etc/elearn/elearn.env /etc/elearn/nginx-site.conf /etc/elearn/apache-site.conf \
     /etc/elearn/redis.conf /etc/logrotate.d/elearn; do

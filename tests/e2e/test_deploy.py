@@ -343,7 +343,14 @@ class T03Config(Case):
 
     def test_relative_sqlite_path_under_data_dir(self):
         data = os.path.join(S.tmp, 'data')
-        os.makedirs(data, exist_ok=True)
+        os.makedirs(os.path.join(data, 'sub'), exist_ok=True)
+        # elearnctl resolves it the same way: it seeds the file the
+        # responder will open, whatever its working directory.
+        r = subprocess.run([os.path.join(BUILD, 'elearnctl'), 'seed', '--courses', '2'],
+                           env=S.env(DB_URI='sqlite:sub/rel.db', DATA_DIR=data, REDIS_URL=''),
+                           cwd='/', capture_output=True, text=True, timeout=scaled(60))
+        self.assertEqual(r.returncode, 0, r)
+        self.assertTrue(os.path.getsize(os.path.join(data, 'sub', 'rel.db')) > 0)
         r = self.check('--connect', DB_URI='sqlite:sub/rel.db', DATA_DIR=data, REDIS_URL='')
         self.assertEqual(r.returncode, 0, r)
         self.assertIn('DB_URI sqlite:sub/rel.db is sqlite:%s/sub/rel.db' % data, r.stdout)

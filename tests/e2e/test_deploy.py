@@ -403,6 +403,28 @@ class T04SocketActivation(Case):
         self.assertIn('elearn_instance="act%d"' % self.gen, r.body.decode())
         self.assertIsNone(self.current.proc.poll())
 
+    def test_sockets_not_meant_for_us_are_refused(self):
+        exe = os.path.join(BUILD, 'elearn-fcgi')
+        # LISTEN_PID names another process (a parent that got them): not
+        # ours; with no --listen and no socket on fd 0 that is an error.
+        r = subprocess.run([exe], env=S.env(LISTEN_FDS='1', LISTEN_PID='1'),
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=scaled(30))
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn('fd 0 is not a listening socket', r.stderr)
+        # Ours, but fd 3 is no listening socket.
+        path = os.path.join(S.tmp, 'not-a-socket')
+        with open(path, 'w') as f:
+            f.write('x')
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            log = os.path.join(S.tmp, 'act-bad.log')
+            p = Responder('act-bad', path, log, S.env()).activate(fd).proc
+            self.assertEqual(p.wait(scaled(30)), 1)
+            self.assertIn('fd 3 from systemd is not a listening socket', read_text(log))
+        finally:
+            os.close(fd)
+
     def test_two_restarts_under_load_lose_nothing(self):
         cid = S.shared_ids[2]
         self.assertEqual(self.n.get('/api/courses/' + cid).status, 200)

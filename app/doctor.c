@@ -20,9 +20,9 @@
 #include "obs/stats.h"
 #include "store/store.h"
 
-#define MONGO_MIN 40000 /* 4.0: the oldest server line libmongoc 1.23 is tested with */
+#define MONGO_MIN 40000  /* 4.0: the oldest server line libmongoc 1.23 is tested with */
 #define SQLITE_MIN 33700 /* 3.37: the oldest we have run (Debian 12 ships 3.40) */
-#define REDIS_MIN 50000 /* 5.0: SET PX NX, EVAL, UNLINK-free commands we use */
+#define REDIS_MIN 50000  /* 5.0: SET PX NX, EVAL, UNLINK-free commands we use */
 
 /* "7.0.2" -> 70002; -1 when not a version. */
 static long version_num(const char *v)

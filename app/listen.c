@@ -40,8 +40,10 @@ int el_listen_inherited(void)
     }
     n = (int)v;
     if (n > 1)
-        fprintf(stderr, "elearn-fcgi: %d sockets passed, serving the first only "
-                        "(one ListenStream= per elearn@.socket)\n", n);
+        fprintf(stderr,
+                "elearn-fcgi: %d sockets passed, serving the first only "
+                "(one ListenStream= per elearn@.socket)\n",
+                n);
     if (getsockopt(SD_LISTEN_FDS_START, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) != 0 || !on) {
         fprintf(stderr, "elearn-fcgi: fd 3 from systemd is not a listening socket\n");
         return -2;

@@ -14,7 +14,7 @@
 #define LINE_MAX_BYTES 4096
 #define TARGET_MAX 2048 /* escaped path?query bytes kept */
 
-static char log_path[4096];    /* "" = stderr as inherited */
+static char log_path[4096]; /* "" = stderr as inherited */
 static atomic_int access_on = 1;
 static pthread_mutex_t reopen_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -219,8 +219,7 @@ size_t el_log_format(const struct el_access *a, char *out, size_t n)
                  a->layer && *a->layer ? a->layer : "-", (unsigned long long)a->micros,
                  (unsigned long long)a->bytes);
     o += (size_t)k;
-    o += put_escaped(out + o, 128,
-                     a->request_id && *a->request_id ? a->request_id : "-");
+    o += put_escaped(out + o, 128, a->request_id && *a->request_id ? a->request_id : "-");
     out[o++] = '\n';
     out[o] = '\0';
     return o;

@@ -50,15 +50,15 @@ int el_log_access_enabled(void);
 void el_log_request_id(const char *given, char out[EL_LOG_ID_LEN + 1]);
 
 struct el_access {
-    int64_t wall_ms;        /* when the request arrived, ms since the epoch */
-    const char *client;     /* address (see http/forwarded.h) */
+    int64_t wall_ms;    /* when the request arrived, ms since the epoch */
+    const char *client; /* address (see http/forwarded.h) */
     const char *method;
-    const char *path;       /* PATH_INFO */
-    const char *query;      /* QUERY_STRING; "" or NULL for none */
+    const char *path;  /* PATH_INFO */
+    const char *query; /* QUERY_STRING; "" or NULL for none */
     int status;
-    const char *layer;      /* "L1", "L2", "MISS", "STALE"; NULL for none */
-    uint64_t micros;        /* duration */
-    uint64_t bytes;         /* response body bytes sent */
+    const char *layer; /* "L1", "L2", "MISS", "STALE"; NULL for none */
+    uint64_t micros;   /* duration */
+    uint64_t bytes;    /* response body bytes sent */
     const char *request_id;
 };
 

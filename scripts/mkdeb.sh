@@ -13,7 +13,8 @@
 #   /etc/elearn/apache-site.conf                  conffile: conf/apache.conf filled in
 #   /etc/elearn/redis.conf                        conffile
 #   /etc/logrotate.d/elearn                       conffile
-#   /usr/share/doc/elearn/README.Debian, copyright, changelog.gz
+#   /usr/share/doc/elearn/README.Debian, copyright, changelog.gz,
+#   examples/prometheus.yml                       per-process scrape fragment
 #
 # postinst creates the system user elearn and a random JWT secret in
 # /etc/elearn/secret.env (not a conffile: it is per machine).
@@ -69,6 +70,7 @@ if grep -q '@[A-Z]*@' "$PKG/etc/elearn/nginx-site.conf" "$PKG/etc/elearn/apache-
 fi
 
 install -m 0644 "$ROOT/conf/README.Debian" "$PKG/usr/share/doc/elearn/README.Debian"
+install -D -m 0644 "$ROOT/conf/prometheus.yml" "$PKG/usr/share/doc/elearn/examples/prometheus.yml"
 cat >"$PKG/usr/share/doc/elearn/copyright" <<EOT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: elearn

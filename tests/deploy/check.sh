@@ -13,7 +13,8 @@
 #      elearn@1.service 2.0 or better ("OK");
 #   4. the packaged env file passes the packaged binary's --check-config;
 #      the packaged nginx and Apache site files pass `nginx -t` and
-#      `apache2 -t` (wrapped in a minimal main configuration);
+#      `apache2 -t` (wrapped in a minimal main configuration), the
+#      Prometheus scrape example `promtool check config`;
 #   5. postinst, run in a scratch root as dpkg would run it after unpacking,
 #      is valid shell (sh -n) and references the user it creates.
 # Exit status non-zero with a line saying what failed.
@@ -40,7 +41,7 @@ for f in /usr/bin/elearn-fcgi /usr/bin/elearnctl /usr/sbin/elearn-rolling-restar
     /etc/elearn/elearn.env /etc/elearn/nginx-site.conf /etc/elearn/apache-site.conf \
     /etc/elearn/redis.conf /etc/logrotate.d/elearn \
     /usr/share/doc/elearn/README.Debian /usr/share/doc/elearn/copyright \
-    /usr/share/doc/elearn/changelog.gz; do
+    /usr/share/doc/elearn/changelog.gz /usr/share/doc/elearn/examples/prometheus.yml; do
     grep -qx "$f" "$T/contents" || fail "$f is not in the package"
 done
 if dpkg-deb -c "$DEB" | awk '$2 != "root/root"' | grep -q .; then fail "files not owned by root"; fi
@@ -123,7 +124,9 @@ Include $E/apache-site.conf
 EOT
 apache2 -t -f "$T/apache.conf" >"$T/apache.txt" 2>&1 ||
     { cat "$T/apache.txt" >&2; fail "apache2 -t on the packaged site file"; }
-ok "packaged elearn.env passes --check-config; nginx -t and apache2 -t accept the site files"
+promtool check config "$R/usr/share/doc/elearn/examples/prometheus.yml" >"$T/promtool.txt" 2>&1 ||
+    { cat "$T/promtool.txt" >&2; fail "promtool check config on the scrape example"; }
+ok "packaged elearn.env passes --check-config; nginx -t, apache2 -t and promtool accept the site files and scrape example"
 
 # ---- 5. maintainer scripts -------------------------------------------------
 dpkg-deb -e "$DEB" "$T/control"

@@ -204,8 +204,10 @@ int handle_auth_logout(const struct el_request *req, struct el_response *res)
     no_store(res);
     if ((status = el_require_auth(req, res, &p)) != 0)
         return status;
-    if (el_auth_logout(req->app->auth, &p, now_s()) != EL_OK)
+    if (el_auth_logout(req->app->auth, &p, now_s()) != EL_OK) {
+        el_response_header(res, "Retry-After", "1");
         return el_response_error(res, 503, "Database unavailable, try again shortly");
+    }
     if (el_buf_adds(&res->body, "{\"message\":\"Logged out successfully\"}") != EL_OK)
         return el_response_error(res, 503, "Server out of memory, try again");
     return 200;

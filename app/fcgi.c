@@ -272,9 +272,12 @@ static int decode_params(struct el_fcgi *f, struct el_fcgi_req *rq)
 
 const char *el_fcgi_param(const struct el_fcgi_req *rq, const char *name)
 {
-    const char *p = rq->params.data, *end = p + rq->params.len;
+    const char *p = rq->params.data, *end;
 
-    while (p && p < end) {
+    if (p == NULL)
+        return NULL;
+    end = p + rq->params.len;
+    while (p < end) {
         const char *v = p + strlen(p) + 1;
         if (strcmp(p, name) == 0)
             return v;
@@ -286,9 +289,12 @@ const char *el_fcgi_param(const struct el_fcgi_req *rq, const char *name)
 void el_fcgi_params(const struct el_fcgi_req *rq,
                     void (*fn)(void *arg, const char *name, const char *value), void *arg)
 {
-    const char *p = rq->params.data, *end = p + rq->params.len;
+    const char *p = rq->params.data, *end;
 
-    while (p && p < end) {
+    if (p == NULL)
+        return;
+    end = p + rq->params.len;
+    while (p < end) {
         const char *v = p + strlen(p) + 1;
         fn(arg, p, v);
         p = v + strlen(v) + 1;

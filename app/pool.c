@@ -173,6 +173,7 @@ static void *worker_main(void *arg)
             break; /* stopping, and nothing left */
 
         j->rc = el_request_serve(p->app, j->rq, 0, &j->out);
+        el_request_log_flush(); /* before the answer leaves */
         l = j->c->loop;
         must(pthread_mutex_lock(&l->done_lock));
         j->next = l->done;
@@ -320,6 +321,8 @@ static void conn_run(struct pool *p, struct conn *c)
                 continue; /* stopped at OUT_HIGH: flush first */
         }
         c->in_off = c->in_len = 0;
+        if (out_pending(c) && c->writable)
+            continue; /* replies the parser just made: write them first */
         if (!c->readable) {
             if (atomic_load(&p->stopping) && !el_fcgi_busy(c->fcgi) && !out_pending(c))
                 goto close; /* idle at a stop: nothing more will come */
@@ -332,6 +335,10 @@ static void conn_run(struct pool *p, struct conn *c)
             if (n > 0) {
                 c->in_len = (size_t)n;
                 c->idle_since = 0;
+                /* Edge-triggered: a short read drained the socket, and new
+                 * bytes raise a new edge; no second recv to see EAGAIN. */
+                if ((size_t)n < IN_CAP)
+                    c->readable = 0;
             } else if (n < 0 && errno == EINTR) {
                 continue;
             } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -569,6 +576,7 @@ static void *loop_main(void *arg)
                 conn_run(p, c);
             }
         }
+        el_request_log_flush();
         now = el_now_ms();
         if (atomic_load(&p->stopping))
             stopping(l);

@@ -8,10 +8,12 @@
  * starts over, so a half-served request never crosses threads. */
 #include "request.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "fcgi.h"
@@ -199,6 +201,16 @@ static int write_response(struct el_buf *out, const struct el_fcgi_req *rq,
     return status;
 }
 
+/* Access lines are formatted and batched by obs/log.c (one line per
+ * request: time, client, method, target, status, layer, duration, bytes,
+ * request id); event threads write the batch once per epoll round, workers
+ * after each request, so a line never waits long and many L1 hits share
+ * one write(2). */
+void el_request_log_flush(void)
+{
+    el_log_flush();
+}
+
 /* The request id the web server passed: nginx's $request_id (REQUEST_ID in
  * the shipped conf), a balancer's X-Request-Id, Apache's mod_unique_id. */
 static const char *given_request_id(const struct el_fcgi_req *rq)
@@ -214,11 +226,44 @@ static const char *given_request_id(const struct el_fcgi_req *rq)
     return NULL;
 }
 
-static const char *param_or(const struct el_fcgi_req *rq, const char *name, const char *dflt)
+/* One pass over the parameters for the ones handlers see (the first
+ * occurrence of each wins): a request carries a few dozen, and looking each
+ * name up separately would walk them all every time. */
+static void take_param(void *arg, const char *name, const char *value)
 {
-    const char *v = el_fcgi_param(rq, name);
+    struct el_request *req = arg;
+    const char **slot = NULL;
 
-    return v ? v : dflt;
+    switch (name[0]) {
+    case 'R':
+        if (strcmp(name, "REQUEST_METHOD") == 0)
+            slot = &req->method;
+        else if (strcmp(name, "REMOTE_ADDR") == 0)
+            slot = &req->remote_addr;
+        break;
+    case 'P':
+        if (strcmp(name, "PATH_INFO") == 0)
+            slot = &req->path;
+        break;
+    case 'Q':
+        if (strcmp(name, "QUERY_STRING") == 0)
+            slot = &req->query;
+        break;
+    case 'H':
+        if (strcmp(name, "HTTP_IF_NONE_MATCH") == 0)
+            slot = &req->if_none_match;
+        else if (strcmp(name, "HTTP_AUTHORIZATION") == 0)
+            slot = &req->authorization;
+        break;
+    case 'C':
+        if (strcmp(name, "CONTENT_TYPE") == 0)
+            slot = &req->content_type;
+        break;
+    default:
+        break;
+    }
+    if (slot && *slot == NULL)
+        *slot = value;
 }
 
 int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struct el_buf *out)
@@ -235,18 +280,17 @@ int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struc
     io.body = el_fcgi_body(rq, &io.len);
     req.io = &io;
     req.app = app;
-    req.method = param_or(rq, "REQUEST_METHOD", "GET");
-    req.path = param_or(rq, "PATH_INFO", "");
-    req.query = param_or(rq, "QUERY_STRING", "");
-    req.if_none_match = el_fcgi_param(rq, "HTTP_IF_NONE_MATCH");
-    req.authorization = el_fcgi_param(rq, "HTTP_AUTHORIZATION");
-    req.content_type = el_fcgi_param(rq, "CONTENT_TYPE");
-    /* The client: REMOTE_ADDR, or X-Forwarded-For from a trusted proxy. */
-    el_forwarded_client(el_fcgi_param(rq, "REMOTE_ADDR"), el_fcgi_param(rq, "HTTP_X_FORWARDED_FOR"),
-                        client, sizeof(client));
-    req.remote_addr = client;
-    if (*req.path == '\0')
+    el_fcgi_params(rq, take_param, &req);
+    if (req.method == NULL)
+        req.method = "GET";
+    if (req.path == NULL || *req.path == '\0')
         req.path = "/";
+    if (req.query == NULL)
+        req.query = "";
+    /* The client: REMOTE_ADDR, or X-Forwarded-For from a trusted proxy. */
+    el_forwarded_client(req.remote_addr, el_fcgi_param(rq, "HTTP_X_FORWARDED_FOR"), client,
+                        sizeof(client));
+    req.remote_addr = client;
     /* fcgi.c checked CONTENT_LENGTH against the body (400 otherwise); a body
      * without one (Apache's chunked uploads) counts as its length. */
     req.content_length = (int64_t)io.len;
@@ -267,8 +311,6 @@ int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struc
         return 0; /* a worker's job */
     }
     res.status = status;
-    /* The web server's request id (nginx $request_id passed as REQUEST_ID,
-     * a balancer's X-Request-Id, Apache's UNIQUE_ID), else ours. */
     el_log_request_id(given_request_id(rq), rid);
     el_response_header(&res, "X-Request-Id", rid);
     status = write_response(out, rq, &req, &res, &sent);

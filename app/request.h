@@ -88,4 +88,9 @@ struct el_fcgi_req;
 struct el_buf;
 int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struct el_buf *out);
 
+/* Write the calling thread's pending access-log lines (el_request_serve
+ * collects them per thread): event threads call it once per epoll round,
+ * workers after each request. */
+void el_request_log_flush(void);
+
 #endif /* EL_REQUEST_H */

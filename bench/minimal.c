@@ -214,14 +214,16 @@ int main(int argc, char **argv)
                 continue;
             }
             for (;;) {
-                ssize_t r = recv(c->fd, c->in + c->in_len, BUF - c->in_len, 0);
+                size_t room = BUF - c->in_len;
+                ssize_t r = recv(c->fd, c->in + c->in_len, room, 0);
                 if (r > 0) {
                     c->in_len += (size_t)r;
-                    if (consume(c) != 0 || c->in_len == BUF) {
+                    if (consume(c) != 0 || c->in_len == BUF)
                         r = 0; /* overflow: give up on this one */
-                    } else {
+                    else if ((size_t)r == room)
                         continue;
-                    }
+                    else
+                        break; /* a short read drained it (edge-triggered) */
                 }
                 if (r == 0 || (r < 0 && errno != EAGAIN)) {
                     conn_close(ep, c);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """mongo_server.py -- a MongoDB wire-protocol test server (test infrastructure).
 
-    /usr/bin/python3 tests/mongo_server.py --port PORT [--verbose]
+    /usr/bin/python3 tests/mongo_server.py --port PORT [--replset NAME] [--verbose]
 
 Listens on 127.0.0.1:PORT, prints one "ready" line to stderr once it accepts
 connections, and serves until SIGTERM or SIGINT, then exits 0.
@@ -21,7 +21,25 @@ Besides the real commands it answers two of its own:
                           (commands answered since start or the last reset;
                            the elearn* commands themselves are not counted)
     {elearnReset: 1}  ->  zero the counters
-so tests can assert how many queries a code path sends to the store.
+so tests can assert how many queries a code path sends to the store, and,
+to test what a client sends and how it copes with a replica set:
+    {elearnLog: 1}    ->  {ok: 1, log: [{cmd, coll, writeConcern,
+                          readPreference}, ...]} (the last 500 commands
+                          since start or the last reset, elearn* and
+                          handshakes left out)
+    {elearnFailWrites: n, code: c[, writeConcernError: true]}
+                      ->  the next n writes (insert, update, delete,
+                          findAndModify) fail with code c -- 10107
+                          NotWritablePrimary as during an election -- and
+                          are not applied; with writeConcernError they are
+                          applied and then answered with a
+                          writeConcernError (code c, e.g. 64, a majority
+                          that did not acknowledge in time)
+
+With --replset NAME it answers hello as the primary of a one-member
+replica set NAME (setName, hosts, primary, me, setVersion, electionId), so a
+client given replicaSet=NAME in its URI runs replica-set discovery and
+monitoring against it.
 
 Unknown commands get {ok: 0, code: 59, codeName: "CommandNotFound"}; what
 mongomock cannot do (arrayFilters, text indexes, ...) gets code 115,
@@ -40,6 +58,9 @@ import mockupdb
 import mongomock
 import mongomock.filtering
 import pymongo.errors
+from bson.objectid import ObjectId
+
+ELECTION_ID = ObjectId('7fffffff0000000000000001')
 
 MAX_WIRE_VERSION = 13  # MongoDB 5.0: what libmongoc 1.23 needs to talk OP_MSG
 MAX_BSON_OBJECT_SIZE = 16 * 1024 * 1024
@@ -83,12 +104,21 @@ def write_error(index, exc):
     return {'index': index, 'code': code, 'errmsg': str(exc)}
 
 
+WRITES = ('insert', 'update', 'delete', 'findandmodify')
+RETRYABLE_CODES = (6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436)
+
+
 class Handler:
     """Answers one command at a time against a mongomock client."""
 
-    def __init__(self):
+    def __init__(self, replset=None, me=None):
         self.client = mongomock.MongoClient()
         self.counts = collections.Counter()
+        self.replset, self.me = replset, me
+        self.log = collections.deque(maxlen=500)
+        self.fail_writes = 0
+        self.fail_code = 10107
+        self.fail_wce = False
         self.commands = {
             'hello': self.hello,
             'ismaster': self.hello,
@@ -112,6 +142,8 @@ class Handler:
             'listdatabases': self.list_databases,
             'elearnstats': self.elearn_stats,
             'elearnreset': self.elearn_reset,
+            'elearnlog': lambda db, doc: {'log': list(self.log)},
+            'elearnfailwrites': self.elearn_fail_writes,
         }
 
     # -- dispatch ---------------------------------------------------------
@@ -120,15 +152,34 @@ class Handler:
         """The reply document for command `name` (ok defaults to 1)."""
         key = name.lower()
         fn = self.commands.get(key)
-        if key not in ('elearnstats', 'elearnreset'):
+        if not key.startswith('elearn'):
             self.counts['total'] += 1
             # Counted under the name the client sent, with isMaster and
             # ismaster folded together since drivers use both spellings.
             self.counts['isMaster' if key == 'ismaster' else name] += 1
         if fn is None:
             raise CommandError(59, 'CommandNotFound', "no such command: '%s'" % name)
+        if not key.startswith('elearn') and key not in ('hello', 'ismaster', 'ping',
+                                                         'buildinfo', 'endsessions'):
+            rp = doc.get('$readPreference')
+            self.log.append({'cmd': name, 'coll': str(doc.get(name)),
+                             'writeConcern': doc.get('writeConcern'),
+                             'readPreference': rp.get('mode') if isinstance(rp, dict) else None})
+        wce = None
+        if key in WRITES and self.fail_writes > 0:
+            self.fail_writes -= 1
+            if not self.fail_wce:
+                raise CommandError(self.fail_code, 'NotWritablePrimary'
+                                   if self.fail_code == 10107 else 'Injected',
+                                   'injected by elearnFailWrites')
+            wce = {'code': self.fail_code, 'codeName': 'WriteConcernFailed',
+                   'errmsg': 'waiting for replication timed out (injected)',
+                   'errInfo': {'wtimeout': True}}
         try:
-            return fn(self.client[dbname], doc)
+            reply = fn(self.client[dbname], doc)
+            if wce is not None:
+                reply = dict(reply, writeConcernError=wce)
+            return reply
         except CommandError:
             raise
         except pymongo.errors.OperationFailure as e:
@@ -163,7 +214,20 @@ class Handler:
             ('maxWireVersion', MAX_WIRE_VERSION),
             ('readOnly', False),
         ])
+        if self.replset:
+            reply.update([
+                ('setName', self.replset), ('setVersion', 1), ('hosts', [self.me]),
+                ('primary', self.me), ('me', self.me), ('secondary', False),
+                ('electionId', ELECTION_ID),
+                ('lastWrite', {'lastWriteDate': datetime.datetime.utcnow()}),
+            ])
         return reply
+
+    def elearn_fail_writes(self, db, doc):
+        self.fail_writes = int(doc.get('elearnFailWrites') or 0)
+        self.fail_code = int(doc.get('code') or 10107)
+        self.fail_wce = bool(doc.get('writeConcernError'))
+        return {}
 
     def build_info(self, db, doc):
         return {'version': '5.0.0', 'versionArray': [5, 0, 0, 0], 'gitVersion': 'mongo_server.py',
@@ -177,6 +241,7 @@ class Handler:
 
     def elearn_reset(self, db, doc):
         self.counts.clear()
+        self.log.clear()
         return {}
 
     # -- reads ------------------------------------------------------------
@@ -405,6 +470,11 @@ def serve_one(handler, request, verbose):
         reply = handler.answer(name, dbname, doc)
     except CommandError as e:
         reply = {'ok': 0, 'code': e.code, 'codeName': e.code_name, 'errmsg': e.errmsg}
+        # As mongod 4.4+ does: a write sent as a retryable write (it has a
+        # txnNumber) that failed in a way worth retrying is labelled so;
+        # drivers retry only labelled errors.
+        if e.code in RETRYABLE_CODES and 'txnNumber' in doc:
+            reply['errorLabels'] = ['RetryableWriteError']
     except Exception as e:  # a bug here must not take the server down
         traceback.print_exc()
         reply = {'ok': 0, 'code': 1, 'codeName': 'InternalError', 'errmsg': repr(e)}
@@ -418,6 +488,8 @@ def serve_one(handler, request, verbose):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--port', type=int, required=True)
+    ap.add_argument('--replset', metavar='NAME',
+                    help='answer hello as the primary of replica set NAME')
     ap.add_argument('--verbose', action='store_true')
     args = ap.parse_args()
 
@@ -430,7 +502,7 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    handler = Handler()
+    handler = Handler(args.replset, '127.0.0.1:%d' % args.port)
     # mockupdb binds ('localhost', port) restricted to IPv4: 127.0.0.1.
     server = mockupdb.MockupDB(port=args.port, request_timeout=10 ** 9)
     server.run()

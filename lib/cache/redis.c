@@ -1201,17 +1201,24 @@ int el_redis_sub_poll(struct el_redis_sub *s, int wait_ms, el_redis_sub_fn fn, v
 
 /* ---- hashes (stats.c) ---------------------------------------------------- */
 
-int el_redis_hincrby_many(struct el_redis *r, const char *key, int n, const char *const *fields,
-                          const int64_t *deltas)
+int el_redis_hadd_totals(struct el_redis *r, const char *sum_key, const char *own_key, int n,
+                         const char *const *fields, const uint64_t *totals)
 {
-    /* One EVAL: every increment in one round trip, applied atomically. */
+    /* One EVAL: every field in one round trip, applied atomically. Each
+     * step is small (a second's worth), so Lua's doubles carry it exactly. */
     static const char script[] =
-        "for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end "
+        "for i = 1, #ARGV, 2 do "
+        "local old = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0') "
+        "local new = tonumber(ARGV[i + 1]) "
+        "if new > old then "
+        "redis.call('HINCRBY', KEYS[1], ARGV[i], new - old) "
+        "redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end end "
+        "redis.call('PEXPIRE', KEYS[2], 604800000) "
         "return #ARGV / 2";
     const char **argv;
     size_t *lens;
     char (*num)[24];
-    int rc, argc = 4 + 2 * n;
+    int rc, argc = 5 + 2 * n;
 
     if (r == NULL)
         return EL_EDISABLED;
@@ -1226,12 +1233,13 @@ int el_redis_hincrby_many(struct el_redis *r, const char *key, int n, const char
     }
     argv[0] = "EVAL";
     argv[1] = script;
-    argv[2] = "1";
-    argv[3] = key;
+    argv[2] = "2";
+    argv[3] = sum_key;
+    argv[4] = own_key;
     for (int i = 0; i < n; i++) {
-        snprintf(num[i], sizeof(num[i]), "%lld", (long long)deltas[i]);
-        argv[4 + 2 * i] = fields[i];
-        argv[5 + 2 * i] = num[i];
+        snprintf(num[i], sizeof(num[i]), "%llu", (unsigned long long)totals[i]);
+        argv[5 + 2 * i] = fields[i];
+        argv[6 + 2 * i] = num[i];
     }
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);

@@ -178,10 +178,13 @@ int el_redis_eval_int(struct el_redis *r, const char *script, const char *key, i
 
 /* ---- hashes and server info (stats) -------------------------------------- */
 
-/* HINCRBY key field[i] deltas[i] for i < n, in one round trip (EVAL),
- * atomically. */
-int el_redis_hincrby_many(struct el_redis *r, const char *key, int n, const char *const *fields,
-                          const int64_t *deltas) EL_WUR;
+/* Raise field[i] of hash own_key to totals[i] (never lowers it) and add
+ * what it rose by to field[i] of hash sum_key, for i < n: one round trip
+ * (EVAL), atomically. Idempotent: sending the same or older totals again
+ * (a retry after a reply that timed out) adds nothing. own_key expires a
+ * week after its last use. */
+int el_redis_hadd_totals(struct el_redis *r, const char *sum_key, const char *own_key, int n,
+                         const char *const *fields, const uint64_t *totals) EL_WUR;
 
 /* HGETALL key, calling fn for each field with its value as an integer. */
 typedef void (*el_redis_field_fn)(const char *field, int64_t value, void *arg);

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache/bus.h"
@@ -111,10 +113,13 @@ static uint64_t *slot(struct el_stats_snapshot *s, int i)
     return &s->store_micros;
 }
 
-/* What has been added to the Redis hash so far; guarded by flush_lock,
- * which also serialises flushes with each other and with cluster reads. */
+/* What has been added to the Redis hash so far, and this process's own
+ * hash there (EL_STATS_PROCESS_KEY_PREFIX + a random id; "" until the first
+ * flush); guarded by flush_lock, which also serialises flushes with each
+ * other and with cluster reads. */
 static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct el_stats_snapshot flushed;
+static char own_key[sizeof(EL_STATS_PROCESS_KEY_PREFIX) + 32];
 
 static void pending_locked(struct el_stats_snapshot *cur, struct el_stats_snapshot *out)
 {
@@ -132,15 +137,37 @@ void el_stats_pending(struct el_stats_snapshot *out)
     must(pthread_mutex_unlock(&flush_lock));
 }
 
+/* A key of its own for this process's totals: unique across the cluster
+ * and restarts. Called with flush_lock held. */
+static void new_own_key_locked(void)
+{
+    unsigned char rnd[16];
+    size_t at = strlen(EL_STATS_PROCESS_KEY_PREFIX);
+
+    memcpy(own_key, EL_STATS_PROCESS_KEY_PREFIX, at);
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+        /* No entropy yet: the pid and the clock are unique enough here. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(own_key + at, sizeof(own_key) - at, "%ld.%lld.%ld", (long)getpid(),
+                 (long long)ts.tv_sec, ts.tv_nsec);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(own_key + at + 2 * i, 3, "%02x", rnd[i]);
+}
+
 void el_stats_flush(struct el_redis *r)
 {
     struct el_stats_snapshot cur, delta;
     char names[NFIELDS][FIELD_LEN];
     const char *fields[NFIELDS];
-    int64_t deltas[NFIELDS];
+    uint64_t totals[NFIELDS];
     int idx[NFIELDS], n = 0;
 
     must(pthread_mutex_lock(&flush_lock));
+    if (own_key[0] == '\0')
+        new_own_key_locked();
     el_stats_snapshot(&cur);
     pending_locked(&cur, &delta);
     for (int i = 0; i < NFIELDS; i++) {
@@ -148,12 +175,15 @@ void el_stats_flush(struct el_redis *r)
             continue;
         field_name(i, names[n]);
         fields[n] = names[n];
-        deltas[n] = (int64_t)*slot(&delta, i);
+        totals[n] = *slot(&cur, i);
         idx[n++] = i;
     }
-    /* Only what was sent is marked flushed: counts that arrived after the
-     * snapshot are in the next delta. */
-    if (n > 0 && el_redis_hincrby_many(r, EL_STATS_CLUSTER_KEY, n, fields, deltas) == EL_OK)
+    /* Totals, not deltas: Redis adds what they rose by since the last
+     * totals it took from us, so a flush retried after a reply that timed
+     * out (it was applied) adds nothing twice. Only what was sent is marked
+     * flushed: counts that arrived after the snapshot go next time. */
+    if (n > 0 && el_redis_hadd_totals(r, EL_STATS_CLUSTER_KEY, own_key, n, fields, totals) ==
+                     EL_OK)
         for (int k = 0; k < n; k++)
             *slot(&flushed, idx[k]) = *slot(&cur, idx[k]);
     must(pthread_mutex_unlock(&flush_lock));
@@ -313,6 +343,7 @@ void el_stats_reset(void)
     atomic_store(&store_micros, 0);
     must(pthread_mutex_lock(&flush_lock));
     memset(&flushed, 0, sizeof(flushed));
+    new_own_key_locked(); /* counting starts again from 0: a new process */
     must(pthread_mutex_unlock(&flush_lock));
     /* Registered names stay: they are the routing table's, not counts. */
     n = atomic_load_explicit(&nroutes, memory_order_acquire);

@@ -63,6 +63,7 @@ struct mongo_store {
     char *db;                   /* database name */
     atomic_int indexes;         /* IDX_* */
     atomic_uint sets_ready;     /* bit i: index_sets[i] exists */
+    mongoc_write_concern_t *majority; /* auth-critical writes (auth_critical) */
 };
 
 static const struct el_store_ops mongo_ops;
@@ -107,6 +108,7 @@ static bool unavailable_code(uint32_t code)
     case 89:    /* NetworkTimeout */
     case 91:    /* ShutdownInProgress */
     case 189:   /* PrimarySteppedDown */
+    case 64:    /* WriteConcernFailed: no majority within wtimeout */
     case 262:   /* ExceededTimeLimit */
     case 9001:  /* SocketException */
     case 10107: /* NotWritablePrimary */
@@ -316,12 +318,32 @@ static int require_indexes(struct mongo_store *s, mongoc_client_t *client, int s
 
 /* Borrow a client for one call, with a handle on collection name. Never
  * fails: the pool blocks while all maxPoolSize clients are in use. */
+/* Auth-critical collections -- users (role changes, deletions),
+ * refresh_tokens (issue, claim), revocations -- are written with
+ * w: "majority" and a wtimeout inside DB_TIMEOUT_MS: on a replica set a w:1
+ * write can be rolled back in an election, and a revocation or a claim
+ * that is rolled back would let a token live again. A write that is not
+ * acknowledged by a majority in time fails (WriteConcernFailed, EL_EUNAVAIL:
+ * 503 with Retry-After) although it may still apply later; every one of
+ * these writes is idempotent or guarded, so the client's retry is safe,
+ * and libmongoc's retryable writes (retryWrites, on by default) make its
+ * own one retry exactly-once on the server. Course writes keep the URI's
+ * write concern (a lost course edit is not a security matter). On a
+ * standalone server "majority" is the server itself. */
+static int auth_critical(const char *name)
+{
+    return strcmp(name, COLL_USERS) == 0 || strcmp(name, COLL_REFRESH) == 0 ||
+           strcmp(name, COLL_REVOCATIONS) == 0;
+}
+
 static mongoc_client_t *client_pop_coll(struct mongo_store *s, const char *name,
                                         mongoc_collection_t **coll)
 {
     mongoc_client_t *client = mongoc_client_pool_pop(s->pool);
 
     *coll = mongoc_client_get_collection(client, s->db, name);
+    if (auth_critical(name))
+        mongoc_collection_set_write_concern(*coll, s->majority);
     return client;
 }
 
@@ -1310,6 +1332,8 @@ static int delete_with_dependents(struct mongo_store *s, const char *parent, con
         bson_reinit(&filter);
         BSON_APPEND_OID(&filter, field, &oid);
         cc = mongoc_client_get_collection(client, s->db, child);
+        if (auth_critical(child))
+            mongoc_collection_set_write_concern(cc, s->majority);
         rc = delete_docs(cc, &filter, true, NULL);
         mongoc_collection_destroy(cc);
     }
@@ -1806,6 +1830,7 @@ static void mongo_close(struct el_store *base)
     struct mongo_store *s = from(base);
 
     mongoc_client_pool_destroy(s->pool);
+    mongoc_write_concern_destroy(s->majority);
     free(s->db);
     free(s);
 }
@@ -1843,6 +1868,19 @@ static int uri_defaults(mongoc_uri_t *uri, struct el_err *err)
         ok = ok && mongoc_uri_set_option_as_bool(uri, MONGOC_URI_RETRYREADS, false);
     if (mongoc_uri_get_appname(uri) == NULL)
         ok = ok && mongoc_uri_set_appname(uri, "elearn");
+    /* Every read goes to the primary, whatever the URI asks: a cache fill
+     * from a lagging secondary would be served for its whole TTL (and a
+     * revocation or refresh token read there may not be there yet). */
+    const mongoc_read_prefs_t *rp = mongoc_uri_get_read_prefs_t(uri);
+    if (rp == NULL || mongoc_read_prefs_get_mode(rp) != MONGOC_READ_PRIMARY) {
+        mongoc_read_prefs_t *primary = mongoc_read_prefs_new(MONGOC_READ_PRIMARY);
+
+        if (rp != NULL)
+            fprintf(stderr, "store: mongo: readPreference in DB_URI overridden: elearn reads "
+                            "from the primary\n");
+        mongoc_uri_set_read_prefs_t(uri, primary);
+        mongoc_read_prefs_destroy(primary);
+    }
     return ok ? EL_OK : el_err_set(err, EL_EINVAL, "mongo: cannot set the URI's timeouts");
 }
 
@@ -1870,6 +1908,10 @@ int el_store_mongo_open(const char *uri_string, struct el_store **out, struct el
         goto fail;
     }
     s->base.ops = &mongo_ops;
+    /* wtimeout: two thirds of DB_TIMEOUT_MS, so the answer (even "not
+     * acknowledged") arrives before the socket timeout gives up on it. */
+    s->majority = mongoc_write_concern_new();
+    mongoc_write_concern_set_wmajority(s->majority, db_timeout_ms() * 2 / 3);
     atomic_init(&s->indexes, IDX_NEEDED);
     atomic_init(&s->sets_ready, 0u);
     s->pool = mongoc_client_pool_new_with_error(uri, &error); /* copies uri */
@@ -1889,8 +1931,10 @@ int el_store_mongo_open(const char *uri_string, struct el_store **out, struct el
     *out = &s->base;
     return EL_OK;
 fail:
-    if (s)
+    if (s) {
         free(s->db);
+        mongoc_write_concern_destroy(s->majority);
+    }
     free(s);
     mongoc_uri_destroy(uri);
     return rc;

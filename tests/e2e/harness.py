@@ -788,15 +788,18 @@ class Case(unittest.TestCase):
             self.assertRegex(body['detail'], r'\b%s\b' % re.escape(mentions), r)
         return body
 
-    def until_in_l1(self, front, cid):
-        """Read course cid on front until front serves it from its L1. (A
-        fill is cached nowhere when an invalidation -- a bus reset after a
-        Redis outage, say -- arrived while it read: lib/cache/tiered.c.)"""
+    def until_in_l1(self, front, what):
+        """Read what (a course id, or a path) on front until front serves it
+        from its L1. (A fill is cached nowhere when an invalidation -- a bus
+        reset after a Redis outage, say -- arrived while it read:
+        lib/cache/tiered.c.)"""
+        path = what if what.startswith('/') else '/api/courses/' + what
+
         def in_l1():
-            r = front.get('/api/courses/' + cid)
-            self.assertCourse(r, cid)
+            r = front.get(path)
+            self.assertEqual(r.status, 200, r)
             return r.layer == 'L1'
-        wait_until(in_l1, 5, 'course %s in the L1 of %s' % (cid, front.name))
+        wait_until(in_l1, 5, '%s in the L1 of %s' % (path, front.name))
 
     def assertCourse(self, r, cid=None, layer=None):
         self.assertEqual(r.status, 200, r)

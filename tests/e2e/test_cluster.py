@@ -323,7 +323,10 @@ class T01Coherence(ClusterTest):
         set_title_behind_the_cache(cid, title)
         for f in C.all:  # the control: the cache really holds the old copy
             r = f.get(path)
-            self.assertEqual((r.status, r.layer, r.json()), (200, 'L1', old), f.name)
+            # (L2 when a bus reset -- a late heartbeat on a loaded machine --
+            # dropped this process's L1 since it was warmed.)
+            self.assertEqual((r.status, r.json()), (200, old), f.name)
+            self.assertIn(r.layer, ('L1', 'L2'), f.name)
         r = self.write(C.a, 'DELETE', '/api/cache/invalidate/' + cid)
         self.assertEqual(r.json(), {'message': 'Cache cleared for course %s' % cid})
         self.until_everywhere(path, lambda r: r.status == 200 and r.json()['title'] == title,
@@ -598,9 +601,7 @@ class T06RedisRestart(ClusterTest):
             path = '/api/courses/' + cid
             for f in (C.b, C.c):
                 for p in (path, recent):
-                    f.get(p)
-                    r = f.get(p)
-                    self.assertEqual((r.status, r.layer), (200, 'L1'), r)
+                    self.until_in_l1(f, p)
             return path
 
         def act(path):

@@ -508,11 +508,16 @@ class F05Descriptors(FcgiCase):
                 s.close()
             self.assertEqual(r.stop(), 0, r.text()[-2000:])
 
-    def test_sigterm_with_kept_connections_exits_0(self):
+    def test_sighup_survived_sigterm_drains_and_exits_0(self):
         r = Responder('sigterm')
         c = Conn(r.sock)
         c.send(b''.join(request('/health')))
         self.assertEqual(c.response()[0], 200)
+        # SIGHUP is not a stop (log rotation sends it): still serving after
+        r.p.send_signal(signal.SIGHUP)
+        c.send(b''.join(request('/health')))
+        self.assertEqual(c.response()[0], 200)
+        self.assertTrue(r.alive())
         slow = Conn(r.sock)
         slow.send(record(GET_VALUES, 0, nv('FCGI_MPXS_CONNS', '')))
         self.assertEqual(slow.read_record()[0], GET_VALUES_RESULT)  # accepted and read

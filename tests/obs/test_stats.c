@@ -674,6 +674,37 @@ static void test_flush_redis_down(void)
     el_redis_free(up);
 }
 
+/* What a flush sends is a process's totals: sent again (a flush retried
+ * after its reply timed out, though Redis had applied it) they add nothing;
+ * higher ones add what they rose by; older ones never lower anything. */
+static void test_flush_retry_adds_nothing_twice(void)
+{
+    struct el_redis *r = redis_up();
+    const char *fields[2] = {"courses:l1", "store:queries"};
+    uint64_t first[2] = {5, 2}, later[2] = {9, 2}, older[2] = {7, 1};
+
+    flushdb();
+    CU_ASSERT_EQUAL(el_redis_hadd_totals(r, EL_STATS_CLUSTER_KEY, "stats:process:p1", 2, fields,
+                                         first), EL_OK);
+    CU_ASSERT_EQUAL(el_redis_hadd_totals(r, EL_STATS_CLUSTER_KEY, "stats:process:p1", 2, fields,
+                                         first), EL_OK);
+    CU_ASSERT_EQUAL(hget("courses:l1"), 5);
+    CU_ASSERT_EQUAL(hget("store:queries"), 2);
+    CU_ASSERT_EQUAL(el_redis_hadd_totals(r, EL_STATS_CLUSTER_KEY, "stats:process:p1", 2, fields,
+                                         later), EL_OK);
+    CU_ASSERT_EQUAL(el_redis_hadd_totals(r, EL_STATS_CLUSTER_KEY, "stats:process:p1", 2, fields,
+                                         older), EL_OK);
+    CU_ASSERT_EQUAL(hget("courses:l1"), 9);
+    CU_ASSERT_EQUAL(hget("store:queries"), 2);
+    /* Another process's totals add to the same sums. */
+    CU_ASSERT_EQUAL(el_redis_hadd_totals(r, EL_STATS_CLUSTER_KEY, "stats:process:p2", 2, fields,
+                                         first), EL_OK);
+    CU_ASSERT_EQUAL(hget("courses:l1"), 14);
+    CU_ASSERT_EQUAL(hget("store:queries"), 4);
+    CU_ASSERT_EQUAL(hlen(), 2);
+    el_redis_free(r);
+}
+
 /* Counting goes on in worker threads while the housekeeping thread
  * flushes: after a last flush the hash holds exactly what was counted. */
 #define FLUSH_THREADS 4
@@ -897,6 +928,7 @@ void test_stats_register(void)
     CU_add_test(s, "flush adds deltas, never twice", test_flush_deltas);
     CU_add_test(s, "two processes sum in the cluster hash", test_flush_two_processes);
     CU_add_test(s, "Redis down keeps the deltas", test_flush_redis_down);
+    CU_add_test(s, "a retried flush adds nothing twice", test_flush_retry_adds_nothing_twice);
     CU_add_test(s, "flush while counting loses nothing", test_flush_concurrent);
     CU_add_test(s, "JSON report and ratios", test_json);
     CU_add_test(s, "INFO field parsing", test_info_field);

@@ -560,8 +560,10 @@ class F06Apache(FcgiCase):
         cls.r = Responder('apache-backend', tcp_port=rport)
         shipped = read_text(os.path.join(ROOT, 'conf/apache.conf'))
         proxy = re.search(r'^\s*ProxyPass\s.*$', shipped, re.M).group(0)
-        proxy = proxy.replace('unix:/run/elearn/elearn.sock|fcgi://localhost/',
-                              'fcgi://127.0.0.1:%d/' % rport)
+        proxy = proxy.replace('unix:@SOCKET@|fcgi://localhost/', 'fcgi://127.0.0.1:%d/' % rport)
+        if 'fcgi://127.0.0.1:%d/' % rport not in proxy:
+            raise AssertionError('conf/apache.conf: ProxyPass no longer names '
+                                 'unix:@SOCKET@|fcgi://localhost/: %s' % proxy)
         location = re.search(r'^\s*<Location "/api/">.*?</Location>', shipped,
                              re.S | re.M).group(0)
         d = os.path.join(S.tmp, 'apache')

@@ -9,7 +9,8 @@ set -eu
 PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libmongoc-dev libbson-dev
 libjson-c-dev libjwt-dev libargon2-dev libcunit1-dev libsqlite3-dev libssl-dev
 nginx-light spawn-fcgi redis-server python3 python3-mockupdb python3-mongomock
-wrk curl clang libclang-rt-14-dev chromium python3-jsonschema"
+wrk curl clang libclang-rt-14-dev chromium python3-jsonschema
+apache2 prometheus lintian systemd dpkg-dev binutils"
 
 missing=""
 for p in $PKGS; do

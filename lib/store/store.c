@@ -65,6 +65,11 @@ int el_store_ping(struct el_store *s)
     return s->ops->ping(s);
 }
 
+int el_store_version(struct el_store *s, char *out, size_t n)
+{
+    return s->ops->version(s, out, n);
+}
+
 int el_store_course_get(struct el_store *s, const char *id, struct el_course *out)
 {
     uint64_t t0 = el_now_us();

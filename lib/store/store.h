@@ -54,6 +54,10 @@ const char *el_store_kind(const struct el_store *s);
 /* 0 when the database answers now. */
 int el_store_ping(struct el_store *s) EL_WUR;
 
+/* The server's version into out ("7.0.2" for MongoDB's buildInfo, the
+ * SQLite library's for sqlite), for `elearn-fcgi --check-config --connect`. */
+int el_store_version(struct el_store *s, char *out, size_t n) EL_WUR;
+
 /* Fill *out with course id (24 hex). */
 int el_store_course_get(struct el_store *s, const char *id, struct el_course *out) EL_WUR;
 

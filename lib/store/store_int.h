@@ -13,6 +13,7 @@ struct el_store_ops {
     void (*close)(struct el_store *s);
     void (*thread_cleanup)(struct el_store *s);
     int (*ping)(struct el_store *s);
+    int (*version)(struct el_store *s, char *out, size_t n);
     int (*course_get)(struct el_store *s, const char *id, struct el_course *out);
     int (*course_list)(struct el_store *s, const struct el_course_query *q,
                        struct el_course_page *out);

@@ -810,6 +810,28 @@ static int mongo_ping(struct el_store *base)
     return client_push(s, client, coll, rc);
 }
 
+static int mongo_version(struct el_store *base, char *out, size_t n)
+{
+    struct mongo_store *s = from(base);
+    mongoc_collection_t *coll;
+    mongoc_client_t *client = client_pop(s, &coll);
+    bson_t cmd = BSON_INITIALIZER, reply;
+    bson_iter_t it;
+    bson_error_t error;
+    int rc = EL_OK;
+
+    BSON_APPEND_INT32(&cmd, "buildInfo", 1);
+    if (!mongoc_client_command_simple(client, "admin", &cmd, NULL, &reply, &error))
+        rc = map_error(&error, "buildInfo");
+    else if (bson_iter_init_find(&it, &reply, "version") && BSON_ITER_HOLDS_UTF8(&it))
+        snprintf(out, n, "%s", bson_iter_utf8(&it, NULL));
+    else
+        rc = EL_EPROTO;
+    bson_destroy(&reply);
+    bson_destroy(&cmd);
+    return client_push(s, client, coll, rc);
+}
+
 static int mongo_course_get(struct el_store *base, const char *id, struct el_course *out)
 {
     struct mongo_store *s = from(base);
@@ -2506,6 +2528,7 @@ static const struct el_store_ops mongo_ops = {
     .close = mongo_close,
     .thread_cleanup = NULL, /* nothing per thread: clients go back to the pool */
     .ping = mongo_ping,
+    .version = mongo_version,
     .course_get = mongo_course_get,
     .course_list = mongo_course_list,
     .course_insert = mongo_course_insert,

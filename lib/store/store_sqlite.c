@@ -729,6 +729,13 @@ static int sqlite_ping(struct el_store *base)
     return exec_stmt(c, ST_PING);
 }
 
+static int sqlite_version(struct el_store *base, char *out, size_t n)
+{
+    EL_UNUSED(base);
+    snprintf(out, n, "%s", sqlite3_libversion());
+    return EL_OK;
+}
+
 /* Fetch course id (lowercase hex) and its modules inside the caller's
  * read transaction. */
 static int fetch_course(struct conn *c, const char *id, struct el_course *out)
@@ -2265,6 +2272,7 @@ static const struct el_store_ops sqlite_ops = {
     .close = sqlite_close,
     .thread_cleanup = sqlite_thread_cleanup,
     .ping = sqlite_ping,
+    .version = sqlite_version,
     .course_get = sqlite_course_get,
     .course_list = sqlite_course_list,
     .course_insert = sqlite_course_insert,

@@ -139,7 +139,8 @@ class T50Browser(Case):
                 self.assertRegex(tag, r'^[^>]*\bsrc=', 'an inline script in %s' % path)
 
 
-APACHE_MODULES = ('mpm_event', 'authz_core', 'dir', 'mime', 'headers', 'proxy', 'proxy_fcgi')
+APACHE_MODULES = ('mpm_event', 'authz_core', 'authz_host', 'dir', 'mime', 'alias', 'headers',
+                  'proxy', 'proxy_fcgi')
 
 
 class T51Apache(Case):
@@ -154,13 +155,16 @@ class T51Apache(Case):
         port = free_port()
         with open(os.path.join(ROOT, 'conf', 'apache.conf')) as f:
             site = f.read()
-        site = (site.replace('<VirtualHost *:80>', '<VirtualHost *:%d>' % port)
-                .replace('/usr/local/share/elearn/www', os.path.join(ROOT, 'www'))
-                .replace('unix:/run/elearn/elearn.sock', 'unix:' + os.path.join(d, 'none.sock'))
-                .replace('${APACHE_LOG_DIR}', d))
+        # conf/apache.conf is a template (@PORT@, @WWW@, @SOCKET@, @ERRORS@).
+        for k, v in (('@PORT@', str(port)), ('@WWW@', os.path.join(ROOT, 'www')),
+                     ('@SOCKET@', os.path.join(d, 'none.sock')),
+                     ('@ERRORS@', os.path.join(ROOT, 'conf', 'errors')),
+                     ('${APACHE_LOG_DIR}', d)):
+            site = site.replace(k, v)
+        self.assertNotRegex(site, r'@[A-Z]+@', 'a placeholder this test does not fill')
         with open(os.path.join(d, 'site.conf'), 'w') as f:
             f.write(site)
-        main_conf = ['ServerRoot /etc/apache2'] + [
+        main_conf = ['ServerRoot "%s"' % d, 'DefaultRuntimeDir "%s"' % d] + [
             'LoadModule %s_module /usr/lib/apache2/modules/mod_%s.so' % (m, m)
             for m in APACHE_MODULES] + [
             'TypesConfig /etc/mime.types', 'Listen 127.0.0.1:%d' % port,

@@ -6,7 +6,7 @@
  * cached (X-Cache: BYPASS, Cache-Control: private): every enroll or
  * unenroll shows on the caller's next read. The counts these writes change
  * are part of the course and of the popular and top_rated lists, so the
- * course is re-cached from the store and the list generation moved on. */
+ * course is dropped from the caches and the list generation moved on. */
 #include <stdio.h>
 #include <string.h>
 
@@ -92,8 +92,13 @@ int handle_course_rate(const struct el_request *req, struct el_response *res)
         status = el_course_write_failed(res, rc, "Course not found");
         goto out;
     }
+    /* The answer is this write's result; the caches are dropped, not
+     * filled with it (concurrent raters: el_course_recache). */
+    el_course_recache(req->app, id);
     el_app_bump_lists(req->app); /* rating orders top_rated */
-    status = el_course_respond(req, res, &c, 200);
+    status = el_course_to_json(&c, &res->body) == EL_OK
+                 ? 200
+                 : el_response_error(res, 503, "Server out of memory, try again");
     el_course_cleanup(&c);
 out:
     el_buf_cleanup(&body);

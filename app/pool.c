@@ -576,8 +576,8 @@ static void *loop_main(void *arg)
                 conn_run(p, c);
             }
         }
-        el_request_log_flush();
         now = el_now_ms();
+        el_request_log_tick(now);
         if (atomic_load(&p->stopping))
             stopping(l);
         else if (!l->listening && now >= l->listen_pause_until && listener_add(l) == 0)
@@ -587,6 +587,7 @@ static void *loop_main(void *arg)
             sweep(l, now);
         }
     }
+    el_request_log_flush();
     el_redis_thread_cleanup(p->app->redis);
     el_store_thread_cleanup(p->app->store);
     return NULL;

@@ -89,8 +89,12 @@ struct el_buf;
 int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struct el_buf *out);
 
 /* Write the calling thread's pending access-log lines (el_request_serve
- * collects them per thread): event threads call it once per epoll round,
- * workers after each request. */
+ * collects them per thread): workers after each request, event threads
+ * when they stop. */
 void el_request_log_flush(void);
+
+/* Event threads, after each epoll round (at least every 100 ms): write the
+ * pending lines once 8 KiB have gathered or the oldest is 100 ms old. */
+void el_request_log_tick(uint64_t now_ms);
 
 #endif /* EL_REQUEST_H */

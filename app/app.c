@@ -10,8 +10,10 @@
 #include <time.h>
 
 #include "app.h"
+
 #include "auth/password.h"
 #include "cache/key.h"
+#include "obs/log.h"
 
 /* ---- bus handlers: what other processes tell us ---------------------- */
 
@@ -37,6 +39,12 @@ static void on_filled(void *arg, const char *key)
     el_tiered_filled(key);
 }
 
+static void on_revoked(void *arg, const char *id, int64_t expires_ms)
+{
+    struct el_app *app = arg;
+    el_auth_revoked_heard(app->auth, id, expires_ms);
+}
+
 static void on_reset(void *arg, const char *why)
 {
     struct el_app *app = arg;
@@ -59,7 +67,7 @@ int el_app_open(struct el_app *app)
     int rc;
 
     el_store_set_timeout_ms(app->cfg.db_timeout_ms);
-    if (el_store_open(app->cfg.db_uri, &app->store, &err) != EL_OK) {
+    if (el_store_open(app->cfg.store_uri, &app->store, &err) != EL_OK) {
         fprintf(stderr, "elearn-fcgi: DB_URI: %s\n", err.msg);
         return -1;
     }
@@ -97,7 +105,7 @@ int el_app_open(struct el_app *app)
         return -1;
     }
     if (app->redis) {
-        struct el_bus_handlers h = {app, on_key, on_generation, on_filled, on_reset};
+        struct el_bus_handlers h = {app, on_key, on_generation, on_filled, on_reset, on_revoked};
         struct el_bus_opts bo = {0};
 
         bo.max_stale_ms = app->cfg.l1_max_stale_ms;
@@ -107,6 +115,7 @@ int el_app_open(struct el_app *app)
         }
         el_tiered_set_bus(app->courses, app->bus);
         el_tiered_set_bus(app->course_lists, app->bus);
+        el_auth_set_bus(app->auth, app->bus);
     }
     /* Start from the shared list generation so every process reads the same
      * list keys; 0 when Redis has none (or is down). */
@@ -157,6 +166,7 @@ static void *chores_main(void *arg)
         el_auth_tick(app->auth);
         el_tiered_replay(app->redis, app->bus);
         el_app_share_generation(app);
+        el_log_flush(); /* access lines reach the log within 250 ms */
         /* Counters reach the cluster view once a second, never per hit. */
         if (el_now_ms() - last_flush >= 1000) {
             el_stats_flush(app->redis);

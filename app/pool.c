@@ -173,7 +173,7 @@ static void *worker_main(void *arg)
             break; /* stopping, and nothing left */
 
         j->rc = el_request_serve(p->app, j->rq, 0, &j->out);
-        el_request_log_flush(); /* before the answer leaves */
+        el_request_log_tick(el_now_ms());
         l = j->c->loop;
         must(pthread_mutex_lock(&l->done_lock));
         j->next = l->done;

@@ -700,6 +700,30 @@ void el_auth_tick(struct el_auth *a)
         }
         local_prune(a, a->prune_next % LOCAL_SHARDS, el_wall_ms());
     }
+    /* Look at 8 buckets' markers per tick (all of them every 2 s): with the
+     * local path answering, no request may read a bucket for a long time,
+     * and one evicted meanwhile must be whole again when Redis is next
+     * asked. */
+    {
+        struct el_redis_hmget q[EL_REDIS_BATCH_MAX];
+        struct el_buf v[EL_REDIS_BATCH_MAX];
+        char keys[EL_REDIS_BATCH_MAX][EL_KEY_MAX], server[EL_REDIS_ID_MAX] = "";
+        unsigned first = (a->sweep_next++ * EL_REDIS_BATCH_MAX) % EL_KEY_AUTH_BUCKETS;
+
+        for (int i = 0; i < EL_REDIS_BATCH_MAX; i++) {
+            el_buf_init(&v[i], 64);
+            el_key_auth_bucket(keys[i], sizeof(keys[i]), first + (unsigned)i);
+            q[i] = (struct el_redis_hmget){keys[i], 1, {"@sync"}, &v[i], {0}};
+        }
+        if (el_redis_hmget_batch(a->redis, EL_REDIS_BATCH_MAX, q, server) == EL_OK &&
+            server[0] != '\0')
+            for (int i = 0; i < EL_REDIS_BATCH_MAX; i++)
+                if (!q[i].found[0] || v[i].len != strlen(server) ||
+                    memcmp(v[i].data, server, v[i].len) != 0)
+                    atomic_store(&a->stale[(first + (unsigned)i) % EL_KEY_AUTH_BUCKETS], 1);
+        for (int i = 0; i < EL_REDIS_BATCH_MAX; i++)
+            el_buf_cleanup(&v[i]);
+    }
     epoch = el_redis_epoch(a->redis);
     full = epoch != atomic_load(&a->synced_epoch);
     for (unsigned b = 0; b < EL_KEY_AUTH_BUCKETS; b++) {
@@ -729,30 +753,6 @@ void el_auth_tick(struct el_auth *a)
         }
         if (full && n == 0)
             atomic_store(&a->synced_epoch, epoch);
-    }
-    /* Look at 8 buckets' markers per tick (all of them every 2 s): with the
-     * local path answering, no request may read a bucket for a long time,
-     * and one evicted meanwhile must be whole again when Redis is next
-     * asked. */
-    {
-        struct el_redis_hmget q[EL_REDIS_BATCH_MAX];
-        struct el_buf v[EL_REDIS_BATCH_MAX];
-        char keys[EL_REDIS_BATCH_MAX][EL_KEY_MAX], server[EL_REDIS_ID_MAX] = "";
-        unsigned first = (a->sweep_next++ * EL_REDIS_BATCH_MAX) % EL_KEY_AUTH_BUCKETS;
-
-        for (int i = 0; i < EL_REDIS_BATCH_MAX; i++) {
-            el_buf_init(&v[i], 64);
-            el_key_auth_bucket(keys[i], sizeof(keys[i]), first + (unsigned)i);
-            q[i] = (struct el_redis_hmget){keys[i], 1, {"@sync"}, &v[i], {0}};
-        }
-        if (el_redis_hmget_batch(a->redis, EL_REDIS_BATCH_MAX, q, server) == EL_OK &&
-            server[0] != '\0')
-            for (int i = 0; i < EL_REDIS_BATCH_MAX; i++)
-                if (!q[i].found[0] || v[i].len != strlen(server) ||
-                    memcmp(v[i].data, server, v[i].len) != 0)
-                    atomic_store(&a->stale[(first + (unsigned)i) % EL_KEY_AUTH_BUCKETS], 1);
-        for (int i = 0; i < EL_REDIS_BATCH_MAX; i++)
-            el_buf_cleanup(&v[i]);
     }
     /* One bucket's expired fields per tick: every bucket about every 16 s. */
     {

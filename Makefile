@@ -22,7 +22,7 @@ CUNIT_LIBS := $(shell pkg-config --libs cunit 2>/dev/null)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wwrite-strings -Wno-format-nonliteral -fno-common
-CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) -pthread -iquote lib -iquote tests -iquote app $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) -pthread -iquote lib -iquote tests -iquote app -iquote $(B)/gen $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 LDFLAGS_ALL = $(SAN) -pthread $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
 
@@ -42,17 +42,35 @@ SAN_TSAN := -fsanitize=thread
 # tree; each target in fuzz/ links the parser it feeds.
 SAN_FUZZ := -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all \
             -fno-omit-frame-pointer
-FUZZ_TARGETS := fcgi query course_input auth_body jwt env
+FUZZ_TARGETS := fcgi query course_input auth_body jwt env access_log
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps run test unit unit-asan unit-tsan e2e bench fuzz fuzz-build clean format lint
+.PHONY: all deps run test unit unit-asan unit-tsan e2e bench fuzz fuzz-build clean format lint deb deploy-check
 .DEFAULT_GOAL := all
 
 all: $(B)/elearn-fcgi $(B)/elearnctl
 
+# The OpenAPI document is built into the responder (app/openapi.c, .incbin).
+$(B)/app/openapi.o: docs/openapi.json
+
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# ---- build identity (issue 11): VERSION and the git commit, for /metrics
+# and the Debian package. buildinfo.h is rewritten only when it changes, so
+# only app/version.c is rebuilt on a new commit.
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+BUILD_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+
+$(B)/gen/buildinfo.h: FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define EL_BUILD_VERSION "%s"\n#define EL_BUILD_COMMIT "%s"\n' '$(VERSION)' '$(BUILD_COMMIT)' >$@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+$(B)/app/version.o: $(B)/gen/buildinfo.h
+
+FORCE:
 
 $(B)/libel.a: $(LIB_OBJ)
 	@rm -f $@
@@ -108,6 +126,7 @@ test: deps
 	sh tests/run-unit.sh build/asan/unit-tests
 	sh tests/run-unit.sh build/tsan/unit-tests
 	sh tests/fuzz.sh build/fuzz 3 $(FUZZ_TARGETS)
+	sh tests/deploy/check.sh $(B)
 	sh tests/e2e/run.sh $(B)
 
 unit: all $(B)/unit-tests
@@ -120,6 +139,16 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(B)/donothing-fcgi $(B)/minimal-fcgi $(B)/l1-bench
 	sh bench/run.sh $(B)
 
+# ---- deployment (issue 11): the Debian package and its checks ---------------
+# make deb: build/deb/elearn_<VERSION>_<arch>.deb (scripts/mkdeb.sh).
+deb: all
+	@sh scripts/mkdeb.sh $(B) $(B)/deb
+
+# The package, lintian, its contents, a throwaway dpkg root, systemd-analyze
+# verify/security, the packaged configuration (tests/deploy/check.sh).
+deploy-check: all
+	sh tests/deploy/check.sh $(B)
+
 clean:
 	rm -rf build
 
@@ -130,4 +159,4 @@ lint:
 	-clang-tidy -checks='clang-analyzer-*,bugprone-*' $(LIB_SRC) $(APP_SRC) -- $(CFLAGS_ALL)
 	-cppcheck --quiet --enable=warning,performance lib app
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -name '*.d' -type f 2>/dev/null)

@@ -10,8 +10,10 @@
 #include <time.h>
 
 #include "app.h"
+
 #include "auth/password.h"
 #include "cache/key.h"
+#include "obs/log.h"
 
 /* ---- bus handlers: what other processes tell us ---------------------- */
 
@@ -65,7 +67,7 @@ int el_app_open(struct el_app *app)
     int rc;
 
     el_store_set_timeout_ms(app->cfg.db_timeout_ms);
-    if (el_store_open(app->cfg.db_uri, &app->store, &err) != EL_OK) {
+    if (el_store_open(app->cfg.store_uri, &app->store, &err) != EL_OK) {
         fprintf(stderr, "elearn-fcgi: DB_URI: %s\n", err.msg);
         return -1;
     }
@@ -165,6 +167,7 @@ static void *chores_main(void *arg)
         el_auth_tick(app->auth);
         el_tiered_replay(app->redis, app->bus);
         el_app_share_generation(app);
+        el_log_flush(); /* access lines reach the log within 250 ms */
         /* Counters reach the cluster view once a second, never per hit. */
         if (el_now_ms() - last_flush >= 1000) {
             el_stats_flush(app->redis);

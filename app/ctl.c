@@ -6,7 +6,8 @@
  * The store is the one --db names, else DB_URI, else MONGO_URI, else
  * sqlite:var/elearn.db -- read straight from the environment, because the
  * responder's configuration (config.c) also demands settings, such as
- * JWT_SECRET, that an admin tool has no use for.
+ * JWT_SECRET, that an admin tool has no use for. A relative sqlite: path is
+ * resolved against $DATA_DIR (else $STATE_DIRECTORY) as the responder does.
  *
  * Key decisions: commands are rows of one table ({name, fn, usage,
  * summary}); main() only finds the row, and --help is printed from the
@@ -105,7 +106,8 @@ static void usage(FILE *out)
     }
     fprintf(out,
             "\nThe store is --db URI, else $DB_URI, else $MONGO_URI, else %s.\n"
-            "URIs: sqlite:PATH or mongodb://HOST[:PORT]/DATABASE.\n"
+            "URIs: sqlite:PATH (relative: under $DATA_DIR when set) or\n"
+            "mongodb://HOST[:PORT]/DATABASE.\n"
             "User changes also clear the user's cached session in Redis: $REDIS_URL,\n"
             "else %s (set REDIS_URL= to skip).\n"
             "Run 'elearnctl COMMAND --help' for one command.\n",
@@ -211,7 +213,7 @@ static int common_option(const struct command *c, int argc, char **argv, int *i)
     return 0;
 }
 
-static const char *store_uri(void)
+static const char *store_uri_given(void)
 {
     const char *v;
 
@@ -222,6 +224,23 @@ static const char *store_uri(void)
     if ((v = getenv("MONGO_URI")) && *v)
         return v;
     return DEFAULT_DB_URI;
+}
+
+/* A relative sqlite: path names the same file the responder opens: it is
+ * resolved against $DATA_DIR (then $STATE_DIRECTORY) when set, as
+ * lib/core/config.c does; otherwise against the working directory. */
+static const char *store_uri(void)
+{
+    static char resolved[4200];
+    const char *uri = store_uri_given(), *dir = getenv("DATA_DIR");
+
+    if (dir == NULL || *dir != '/')
+        dir = getenv("STATE_DIRECTORY");
+    if (strncmp(uri, "sqlite:", 7) != 0 || uri[7] == '/' || uri[7] == '\0' || dir == NULL ||
+        *dir != '/')
+        return uri;
+    snprintf(resolved, sizeof(resolved), "sqlite:%.*s/%s", (int)strcspn(dir, ":"), dir, uri + 7);
+    return resolved;
 }
 
 static int open_store(struct el_store **s)
@@ -480,7 +499,10 @@ static int gen_course(struct el_course *c, int64_t now)
     c->rating = gen_rating();
     c->enrollment_count = gen_enrollment();
     c->rating_count = 1 + (int)(c->enrollment_count * (0.05 + 0.3 * rng_unit()));
-    c->published = rng_unit() < 0.9;
+    /* Every seeded course is in the catalogue: drafts (issue 12) are what
+     * instructors make. The draw stays so the rest of the data is as it was. */
+    (void)rng_unit();
+    c->published = true;
     c->created_at = now - (int64_t)(rng_unit() * (double)two_years);
     c->updated_at = c->created_at + (int64_t)(rng_unit() * (double)(now - c->created_at));
 

@@ -2,9 +2,10 @@
  * socket, then the process wiring (app.c) and the pool.
  *
  *   elearn-fcgi [--env-file FILE] [--listen unix:PATH | HOST:PORT]
- *               [--check-config]
+ *               [--check-config [--connect]]
  *
- * Without --listen the listening socket is fd 0, as spawn-fcgi (and most
+ * Without --listen the listening socket is the one systemd passed (socket
+ * activation, fd 3; see listen.c), else fd 0, as spawn-fcgi (and most
  * FastCGI process managers) pass it. A configuration error is one line on
  * stderr naming the variable, and exit status 2. */
 #include <errno.h>
@@ -21,12 +22,17 @@
 #include <sys/un.h>
 
 #include "app.h"
+#include "doctor.h"
+#include "http/forwarded.h"
+#include "listen.h"
+#include "obs/log.h"
 #include "pool.h"
+#include "version.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: elearn-fcgi [--env-file FILE] [--listen unix:PATH | HOST:PORT] "
-               "[--check-config]\n"
+               "[--check-config [--connect]]\n"
                "\n"
                "Without --listen, fd 0 must be a listening socket (spawn-fcgi).\n"
                "Configuration comes from the environment and FILE; see README.md.\n");
@@ -115,6 +121,8 @@ static int open_listener(const char *spec)
 {
     int fd;
 
+    if (spec == NULL && (fd = el_listen_inherited()) != -1)
+        return fd < 0 ? -1 : fd;
     if (spec == NULL) {
         int on = 0;
         socklen_t len = sizeof(on);
@@ -131,12 +139,20 @@ static int open_listener(const char *spec)
     return fd;
 }
 
+/* SIGHUP (logrotate's postrotate): reopen LOG_FILE; never fatal. */
+static void on_hup(void)
+{
+    if (el_log_reopen() == EL_OK)
+        fprintf(stderr, "elearn-fcgi: SIGHUP received, log reopened\n");
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"env-file", required_argument, NULL, 'e'},
         {"listen", required_argument, NULL, 'l'},
         {"check-config", no_argument, NULL, 'c'},
+        {"connect", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -145,13 +161,14 @@ int main(int argc, char **argv)
     struct el_err err = {0};
     struct el_pool_opts popts;
     char where[EL_CONFIG_STR];
-    int opt, check = 0, rc;
+    int opt, check = 0, connect = 0, rc;
 
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
         case 'e': env_file = optarg; break;
         case 'l': listen_spec = optarg; break;
         case 'c': check = 1; break;
+        case 'C': connect = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -164,9 +181,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "elearn-fcgi: %s\n", err.msg);
         return 2;
     }
+    if (check && connect)
+        return el_doctor(&app.cfg);
     if (check) {
         printf("configuration OK\n");
         return 0;
+    }
+    el_app_identity(app.cfg.instance);
+    if (el_log_open(app.cfg.log_file, app.cfg.access_log, &err) != EL_OK ||
+        el_forwarded_setup(app.cfg.trusted_proxies, &err) != EL_OK) {
+        fprintf(stderr, "elearn-fcgi: %s\n", err.msg);
+        return 2;
     }
 
     /* Before any thread exists (libmongoc starts its own): every thread
@@ -184,12 +209,15 @@ int main(int argc, char **argv)
     popts.request_timeout_s = app.cfg.request_timeout_s;
     popts.send_timeout_s = app.cfg.send_timeout_s;
     popts.event_threads = app.cfg.event_threads;
-    popts.on_hup = NULL;
+    popts.on_hup = on_hup;
     redis_where(app.cfg.redis_url, where, sizeof(where));
     fprintf(stderr,
-            "elearn-fcgi: pid %d, %d event threads, %d workers, store %s, L1 %zu bytes, "
-            "L2 %s (%s)\n",
-            (int)getpid(), popts.event_threads, popts.workers, el_store_kind(app.store), app.cfg.l1_max_bytes, where,
+            "elearn-fcgi: pid %d, instance %s, %d event threads, %d workers, store %s%s%s, "
+            "L1 %zu bytes, L2 %s (%s)\n",
+            (int)getpid(), app.cfg.instance, popts.event_threads, popts.workers,
+            el_store_kind(app.store), strncmp(app.cfg.store_uri, "sqlite:", 7) == 0 ? " " : "",
+            strncmp(app.cfg.store_uri, "sqlite:", 7) == 0 ? app.cfg.store_uri + 7 : "",
+            app.cfg.l1_max_bytes, where,
             app.redis ? (el_redis_is_up(app.redis) ? "up" : "down") : "off");
     if (el_app_chores_start(&app) != EL_OK) {
         fprintf(stderr, "elearn-fcgi: cannot start the housekeeping thread\n");
@@ -204,6 +232,7 @@ int main(int argc, char **argv)
     el_app_warm_wait(&app);
     el_app_chores_stop();
     el_app_close(&app);
+    el_log_flush();
     fprintf(stderr, "elearn-fcgi: stopped\n");
     return rc == 0 ? 0 : 1;
 }

@@ -17,6 +17,8 @@
 
 #include "app.h"
 #include "fcgi.h"
+#include "http/forwarded.h"
+#include "obs/log.h"
 #include "router.h"
 
 /* What req->io points to: the body as fcgi.c received it. */
@@ -151,7 +153,7 @@ static int etag_matches(const char *inm, const char *etag)
 /* Frame status line, headers and body into out. Returns the status actually
  * sent, or -1 when out cannot take it. */
 static int write_response(struct el_buf *out, const struct el_fcgi_req *rq,
-                          const struct el_request *req, struct el_response *res)
+                          const struct el_request *req, struct el_response *res, uint64_t *sent)
 {
     char head[1024];
     const char *body = res->blob ? res->blob->data : res->body.data;
@@ -193,70 +195,35 @@ static int write_response(struct el_buf *out, const struct el_fcgi_req *rq,
                  res->extra);
     if (n < 0 || (size_t)n >= sizeof(head))
         n = snprintf(head, sizeof(head), "Status: 500 Internal Server Error\r\n\r\n");
-    if (el_fcgi_reply(out, rq, head, (size_t)n, body, len && !head_only ? len : 0) != EL_OK)
+    *sent = len && !head_only ? len : 0;
+    if (el_fcgi_reply(out, rq, head, (size_t)n, body, (size_t)*sent) != EL_OK)
         return -1;
     return status;
 }
 
-/* Copy s for the request log with control bytes, spaces and backslashes
- * escaped: a client-chosen path must not be able to forge log lines. */
-static void log_safe(char *out, size_t n, const char *s)
-{
-    size_t o = 0;
-
-    for (; *s && o + 5 < n; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x21 || c == 0x7f || c == '\\')
-            o += (size_t)snprintf(out + o, n - o, "\\x%02x", c);
-        else
-            out[o++] = (char)c;
-    }
-    out[o] = '\0';
-}
-
-/* The access log. Each thread collects its lines here and
- * el_request_log_flush() writes them with one write(2): an event thread
- * answering many L1 hits per epoll round pays one system call for all
- * their lines instead of one each. */
-static __thread char log_pending[16384];
-static __thread size_t log_len;
-
+/* Access lines are formatted and batched by obs/log.c (one line per
+ * request: time, client, method, target, status, layer, duration, bytes,
+ * request id); event threads write the batch once per epoll round, workers
+ * after each request, so a line never waits long and many L1 hits share
+ * one write(2). */
 void el_request_log_flush(void)
 {
-    size_t off = 0;
-
-    while (off < log_len) {
-        ssize_t n = write(STDERR_FILENO, log_pending + off, log_len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break; /* the log cannot take it: drop, never stop serving */
-        off += (size_t)n;
-    }
-    log_len = 0;
+    el_log_flush();
 }
 
-/* One line per request, written here and nowhere else:
- * "<METHOD> <PATH> <STATUS> <LAYER|-> <MICROS>us" */
-static void access_log(const struct el_request *req, const struct el_response *res, int status,
-                       uint64_t us)
+/* The request id the web server passed: nginx's $request_id (REQUEST_ID in
+ * the shipped conf), a balancer's X-Request-Id, Apache's mod_unique_id. */
+static const char *given_request_id(const struct el_fcgi_req *rq)
 {
-    char safe_method[32], safe_path[512], line[640];
-    int n;
+    static const char *const names[] = {"REQUEST_ID", "HTTP_X_REQUEST_ID", "UNIQUE_ID"};
 
-    log_safe(safe_method, sizeof(safe_method), req->method);
-    log_safe(safe_path, sizeof(safe_path), req->path);
-    n = snprintf(line, sizeof(line), "%s %s %d %s %lluus\n", safe_method, safe_path, status,
-                 res->has_layer ? el_layer_name(res->layer) : "-", (unsigned long long)us);
-    if (n <= 0)
-        return;
-    if ((size_t)n >= sizeof(line))
-        n = (int)sizeof(line) - 1; /* cut; still one line (ends in \n below) */
-    line[n - 1] = '\n';
-    if (log_len + (size_t)n > sizeof(log_pending))
-        el_request_log_flush();
-    memcpy(log_pending + log_len, line, (size_t)n);
-    log_len += (size_t)n;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *v = el_fcgi_param(rq, names[i]);
+
+        if (v != NULL)
+            return v;
+    }
+    return NULL;
 }
 
 /* One pass over the parameters for the ones handlers see (the first
@@ -304,7 +271,9 @@ int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struc
     struct el_request req;
     struct el_response res;
     struct io io;
-    uint64_t t0 = el_now_us();
+    uint64_t t0 = el_now_us(), sent = 0;
+    int64_t wall = el_wall_ms();
+    char client[64], rid[EL_LOG_ID_LEN + 1];
     int status, framing = el_fcgi_status(rq);
 
     memset(&req, 0, sizeof(req));
@@ -318,6 +287,10 @@ int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struc
         req.path = "/";
     if (req.query == NULL)
         req.query = "";
+    /* The client: REMOTE_ADDR, or X-Forwarded-For from a trusted proxy. */
+    el_forwarded_client(req.remote_addr, el_fcgi_param(rq, "HTTP_X_FORWARDED_FOR"), client,
+                        sizeof(client));
+    req.remote_addr = client;
     /* fcgi.c checked CONTENT_LENGTH against the body (400 otherwise); a body
      * without one (Apache's chunked uploads) counts as its length. */
     req.content_length = (int64_t)io.len;
@@ -338,15 +311,18 @@ int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struc
         return 0; /* a worker's job */
     }
     res.status = status;
-    status = write_response(out, rq, &req, &res);
+    el_log_request_id(given_request_id(rq), rid);
+    el_response_header(&res, "X-Request-Id", rid);
+    status = write_response(out, rq, &req, &res, &sent);
     if (status > 0) {
         char route[96];
+        const char *layer = res.has_layer ? el_layer_name(res.layer) : NULL;
 
         if (req.route)
             snprintf(route, sizeof(route), "%s %s", req.method, req.route);
-        el_stats_request(req.route ? route : NULL,
-                         res.has_layer ? el_layer_name(res.layer) : NULL, el_now_us() - t0);
-        access_log(&req, &res, status, el_now_us() - t0);
+        el_stats_response(req.route ? route : NULL, layer, status, el_now_us() - t0);
+        el_log_access(&(struct el_access){wall, client, req.method, req.path, req.query, status,
+                                          layer, el_now_us() - t0, sent, rid});
     }
     el_response_cleanup(&res);
     return status > 0 ? 1 : -1;

@@ -99,6 +99,8 @@ ENV=$(command -v env) # spawn-fcgi execs without a PATH search
 front l1 "$B/elearn-fcgi"
 front l2 "$ENV" L1_MAX_BYTES=0 "$B/elearn-fcgi"
 front store "$ENV" L1_MAX_BYTES=0 REDIS_URL= "$B/elearn-fcgi"
+# The access log's cost (issue 11): the same L1 hits without access lines.
+front quiet "$ENV" ACCESS_LOG=off "$B/elearn-fcgi"
 
 # The payloads: one course and one list page, fetched through the API.
 LISTQ='/api/courses?sort_by=popular'
@@ -183,6 +185,7 @@ measure() {
 }
 
 # Warm: L1 of "l1", Redis for "l2" (both hold the course and the page now).
+curl -fsS -o /dev/null "http://127.0.0.1:$PORT_quiet$COURSEQ"
 for q in "$COURSEQ" "$LISTQ"; do
     curl -fsS -o /dev/null "http://127.0.0.1:$PORT_l1$q"
     curl -fsS -o /dev/null "http://127.0.0.1:$PORT_l2$q"
@@ -194,6 +197,7 @@ MEASURE_NO_RESPONDER=
 measure "minimal responder" course mncourse "$COURSEQ" -
 measure "do-nothing responder" course dncourse "$COURSEQ" -
 measure "GET course, L1 hit" course l1 "$COURSEQ" L1
+measure "GET course, L1 hit, ACCESS_LOG=off" logcost quiet "$COURSEQ" L1
 measure "GET course, L2 hit (L1 off)" course l2 "$COURSEQ" L2
 measure "GET course, store (L1+L2 off)" course store "$COURSEQ" MISS
 MEASURE_NO_RESPONDER=1
@@ -418,6 +422,17 @@ EOF
                        login, login / cores, cores,
                        (bad > 0 ? sprintf("; %d answers were not 2xx", bad) : "")
         }' "$RES"
+    awk -F'\t' '
+        $1 == "GET course, L1 hit" { on = $4 }
+        $1 == "GET course, L1 hit, ACCESS_LOG=off" { off = $4 }
+        END {
+            if (on > 0 && off > 0)
+                printf "\n## The access log\n\nL1 course hits with one access line per request " \
+                       "(ACCESS_LOG=on, the default): %.0f req/s; without (ACCESS_LOG=off): " \
+                       "%.0f req/s: the line costs %.1f %% of L1-hit throughput in this run " \
+                       "(a line formatted per request, written in batches; run-to-run noise on " \
+                       "a shared machine is of the same order).\n", on, off, 100 * (off - on) / off
+        }' "$RES"
     cat <<EOF
 
 ## L1 cache micro-benchmark (build/l1-bench)
@@ -430,6 +445,27 @@ EOF
     else
         echo "build/l1-bench was not built; \`make build/l1-bench\` and re-run."
     fi
+    # Restarts under load (issue 11): failed requests while the responder
+    # is replaced twice, before (spawn-fcgi anew) and after (socket held).
+    cat <<EOF
+
+## Restarts under load
+
+bench/restart.py: one nginx (conf/nginx.conf) and one responder; wrk
+(-t2 -c16) on a cached course and two threads creating courses (POST) for
+the whole run, while the responder is restarted twice. "Before": SIGTERM,
+then spawn-fcgi again, as README described (the socket is removed and made
+anew; nothing listens in between). "After": the listening socket is held
+outside the responder, as elearn@.socket does, and the old process drains
+(serves its kept-alive connections until nginx closes them:
+keepalive_time 1s) while new connections wait in the backlog for the new
+process (\`systemctl restart elearn@N\`, elearn-rolling-restart). Failed
+reads: wrk's non-2xx plus socket errors (a connect error, or a request
+stalled past wrk's 2 s timeout).
+
+EOF
+    EL_E2E_BUILD=$B /usr/bin/python3 "$ROOT/bench/restart.py" 6 2>/dev/null ||
+        echo "(bench/restart.py failed; run it alone to see why)"
 } >"$OUT"
 say "wrote $OUT"
 cat "$OUT"

@@ -47,5 +47,7 @@ UNIT_SUITE void test_bus_register(void);
 UNIT_SUITE void test_json_register(void);
 UNIT_SUITE void test_form_register(void);
 UNIT_SUITE void test_stats_register(void);
+UNIT_SUITE void test_log_register(void);
+UNIT_SUITE void test_forwarded_register(void);
 
 #endif /* EL_TEST_UNIT_H */

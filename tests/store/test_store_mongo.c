@@ -339,6 +339,7 @@ static void check_indexes(const char *uri, const char *db)
         "enrollment_count_-1__id_1",
         "rating_-1__id_1",
         "duration_minutes_1__id_1",
+        "instructor_id_1_created_at_-1",
     };
     char names[16][64];
     size_t n = raw_index_names(uri, db, names, 16);

@@ -44,6 +44,7 @@
 #define SWEEP_MS 100           /* deadline check interval */
 #define EMFILE_PAUSE_MS 250    /* listener left alone at the descriptor limit */
 #define EMFILE_LOG_MS 10000    /* one log line per this much at the limit */
+#define DRAIN_MS 4000          /* after SIGTERM, idle connections kept this long at most */
 
 struct loop;
 
@@ -94,6 +95,7 @@ struct loop {
     int nconns;
     int listening;       /* the listener is in our epoll set */
     int released;        /* stopping: we have dropped the listener for good */
+    int drain_logged;    /* stopping: "drain time up" said */
     uint64_t listen_pause_until;
     uint64_t last_sweep;
 };
@@ -106,6 +108,7 @@ struct pool {
     int nloops;
     int sigfd;
     atomic_int stopping;
+    atomic_uint_fast64_t drain_until; /* ms: idle connections closed from then on */
     atomic_int released;     /* loops that have dropped the listener */
     int listen_closed;       /* loop 0 only */
     struct jobq jobs;
@@ -324,8 +327,15 @@ static void conn_run(struct pool *p, struct conn *c)
         if (out_pending(c) && c->writable)
             continue; /* replies the parser just made: write them first */
         if (!c->readable) {
-            if (atomic_load(&p->stopping) && !el_fcgi_busy(c->fcgi) && !out_pending(c))
-                goto close; /* idle at a stop: nothing more will come */
+            /* Idle at a stop: the web server may still write a request into
+             * it (nginx picks a kept-alive connection without knowing we are
+             * leaving, and does not retry a POST that meets a closed one),
+             * so leave the closing to it -- nginx closes within
+             * keepalive_time / keepalive_timeout (1 s in the shipped conf)
+             * -- and close it ourselves only after DRAIN_MS. */
+            if (atomic_load(&p->stopping) && !el_fcgi_busy(c->fcgi) && !out_pending(c) &&
+                now >= atomic_load(&p->drain_until))
+                goto close;
             if (!el_fcgi_busy(c->fcgi) && !out_pending(c) && c->idle_since == 0)
                 c->idle_since = now;
             return;
@@ -506,8 +516,11 @@ static void on_signal(struct loop *l)
                 p->opts->on_hup();
             continue;
         }
-        fprintf(stderr, "elearn-fcgi: %s received, stopping\n",
-                si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        /* The first one drains; a second one stops now. */
+        atomic_store(&p->drain_until, atomic_load(&p->stopping) ? 0 : el_now_ms() + DRAIN_MS);
+        fprintf(stderr, "elearn-fcgi: %s received, %s\n",
+                si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT",
+                atomic_load(&p->stopping) ? "stopping now" : "draining");
         atomic_store(&p->stopping, 1);
         for (int i = 0; i < p->nloops; i++)
             if (write(p->loops[i].evfd, &one, sizeof(one)) != sizeof(one))
@@ -532,13 +545,21 @@ static void stopping(struct loop *l)
         close(p->opts->listen_fd);
         p->listen_closed = 1;
     }
+    if (!l->drain_logged && el_now_ms() >= atomic_load(&p->drain_until) && l->nconns > 0) {
+        /* The web server kept connections past DRAIN_MS (nginx closes
+         * within keepalive_time): closing them ourselves may fail a request
+         * it is writing into one right now. Say so. */
+        fprintf(stderr, "elearn-fcgi: drain time up: closing the idle ones of %d connections\n",
+                l->nconns);
+        l->drain_logged = 1;
+    }
     for (c = l->conns.next; c != &l->conns; c = next) {
         next = c->next;
         if (!c->busy) {
             /* bytes already sent are a request arriving, not idleness:
              * look before judging (the edge may not have been seen yet) */
             c->readable = 1;
-            conn_run(p, c); /* closes it when idle */
+            conn_run(p, c); /* closes it when idle (after the drain) */
         }
     }
 }

@@ -24,10 +24,15 @@
  * condition is logged at most once per 10 s.
  *
  * SIGTERM/SIGINT (a signalfd read by the first event thread, so no thread
- * is interrupted mid-request): stop accepting and close the listener, close
- * idle connections, finish requests in flight and those already arriving
- * (within their deadlines), then return. SIGHUP is taken too (it must not
- * end the process). */
+ * is interrupted mid-request): stop accepting and close the listener (with
+ * socket activation systemd keeps it open: new connections wait in its
+ * backlog for the next process), serve kept-alive connections until the web
+ * server closes them (at most 4 s, then the idle ones are closed: closing
+ * them at once races with a request being written into one, which nginx
+ * does not retry for a POST), finish requests in flight and those already
+ * arriving (within their deadlines), then return; a second SIGTERM stops
+ * at once. SIGHUP calls on_hup (reopen the log) and never ends the
+ * process. */
 #ifndef EL_POOL_H
 #define EL_POOL_H
 

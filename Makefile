@@ -50,6 +50,9 @@ FUZZ_SECONDS ?= 60
 
 all: $(B)/elearn-fcgi $(B)/elearnctl
 
+# The OpenAPI document is built into the responder (app/openapi.c, .incbin).
+$(B)/app/openapi.o: docs/openapi.json
+
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@

@@ -39,6 +39,12 @@ static void on_filled(void *arg, const char *key)
     el_tiered_filled(key);
 }
 
+static void on_revoked(void *arg, const char *id, int64_t expires_ms)
+{
+    struct el_app *app = arg;
+    el_auth_revoked_heard(app->auth, id, expires_ms);
+}
+
 static void on_reset(void *arg, const char *why)
 {
     struct el_app *app = arg;
@@ -99,7 +105,7 @@ int el_app_open(struct el_app *app)
         return -1;
     }
     if (app->redis) {
-        struct el_bus_handlers h = {app, on_key, on_generation, on_filled, on_reset};
+        struct el_bus_handlers h = {app, on_key, on_generation, on_filled, on_reset, on_revoked};
         struct el_bus_opts bo = {0};
 
         bo.max_stale_ms = app->cfg.l1_max_stale_ms;
@@ -109,6 +115,7 @@ int el_app_open(struct el_app *app)
         }
         el_tiered_set_bus(app->courses, app->bus);
         el_tiered_set_bus(app->course_lists, app->bus);
+        el_auth_set_bus(app->auth, app->bus);
     }
     /* Start from the shared list generation so every process reads the same
      * list keys; 0 when Redis has none (or is down). */

@@ -18,6 +18,18 @@ int handle_course_enroll(const struct el_request *req, struct el_response *res);
 int fast_course_get(const struct el_request *req, struct el_response *res);
 int fast_course_list(const struct el_request *req, struct el_response *res);
 
+/* app/modules.c */
+int handle_module_add(const struct el_request *req, struct el_response *res);
+int handle_module_delete(const struct el_request *req, struct el_response *res);
+
+/* app/learning.c */
+int handle_course_unenroll(const struct el_request *req, struct el_response *res);
+int handle_my_enrollments(const struct el_request *req, struct el_response *res);
+int handle_course_rate(const struct el_request *req, struct el_response *res);
+
+/* app/openapi.c */
+int handle_openapi(const struct el_request *req, struct el_response *res);
+
 /* app/auth.c */
 int handle_auth_register(const struct el_request *req, struct el_response *res);
 int handle_auth_login(const struct el_request *req, struct el_response *res);

@@ -36,10 +36,14 @@ to test what a client sends and how it copes with a replica set:
                           writeConcernError (code c, e.g. 64, a majority
                           that did not acknowledge in time)
 
-With --replset NAME it answers hello as the primary of a one-member
-replica set NAME (setName, hosts, primary, me, setVersion, electionId), so a
-client given replicaSet=NAME in its URI runs replica-set discovery and
-monitoring against it.
+With --replset NAME it answers hello as a member of replica set NAME
+(setName, hosts, primary, me, setVersion, electionId), by default the
+primary of a set of one, so a client given replicaSet=NAME in its URI runs
+replica-set discovery and monitoring against it. With --members A,B and
+--primary A, several servers form one set (each holds its own data): a
+non-primary refuses writes (10107 NotWritablePrimary) and reads (13435),
+and {elearnSetPrimary: "host:port"} sent to every member holds an
+"election".
 
 Unknown commands get {ok: 0, code: 59, codeName: "CommandNotFound"}; what
 mongomock cannot do (arrayFilters, text indexes, ...) gets code 115,
@@ -60,7 +64,11 @@ import mongomock.filtering
 import pymongo.errors
 from bson.objectid import ObjectId
 
-ELECTION_ID = ObjectId('7fffffff0000000000000001')
+
+
+def election_id(term):
+    """The electionId of the term-th primary: later terms compare greater."""
+    return ObjectId('7fffffff%016x' % term)
 
 MAX_WIRE_VERSION = 13  # MongoDB 5.0: what libmongoc 1.23 needs to talk OP_MSG
 MAX_BSON_OBJECT_SIZE = 16 * 1024 * 1024
@@ -111,10 +119,13 @@ RETRYABLE_CODES = (6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 134
 class Handler:
     """Answers one command at a time against a mongomock client."""
 
-    def __init__(self, replset=None, me=None):
+    def __init__(self, replset=None, me=None, members=None, primary=None):
         self.client = mongomock.MongoClient()
         self.counts = collections.Counter()
         self.replset, self.me = replset, me
+        self.members = members or [me]
+        self.primary = primary or me
+        self.term = 1
         self.log = collections.deque(maxlen=500)
         self.fail_writes = 0
         self.fail_code = 10107
@@ -144,6 +155,7 @@ class Handler:
             'elearnreset': self.elearn_reset,
             'elearnlog': lambda db, doc: {'log': list(self.log)},
             'elearnfailwrites': self.elearn_fail_writes,
+            'elearnsetprimary': self.elearn_set_primary,
         }
 
     # -- dispatch ---------------------------------------------------------
@@ -166,6 +178,13 @@ class Handler:
                              'writeConcern': doc.get('writeConcern'),
                              'readPreference': rp.get('mode') if isinstance(rp, dict) else None})
         wce = None
+        if self.replset and self.primary != self.me and (
+                key in WRITES or key in ('find', 'aggregate', 'count', 'getmore')):
+            # A secondary: no writes, and no reads without secondaryOk
+            # (elearn reads from the primary only).
+            if key in WRITES:
+                raise CommandError(10107, 'NotWritablePrimary', 'not primary')
+            raise CommandError(13435, 'NotPrimaryNoSecondaryOk', 'not primary and secondaryOk=false')
         if key in WRITES and self.fail_writes > 0:
             self.fail_writes -= 1
             if not self.fail_wce:
@@ -215,13 +234,30 @@ class Handler:
             ('readOnly', False),
         ])
         if self.replset:
+            writable = self.primary == self.me
+            if 'isWritablePrimary' in reply:
+                reply['isWritablePrimary'] = writable
+            else:
+                reply['ismaster'] = writable
             reply.update([
-                ('setName', self.replset), ('setVersion', 1), ('hosts', [self.me]),
-                ('primary', self.me), ('me', self.me), ('secondary', False),
-                ('electionId', ELECTION_ID),
+                ('setName', self.replset), ('setVersion', 1), ('hosts', list(self.members)),
+                ('primary', self.primary), ('me', self.me), ('secondary', not writable),
                 ('lastWrite', {'lastWriteDate': datetime.datetime.utcnow()}),
             ])
+            if writable:
+                reply['electionId'] = election_id(self.term)
         return reply
+
+    def elearn_set_primary(self, db, doc):
+        """An election: host is the primary from now on (send to every
+        member, so they all agree)."""
+        host = doc.get('elearnSetPrimary')
+        if host not in self.members:
+            raise CommandError(2, 'BadValue', 'not a member: %r' % host)
+        if host != self.primary:
+            self.primary = host
+            self.term += 1
+        return {}
 
     def elearn_fail_writes(self, db, doc):
         self.fail_writes = int(doc.get('elearnFailWrites') or 0)
@@ -489,7 +525,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--port', type=int, required=True)
     ap.add_argument('--replset', metavar='NAME',
-                    help='answer hello as the primary of replica set NAME')
+                    help='answer hello as a member of replica set NAME')
+    ap.add_argument('--members', metavar='HOST:PORT,...',
+                    help='the set\'s members (default: this server alone)')
+    ap.add_argument('--primary', metavar='HOST:PORT', help='the primary (default: this server)')
     ap.add_argument('--verbose', action='store_true')
     args = ap.parse_args()
 
@@ -502,7 +541,9 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    handler = Handler(args.replset, '127.0.0.1:%d' % args.port)
+    me = '127.0.0.1:%d' % args.port
+    handler = Handler(args.replset, me, args.members.split(',') if args.members else None,
+                      args.primary)
     # mockupdb binds ('localhost', port) restricted to IPv4: 127.0.0.1.
     server = mockupdb.MockupDB(port=args.port, request_timeout=10 ** 9)
     server.run()

@@ -1,7 +1,9 @@
 /* auth.h -- authentication through the cache layers: logins, token
  * rotation, revocation and the per-request validation path.
  *
- * Validation of an access token costs one Redis round trip and no store
+ * Validation of an access token usually costs no I/O: the local state
+ * (see "Auth without a round trip" below) answers while the cache bus
+ * vouches for it. Otherwise it costs one Redis round trip and no store
  * query: after the signature and claims (jwt.c), one pipeline of three
  * HMGETs reads, from the bucket (cache/key.h) of the token's jti, of its
  * login's sid and of its user, that bucket's completeness marker "@sync"
@@ -140,7 +142,26 @@ struct el_auth_sync_state {
     uint64_t copied;        /* revocations copied by them */
     uint64_t lost_writes;   /* writes Redis did not take or replicate */
     int64_t last_sync_ms;   /* wall clock of the last copy; 0: none */
+    int local_trusted;      /* 1 when the local state may vouch now */
+    uint64_t local_hits;    /* requests authenticated without a round trip */
 };
 void el_auth_sync_state(struct el_auth *a, struct el_auth_sync_state *out);
+
+/* Auth without a round trip. With a bus, every process keeps every live
+ * revocation in a local set -- loaded from the store by el_auth_tick, then
+ * kept current by the bus (revocations are announced like invalidations,
+ * session changes drop the "session:<id>" L1 entry everywhere) -- and
+ * serves a request from it and the session in L1 with no I/O at all. It
+ * trusts that state only while the bus does: no reset (gap, reconnect, lost
+ * publish) since it was loaded, a message heard within L1_MAX_STALE, and
+ * the same Redis epoch (no outage, no master switch). Otherwise it asks
+ * Redis, and from there the store. A revocation reaches every process
+ * within the bus bound (the revoking process applies it at once).
+ * el_auth_set_bus: give the bus (borrowed; NULL turns the local path
+ * off). el_auth_revoked_heard: the bus handler for another process's
+ * revocation. */
+struct el_bus;
+void el_auth_set_bus(struct el_auth *a, struct el_bus *bus);
+void el_auth_revoked_heard(struct el_auth *a, const char *id, int64_t expires_ms);
 
 #endif /* EL_AUTH_H */

@@ -6,6 +6,7 @@
  *     E1 <publisher> <seq> G <generation>  new course-list generation
  *     E1 <publisher> <seq> F <key>         key filled in Redis
  *     E1 <publisher> <seq> L               some of my messages were lost
+ *     E1 <publisher> <seq> R <id> <ms>     id revoked until ms (auth)
  * <publisher> is 16 random hex digits chosen at start, so a restarted
  * process is a new publisher and never looks like a gap. */
 #include "cache/bus.h"
@@ -114,6 +115,49 @@ int el_bus_publish_filled(struct el_bus *b, const char *key)
     return publish(b, 'F', key);
 }
 
+int el_bus_publish_revoked(struct el_bus *b, const char *id, int64_t expires_ms)
+{
+    char arg[128];
+    int n = snprintf(arg, sizeof(arg), "%s %" PRId64, id, expires_ms);
+
+    if (n < 0 || (size_t)n >= sizeof(arg) || strchr(id, ' ') != NULL)
+        return EL_EINVAL;
+    return publish(b, 'R', arg);
+}
+
+int el_bus_publish_key_once(struct el_redis *r, const char *key)
+{
+    unsigned char rnd[8];
+    char msg[512], id[17];
+    int n;
+
+    if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+        uint64_t t = el_now_us();
+        memcpy(rnd, &t, sizeof(rnd));
+    }
+    for (int i = 0; i < 8; i++)
+        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+    n = snprintf(msg, sizeof(msg), "E1 %s 1 K %s", id, key);
+    if (n < 0 || (size_t)n >= sizeof(msg))
+        return EL_ETOOBIG;
+    return el_redis_publish(r, EL_BUS_CHANNEL, msg, (size_t)n);
+}
+
+uint64_t el_bus_resets(struct el_bus *b)
+{
+    return b ? atomic_load(&b->resets) : 0;
+}
+
+uint64_t el_bus_last_heard_ms(struct el_bus *b)
+{
+    return b ? atomic_load_explicit(&b->last_heard_ms, memory_order_relaxed) : 0;
+}
+
+int el_bus_connected(struct el_bus *b)
+{
+    return b ? atomic_load(&b->connected) : 0;
+}
+
 int el_bus_fresh(struct el_bus *b, uint64_t now_ms)
 {
     uint64_t heard;
@@ -209,6 +253,14 @@ static void on_message(const char *msg, size_t len, void *arg)
         if (b->h.filled && *rest)
             b->h.filled(b->h.arg, rest);
         break;
+    case 'R': {
+        char rid[80];
+        int64_t ms;
+
+        if (b->h.revoked && sscanf(rest, "%79s %" SCNd64, rid, &ms) == 2)
+            b->h.revoked(b->h.arg, rid, ms);
+        break;
+    }
     case 'L': {
         char why[64];
         snprintf(why, sizeof(why), "publisher %s lost messages", id);

@@ -163,6 +163,11 @@ static uint64_t inval_mark(uint64_t h)
     return atomic_load(&inval_seq[h % INVAL_STRIPES]) + atomic_load(&inval_epoch);
 }
 
+uint64_t el_tiered_mark(const char *key)
+{
+    return inval_mark(hash_key(key));
+}
+
 void el_tiered_dropped(struct el_l1 *l1, const char *key)
 {
     atomic_fetch_add(&inval_seq[hash_key(key) % INVAL_STRIPES], 1);

@@ -97,6 +97,12 @@ void el_tiered_dropped(struct el_l1 *l1, const char *key);
 void el_tiered_dropped_all(struct el_l1 *l1);
 void el_tiered_filled(const char *key);
 
+/* The invalidation mark of key: it moves whenever key (or everything) is
+ * dropped here or by a bus message. A caller that reads a value to put into
+ * L1 takes the mark first and puts only if it has not moved (auth.c caches
+ * sessions this way, outside the tiered read path). */
+uint64_t el_tiered_mark(const char *key);
+
 /* How many threads are inside the single flight for key right now (its
  * leader and waiters); 0 when no miss is in progress. Diagnostic, for tests
  * and stats: the answer may be stale as soon as it is returned. */

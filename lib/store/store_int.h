@@ -41,6 +41,17 @@ struct el_store_ops {
                    int *revoked);
     int (*revocations_live)(struct el_store *s, int64_t now_ms,
                             int (*fn)(const char *id, int64_t expires_ms, void *arg), void *arg);
+    /* issue 12 */
+    int (*unenroll)(struct el_store *s, const char *course_id, const char *user_id,
+                    int64_t *count);
+    int (*enrollments)(struct el_store *s, const char *user_id, int page, int page_size,
+                       struct el_enrollment_page *out);
+    int (*module_add)(struct el_store *s, const char *course_id, struct el_module *m,
+                      int64_t now_ms, struct el_course *out);
+    int (*module_delete)(struct el_store *s, const char *course_id, const char *module_id,
+                         int64_t now_ms, struct el_course *out);
+    int (*rate)(struct el_store *s, const char *course_id, const char *user_id, int stars,
+                int64_t now_ms, struct el_course *out);
 };
 
 /* Every backend's state struct begins with this. */

@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
 #include "auth/auth.h"
+#include "cache/bus.h"
 #include "cache/key.h"
+#include "cache/tiered.h"
 #include "auth/password.h"
 #include "obs/stats.h"
 #include "store/store.h"
@@ -661,6 +664,141 @@ static void test_role_change_and_deletion(void)
     fx_close(&b);
 }
 
+/* ---- auth without a round trip (the local path) ------------------------- */
+
+struct bused {
+    struct fx f;
+    struct el_bus *bus;
+};
+
+static void revoked_to_auth(void *arg, const char *id, int64_t ms)
+{
+    struct bused *b = arg;
+    el_auth_revoked_heard(b->f.auth, id, ms);
+}
+
+static void heard_key(void *arg, const char *key)
+{
+    struct bused *b = arg;
+    el_tiered_dropped(b->f.l1, key);
+}
+
+static void heard_reset(void *arg, const char *why)
+{
+    struct bused *b = arg;
+    EL_UNUSED(why);
+    el_tiered_dropped_all(b->f.l1);
+}
+
+/* A "process": auth with its own L1, Redis handle and bus. */
+static void bused_open(struct bused *b)
+{
+    struct el_bus_opts bo = {.heartbeat_ms = 50, .max_stale_ms = 1000};
+    struct el_bus_handlers h = {b, heard_key, NULL, NULL, heard_reset, NULL};
+    struct el_err err = {0};
+
+    fx_open(&b->f, unit_redis_url(5));
+    h.revoked = revoked_to_auth;
+    CU_ASSERT_EQUAL_FATAL(el_bus_start(unit_redis_url(5), b->f.redis, &h, &bo, &b->bus, &err),
+                          EL_OK);
+    el_auth_set_bus(b->f.auth, b->bus);
+}
+
+static void bused_close(struct bused *b)
+{
+    el_bus_stop(b->bus);
+    fx_close(&b->f);
+}
+
+static int local_ok(struct bused *b)
+{
+    struct el_auth_sync_state st;
+
+    el_auth_tick(b->f.auth);
+    el_auth_sync_state(b->f.auth, &st);
+    return st.local_trusted && st.synced;
+}
+
+static uint64_t local_hits(struct bused *b)
+{
+    struct el_auth_sync_state st;
+
+    el_auth_sync_state(b->f.auth, &st);
+    return st.local_hits;
+}
+
+static void until(int (*cond)(struct bused *), struct bused *b)
+{
+    uint64_t deadline = el_now_ms() + 5000;
+
+    while (!cond(b) && el_now_ms() < deadline)
+        usleep(5000);
+    CU_ASSERT_FATAL(cond(b));
+}
+
+static void test_local_path(void)
+{
+    struct bused a, b;
+    struct el_user u;
+    struct el_token_pair tp, tp2;
+    struct el_principal p;
+    struct el_err err = {0};
+    uint64_t h0, deadline;
+    int rc;
+
+    CU_ASSERT_EQUAL_FATAL(el_store_reset(store), EL_OK);
+    redis_cmd("FLUSHDB");
+    bused_open(&a);
+    bused_open(&b);
+    until(local_ok, &a);
+    until(local_ok, &b);
+    must_register(&a.f, "local@example.com", &u);
+    must_login(&a.f, "local@example.com", &tp);
+    must_login(&a.f, "local@example.com", &tp2);
+    /* The first request on b fills its L1 session from Redis; the next
+     * ones need no round trip. */
+    CU_ASSERT_EQUAL(auth_as(&b.f, tp.access_token, &p, &err), EL_OK);
+    h0 = local_hits(&b);
+    for (int i = 0; i < 20; i++)
+        CU_ASSERT_EQUAL(auth_as(&b.f, tp.access_token, &p, &err), EL_OK);
+    CU_ASSERT_EQUAL(local_hits(&b) - h0, 20);
+    CU_ASSERT_STRING_EQUAL(p.role, "student");
+
+    /* A logout on a reaches b through the bus. */
+    CU_ASSERT_EQUAL(auth_as(&a.f, tp.access_token, &p, &err), EL_OK);
+    CU_ASSERT_EQUAL(el_auth_logout(a.f.auth, &p, NOW), EL_OK);
+    CU_ASSERT_EQUAL(auth_as(&a.f, tp.access_token, &p, &err), EL_EINVAL); /* at once here */
+    deadline = el_now_ms() + 2000;
+    while ((rc = auth_as(&b.f, tp.access_token, &p, &err)) == EL_OK && el_now_ms() < deadline)
+        usleep(1000);
+    CU_ASSERT_EQUAL(rc, EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "Token has been revoked");
+    CU_ASSERT_EQUAL(auth_as(&b.f, tp2.access_token, &p, &err), EL_OK); /* the other login */
+
+    /* A role change: a's invalidation drops b's L1 copy through the bus. */
+    CU_ASSERT_EQUAL(el_store_user_update(store, u.id, "instructor", NULL), EL_OK);
+    el_auth_session_invalidate(a.f.auth, u.id);
+    deadline = el_now_ms() + 2000;
+    while ((rc = auth_as(&b.f, tp2.access_token, &p, &err)) == EL_OK &&
+           strcmp(p.role, "instructor") != 0 && el_now_ms() < deadline)
+        usleep(1000);
+    CU_ASSERT_EQUAL(rc, EL_OK);
+    CU_ASSERT_STRING_EQUAL(p.role, "instructor");
+
+    /* The bus stops: b no longer trusts its local state (once the
+     * channel is stale) and asks Redis -- still correct. */
+    el_bus_stop(b.bus);
+    b.bus = NULL;
+    el_auth_set_bus(b.f.auth, NULL);
+    h0 = local_hits(&b);
+    CU_ASSERT_EQUAL(auth_as(&b.f, tp2.access_token, &p, &err), EL_OK);
+    CU_ASSERT_EQUAL(auth_as(&b.f, tp.access_token, &p, &err), EL_EINVAL);
+    CU_ASSERT_EQUAL(local_hits(&b), h0);
+    el_user_cleanup(&u);
+    bused_close(&a);
+    bused_close(&b);
+}
+
 void test_auth_register(void)
 {
     CU_pSuite s = CU_add_suite("auth", suite_init, suite_clean);
@@ -681,6 +819,8 @@ void test_auth_register(void)
     CU_add_test(s, "revocation survives FLUSHDB", test_revocation_survives_flush);
     CU_add_test(s, "revocation survives eviction of its bucket", test_revocation_survives_eviction);
     CU_add_test(s, "a marker of another master is not trusted", test_marker_of_another_master);
+    CU_add_test(s, "local path: no round trip, revocations and role changes heard",
+                test_local_path);
     CU_add_test(s, "revocation enforced with Redis down", test_revocation_with_redis_down);
     CU_add_test(s, "role change and deletion take effect", test_role_change_and_deletion);
 }

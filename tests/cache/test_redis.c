@@ -306,6 +306,9 @@ static void test_url_valid(void)
         "redis://:p%40ss%3A@h:65535",
         "redis://[::1]:6379/3",
         "redis://my_host/2147483647",
+        "redis-sentinel://127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381/mymaster",
+        "redis-sentinel://:p%40ss@[::1]:26379/mymaster/3",
+        "redis-sentinel://alice:pw@s1:1/cache-master/",
     };
 
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -351,6 +354,17 @@ static void test_url_invalid(void)
         {"redis://[::1]x", "unexpected"},
         {"redis://h st", "host"},
         {"redis://h?x=1", "host"},
+        {"redis-sentinel://h1:26379", "master name"},
+        {"redis-sentinel://h1:26379/", "master name"},
+        {"redis-sentinel://h1/mymaster", "sentinel 1"},
+        {"redis-sentinel://h1:1,,h2:2/m", "sentinel 2"},
+        {"redis-sentinel://h1:1,h2:0/m", "sentinel 2"},
+        {"redis-sentinel://h 1:1/m", "sentinel 1"},
+        {"redis-sentinel:///m", "no sentinel"},
+        {"redis-sentinel://h:1/m/x", "db"},
+        {"redis-sentinel://h:1/m a", "master name"},
+        {"redis-sentinel://a:1,b:1,c:1,d:1,e:1,f:1,g:1,h:1,i:1/m", "more than 8"},
+        {"redis-sentinel://alice@h:1/m", "password"},
     };
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

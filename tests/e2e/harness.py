@@ -423,11 +423,14 @@ class Stack:
         self._list_seq = itertools.count()
         self.configure()
 
-    def configure(self, fronts='ab', upstream=False, own_mongo=False, workers='4', name='e2e'):
+    def configure(self, fronts='ab', upstream=False, own_mongo=False, workers='4', name='e2e',
+                  env=None):
         """fronts: the responders' names (S.a, S.b ...); upstream: also
         S.shared, one nginx over all of them; own_mongo: always the MongoDB
         test server, never TEST_MONGO_URI (for suites that freeze it or ask
-        it for its counters); workers: WORKERS of every responder."""
+        it for its counters); workers: WORKERS of every responder; env:
+        more configuration for every responder."""
+        self.env_extra = dict(env or {})
         self.front_names = fronts
         self.with_upstream = upstream
         self.own_mongo = own_mongo
@@ -444,7 +447,7 @@ class Stack:
                  # Tests assert X-Cache transitions from a cold cache; a
                  # warming test turns it back on for its own responder.
                  CACHE_WARM_MS='0')
-        for k, v in over.items():
+        for k, v in list(self.env_extra.items()) + list(over.items()):
             if v is None:
                 e.pop(k, None)
             else:

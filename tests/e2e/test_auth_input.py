@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 
-from harness import S, AuthCase, main, unique_email
+from harness import S, AuthCase, main, unique_email, wait_until
 
 NUL = 'must be valid UTF-8 without NUL characters'
 
@@ -103,7 +103,36 @@ class T30AuthInput(AuthCase):
         self.assertEqual(r.status, 201, r)
 
 
-ORDER = [T30AuthInput]
+def local_hits(front):
+    return front.get('/api/health').json()['revocations']['local_hits']
+
+
+class T31NoRoundTrip(AuthCase):
+    """/auth/me costs no Redis round trip while the bus vouches for the
+    local state (counted by the responders: revocations.local_hits in
+    /health); a logout elsewhere still applies within the bus bound."""
+
+    def test_me_served_locally(self):
+        u = self.new_student('local')
+        pair = self.login(u)
+        tok = pair['access_token']
+        for f in (S.a, S.b):  # the first request on each fills its L1
+            self.assertMe(self.me(f, tok), u)
+        wait_until(lambda: all(f.get('/api/health').json()['revocations']['local']
+                               for f in (S.a, S.b)), 5, 'local state trusted on both')
+        before = [local_hits(f) for f in (S.a, S.b)]
+        for _ in range(25):
+            for f in (S.a, S.b):
+                self.assertMe(self.me(f, tok), u)
+        after = [local_hits(f) for f in (S.a, S.b)]
+        # Each answered from the local state (no Redis, no store) -- all of
+        # them, unless the machine stalled the bus past its 600 ms bound.
+        self.assertGreaterEqual(sum(after) - sum(before), 45, (before, after))
+        self.assertEqual(self.logout(S.a, tok).status, 200)
+        wait_until(lambda: self.me(S.b, tok).status == 401, 2, 'the logout heard on b')
+
+
+ORDER = [T30AuthInput, T31NoRoundTrip]
 
 if __name__ == '__main__':
     sys.exit(main(ORDER))

@@ -15,8 +15,10 @@ the deadlines are seen quickly; the main one with EVENT_THREADS=2. Every wait po
 deadline; processes are stopped by pid.
 """
 
+import http.client
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -26,7 +28,8 @@ import threading
 import time
 import unittest
 
-from harness import BUILD, S, main, read_text, scaled, wait_until
+from harness import (BUILD, ROOT, S, free_port, main, read_text, scaled, tcp_open,
+                     wait_until)
 
 # The framing does not depend on the store: one run.
 STORES = ('sqlite',)
@@ -187,22 +190,27 @@ class Responder:
     """A responder on a unix socket of its own, listening itself (--listen),
     optionally under a command prefix (prlimit); no nginx in front."""
 
-    def __init__(self, name, env=None, prefix=()):
+    def __init__(self, name, env=None, prefix=(), tcp_port=None):
         self.sock = os.path.join(S.tmp, name + '.sock')
         self.log = os.path.join(S.tmp, name + '.log')
+        self.tcp_port = tcp_port
+        listen = '127.0.0.1:%d' % tcp_port if tcp_port else 'unix:' + self.sock
         e = dict(REQUEST_TIMEOUT='2', SEND_TIMEOUT='2')
         e.update(env or {})
         self.p = S.procs.start('responder ' + name,
                                list(prefix) + [os.path.join(BUILD, 'elearn-fcgi'),
-                                               '--listen', 'unix:' + self.sock],
+                                               '--listen', listen],
                                env=S.env(**e), log=self.log)
         self.pid = self.p.pid
-        wait_until(self._ready, 20, 'the responder on ' + self.sock)
+        wait_until(self._ready, 20, 'the responder on ' + listen)
 
     def _ready(self):
         if self.p.poll() is not None:
             raise AssertionError('responder exited %s:\n%s' % (self.p.returncode, self.text()))
         try:
+            if self.tcp_port:
+                socket.create_connection(('127.0.0.1', self.tcp_port), 1).close()
+                return True
             return get('/health', self.sock, timeout=2)[0] == 200
         except OSError:
             return False
@@ -434,46 +442,54 @@ class F04SlowPeers(FcgiCase):
     def test_slow_and_non_reading_peers_do_not_delay_health(self):
         # 16 peers that send one byte and stop, 16 that send a request's
         # headers without its end, 16 that pipeline requests and never
-        # read: libfcgi pinned all 16 workers. /health must be answered at
-        # once, and the deadlines (REQUEST_TIMEOUT=2, SEND_TIMEOUT=2) must
-        # close every one of them.
-        peers = []
-        for i in range(16):
-            c = Conn(R.sock)
-            c.send(b'\x01')
-            peers.append(c)
-        for i in range(16):
-            c = Conn(R.sock)
-            c.send(begin(1) + record(PARAMS, 1, nv('PATH_INFO', '/health')) + record(PARAMS, 1))
-            peers.append(c)
-        stuffers = []
-        for i in range(16):
-            c = Conn(R.sock)
-            c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            c.s.setblocking(False)
-            req = b''.join(request('/courses', query='page_size=100'))
-            try:
-                for _ in range(200):
-                    c.s.send(req)
-            except BlockingIOError:
-                pass  # the responder stopped reading us: as intended
-            c.s.setblocking(True)
-            stuffers.append(c)
-        worst = 0.0
-        for _ in range(5):
-            t0 = time.monotonic()
-            self.assertEqual(get('/health', R.sock, timeout=5)[0], 200)
-            worst = max(worst, time.monotonic() - t0)
-        # a few ms is the design; the machine is shared, so the assertion is
-        # only that no peer holds it anywhere near the 2 s deadlines
-        self.assertLess(worst, 1.0)
-        for c in peers:
-            self.assertTrue(c.closed(10), 'a slow peer was never closed')
-            c.close()
-        for c in stuffers:
-            self.assertTrue(c.hung_up(10), 'a non-reading peer was never closed')
-            c.close()
-        self.assertHealthy()
+        # read: libfcgi pinned all 16 workers. /health must be answered
+        # while every one of them is still connected (they hold nothing),
+        # and the deadlines (REQUEST_TIMEOUT, SEND_TIMEOUT: 4 s here) must
+        # then close each of them.
+        r = Responder('slowpeers', env={'REQUEST_TIMEOUT': '4', 'SEND_TIMEOUT': '4'})
+        peers, stuffers = [], []
+        try:
+            for i in range(16):
+                c = Conn(r.sock)
+                c.send(b'\x01')
+                peers.append(c)
+            for i in range(16):
+                c = Conn(r.sock)
+                c.send(begin(1) + record(PARAMS, 1, nv('PATH_INFO', '/health')) +
+                       record(PARAMS, 1))
+                peers.append(c)
+            for i in range(16):
+                c = Conn(r.sock)
+                c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                c.s.setblocking(False)
+                req = b''.join(request('/courses', query='page_size=100'))
+                try:
+                    for _ in range(200):
+                        c.s.send(req)
+                except BlockingIOError:
+                    pass  # the responder stopped reading us: as intended
+                c.s.setblocking(True)
+                stuffers.append(c)
+            worst = 0.0
+            for _ in range(5):
+                t0 = time.monotonic()
+                self.assertEqual(get('/health', r.sock, timeout=scaled(10))[0], 200)
+                worst = max(worst, time.monotonic() - t0)
+            # A few ms is the design. The machine is shared, so the
+            # assertion is about order, not a tight margin: every answer
+            # came while all 48 peers were still connected, i.e. well
+            # before any deadline could have freed something for it.
+            still = [c for c in peers + stuffers if not c.hung_up(0)]
+            self.assertEqual(len(still), 48, 'worst /health %.3f s' % worst)
+            for c in peers:
+                self.assertTrue(c.closed(scaled(15)), 'a slow peer was never closed')
+            for c in stuffers:
+                self.assertTrue(c.hung_up(scaled(15)), 'a non-reading peer was never closed')
+            self.assertEqual(get('/health', r.sock)[0], 200)
+        finally:
+            for c in peers + stuffers:
+                c.close()
+            self.assertEqual(r.stop(), 0, r.text()[-2000:])
 
 
 class F05Descriptors(FcgiCase):
@@ -539,7 +555,99 @@ class F05Descriptors(FcgiCase):
         slow.close()
 
 
-ORDER = [F01Crashes, F02Protocol, F03Framing, F04SlowPeers, F05Descriptors]
+class F06Apache(FcgiCase):
+    """Apache httpd with mod_proxy_fcgi, configured with the ProxyPass and
+    <Location "/api/"> of the shipped conf/apache.conf (the socket replaced
+    by a TCP address Apache's user can reach): the web server whose habits
+    broke the libfcgi front."""
+
+    @classmethod
+    def setUpClass(cls):
+        rport, cls.port = free_port(), free_port()
+        cls.r = Responder('apache-backend', tcp_port=rport)
+        shipped = read_text(os.path.join(ROOT, 'conf/apache.conf'))
+        proxy = re.search(r'^\s*ProxyPass\s.*$', shipped, re.M).group(0)
+        proxy = proxy.replace('unix:@SOCKET@|fcgi://localhost/', 'fcgi://127.0.0.1:%d/' % rport)
+        if 'fcgi://127.0.0.1:%d/' % rport not in proxy:
+            raise AssertionError('conf/apache.conf: ProxyPass no longer names '
+                                 'unix:@SOCKET@|fcgi://localhost/: %s' % proxy)
+        location = re.search(r'^\s*<Location "/api/">.*?</Location>', shipped,
+                             re.S | re.M).group(0)
+        d = os.path.join(S.tmp, 'apache')
+        os.makedirs(d, exist_ok=True)
+        mods = '/usr/lib/apache2/modules/'
+        conf = '\n'.join([
+            'ServerRoot "%s"' % d, 'ServerName localhost', 'Listen 127.0.0.1:%d' % cls.port,
+            'PidFile "%s/apache.pid"' % d, 'ErrorLog "%s/error.log"' % d,
+            'DefaultRuntimeDir "%s"' % d, 'Mutex file:%s default' % d,
+            'LoadModule mpm_event_module %smod_mpm_event.so' % mods,
+            'LoadModule authz_core_module %smod_authz_core.so' % mods,
+            'LoadModule proxy_module %smod_proxy.so' % mods,
+            'LoadModule proxy_fcgi_module %smod_proxy_fcgi.so' % mods,
+            'LoadModule headers_module %smod_headers.so' % mods,
+            'User www-data', 'Group www-data', 'KeepAlive On',
+            'MaxKeepAliveRequests 0', 'LimitRequestBody 2097152',
+            proxy, location, ''])
+        with open(os.path.join(d, 'apache.conf'), 'w') as f:
+            f.write(conf)
+        cls.httpd = S.procs.start('apache2', ['apache2', '-f', os.path.join(d, 'apache.conf'),
+                                              '-DFOREGROUND'],
+                                  log=os.path.join(d, 'stderr.log'))
+        wait_until(lambda: cls.httpd.poll() is not None or tcp_open(cls.port), 20,
+                   'apache2 on :%d' % cls.port)
+        if cls.httpd.poll() is not None:
+            raise AssertionError('apache2 exited:\n%s%s' % (
+                read_text(os.path.join(d, 'stderr.log')), read_text(os.path.join(d, 'error.log'))))
+
+    @classmethod
+    def tearDownClass(cls):
+        S.procs.stop(cls.httpd)
+        cls.r.stop()
+
+    def test_kept_connections_never_503(self):
+        # Apache sends the empty FCGI_STDIN of a body-less request in a
+        # write of its own; with enablereuse=on libfcgi took it for the next
+        # request (~1 in 700 answered 503). 1000 requests over kept-alive
+        # client and backend connections: every one a 200 with its course.
+        c = http.client.HTTPConnection('127.0.0.1', self.port, timeout=scaled(10))
+        statuses = {}
+        for i in range(1000):
+            cid = IDS[i % len(IDS)]
+            c.request('GET', '/api/courses/' + cid)
+            r = c.getresponse()
+            body = r.read()
+            statuses[r.status] = statuses.get(r.status, 0) + 1
+            if r.status == 200:
+                self.assertEqual(json.loads(body)['_id'], cid)
+        c.close()
+        self.assertEqual(statuses, {200: 1000})
+
+    def test_chunked_bodies(self):
+        # A chunked upload reaches the responder without CONTENT_LENGTH: read
+        # to its end (a login that fails on its merits, not 400/411), and
+        # 413 over 1 MiB.
+        def chunks(data, n=1000):
+            for i in range(0, len(data), n):
+                yield data[i:i + n]
+        body = json.dumps({'email': 'nobody@example.com', 'password': 'x' * 12}).encode()
+        c = http.client.HTTPConnection('127.0.0.1', self.port, timeout=scaled(10))
+        c.request('POST', '/api/auth/login', body=chunks(body), encode_chunked=True,
+                  headers={'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked'})
+        r = c.getresponse()
+        resp = r.read()
+        self.assertEqual(r.status, 401, resp)
+        self.assertIn('detail', json.loads(resp))  # the responder's answer, not Apache's
+        big = b'{"title":"' + b'x' * (1 << 20) + b'"}'
+        c.request('POST', '/api/courses', body=chunks(big, 65536), encode_chunked=True,
+                  headers={'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked'})
+        r = c.getresponse()
+        resp = r.read()
+        self.assertEqual(r.status, 413, resp)
+        self.assertIn('1 MiB', json.loads(resp)['detail'])  # the responder's limit
+        c.close()
+
+
+ORDER = [F01Crashes, F02Protocol, F03Framing, F04SlowPeers, F05Descriptors, F06Apache]
 
 if __name__ == '__main__':
     sys.exit(main(ORDER, fronts='a', name='fcgi'))

@@ -54,7 +54,7 @@ class T03Routing(Case):
         r = S.a.get('/')
         self.assertEqual(r.status, 200, r)
         self.assertIn(b'<html', r.body.lower())
-        for f in ('/app.js', '/style.css'):
+        for f in ('/js/app.js', '/js/api.js', '/style.css'):
             with self.subTest(f=f):
                 self.assertEqual(S.a.get(f).status, 200)
 

@@ -339,6 +339,7 @@ static void check_indexes(const char *uri, const char *db)
         "enrollment_count_-1__id_1",
         "rating_-1__id_1",
         "duration_minutes_1__id_1",
+        "instructor_id_1_created_at_-1",
     };
     char names[16][64];
     size_t n = raw_index_names(uri, db, names, 16);
@@ -417,18 +418,19 @@ static void child_exec(char *const argv[], int out_fd, pid_t parent)
 /* Start tests/mongo_server.py on m->port (as the primary of replica set
  * replset when not NULL) and return once it has printed "ready" (it then
  * accepts connections), or fail the test after 20 s. */
-static void mock_start_set(struct mock *m, const char *replset)
+static void mock_start_args(struct mock *m, char *const *extra)
 {
-    static char python[] = "/usr/bin/python3", opt[] = "--port", rs[] = "--replset";
-    char port[16], buf[512], set[64];
-    char *argv[] = {python, (char *)server_script(), opt, port, replset ? rs : NULL, set, NULL};
+    static char python[] = "/usr/bin/python3", opt[] = "--port";
+    char port[16], buf[512];
+    char *argv[16] = {python, (char *)server_script(), opt, port, NULL};
     uint64_t deadline = el_now_ms() + 20000;
     pid_t parent = getpid();
     size_t len = 0;
     int fds[2];
 
     snprintf(port, sizeof(port), "%d", m->port);
-    snprintf(set, sizeof(set), "%s", replset ? replset : "");
+    for (int i = 0; extra && extra[i] && i < 10; i++)
+        argv[4 + i] = extra[i];
     snprintf(m->uri, sizeof(m->uri), "mongodb://127.0.0.1:%d/%s", m->port, TEST_DB);
     CU_ASSERT_EQUAL_FATAL(pipe2(fds, O_CLOEXEC), 0);
     fflush(NULL);
@@ -460,7 +462,16 @@ static void mock_start_set(struct mock *m, const char *replset)
 
 static void mock_start(struct mock *m)
 {
-    mock_start_set(m, NULL);
+    mock_start_args(m, NULL);
+}
+
+static void mock_start_set(struct mock *m, const char *replset)
+{
+    char set[64], opt[] = "--replset";
+    char *extra[] = {opt, set, NULL};
+
+    snprintf(set, sizeof(set), "%s", replset);
+    mock_start_args(m, extra);
 }
 
 /* SIGTERM exactly our server and reap it; returns its wait status. What
@@ -1777,6 +1788,50 @@ static void test_replica_set_member(void)
     mock_stop(&m);
 }
 
+/* Two test servers, one replica set: the store follows an election. The
+ * old primary refuses writes (NotWritablePrimary); the driver's retryable
+ * write rediscovers the set and goes to the new primary -- never a write
+ * taken by a non-primary, never a wrong success. */
+static void test_replica_set_switch(void)
+{
+    struct mock a = {0}, b = {0};
+    char members[64], primary[32], uri[256];
+    char o_rs[] = "--replset", o_m[] = "--members", o_p[] = "--primary", rs[] = "rs0";
+    char *extra[] = {o_rs, rs, o_m, members, o_p, primary, NULL};
+    struct wire_entry log[64];
+    struct el_store *s;
+    int64_t now = el_wall_ms();
+    int revoked = -1, n, on_b = 0;
+
+    a.port = free_port();
+    b.port = free_port();
+    snprintf(members, sizeof(members), "127.0.0.1:%d,127.0.0.1:%d", a.port, b.port);
+    snprintf(primary, sizeof(primary), "127.0.0.1:%d", a.port);
+    mock_start_args(&a, extra);
+    mock_start_args(&b, extra);
+    snprintf(uri, sizeof(uri), "mongodb://127.0.0.1:%d,127.0.0.1:%d/%s?replicaSet=rs0", a.port,
+             b.port, TEST_DB);
+    s = open_store(uri);
+    CU_ASSERT_EQUAL(el_store_revoke(s, "sw-1", now + 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_revoked(s, "sw-1", NULL, now, &revoked), EL_OK);
+    CU_ASSERT_EQUAL(revoked, 1);
+
+    /* The election: b is the primary now. */
+    snprintf(primary, sizeof(primary), "127.0.0.1:%d", b.port);
+    simple(a.uri, BCON_NEW("elearnSetPrimary", BCON_UTF8(primary)));
+    simple(b.uri, BCON_NEW("elearnSetPrimary", BCON_UTF8(primary)));
+    CU_ASSERT_EQUAL(el_store_revoke(s, "sw-2", now + 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_revoked(s, "sw-2", NULL, now, &revoked), EL_OK);
+    CU_ASSERT_EQUAL(revoked, 1); /* read back from b, where it was written */
+    n = wire_log(b.uri, log, 64);
+    for (int i = 0; i < n; i++)
+        on_b += strcmp(log[i].cmd, "update") == 0 && strcmp(log[i].coll, "revocations") == 0;
+    CU_ASSERT_EQUAL(on_b, 1);
+    el_store_close(s);
+    mock_stop(&a);
+    mock_stop(&b);
+}
+
 void test_store_mongo_register(void)
 {
     CU_pSuite s = CU_add_suite_with_setup_and_teardown("store_mongo_specific", suite_init, NULL,
@@ -1811,4 +1866,6 @@ void test_store_mongo_register(void)
     CU_add_test(s, "claim and enroll: the commands sent", test_new_ops_queries);
     CU_add_test(s, "replica set: write concern, primary reads, elections",
                 test_replica_set_member);
+    CU_add_test(s, "replica set: an election between two servers is followed",
+                test_replica_set_switch);
 }

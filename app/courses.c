@@ -491,12 +491,33 @@ int handle_course_delete(const struct el_request *req, struct el_response *res)
     return 204;
 }
 
-/* Counts that many users change at once (enrollments, ratings) are not
+/* Counts that many users change at once (unenrollments, ratings) are not
  * cached from the writer's copy: two concurrent writers could put their
  * copies in the cache in the other order than the store took their writes,
  * and the older would stay. Dropping the key is safe in any order (a fill
  * racing with it is not cached, lib/cache/tiered.c); the next read, on
  * this process too, loads what the store has now. */
+/* Cache course id as the store has it now (after an enrollment; as
+ * before issue 12 -- see el_course_recache for why ratings do not). */
+static void refill(struct el_app *app, const char *id)
+{
+    char key[EL_KEY_MAX];
+    struct el_course c;
+    struct el_buf b;
+
+    el_key_course(key, sizeof(key), id);
+    el_buf_init(&b, 4u << 20);
+    if (el_store_course_get(app->store, id, &c) == EL_OK) {
+        if (!c.published || el_course_to_json(&c, &b) != EL_OK ||
+            el_tiered_set(app->courses, key, b.data, b.len) != EL_OK)
+            el_tiered_invalidate(app->courses, key);
+        el_course_cleanup(&c);
+    } else {
+        el_tiered_invalidate(app->courses, key);
+    }
+    el_buf_cleanup(&b);
+}
+
 void el_course_recache(struct el_app *app, const char *id)
 {
     char key[EL_KEY_MAX];
@@ -538,8 +559,8 @@ int handle_course_enroll(const struct el_request *req, struct el_response *res)
     if (rc != EL_OK)
         return el_course_write_failed(res, rc, "Course not found");
     /* enrollment_count is part of the course and of the popular order:
-     * drop the course from the caches, move the lists on. */
-    el_course_recache(req->app, id);
+     * cache the course as it is now, move the lists on. */
+    refill(req->app, id);
     el_app_bump_lists(req->app);
     if (el_buf_addf(&res->body, "{\"enrollment_count\":%lld}", (long long)count) != EL_OK)
         return el_response_error(res, 503, "Server out of memory, try again");

@@ -7,7 +7,7 @@
 // forward and reload all work.
 import * as api from './api.js';
 import { $, el, statusBox, errorBox, meta, minutes, show, loading, field, fieldError,
-         clearFieldErrors, requestLine } from './ui.js';
+         clearFieldErrors, requestLine, navigated, pageView } from './ui.js';
 import { teachingPage, editorPage } from './teach.js';
 import { adminPage, stopAdmin } from './admin.js';
 
@@ -166,6 +166,7 @@ function courseCard(c) {
 }
 
 async function cataloguePage() {
+  const show = pageView();
   const s = catalogueState();
   let results = $('results');
   if (!results || !$('filters')) {
@@ -192,7 +193,7 @@ async function cataloguePage() {
   q.set('page_size', String(PAGE_SIZE));
   const seq = ++catalogueSeq;
   const r = await api.get('/courses?' + q);
-  if (seq !== catalogueSeq || !$('results')) return;
+  if (seq !== catalogueSeq || !show.current() || !$('results')) return;
   results.removeAttribute('aria-busy');
   if (r.status !== 200) {
     results.replaceChildren(statusBox(r), errorBox(r,
@@ -224,6 +225,7 @@ async function enrolledIn(id) {
 }
 
 async function coursePage(id) {
+  const show = pageView();
   show('Course', el('p', null, el('a', { href: '#/' }, '\u2190 Back to the catalogue')),
        loading('the course'));
   const r = await api.get('/courses/' + encodeURIComponent(id));
@@ -235,6 +237,7 @@ async function coursePage(id) {
   const c = r.body;
   const modules = [...(c.modules || [])].sort((a, b) => (a.order - b.order));
   const actions = el('div', { class: 'actions', id: 'course-actions' });
+  if (!show.current()) return;
   const canEdit = api.hasRole('admin') ||
     (api.hasRole('instructor') && api.currentUser()._id === c.instructor_id);
   show(c.title,
@@ -373,6 +376,7 @@ async function learningPage() {
     location.hash = '#/login';
     return;
   }
+  const show = pageView();
   const q = new URLSearchParams((location.hash.split('?')[1]) || '');
   const page = Math.max(1, parseInt(q.get('page') || '1', 10) || 1);
   show('My learning', el('h1', null, 'My learning'), loading('your courses'));
@@ -403,6 +407,7 @@ function route() {
   const h = location.hash || '#/';
   const path = h.slice(1).split('?')[0];
   let m;
+  navigated();
   nav();
   if (!path.startsWith('/admin')) stopAdmin();
   if (path === '/' || path === '') return cataloguePage();

@@ -5,7 +5,7 @@
 // "modules[1].title: ..."); it is shown next to that field.
 import * as api from './api.js';
 import { $, el, statusBox, errorBox, meta, minutes, show, loading, field, fieldError,
-         clearFieldErrors } from './ui.js';
+         clearFieldErrors, pageView } from './ui.js';
 import { requireRole } from './app.js';
 
 const DIFFICULTIES = [['beginner', 'Beginner'], ['intermediate', 'Intermediate'],
@@ -13,6 +13,7 @@ const DIFFICULTIES = [['beginner', 'Beginner'], ['intermediate', 'Intermediate']
 
 export async function teachingPage() {
   if (!requireRole(['instructor', 'admin'], 'My teaching')) return;
+  const show = pageView();
   const head = [el('h1', null, 'My teaching'),
                 el('p', null, el('a', { href: '#/teaching/new', class: 'button primary',
                                         id: 'new-course' }, 'New course'))];
@@ -91,8 +92,10 @@ function num(v) {
 export async function editorPage(id) {
   if (!requireRole(['instructor', 'admin'], 'the course editor')) return;
   if (id === null) return createForm();
+  const show = pageView();
   show('Edit course', el('h1', null, 'Edit course'), loading('the course'));
   const r = await api.get('/courses/' + encodeURIComponent(id));
+  if (!show.current()) return;
   if (r.status !== 200) {
     show('Edit course', el('h1', null, 'Edit course'), statusBox(r), errorBox(r));
     return;

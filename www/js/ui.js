@@ -71,6 +71,24 @@ export function meta(c) {
     c.published === false ? el('span', { class: 'pill draft' }, 'draft') : null);
 }
 
+// Navigation: route() starts a new one; a page that awaits the API renders
+// through pageView(), whose show() does nothing once the user has moved on
+// (an answer that arrives late must not overwrite the page now shown).
+let navigation = 0;
+
+export function navigated() {
+  navigation++;
+}
+
+export function pageView() {
+  const mine = navigation;
+  const view = (title, ...nodes) => {
+    if (mine === navigation) show(title, ...nodes);
+  };
+  view.current = () => mine === navigation;
+  return view;
+}
+
 // Show a page: replace main's content and move focus there (keyboard and
 // screen-reader users land on the new content).
 export function show(title, ...nodes) {

@@ -591,6 +591,9 @@ class F06Apache(FcgiCase):
         proxy = re.search(r'^\s*ProxyPass\s.*$', shipped, re.M).group(0)
         # the socket (a path, or @SOCKET@ in the template) becomes our TCP port
         proxy = re.sub(r'unix:[^|"]*\|fcgi://localhost/', 'fcgi://127.0.0.1:%d/' % rport, proxy)
+        if 'fcgi://127.0.0.1:%d/' % rport not in proxy:
+            raise AssertionError('conf/apache.conf: no unix:...|fcgi://localhost/ '
+                                 'in its ProxyPass: %s' % proxy)
         location = re.search(r'^\s*<Location "/api/">.*?</Location>', shipped,
                              re.S | re.M).group(0)
         d = os.path.join(S.tmp, 'apache')

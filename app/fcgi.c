@@ -27,6 +27,8 @@ struct el_fcgi_req {
     int status;           /* decided by the framing: 400, 413, 431 */
     struct el_buf params; /* raw PARAMS, then decoded name\0value\0... */
     size_t nparams;
+    size_t cl_off;        /* CONTENT_LENGTH's value in params, when has_cl */
+    int has_cl;
     struct el_buf body;
     size_t stdin_seen;    /* STDIN bytes received, kept or not */
 };
@@ -255,6 +257,10 @@ static int decode_params(struct el_fcgi *f, struct el_fcgi_req *rq)
             break;
         }
         memmove(p + w, p + name, nlen);
+        if (!rq->has_cl && nlen == 14 && memcmp(p + w, "CONTENT_LENGTH", 14) == 0) {
+            rq->has_cl = 1; /* looked at twice per request: remember it */
+            rq->cl_off = w + nlen + 1;
+        }
         w += nlen;
         p[w++] = 0;
         memmove(p + w, p + value, vlen);
@@ -264,10 +270,16 @@ static int decode_params(struct el_fcgi *f, struct el_fcgi_req *rq)
     }
     if (rq->status) {
         rq->nparams = 0;
+        rq->has_cl = 0;
         w = 0;
     }
     rq->params.len = w;
     return 0;
+}
+
+static const char *content_length(const struct el_fcgi_req *rq)
+{
+    return rq->has_cl ? rq->params.data + rq->cl_off : NULL;
 }
 
 const char *el_fcgi_param(const struct el_fcgi_req *rq, const char *name)
@@ -452,7 +464,7 @@ static int params_end(struct el_fcgi *f)
     f->params_done = 1;
     if (decode_params(f, rq) != 0)
         return -1;
-    cl = el_fcgi_param(rq, "CONTENT_LENGTH");
+    cl = content_length(rq);
     if (rq->status == 0 && cl && *cl) {
         char *end;
         unsigned long long v = strtoull(cl, &end, 10);
@@ -520,7 +532,7 @@ static int on_content_end(struct el_fcgi *f, struct el_buf *out)
 static struct el_fcgi_req *take_request(struct el_fcgi *f)
 {
     struct el_fcgi_req *rq = f->cur;
-    const char *cl = el_fcgi_param(rq, "CONTENT_LENGTH");
+    const char *cl = content_length(rq);
 
     f->cur = NULL;
     f->params_done = 0;

@@ -79,11 +79,20 @@ int el_response_blob(struct el_response *res, struct el_blob *blob, enum el_laye
     return blob->status;
 }
 
+/* Copies, not snprintf: every response gets at least one header (its
+ * X-Request-Id), and the format engine cost more than the rest of an L1
+ * hit's own work. A line that does not fit whole is left out, never cut. */
 void el_response_header(struct el_response *res, const char *name, const char *value)
 {
-    size_t used = strlen(res->extra);
+    size_t used = strlen(res->extra), nl = strlen(name), vl = strlen(value);
+    char *p = res->extra + used;
 
-    snprintf(res->extra + used, sizeof(res->extra) - used, "%s: %s\r\n", name, value);
+    if (nl + vl + 4 >= sizeof(res->extra) - used)
+        return;
+    memcpy(p, name, nl);
+    memcpy(p + nl, ": ", 2);
+    memcpy(p + nl + 2, value, vl);
+    memcpy(p + nl + 2 + vl, "\r\n", 3); /* with the terminator */
 }
 
 int el_request_body(const struct el_request *req, struct el_buf *out)
@@ -281,64 +290,82 @@ void el_request_log_tick(uint64_t now_ms)
         el_log_flush();
 }
 
-/* The request id the web server passed: nginx's $request_id (REQUEST_ID in
- * the shipped conf), a balancer's X-Request-Id, Apache's mod_unique_id. */
-static const char *given_request_id(const struct el_fcgi_req *rq)
+/* What one pass over the parameters collects: the handlers' fields, and
+ * what the access log and the client address need. A request carries a few
+ * dozen parameters; looking each name up separately would walk them all
+ * every time (most of an L1 hit's parsing cost). */
+struct params {
+    struct el_request *req;
+    const char *rid[3]; /* REQUEST_ID, HTTP_X_REQUEST_ID, UNIQUE_ID */
+    const char *forwarded_for;
+};
+
+/* First occurrence wins, as el_fcgi_param would have it. */
+static void take(const char **slot, const char *value)
 {
-    static const char *const names[] = {"REQUEST_ID", "HTTP_X_REQUEST_ID", "UNIQUE_ID"};
-
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        const char *v = el_fcgi_param(rq, names[i]);
-
-        if (v != NULL)
-            return v;
-    }
-    return NULL;
+    if (*slot == NULL)
+        *slot = value;
 }
 
-/* One pass over the parameters for the ones handlers see (the first
- * occurrence of each wins): a request carries a few dozen, and looking each
- * name up separately would walk them all every time. */
 static void take_param(void *arg, const char *name, const char *value)
 {
-    struct el_request *req = arg;
-    const char **slot = NULL;
+    struct params *pp = arg;
+    struct el_request *req = pp->req;
 
     switch (name[0]) {
     case 'R':
         if (strcmp(name, "REQUEST_METHOD") == 0)
-            slot = &req->method;
+            take(&req->method, value);
         else if (strcmp(name, "REMOTE_ADDR") == 0)
-            slot = &req->remote_addr;
+            take(&req->remote_addr, value);
+        else if (strcmp(name, "REQUEST_ID") == 0)
+            take(&pp->rid[0], value);
         break;
     case 'P':
         if (strcmp(name, "PATH_INFO") == 0)
-            slot = &req->path;
+            take(&req->path, value);
         break;
     case 'Q':
         if (strcmp(name, "QUERY_STRING") == 0)
-            slot = &req->query;
+            take(&req->query, value);
         break;
     case 'H':
         if (strcmp(name, "HTTP_IF_NONE_MATCH") == 0)
-            slot = &req->if_none_match;
+            take(&req->if_none_match, value);
         else if (strcmp(name, "HTTP_AUTHORIZATION") == 0)
-            slot = &req->authorization;
+            take(&req->authorization, value);
+        else if (strcmp(name, "HTTP_X_REQUEST_ID") == 0)
+            take(&pp->rid[1], value);
+        else if (strcmp(name, "HTTP_X_FORWARDED_FOR") == 0)
+            take(&pp->forwarded_for, value);
         break;
     case 'C':
         if (strcmp(name, "CONTENT_TYPE") == 0)
-            slot = &req->content_type;
+            take(&req->content_type, value);
+        break;
+    case 'U':
+        if (strcmp(name, "UNIQUE_ID") == 0)
+            take(&pp->rid[2], value);
         break;
     default:
         break;
     }
-    if (slot && *slot == NULL)
-        *slot = value;
+}
+
+/* The request id the web server passed: nginx's $request_id (REQUEST_ID in
+ * the shipped conf), a balancer's X-Request-Id, Apache's mod_unique_id. */
+static const char *given_request_id(const struct params *pp)
+{
+    for (size_t i = 0; i < sizeof(pp->rid) / sizeof(pp->rid[0]); i++)
+        if (pp->rid[i] != NULL)
+            return pp->rid[i];
+    return NULL;
 }
 
 int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struct el_buf *out)
 {
     struct el_request req;
+    struct params pp = {0};
     struct el_response res;
     struct io io;
     uint64_t t0 = el_now_us(), sent = 0;
@@ -350,7 +377,8 @@ int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struc
     io.body = el_fcgi_body(rq, &io.len);
     req.io = &io;
     req.app = app;
-    el_fcgi_params(rq, take_param, &req);
+    pp.req = &req;
+    el_fcgi_params(rq, take_param, &pp);
     if (req.method == NULL)
         req.method = "GET";
     if (req.path == NULL || *req.path == '\0')
@@ -358,7 +386,7 @@ int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struc
     if (req.query == NULL)
         req.query = "";
     /* The client: REMOTE_ADDR, or X-Forwarded-For from a trusted proxy. */
-    el_forwarded_client(req.remote_addr, el_fcgi_param(rq, "HTTP_X_FORWARDED_FOR"), client,
+    el_forwarded_client(req.remote_addr, pp.forwarded_for, client,
                         sizeof(client));
     req.remote_addr = client;
     /* fcgi.c checked CONTENT_LENGTH against the body (400 otherwise); a body
@@ -381,15 +409,23 @@ int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struc
         return 0; /* a worker's job */
     }
     res.status = status;
-    el_log_request_id(given_request_id(rq), rid);
+    el_log_request_id(given_request_id(&pp), rid);
     el_response_header(&res, "X-Request-Id", rid);
     status = write_response(out, rq, &req, &res, &sent);
     if (status > 0) {
         char route[96];
         const char *layer = res.has_layer ? el_layer_name(res.layer) : NULL;
 
-        if (req.route)
-            snprintf(route, sizeof(route), "%s %s", req.method, req.route);
+        if (req.route) {
+            size_t ml = strlen(req.method), rl = strlen(req.route);
+
+            if (ml + rl + 2 > sizeof(route))
+                ml = rl = 0; /* cannot happen: methods are short, routes ours */
+            memcpy(route, req.method, ml);
+            route[ml] = ' ';
+            memcpy(route + ml + 1, req.route, rl);
+            route[ml + 1 + rl] = '\0';
+        }
         el_stats_response(req.route ? route : NULL, layer, status, el_now_us() - t0);
         el_log_access(&(struct el_access){wall, client, req.method, req.path, req.query, status,
                                           layer, el_now_us() - t0, sent, rid});

@@ -726,9 +726,27 @@ static void *blackhole_main(void *arg)
     }
 }
 
+/* Every call that timed out was a probe (the breaker lets nobody else
+ * through): when it began and ended, as the caller saw it. */
+struct probe_log {
+    atomic_int n;
+    uint64_t start[MAX_ACCEPTS], end[MAX_ACCEPTS];
+};
+
+static void probe_log_add(struct probe_log *pl, uint64_t start, uint64_t end)
+{
+    int i = atomic_fetch_add(&pl->n, 1);
+
+    if (i < MAX_ACCEPTS) {
+        pl->start[i] = start;
+        pl->end[i] = end;
+    }
+}
+
 struct hammer {
     struct el_redis *r;
     atomic_int *stop;
+    struct probe_log *probes;
     atomic_int timeouts, unavail, other;
 };
 
@@ -739,14 +757,17 @@ static void *hammer_main(void *arg)
 
     el_buf_init(&b, 64);
     while (!atomic_load(h->stop)) {
+        uint64_t t0 = el_now_ms();
         int rc = el_redis_get(h->r, PREFIX "k", &b);
 
-        if (rc == EL_ETIMEOUT)
+        if (rc == EL_ETIMEOUT) {
+            probe_log_add(h->probes, t0, el_now_ms());
             atomic_fetch_add(&h->timeouts, 1);
-        else if (rc == EL_EUNAVAIL)
+        } else if (rc == EL_EUNAVAIL) {
             atomic_fetch_add(&h->unavail, 1);
-        else
+        } else {
             atomic_fetch_add(&h->other, 1);
+        }
         pause_ms(1); /* pacing only; the breaker decides who probes */
     }
     el_buf_cleanup(&b);
@@ -760,6 +781,7 @@ static void test_breaker_single_probe_backoff(void)
     static const int interval[WANT - 1] = {RMIN, 2 * RMIN, RMAX, RMAX, RMAX};
     struct blackhole bh;
     struct hammer hs[NTHREADS];
+    struct probe_log pl;
     pthread_t server, tids[NTHREADS];
     atomic_int stop;
     struct el_redis *r;
@@ -768,6 +790,8 @@ static void test_breaker_single_probe_backoff(void)
     uint64_t deadline;
 
     memset(&bh, 0, sizeof(bh));
+    memset(&pl, 0, sizeof(pl));
+    atomic_init(&pl.n, 0);
     bh.lfd = listener(64, &port);
     atomic_init(&bh.stop, 0);
     atomic_init(&bh.accepted, 0);
@@ -777,12 +801,18 @@ static void test_breaker_single_probe_backoff(void)
 
     /* The first failure, from one thread, opens the breaker. */
     el_buf_init(&b, 64);
-    CU_ASSERT_EQUAL(el_redis_get(r, PREFIX "k", &b), EL_ETIMEOUT);
+    {
+        uint64_t t0 = el_now_ms();
+
+        CU_ASSERT_EQUAL(el_redis_get(r, PREFIX "k", &b), EL_ETIMEOUT);
+        probe_log_add(&pl, t0, el_now_ms());
+    }
     CU_ASSERT_EQUAL(el_redis_is_up(r), 0);
 
     for (int i = 0; i < NTHREADS; i++) {
         hs[i].r = r;
         hs[i].stop = &stop;
+        hs[i].probes = &pl;
         atomic_init(&hs[i].timeouts, 0);
         atomic_init(&hs[i].unavail, 0);
         atomic_init(&hs[i].other, 0);
@@ -807,20 +837,29 @@ static void test_breaker_single_probe_backoff(void)
     CU_ASSERT_EQUAL(other, 0);
     CU_ASSERT_EQUAL(timeouts + 1, atomic_load(&bh.accepted));
     CU_ASSERT(unavail > 100);
-    /* Probe k starts timeout + interval_k after probe k-1 (the breaker's
-     * schedule) and not much later (someone is always asking); the interval
-     * doubles and stops at the ceiling. The times are when the server
-     * thread accepted, which on a loaded machine can lag the connect by a
-     * few tens of ms -- making one gap look longer and the next shorter --
-     * hence a small allowance below too (well under the 100 ms steps). */
+    CU_ASSERT_FATAL(atomic_load(&pl.n) >= WANT && atomic_load(&pl.n) <= MAX_ACCEPTS);
+    /* The schedule, from the callers' clocks (the server's accept times lag
+     * the connects by tens of ms on a loaded machine). Probes are one at a
+     * time, so in order. Probe k cannot begin before probe k-1 failed
+     * (>= its start + T) plus interval k-1, and it then waits T itself: its
+     * end is at least 2T + interval after the previous start, whatever the
+     * machine's load -- that bound is what shows the doubling and the
+     * ceiling were kept (a missed doubling comes 100 ms early). And someone
+     * is always asking, so it begins soon after that interval: a bound
+     * loose enough for a loaded machine, tight enough to catch an interval
+     * that passed the 400 ms ceiling. */
     for (int k = 1; k < WANT; k++) {
-        uint64_t gap = bh.at_ms[k] - bh.at_ms[k - 1];
-        uint64_t lo = (uint64_t)(T + interval[k - 1]) - 40;
+        uint64_t lo = (uint64_t)(2 * T + interval[k - 1]) - 2; /* ms rounding of two timeouts */
+        uint64_t since_start = pl.end[k] - pl.start[k - 1];
+        uint64_t waited = pl.start[k] > pl.end[k - 1] ? pl.start[k] - pl.end[k - 1] : 0;
 
-        if (gap < lo || gap > lo + SLACK_MS) {
-            fprintf(stderr, "probe %d came %llu ms after the previous one (want %llu..%llu)\n",
-                    k, (unsigned long long)gap, (unsigned long long)lo,
-                    (unsigned long long)(lo + SLACK_MS));
+        CU_ASSERT(pl.start[k] >= pl.end[k - 1] - 1); /* never two at once */
+        if (since_start < lo || waited > (uint64_t)interval[k - 1] + 300) {
+            fprintf(stderr,
+                    "probe %d: ended %llu ms after probe %d began (want >= %llu), began %llu ms "
+                    "after it ended (want <= %d)\n",
+                    k, (unsigned long long)since_start, k - 1, (unsigned long long)lo,
+                    (unsigned long long)waited, interval[k - 1] + 300);
             CU_FAIL("probe schedule");
         }
     }

@@ -25,7 +25,7 @@ struct list_load {
 };
 
 /* Loader for one course: 200 + JSON, 404, or a negative store error. */
-static int load_course(void *arg, struct el_buf *body)
+static int load_course(void *arg, struct el_buf *body, uint64_t *version)
 {
     struct course_load *l = arg;
     struct el_course c;
@@ -37,13 +37,16 @@ static int load_course(void *arg, struct el_buf *body)
     if (rc != EL_OK)
         return rc;
     rc = el_course_to_json(&c, body);
+    *version = c.rev;
     el_course_cleanup(&c);
     return rc == EL_OK ? 200 : rc;
 }
 
-static int load_list(void *arg, struct el_buf *body)
+static int load_list(void *arg, struct el_buf *body, uint64_t *version)
 {
     struct list_load *l = arg;
+
+    EL_UNUSED(version); /* lists are unversioned: keyed by generation */
     struct el_course_page page;
     int rc;
 
@@ -220,7 +223,7 @@ static int respond_course(const struct el_request *req, struct el_response *res,
     if (el_course_to_json(c, &res->body) != EL_OK)
         return el_response_error(res, 503, "Server out of memory, try again");
     el_key_course(key, sizeof(key), c->id);
-    if (el_tiered_set(req->app->courses, key, res->body.data, res->body.len) != EL_OK)
+    if (el_tiered_set(req->app->courses, key, res->body.data, res->body.len, c->rev) != EL_OK)
         el_tiered_invalidate(req->app->courses, key);
     return status;
 }
@@ -375,8 +378,11 @@ int handle_course_delete(const struct el_request *req, struct el_response *res)
     rc = el_store_course_delete(req->app->store, id);
     if (rc != EL_OK)
         return write_failed(res, rc, "Course not found");
+    /* A tombstone, not a DEL: a read that fetched the course before the
+     * delete cannot bring it back into any cache (version guard). */
     el_key_course(key, sizeof(key), id);
-    el_tiered_invalidate(req->app->courses, key);
+    if (el_tiered_set_deleted(req->app->courses, key) != EL_OK)
+        el_tiered_invalidate(req->app->courses, key);
     el_app_bump_lists(req->app);
     return 204;
 }
@@ -407,7 +413,7 @@ int handle_course_enroll(const struct el_request *req, struct el_response *res)
         el_buf_init(&b, 4u << 20);
         if (el_store_course_get(req->app->store, id, &c) == EL_OK) {
             if (el_course_to_json(&c, &b) != EL_OK ||
-                el_tiered_set(req->app->courses, key, b.data, b.len) != EL_OK)
+                el_tiered_set(req->app->courses, key, b.data, b.len, c.rev) != EL_OK)
                 el_tiered_invalidate(req->app->courses, key);
             el_course_cleanup(&c);
         } else {

@@ -590,6 +590,14 @@ int el_l1_put(struct el_l1 *c, const char *key, struct el_blob *blob, uint64_t e
 
     lock(s);
     link = find_link(s, h, key, len);
+    if (link && (*link)->blob->version > blob->version && !expired(*link, now_ms)) {
+        /* The version guard: an older document never replaces a newer
+         * one, whatever order writers and fills arrive in. */
+        unlock(s);
+        el_blob_unref(e->blob);
+        free(e);
+        return EL_ECONFLICT;
+    }
     if (link) {
         /* A replacement keeps the old entry's standing (queue, frequency):
          * refreshing a hot key must not demote it to probation. */

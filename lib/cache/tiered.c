@@ -299,24 +299,46 @@ int64_t el_tiered_jitter(int64_t ttl_ms)
 }
 
 /* Make the blob for a 200 (body) or a cached not-found (neg_body). */
-static struct el_blob *make_blob(struct el_tiered *t, int status, const char *body, size_t len)
+static struct el_blob *make_blob(struct el_tiered *t, int status, const char *body, size_t len,
+                                 uint64_t version)
 {
-    if (status == 404)
-        return el_blob_new(404, t->opts.neg_body, strlen(t->opts.neg_body));
-    return el_blob_new(200, body, len);
+    struct el_blob *b = status == 404
+                            ? el_blob_new(404, t->opts.neg_body, strlen(t->opts.neg_body))
+                            : el_blob_new(200, body, len);
+
+    if (b)
+        b->version = version;
+    return b;
+}
+
+/* Write a value into Redis for a fill or a write: versioned values through
+ * the guard (never over a newer version), unversioned ones plainly
+ * (overwrite) or, for a fill, only where nothing is (NX). */
+static int l2_put(struct el_tiered *t, const char *key, const struct el_blob *b, int overwrite,
+                  int64_t ttl)
+{
+    const char *v = b->status == 404 ? "" : b->data;
+    size_t n = b->status == 404 ? 0 : b->len;
+
+    if (b->version > 0)
+        return el_redis_set_versioned(t->redis, key, b->version, v, n, ttl);
+    if (overwrite)
+        return el_redis_set(t->redis, key, v, n, ttl);
+    return el_redis_set_nx(t->redis, key, v, n, ttl);
 }
 
 /* L2 read into a blob: EL_OK, EL_ENOTFOUND, or a Redis failure. */
 static int l2_get(struct el_tiered *t, const char *key, struct el_buf *body, struct el_blob **out)
 {
+    uint64_t version = 0;
     int rc;
 
     el_buf_reset(body);
-    rc = el_redis_get(t->redis, key, body);
+    rc = el_redis_get_versioned(t->redis, key, body, &version);
     if (rc != EL_OK)
         return rc;
     /* An empty value is a cached not-found; anything else is the body. */
-    *out = make_blob(t, body->len == 0 ? 404 : 200, body->data, body->len);
+    *out = make_blob(t, body->len == 0 ? 404 : 200, body->data, body->len, version);
     return *out ? EL_OK : EL_ENOMEM;
 }
 
@@ -396,6 +418,7 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
     struct el_buf body;
     uint64_t h = hash_key(key), mark = inval_mark(h);
     int64_t ttl;
+    uint64_t version = 0;
     int rc, status, leased = -1;
     char token[33] = "";
 
@@ -416,7 +439,7 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
     }
 
     el_buf_reset(&body);
-    status = load(arg, &body);
+    status = load(arg, &body, &version);
     if (status != 200 && status != 404) {
         rc = status < 0 ? status : EL_EIO;
         if (leased == 1)
@@ -430,7 +453,7 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
         }
         goto out;
     }
-    *out = make_blob(t, status, body.data, body.len);
+    *out = make_blob(t, status, body.data, body.len, version);
     if (*out == NULL) {
         rc = EL_ENOMEM;
         goto out;
@@ -438,14 +461,11 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
     *layer = EL_LAYER_MISS;
     ttl = el_tiered_jitter(status == 404 ? t->opts.neg_ttl_ms : t->opts.ttl_ms);
     /* An invalidation arrived while we read: what we hold may predate the
-     * write. Return it to this caller, cache it nowhere. NX: never replace
-     * a value a write has put there since. */
-    if (inval_mark(h) == mark && refresh)
-        best_effort(el_redis_set(t->redis, key, status == 404 ? "" : (*out)->data,
-                                 status == 404 ? 0 : (*out)->len, ttl));
-    else if (inval_mark(h) == mark)
-        best_effort(el_redis_set_nx(t->redis, key, status == 404 ? "" : (*out)->data,
-                                    status == 404 ? 0 : (*out)->len, ttl));
+     * write. Return it to this caller, cache it nowhere. Otherwise never
+     * replace a value a write has put there since: versioned values pass
+     * the version guard, others are written NX (a refresh overwrites). */
+    if (inval_mark(h) == mark)
+        best_effort(l2_put(t, key, *out, refresh, ttl));
     if (leased == 1)
         lease_release(t, key, token);
 
@@ -588,22 +608,38 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
     return rc;
 }
 
-int el_tiered_set(struct el_tiered *t, const char *key, const char *body, size_t len)
+static int put_version(struct el_tiered *t, const char *key, int status, const char *body,
+                       size_t len, uint64_t version, int64_t ttl)
 {
-    struct el_blob *b = el_blob_new(200, body, len);
-    int64_t ttl = el_tiered_jitter(t->opts.ttl_ms);
+    struct el_blob *b = make_blob(t, status, body, len, version);
+    int rc;
 
     if (b == NULL)
         return EL_ENOMEM;
     /* Any fill of key already in flight here predates this write. */
     el_tiered_dropped(NULL, key);
-    if (t->redis && el_redis_set(t->redis, key, body, len, ttl) != EL_OK)
-        pending_add(key);
+    if (t->redis) {
+        rc = l2_put(t, key, b, 1, ttl);
+        /* EL_ECONFLICT: a newer version is there already -- right as it is. */
+        if (rc != EL_OK && rc != EL_ECONFLICT)
+            pending_add(key);
+    }
     if (t->l1)
         best_effort(el_l1_put(t->l1, key, b, el_now_ms() + (uint64_t)ttl, el_now_ms()));
     el_blob_unref(b);
     best_effort(el_bus_publish_key(t->bus, key));
     return EL_OK;
+}
+
+int el_tiered_set(struct el_tiered *t, const char *key, const char *body, size_t len,
+                  uint64_t version)
+{
+    return put_version(t, key, 200, body, len, version, el_tiered_jitter(t->opts.ttl_ms));
+}
+
+int el_tiered_set_deleted(struct el_tiered *t, const char *key)
+{
+    return put_version(t, key, 404, NULL, 0, EL_VERSION_DELETED, t->opts.neg_ttl_ms);
 }
 
 void el_tiered_invalidate(struct el_tiered *t, const char *key)

@@ -31,6 +31,7 @@ struct el_blob *el_blob_new(int status, const void *data, size_t len)
         return NULL;
     atomic_init(&b->refs, 1);
     atomic_init(&b->checked_ms, el_now_ms());
+    b->version = 0;
     b->status = status;
     b->len = len;
     if (len)

@@ -46,6 +46,10 @@ struct el_course {
     bool published;
     int64_t created_at; /* ms since the Unix epoch, UTC */
     int64_t updated_at;
+    /* The store's revision of this document: 1 when inserted, + 1 in the
+     * same transaction / atomic update as every write to it (patch, module,
+     * enroll). Never in the JSON; the caches' version guard (tiered.h). */
+    uint64_t rev;
     struct el_module *modules;
     size_t nmodules;
 };

@@ -576,6 +576,9 @@ static int doc_to_course(const bson_t *doc, struct el_course *c)
             c->created_at = iter_ms(&it);
         } else if (strcmp(k, "updated_at") == 0) {
             c->updated_at = iter_ms(&it);
+        } else if (strcmp(k, "rev") == 0 && BSON_ITER_HOLDS_NUMBER(&it)) {
+            int64_t r = bson_iter_as_int64(&it);
+            c->rev = r > 0 ? (uint64_t)r : 0;
         } else if (strcmp(k, "modules") == 0 && c->modules == NULL) {
             rc = read_modules(&it, c);
         }
@@ -633,6 +636,7 @@ static int course_to_doc(const struct el_course *c, bson_t *doc)
     ok = ok && BSON_APPEND_BOOL(doc, "published", c->published);
     ok = ok && BSON_APPEND_DATE_TIME(doc, "created_at", c->created_at);
     ok = ok && BSON_APPEND_DATE_TIME(doc, "updated_at", c->updated_at);
+    ok = ok && BSON_APPEND_INT64(doc, "rev", c->rev > 0 ? (int64_t)c->rev : 1);
     ok = ok && BSON_APPEND_ARRAY_BEGIN(doc, "modules", &arr);
     for (uint32_t i = 0; ok && i < c->nmodules; i++) {
         const struct el_module *m = &c->modules[i];
@@ -905,6 +909,7 @@ static int mongo_course_insert(struct el_store *base, struct el_course *c)
     }
     if (!course_text_valid(c))
         return EL_EINVAL;
+    c->rev = 1; /* a new document's first revision, as in the SQLite store */
     if ((rc = course_to_doc(c, &doc)) != EL_OK)
         goto out;
     client = client_pop(s, &coll);
@@ -1127,6 +1132,16 @@ static bool append_tags(bson_t *doc, const char *key, char *const *tags, size_t 
     return ok && bson_append_array_end(doc, &arr);
 }
 
+/* {$inc: {rev: 1}}: every update of a course moves its revision in the same
+ * atomic update (el_course.rev). */
+static bool append_rev_inc(bson_t *update)
+{
+    bson_t inc;
+
+    return BSON_APPEND_DOCUMENT_BEGIN(update, "$inc", &inc) && BSON_APPEND_INT64(&inc, "rev", 1) &&
+           bson_append_document_end(update, &inc);
+}
+
 /* {$set: {the flagged fields, updated_at}}. Only the flagged fields are
  * named, so a concurrent update of other fields is never overwritten with
  * stale values (no read-modify-write). */
@@ -1152,6 +1167,7 @@ static int course_patch_update(const struct el_course_patch *p, int64_t now_ms, 
         ok = BSON_APPEND_BOOL(&set, "published", v->published);
     ok = ok && BSON_APPEND_DATE_TIME(&set, "updated_at", now_ms);
     ok = ok && bson_append_document_end(update, &set);
+    ok = ok && append_rev_inc(update);
     return ok ? EL_OK : EL_ETOOBIG;
 }
 
@@ -1173,6 +1189,7 @@ static int module_patch_update(const struct el_module_patch *p, int64_t now_ms, 
         ok = BSON_APPEND_INT32(&set, "modules.$.order", m->order);
     ok = ok && BSON_APPEND_DATE_TIME(&set, "updated_at", now_ms);
     ok = ok && bson_append_document_end(update, &set);
+    ok = ok && append_rev_inc(update);
     return ok ? EL_OK : EL_ETOOBIG;
 }
 
@@ -1342,6 +1359,7 @@ static int mongo_enroll(struct el_store *base, const char *course_id, const char
     BSON_APPEND_DATE_TIME(&doc, "created_at", el_wall_ms());
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &inc);
     BSON_APPEND_INT32(&inc, "enrollment_count", 1);
+    BSON_APPEND_INT64(&inc, "rev", 1);
     bson_append_document_end(&update, &inc);
     BSON_APPEND_INT32(&fields, "enrollment_count", 1);
 

@@ -45,7 +45,8 @@
 
 #include "cache/key.h"
 
-#define SCHEMA_VERSION 2   /* 2: users, enrollments, refresh tokens, revocations */
+#define SCHEMA_VERSION 3   /* 2: users, enrollments, refresh tokens, revocations;
+                            * 3: courses.rev */
 #define SEP 0xFF           /* search_text field separator: a byte UTF-8 never uses */
 #define TOKEN_ID_MAX 64    /* bytes of a refresh token's jti/sid or a revoked id */
 #define HOUSEKEEP_BATCH 64 /* expired rows deleted per call that adds one */
@@ -53,6 +54,8 @@
 #define COURSE_COLS                                                                                \
     "id, title, description, category, difficulty, tags, instructor_id, duration_minutes, "        \
     "rating, rating_count, enrollment_count, published, created_at, updated_at"
+/* What a course read selects: the columns and the revision (column 14). */
+#define COURSE_READ_COLS COURSE_COLS ", rev"
 #define USER_COLS "id, email, name, role, password_hash, created_at"
 
 static const char schema_sql[] =
@@ -71,7 +74,8 @@ static const char schema_sql[] =
     " published INTEGER NOT NULL,"
     " created_at INTEGER NOT NULL," /* ms since the epoch, UTC */
     " updated_at INTEGER NOT NULL,"
-    " search_text BLOB NOT NULL);"
+    " search_text BLOB NOT NULL,"
+    " rev INTEGER NOT NULL DEFAULT 1);" /* version 3; see el_course.rev */
     "CREATE TABLE IF NOT EXISTS modules ("
     " id TEXT PRIMARY KEY NOT NULL,"
     " course_id TEXT NOT NULL REFERENCES courses(id) ON DELETE CASCADE,"
@@ -158,7 +162,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_PING] = "SELECT count(*) FROM sqlite_schema",
-    [ST_GET] = "SELECT " COURSE_COLS " FROM courses WHERE id = ?1",
+    [ST_GET] = "SELECT " COURSE_READ_COLS " FROM courses WHERE id = ?1",
     [ST_MODULES] = "SELECT id, title, content, duration_minutes, ord FROM modules"
                    " WHERE course_id = ?1 ORDER BY ord, id",
     [ST_INSERT_COURSE] = "INSERT INTO courses (" COURSE_COLS ", search_text) VALUES"
@@ -171,16 +175,16 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_RESET_COURSES] = "DELETE FROM courses",
     [ST_UPDATE_COURSE] = "UPDATE courses SET title = ?2, description = ?3, category = ?4,"
                          " difficulty = ?5, tags = ?6, duration_minutes = ?7, published = ?8,"
-                         " updated_at = ?9, search_text = ?10 WHERE id = ?1",
+                         " updated_at = ?9, search_text = ?10, rev = rev + 1 WHERE id = ?1",
     /* NULL keeps a column as it is: the caller binds only flagged fields. */
     [ST_UPDATE_MODULE] = "UPDATE modules SET title = coalesce(?3, title),"
                          " content = coalesce(?4, content),"
                          " duration_minutes = coalesce(?5, duration_minutes),"
                          " ord = coalesce(?6, ord) WHERE id = ?1 AND course_id = ?2",
-    [ST_TOUCH_COURSE] = "UPDATE courses SET updated_at = ?2 WHERE id = ?1",
+    [ST_TOUCH_COURSE] = "UPDATE courses SET updated_at = ?2, rev = rev + 1 WHERE id = ?1",
     [ST_DELETE_COURSE] = "DELETE FROM courses WHERE id = ?1", /* modules, enrollments cascade */
-    [ST_ENROLL_COUNT] = "UPDATE courses SET enrollment_count = enrollment_count + 1"
-                        " WHERE id = ?1 RETURNING enrollment_count",
+    [ST_ENROLL_COUNT] = "UPDATE courses SET enrollment_count = enrollment_count + 1,"
+                        " rev = rev + 1 WHERE id = ?1 RETURNING enrollment_count",
     [ST_ENROLL] = "INSERT INTO enrollments (course_id, user_id, created_at) VALUES (?1, ?2, ?3)",
     [ST_USER_INSERT] = "INSERT INTO users (" USER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_USER_GET] = "SELECT " USER_COLS " FROM users WHERE id = ?1",
@@ -539,6 +543,7 @@ static int row_to_course(sqlite3_stmt *st, struct el_course *c)
     c->published = sqlite3_column_int(st, 11) != 0;
     c->created_at = sqlite3_column_int64(st, 12);
     c->updated_at = sqlite3_column_int64(st, 13);
+    c->rev = (uint64_t)sqlite3_column_int64(st, 14);
     return EL_OK;
 }
 
@@ -728,7 +733,7 @@ static int list_stmt(struct conn *c, int filters, enum el_sort sort, bool count,
     if (*slot == NULL) {
         n = snprintf(
             sql, sizeof(sql), "SELECT %s FROM courses WHERE 1%s%s%s%s%s%s",
-            count ? "count(*)" : COURSE_COLS, filters & F_CATEGORY ? " AND category = ?1" : "",
+            count ? "count(*)" : COURSE_READ_COLS, filters & F_CATEGORY ? " AND category = ?1" : "",
             filters & F_DIFFICULTY ? " AND difficulty = ?2" : "",
             filters & F_SEARCH ? " AND instr(search_text, ?3) > 0" : "", count ? "" : " ORDER BY ",
             count ? "" : order_sql[sort], count ? "" : " LIMIT ?4 OFFSET ?5");
@@ -962,6 +967,8 @@ static int sqlite_course_insert(struct el_store *base, struct el_course *course)
     if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
         goto out;
     rc = tx_end(c, insert_rows(c, course, id, instructor, mod_ids));
+    if (rc == EL_OK)
+        course->rev = 1; /* the column's default */
 out:
     free(mod_ids);
     return rc;
@@ -1781,8 +1788,18 @@ static int create_schema(struct conn *c, const char *path, struct el_err *err)
         goto out;
     }
     if (rc == SQLITE_OK && version < SCHEMA_VERSION) {
-        /* Every version so far only adds tables and indexes, which
-         * schema_sql has just created: no data to migrate. */
+        /* Versions 2 only added tables and indexes, which schema_sql has
+         * just created. Version 3 adds courses.rev to a table that may
+         * predate it (a fresh file has it already). */
+        sqlite3_stmt *probe = NULL;
+
+        if (sqlite3_prepare_v2(c->db, "SELECT rev FROM courses LIMIT 0", -1, &probe, NULL) !=
+            SQLITE_OK)
+            rc = sqlite3_exec(c->db, "ALTER TABLE courses ADD COLUMN rev INTEGER NOT NULL DEFAULT 1",
+                              NULL, NULL, NULL);
+        sqlite3_finalize(probe);
+    }
+    if (rc == SQLITE_OK && version < SCHEMA_VERSION) {
         char sql[64];
 
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);

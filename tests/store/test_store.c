@@ -1057,6 +1057,55 @@ static void test_enroll(void)
         el_course_cleanup(&in[i]);
 }
 
+/* The revision: 1 on insert, + 1 with every write to the course, read back
+ * by get and list, so caches can tell a newer document from an older one.
+ * Concurrent enrolls each move it once. */
+static void test_revision(void)
+{
+    struct el_course in[1], got, out;
+    struct el_course_patch cp;
+    struct el_module_patch mp;
+    struct el_course_query q;
+    struct el_course_page page;
+    struct el_err err = {0, ""};
+    char mid[EL_OID_HEX];
+    int64_t count = 0;
+
+    insert_all(store, catalog, 1, in);
+    CU_ASSERT_EQUAL(in[0].rev, 1);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, in[0].id, &got), EL_OK);
+    CU_ASSERT_EQUAL(got.rev, 1);
+    el_course_cleanup(&got);
+    memset(&cp, 0, sizeof(cp));
+    cp.fields = EL_CF_TITLE;
+    cp.c.title = xstrdup("Revised");
+    CU_ASSERT_EQUAL_FATAL(el_store_course_update(store, in[0].id, &cp, T0 + 1, &out), EL_OK);
+    CU_ASSERT_EQUAL(out.rev, 2);
+    el_course_cleanup(&out);
+    el_course_patch_cleanup(&cp);
+    memset(&mp, 0, sizeof(mp));
+    mp.fields = EL_MF_DURATION;
+    mp.m.duration_minutes = 5;
+    module_id(&catalog[0], 0, mid);
+    CU_ASSERT_EQUAL_FATAL(el_store_module_update(store, in[0].id, mid, &mp, T0 + 2, &out), EL_OK);
+    CU_ASSERT_EQUAL(out.rev, 3);
+    el_course_cleanup(&out);
+    el_module_patch_cleanup(&mp);
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, "5a0000000000000000000001", &count), EL_OK);
+    /* A refused enrollment changes nothing, the revision included. */
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, "5a0000000000000000000001", &count),
+                    EL_ECONFLICT);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, in[0].id, &got), EL_OK);
+    CU_ASSERT_EQUAL(got.rev, 4);
+    el_course_cleanup(&got);
+    CU_ASSERT_EQUAL_FATAL(el_course_query_parse("", &q, &err), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_list(store, &q, &page), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(page.nitems, 1);
+    CU_ASSERT_EQUAL(page.items[0].rev, 4);
+    el_course_page_cleanup(&page);
+    el_course_cleanup(&in[0]);
+}
+
 /* ---- users -------------------------------------------------------------- */
 
 static void make_user(struct el_user *u, const char *email, const char *role)
@@ -1315,6 +1364,7 @@ static void test_concurrent_enroll(void)
     CU_ASSERT_EQUAL(seen, (1u << NCLAIMERS) - 1);
     CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, in[0].id, &got), EL_OK);
     CU_ASSERT_EQUAL(got.enrollment_count, 100 + NCLAIMERS);
+    CU_ASSERT_EQUAL(got.rev, 1 + NCLAIMERS); /* one revision per enrollment */
     el_course_cleanup(&got);
     el_course_cleanup(&in[0]);
 }
@@ -1838,7 +1888,8 @@ static void test_sqlite_schema_upgrade(void)
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
     CU_ASSERT_EQUAL(sqlite3_exec(db,
                                  "DROP TABLE users; DROP TABLE enrollments; DROP TABLE "
-                                 "refresh_tokens; DROP TABLE revocations; PRAGMA user_version = 1;",
+                                 "refresh_tokens; DROP TABLE revocations; ALTER TABLE courses "
+                                 "DROP COLUMN rev; PRAGMA user_version = 1;",
                                  NULL, NULL, NULL),
                     SQLITE_OK);
     sqlite3_close(db);
@@ -1846,14 +1897,15 @@ static void test_sqlite_schema_upgrade(void)
     CU_ASSERT_EQUAL_FATAL(el_store_open(uri, &s, &err), EL_OK);
     CU_ASSERT_EQUAL(el_store_course_get(s, c.id, &got), EL_OK); /* data kept */
     check_same_course(&c, &got);
+    CU_ASSERT_EQUAL(got.rev, 1); /* version 3: the revision column, 1 for old rows */
     el_course_cleanup(&got);
     make_user(&u, "v1@example.com", "admin");
     CU_ASSERT_EQUAL(el_store_user_insert(s, &u), EL_OK); /* new tables there */
     el_user_cleanup(&u);
     el_store_close(s);
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
-    CU_ASSERT_EQUAL(count_rows(db, "PRAGMA user_version"), 2);
-    CU_ASSERT_EQUAL(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+    CU_ASSERT_EQUAL(count_rows(db, "PRAGMA user_version"), 3);
+    CU_ASSERT_EQUAL(sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     s = NULL;
     CU_ASSERT_EQUAL(el_store_open(uri, &s, &err), EL_EUNAVAIL);
@@ -1886,6 +1938,7 @@ static const struct {
     {"course delete, twice; enrollments go with it", test_course_delete},
     {"enroll once, twice, missing course", test_enroll},
     {"8 threads enroll 8 students: count +8 exactly", test_concurrent_enroll},
+    {"the revision grows with every write", test_revision},
     {"users: insert, get, by email, conflicts, update, delete", test_users},
     {"reset deletes users too", test_reset_clears_users},
     {"refresh tokens: claim once, reuse, expiry, unknown", test_refresh_tokens},

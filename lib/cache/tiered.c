@@ -163,6 +163,61 @@ static uint64_t inval_mark(uint64_t h)
     return atomic_load(&inval_seq[h % INVAL_STRIPES]) + atomic_load(&inval_epoch);
 }
 
+/* Put b into L1 unless key was invalidated since mark was read -- and if it
+ * is invalidated while we put (an announcement handled between our check
+ * and our put would have dropped the entry before it existed), take it out
+ * again: what we hold may be older than what the announcement was about.
+ * At worst that costs one miss. */
+static void l1_put_unless_moved(struct el_l1 *l1, const char *key, struct el_blob *b,
+                                uint64_t expires, uint64_t h, uint64_t mark)
+{
+    if (l1 == NULL || inval_mark(h) != mark)
+        return;
+    best_effort(el_l1_put(l1, key, b, expires, el_now_ms()));
+    if (inval_mark(h) != mark)
+        el_l1_del(l1, key);
+}
+
+static int l2_get(struct el_tiered *t, const char *key, struct el_buf *body,
+                  struct el_blob **out);
+
+/* After a write: put b (NULL: nothing of ours) into L1, where the version
+ * guard orders it against this process's other writers. An invalidation of
+ * key since mark -- another writer here, or another process's announcement,
+ * which empties L1 and so loses the guard's knowledge -- means a newer
+ * version may exist that L1 no longer shows: then L1 takes what Redis holds
+ * now (the guard keeps the higher of the two), until no invalidation
+ * arrives meanwhile; after a few rounds, or without Redis, the entry is
+ * dropped and the next read fetches it. */
+static void l1_settle(struct el_tiered *t, const char *key, uint64_t h, uint64_t mark,
+                      struct el_blob *b, int64_t ttl)
+{
+    struct el_blob *own = NULL;
+    struct el_buf body;
+    int tries = 0, force = b == NULL;
+
+    if (t->l1 == NULL)
+        return;
+    el_buf_init(&body, BODY_MAX);
+    for (;;) {
+        if (b)
+            best_effort(el_l1_put(t->l1, key, b, el_now_ms() + (uint64_t)ttl, el_now_ms()));
+        if (!force && inval_mark(h) == mark)
+            break;
+        force = 0;
+        mark = inval_mark(h);
+        el_blob_unref(own);
+        own = b = NULL;
+        if (tries++ == 3 || t->redis == NULL || l2_get(t, key, &body, &own) != EL_OK) {
+            el_l1_del(t->l1, key);
+            break;
+        }
+        b = own;
+    }
+    el_blob_unref(own);
+    el_buf_cleanup(&body);
+}
+
 void el_tiered_dropped(struct el_l1 *l1, const char *key)
 {
     atomic_fetch_add(&inval_seq[hash_key(key) % INVAL_STRIPES], 1);
@@ -480,10 +535,10 @@ fill_l1:
         atomic_store(&stale->checked_ms, el_now_ms());
         el_blob_unref(*out);
         *out = el_blob_ref(stale);
-    } else if (t->l1 && inval_mark(h) == mark) {
+    } else if (t->l1) {
         int64_t l1_ttl = (*out)->status == 404 ? t->opts.neg_ttl_ms : t->opts.ttl_ms;
-        best_effort(el_l1_put(t->l1, key, *out, el_now_ms() + (uint64_t)el_tiered_jitter(l1_ttl),
-                              el_now_ms()));
+        l1_put_unless_moved(t->l1, key, *out, el_now_ms() + (uint64_t)el_tiered_jitter(l1_ttl), h,
+                            mark);
     }
     rc = EL_OK;
 out:
@@ -612,20 +667,23 @@ static int put_version(struct el_tiered *t, const char *key, int status, const c
                        size_t len, uint64_t version, int64_t ttl)
 {
     struct el_blob *b = make_blob(t, status, body, len, version);
-    int rc;
+    uint64_t h = hash_key(key), mark;
+    int rc = EL_OK;
 
     if (b == NULL)
         return EL_ENOMEM;
     /* Any fill of key already in flight here predates this write. */
     el_tiered_dropped(NULL, key);
+    mark = inval_mark(h);
     if (t->redis) {
         rc = l2_put(t, key, b, 1, ttl);
-        /* EL_ECONFLICT: a newer version is there already -- right as it is. */
         if (rc != EL_OK && rc != EL_ECONFLICT)
             pending_add(key);
     }
-    if (t->l1)
-        best_effort(el_l1_put(t->l1, key, b, el_now_ms() + (uint64_t)ttl, el_now_ms()));
+    /* EL_ECONFLICT: Redis has a newer version (another writer's); ours
+     * must not go into L1, which that writer's announcement may already
+     * have emptied: L1 takes Redis's version instead. */
+    l1_settle(t, key, h, mark, rc == EL_ECONFLICT ? NULL : b, ttl);
     el_blob_unref(b);
     best_effort(el_bus_publish_key(t->bus, key));
     return EL_OK;

@@ -1,6 +1,7 @@
 #!/bin/sh
 # e2e/run.sh BUILD_DIR -- the end-to-end suites (tests/e2e/test_e2e.py, then
-# tests/e2e/test_cluster.py: three responders behind one nginx upstream),
+# tests/e2e/test_cluster.py: three responders behind one nginx upstream, then
+# tests/e2e/test_concurrency.py: concurrent writers on one course),
 # each once against an SQLite store and once against MongoDB (the wire test
 # server tests/mongo_server.py, or a real mongod when TEST_MONGO_URI is set;
 # the cluster suite always uses the test server).
@@ -10,7 +11,7 @@
 # then one closing line "e2e: N passed, M failed"; exits non-zero on any
 # failure. Extra arguments go to every run (e.g. -v, or a test name).
 #   E2E_STORES="sqlite"  run one store only
-#   E2E_SUITES="cluster" run one suite only (e2e, cluster; a test name given
+#   E2E_SUITES="cluster" run one suite only (e2e, cluster, concurrency; a test name given
 #                        as an argument exists in one suite only)
 #   EL_E2E_KEEP=1        keep each run's temp dir (logs) and print its path
 set -u
@@ -24,7 +25,7 @@ PY=/usr/bin/python3
 passed=0 failed=0
 RES=$(mktemp "${TMPDIR:-/tmp}/elearn-e2e-result.XXXXXX")
 trap 'rm -f "$RES"' EXIT
-for suite in ${E2E_SUITES:-e2e cluster}; do
+for suite in ${E2E_SUITES:-e2e cluster concurrency}; do
 for store in ${E2E_STORES:-sqlite mongo}; do
     : >"$RES"
     # timeout: a hung run must still end (the harness stops its children on

@@ -5,68 +5,48 @@ one nginx upstream, sharing one Redis and one store, driven over HTTP.
     EL_E2E_STORE=sqlite|mongo EL_E2E_BUILD=build \\
         /usr/bin/python3 tests/e2e/test_cluster.py [-v] [TestClass[.test_name] ...]
 
-Normally run by tests/e2e/run.sh after test_e2e.py, once per store. Python
-3 stdlib, plus Debian's python3-pymongo (a dependency of python3-mockupdb,
-which the MongoDB test server needs anyway) to ask the test server for its
+Normally run by tests/e2e/run.sh, once per store. Python 3 stdlib, plus
+Debian's python3-pymongo (a dependency of python3-mockupdb, which the
+MongoDB test server needs anyway) to ask the test server for its
 per-command counts.
 
-What it checks is the coherence design of lib/cache/bus.h and lib/cache/tiered.c across
-processes: writes and admin invalidations reach every process's L1, how fast
-(measured), concurrent cold misses across the cluster make one store query
-(also when a lease holder died), a bus reconnect drops L1, Redis can die
-under load without a failed read, a stopped database leaves cached reads
-served and /health degraded, the cluster counters are the sum of the
-processes', and start-up warming.
+What it checks is the coherence design of lib/cache/bus.h and
+lib/cache/tiered.c across processes: writes and admin invalidations reach
+every process's L1, how fast (measured), concurrent cold misses across the
+cluster make one store query (also when a lease holder died), a bus
+reconnect drops L1, Redis can die under load without a failed read, a
+stopped database leaves cached reads served and /health degraded, the
+cluster counters are the sum of the processes', and start-up warming.
 
-The harness (class Cluster, started by setUpModule) puts in a temp dir, on
-free ports:
-  - a private redis-server;
-  - the store: a fresh SQLite file, or the MongoDB wire test server
-    tests/mongo_server.py, seeded with 40 courses by `elearnctl seed`;
-  - three responders a, b, c (spawn-fcgi -n, each on its own unix socket);
-  - one nginx per responder (to address each process, and so its L1, on its
-    own) and one nginx whose upstream lists all three sockets -- the
-    production shape -- every one rendered from the shipped conf/nginx.conf
-    by render_nginx (tests/lib.sh).
-The helpers below copy the few from test_e2e.py needed here (kept
-separate so that suite can change without breaking this one). Every process
-is stopped by its own pid: in tearDownModule, at exit, on SIGTERM/SIGINT,
-and by PR_SET_PDEATHSIG if this interpreter dies.
+The stack is the harness's (harness.py; C here) with three responders a,
+b, c, each behind an nginx of its own (to address each process, and so its
+L1, on its own) and one nginx whose upstream lists all three sockets
+(C.shared, the production shape); always the MongoDB test server (its
+counters are read), never TEST_MONGO_URI.
 
 Tests run in the order of ORDER, the destructive ones (Redis restarted,
-killed under load; the database stopped) after the others; the warming test
-starts a fourth responder of its own. Every wait polls a condition against
-a deadline.
+killed under load; the database stopped) after the others; the stampede
+and warming tests start a responder of their own. Every wait polls a
+condition against a deadline.
 """
 
-import atexit
 import collections
-import ctypes
-import fcntl
 import http.client
 import itertools
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-BUILD = os.path.abspath(os.environ.get('EL_E2E_BUILD', os.path.join(ROOT, 'build')))
-STORE = os.environ.get('EL_E2E_STORE', 'sqlite')
-PY = '/usr/bin/python3'
-JWT_SECRET = 'cluster-secret-0123456789abcdefghijklmnopq'  # 42 chars
-NCOURSES = 40
+from harness import (STORE, Case, Resp, fetch, main, read_text, store_unavailable, token_of,
+                     wait_until)
+from harness import S as C
+
 LEASE_MS = 2000         # el_tiered_opts.lease_ms default (lib/cache/tiered.c)
 L1_MAX_STALE_MS = 1000  # L1_MAX_STALE default
 # Worker threads per responder. With 4, at most 4 of the 100 concurrent
@@ -74,368 +54,8 @@ L1_MAX_STALE_MS = 1000  # L1_MAX_STALE default
 # EL_CLUSTER_WORKERS=32 makes the stampede harsher.
 WORKERS = os.environ.get('EL_CLUSTER_WORKERS', '4')
 
-CONFIG_VARS = ('DB_URI', 'MONGO_URI', 'REDIS_URL', 'JWT_SECRET', 'ACCESS_TOKEN_EXPIRE_MINUTES',
-               'REFRESH_TOKEN_EXPIRE_DAYS', 'COURSE_TTL', 'COURSE_LIST_TTL', 'L1_MAX_BYTES',
-               'WORKERS', 'REDIS_TIMEOUT_MS', 'DB_TIMEOUT_MS', 'IDLE_TIMEOUT', 'L1_MAX_STALE',
-               'CACHE_WARM_MS')
-
 RESUBSCRIBED = 'bus: dropping L1 (subscribed to elearn:cache)'
 SUB_LOST = 'bus: subscription lost'
-
-
-# --------------------------------------------------------------------------
-# Small utilities (as in test_e2e.py)
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def wait_until(pred, timeout, what, interval=0.02):
-    """Poll pred() until it returns a true value (returned), or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError('timed out after %.1fs waiting for %s' % (timeout, what))
-        time.sleep(interval)
-
-
-def read_text(path):
-    try:
-        with open(path, 'rb') as f:
-            return f.read().decode('utf-8', 'replace')
-    except OSError:
-        return ''
-
-
-def tail(path, n=30):
-    return '\n'.join(read_text(path).splitlines()[-n:])
-
-
-def redis_ping(port):
-    try:
-        with socket.create_connection(('127.0.0.1', port), 0.5) as s:
-            s.settimeout(0.5)
-            s.sendall(b'PING\r\n')
-            return s.recv(16).startswith(b'+PONG')
-    except OSError:
-        return False
-
-
-def tcp_open(port):
-    try:
-        socket.create_connection(('127.0.0.1', port), 0.5).close()
-        return True
-    except OSError:
-        return False
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _child_setup():
-    _libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
-class Resp:
-    def __init__(self, status, headers, body, elapsed):
-        self.status, self.headers, self.body, self.elapsed = status, headers, body, elapsed
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    @property
-    def layer(self):
-        return self.headers.get('x-cache')
-
-    def json(self):
-        return json.loads(self.body.decode('utf-8'))
-
-    def __repr__(self):
-        return '<%d X-Cache=%s %.3fs %r>' % (self.status, self.layer, self.elapsed,
-                                             self.body[:300].decode('utf-8', 'replace'))
-
-
-def fetch(port, method, path, body=None, headers=None, conn=None, timeout=15):
-    """One request; on conn (kept alive) when given, else on a new connection."""
-    own = conn is None
-    c = conn or http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
-    try:
-        t0 = time.monotonic()
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        data = r.read()
-        elapsed = time.monotonic() - t0
-        return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, data, elapsed)
-    finally:
-        if own:
-            c.close()
-
-
-class Procs:
-    """The processes this run started; stop() acts on one pid only."""
-
-    def __init__(self):
-        self.live = []
-        self.lock = threading.Lock()
-
-    def start(self, name, argv, env=None, log=None):
-        out = open(log, 'ab') if log else subprocess.DEVNULL
-        try:
-            p = subprocess.Popen(argv, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out,
-                                 stderr=subprocess.STDOUT, preexec_fn=_child_setup)
-        finally:
-            if log:
-                out.close()
-        with self.lock:
-            self.live.append((name, p))
-        return p
-
-    def stop(self, p, sig=signal.SIGTERM, timeout=10):
-        if p.poll() is None:
-            p.send_signal(sig)
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        with self.lock:
-            self.live = [(n, q) for n, q in self.live if q is not p]
-        return p.returncode
-
-    def stop_all(self):
-        with self.lock:
-            live = list(reversed(self.live))
-        for _, p in live:
-            if p.poll() is None:
-                try:
-                    os.kill(p.pid, signal.SIGCONT)  # in case a test left it stopped
-                except OSError:
-                    pass
-            self.stop(p, timeout=8)
-
-
-# --------------------------------------------------------------------------
-# The harness
-
-def render_and_start_nginx(cl, name, sockets):
-    """nginx from conf/nginx.conf with one upstream line per socket; returns
-    (port, prefix, Popen)."""
-    port = free_port()
-    prefix = os.path.join(cl.tmp, 'nginx-' + name)
-    subprocess.run(['sh', '-c', '. "$0"; render_nginx "$@"', os.path.join(ROOT, 'tests/lib.sh'),
-                    os.path.join(ROOT, 'conf/nginx.conf'), prefix, str(port),
-                    os.path.join(ROOT, 'www')] + list(sockets),
-                   check=True, env=dict(os.environ, EL_TESTS_DIR=os.path.join(ROOT, 'tests')))
-    p = cl.procs.start('nginx ' + name,
-                       ['nginx', '-p', prefix, '-c', os.path.join(prefix, 'nginx.conf'),
-                        '-e', os.path.join(prefix, 'logs/error.log'), '-g', 'daemon off;'],
-                       log=os.path.join(prefix, 'logs/stderr.log'))
-    return port, prefix, p
-
-
-class Responder:
-    """One elearn-fcgi process (spawn-fcgi -n) with an nginx of its own."""
-
-    def __init__(self, cl, name, **env):
-        self.cl, self.name = cl, name
-        self.sock = os.path.join(cl.tmp, name + '.sock')
-        self.log = os.path.join(cl.tmp, name + '.log')
-        self.proc = cl.procs.start('responder ' + name,
-                                   ['spawn-fcgi', '-n', '-s', self.sock, '-M', '0600', '--',
-                                    os.path.join(BUILD, 'elearn-fcgi')],
-                                   env=cl.env(**env), log=self.log)
-        wait_until(lambda: os.path.exists(self.sock) or self.proc.poll() is not None, 10,
-                   'socket ' + self.sock)
-        if self.proc.poll() is not None:
-            raise RuntimeError('responder %s exited %s:\n%s' % (name, self.proc.returncode,
-                                                                tail(self.log)))
-        self.port, self.prefix, self.nginx = render_and_start_nginx(cl, name, [self.sock])
-        wait_ready(self, 'nginx :%d -> responder %s' % (self.port, name))
-
-    def get(self, path, headers=None, conn=None, timeout=15):
-        return fetch(self.port, 'GET', path, headers=headers, conn=conn, timeout=timeout)
-
-    def request(self, method, path, body=None, token=None, conn=None):
-        h = {}
-        if token:
-            h['Authorization'] = 'Bearer ' + token
-        if body is not None and not isinstance(body, bytes):
-            body = json.dumps(body).encode()
-            h['Content-Type'] = 'application/json'
-        return fetch(self.port, method, path, body=body, headers=h, conn=conn)
-
-    def conn(self, timeout=15):
-        return http.client.HTTPConnection('127.0.0.1', self.port, timeout=timeout)
-
-    def log_count(self, needle):
-        return read_text(self.log).count(needle)
-
-    def stop(self):
-        self.cl.procs.stop(self.nginx)
-        return self.cl.procs.stop(self.proc)
-
-
-def wait_ready(front, what):
-    """Ready when a request makes the round trip through a responder."""
-    def ready():
-        if front.nginx.poll() is not None:
-            return 'dead'
-        try:
-            return fetch(front.port, 'GET', '/api/courses/000000000000000000000000',
-                         timeout=2).status in (200, 404)
-        except OSError:
-            return False
-    if wait_until(ready, 20, what) == 'dead':
-        raise RuntimeError('%s: nginx died\n%s' % (what, tail(os.path.join(
-            front.prefix, 'logs/error.log'))))
-
-
-class Shared:
-    """The one nginx whose upstream lists every responder."""
-
-    def __init__(self, cl, responders):
-        self.port, self.prefix, self.nginx = render_and_start_nginx(
-            cl, 'shared', [r.sock for r in responders])
-        wait_ready(self, 'the shared upstream nginx :%d' % self.port)
-
-    def get(self, path, conn=None, timeout=15):
-        return fetch(self.port, 'GET', path, conn=conn, timeout=timeout)
-
-    def conn(self, timeout=15):
-        return http.client.HTTPConnection('127.0.0.1', self.port, timeout=timeout)
-
-
-class Cluster:
-    def __init__(self):
-        self.tmp = tempfile.mkdtemp(prefix='elearn-cluster-%s-' % STORE)
-        self.procs = Procs()
-        self.redis = self.mongo = None
-        self.ids = []
-        self.admin_token = None
-
-    def env(self, **over):
-        e = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
-        e.update(DB_URI=self.db_uri, REDIS_URL='redis://127.0.0.1:%d/0' % self.redis_port,
-                 JWT_SECRET=JWT_SECRET, WORKERS=WORKERS, CACHE_WARM_MS='0')
-        for k, v in over.items():
-            e[k] = str(v)
-        return e
-
-    def start(self):
-        for tool in ('nginx', 'spawn-fcgi', 'redis-server', 'redis-cli'):
-            if not shutil.which(tool):
-                raise RuntimeError('%s is not installed (make deps)' % tool)
-        self.redis_port = free_port()
-        self.start_redis()
-        if STORE == 'sqlite':
-            self.db_path = os.path.join(self.tmp, 'cluster.db')
-            self.db_uri = 'sqlite:' + self.db_path
-        elif STORE == 'mongo':
-            self.mongo_port = free_port()
-            self.start_mongo()
-            self.db_name = 'elearn_cluster'
-            self.db_uri = 'mongodb://127.0.0.1:%d/%s' % (self.mongo_port, self.db_name)
-        else:
-            raise RuntimeError('EL_E2E_STORE must be sqlite or mongo, not %r' % STORE)
-        r = self.ctl('seed', '--courses', str(NCOURSES), '--db', self.db_uri)
-        if r.returncode != 0:
-            raise RuntimeError('elearnctl seed failed: %s%s' % (r.stdout, r.stderr))
-        self.a, self.b, self.c = (Responder(self, n) for n in 'abc')
-        self.all = [self.a, self.b, self.c]
-        self.shared = Shared(self, self.all)
-        r = self.a.get('/api/courses?page_size=100&sort_by=duration')
-        if r.status != 200 or r.json()['total'] != NCOURSES:
-            raise RuntimeError('listing the seeded courses failed: %r' % r)
-        self.ids = [c['_id'] for c in r.json()['items']]
-        self.admin_token = self.login(self.create_user('admin'))
-
-    def start_redis(self):
-        d = os.path.join(self.tmp, 'redis')
-        os.makedirs(d, exist_ok=True)
-        self.redis = self.procs.start('redis-server', [
-            'redis-server', '--port', str(self.redis_port), '--bind', '127.0.0.1', '--dir', d,
-            '--save', '', '--appendonly', 'no', '--daemonize', 'no',
-            '--logfile', os.path.join(d, 'redis.log')])
-        wait_until(lambda: redis_ping(self.redis_port), 10, 'redis-server :%d' % self.redis_port)
-
-    def start_mongo(self):
-        log = os.path.join(self.tmp, 'mongo.log')
-        self.mongo = self.procs.start('mongo_server.py', [
-            PY, os.path.join(ROOT, 'tests/mongo_server.py'), '--port', str(self.mongo_port)],
-            log=log)
-        wait_until(lambda: tcp_open(self.mongo_port) or self.mongo.poll() is not None, 20,
-                   'mongo test server :%d' % self.mongo_port)
-        if self.mongo.poll() is not None:
-            raise RuntimeError('mongo test server exited:\n' + tail(log))
-
-    def ctl(self, *args, stdin=None):
-        return subprocess.run([os.path.join(BUILD, 'elearnctl')] + list(args), input=stdin,
-                              env=self.env(), cwd=ROOT, capture_output=True, text=True,
-                              timeout=120)
-
-    def create_user(self, role):
-        email = 'cluster-%s-%s@example.com' % (role, os.urandom(4).hex())
-        password = 'pw-' + os.urandom(8).hex()
-        r = self.ctl('create-user', '--email', email, '--password-stdin', '--role', role,
-                     '--db', self.db_uri, stdin=password + '\n')
-        if r.returncode != 0:
-            raise RuntimeError('elearnctl create-user failed: %s%s' % (r.stdout, r.stderr))
-        return email, password
-
-    def login(self, user):
-        r = self.a.request('POST', '/api/auth/login', {'email': user[0], 'password': user[1]})
-        if r.status != 200:
-            raise RuntimeError('login failed: %r' % r)
-        return r.json()['access_token']
-
-    def take_id(self):
-        """A seeded course id no test has read yet (cold in every layer)."""
-        if not self.ids:
-            raise AssertionError('ran out of unread course ids; seed more')
-        return self.ids.pop()
-
-    def redis_cli(self, *args):
-        return subprocess.run(['redis-cli', '-p', str(self.redis_port)] + list(args),
-                              capture_output=True, text=True, timeout=10)
-
-    def restart_redis(self):
-        """Kill our redis-server (that pid only) and start a new, empty one
-        on the same port."""
-        self.procs.stop(self.redis, signal.SIGKILL)
-        self.start_redis()
-
-    def stop(self):
-        self.procs.stop_all()
-        if os.environ.get('EL_E2E_KEEP'):
-            print('cluster: kept', self.tmp, file=sys.stderr)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-C = None
-
-
-def setUpModule():
-    global C
-    C = Cluster()
-    try:
-        C.start()
-    except BaseException:
-        C.stop()
-        raise
-
-
-def tearDownModule():
-    if C:
-        C.stop()
-
-
-atexit.register(lambda: C and C.procs.stop_all())
 
 
 # --------------------------------------------------------------------------
@@ -512,68 +132,9 @@ def served(section, kind):
     return sum(section[kind][f] for f in LAYER_FIELDS)
 
 
+
 # --------------------------------------------------------------------------
-# Making the store unavailable (as in test_e2e.py)
-
-class SqliteRecoveryLock:
-    """Make a WAL-mode SQLite database unreadable for other processes: the
-    WAL index header copies disagree, so every reader must run recovery,
-    which needs the WAL write and recover locks -- which we hold. Readers
-    get SQLITE_BUSY at their busy timeout. (See test_e2e.py for the full
-    story.)"""
-
-    WAL_WRITE_LOCK = 120
-    WAL_RECOVER_LOCK = 122
-
-    def __init__(self, db_path):
-        self.shm = db_path + '-shm'
-
-    def __enter__(self):
-        if not os.path.exists(self.shm):
-            raise AssertionError('%s is missing: is the database in WAL mode?' % self.shm)
-        self.fd = os.open(self.shm, os.O_RDWR)
-        try:
-            wait_until(lambda: self._try_lock(self.WAL_WRITE_LOCK), 5, 'the WAL write lock')
-            wait_until(lambda: self._try_lock(self.WAL_RECOVER_LOCK), 5, 'the WAL recover lock')
-            self.orig = os.pread(self.fd, 48, 48)
-            if len(self.orig) != 48:
-                raise AssertionError('%s has no WAL index header' % self.shm)
-            os.pwrite(self.fd, bytes([self.orig[0] ^ 0xff]) + self.orig[1:], 48)
-        except BaseException:
-            os.close(self.fd)
-            raise
-        return self
-
-    def _try_lock(self, off):
-        try:
-            fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, off)
-            return True
-        except OSError:
-            return False
-
-    def __exit__(self, *exc):
-        try:
-            os.pwrite(self.fd, self.orig, 48)
-            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, self.WAL_RECOVER_LOCK)
-            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, self.WAL_WRITE_LOCK)
-        finally:
-            os.close(self.fd)
-
-
-class MongoStopped:
-    """Freeze the MongoDB test server (SIGSTOP): nothing answers."""
-
-    def __enter__(self):
-        os.kill(C.mongo.pid, signal.SIGSTOP)
-        return self
-
-    def __exit__(self, *exc):
-        os.kill(C.mongo.pid, signal.SIGCONT)
-
-
-def store_unavailable():
-    return SqliteRecoveryLock(C.db_path) if STORE == 'sqlite' else MongoStopped()
-
+# Changing the store behind the cache
 
 def set_title_behind_the_cache(cid, title):
     """Change a course in the store directly, as another tool would: no
@@ -642,8 +203,7 @@ def course_body(tag, **over):
     return body
 
 
-class ClusterTest(unittest.TestCase):
-    maxDiff = 2000
+class ClusterTest(Case):
 
     def write(self, front, method, path, body=None, expect=200):
         r = front.request(method, path, body, token=C.admin_token)
@@ -891,7 +451,7 @@ class T04Stampede(ClusterTest):
     PER_RESPONDER = 100
 
     def test_400_concurrent_cold_misses_one_store_query(self):
-        fourth = Responder(C, 'stampede4')
+        fourth = C.front('stampede4')
         try:
             self.stampede(C.all + [fourth])
         finally:
@@ -1164,16 +724,17 @@ class T08DatabaseDown(ClusterTest):
         return out
 
     def test_cached_reads_and_health_while_the_store_is_down(self):
-        everywhere, on_a = C.take_id(), C.take_id()
-        self.warm_everywhere('/api/courses/' + everywhere)
-        self.assertEqual(C.a.get('/api/courses/' + on_a).status, 200)  # Redis has it
-        lst = '/api/courses?sort_by=top_rated&page_size=6'
-        self.warm_everywhere(lst)
         # Earlier tests restarted Redis: a responder's breaker may still be
-        # waiting out its retry interval (up to 2 s). Start from all "ok".
+        # waiting out its retry interval (up to 2 s), and a fill made then
+        # reaches no Redis. Start from all "ok".
         wait_until(lambda: all((r.status, r.json().get('status'), r.json().get('db')) ==
                                (200, 'ok', 'up') for r in self.health().values()), 10,
                    '/health "ok" everywhere before the store goes down', interval=0.1)
+        everywhere = C.take_id()
+        self.warm_everywhere('/api/courses/' + everywhere)
+        on_a = C.course_in_redis(C.a)  # read on a only; b and c find it in Redis
+        lst = '/api/courses?sort_by=top_rated&page_size=6'
+        self.warm_everywhere(lst)
         with store_unavailable():
             for f in C.all:
                 for path in ('/api/courses/' + everywhere, '/api/courses/' + on_a, lst):
@@ -1203,7 +764,7 @@ class T09Warming(ClusterTest):
     seq = itertools.count(1)
 
     def test_warming(self):
-        d = Responder(C, 'warm%d' % next(self.seq), CACHE_WARM_MS=3000)  # a fresh log
+        d = C.front('warm%d' % next(self.seq), CACHE_WARM_MS=3000)  # a fresh log
         try:
             m = wait_until(lambda: re.search(r'^warm: (\d+) lists and (\d+) course reads',
                                              read_text(d.log), re.M), 10,
@@ -1225,35 +786,10 @@ ORDER = [T01Coherence, T02Propagation, T03ClusterStats, T04Stampede, T05LeaseHol
          T06RedisRestart, T07RedisDiesUnderLoad, T08DatabaseDown, T09Warming]
 
 
-def _on_signal(signum, frame):
-    raise KeyboardInterrupt('signal %d' % signum)
-
-
-def main():
-    signal.signal(signal.SIGTERM, _on_signal)
-    verbosity = 2 if '-v' in sys.argv else 1
-    names = [a for a in sys.argv[1:] if not a.startswith('-')]
-    loader = unittest.TestLoader()
-    if names:
-        suite = loader.loadTestsFromNames(names, sys.modules[__name__])
-    else:
-        suite = unittest.TestSuite(loader.loadTestsFromTestCase(c) for c in ORDER)
-    print('== cluster (%s store, build %s)' % (STORE, BUILD), flush=True)
-    t0 = time.monotonic()
-    result = unittest.TextTestRunner(verbosity=verbosity, stream=sys.stdout).run(suite)
-    bad = {getattr(t, 'test_case', t).id() for t, _ in result.failures + result.errors} | {
-        t.id() for t in result.unexpectedSuccesses}
-    real_bad = sum(1 for i in bad if i.count('.') >= 2)
-    failed = len(bad) + len(result.skipped)
-    passed = max(0, result.testsRun - real_bad - len(result.skipped))
-    print('cluster-%s: %d passed, %d failed (%.0f s)' % (STORE, passed, failed,
-                                                         time.monotonic() - t0), flush=True)
-    out = os.environ.get('EL_E2E_RESULT')
-    if out:
-        with open(out, 'w') as f:
-            f.write('%d %d\n' % (passed, failed))
-    return 0 if failed == 0 and result.testsRun > 0 else 1
+def setUpModule():
+    token_of('admin')  # the admin session every test writes with, before any test counts
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main(ORDER, fronts='abc', upstream=True, own_mongo=True, workers=WORKERS,
+                  name='cluster'))

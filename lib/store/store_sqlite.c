@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,6 +235,7 @@ static const char *const order_sql[NSORTS] = {
  * el_store_close(), which runs when no call is in flight. */
 struct conn {
     sqlite3 *db;
+    bool writing; /* inside a BEGIN IMMEDIATE transaction */
     sqlite3_stmt *st[ST__COUNT];
     sqlite3_stmt *list[NSORTS][NFILTERS];
     sqlite3_stmt *count[NFILTERS];
@@ -244,6 +246,11 @@ struct conn {
 struct sqlite_store {
     struct el_store base;
     char *path;
+    /* The file we opened (see file_check): a write is acknowledged only
+     * while path still names it. */
+    dev_t dev;
+    ino_t ino;
+    atomic_int file_gone; /* 1 while path does not name it (logged once) */
     pthread_key_t key;    /* this thread's struct conn */
     pthread_mutex_t lock; /* guards conns only; never held during a query */
     struct conn *conns;
@@ -420,11 +427,38 @@ static int stmt(struct conn *c, enum stmt_id id, sqlite3_stmt **out)
     return rc;
 }
 
+/* The store refuses to lie: SQLite keeps writing to the file it opened
+ * even when that file has been deleted, replaced or moved -- data nobody
+ * will find after a restart. So a write is begun, and acknowledged, only
+ * while the path still names the file we opened (same device and inode,
+ * one stat(2): about a microsecond next to a write's milliseconds); health
+ * pings check the same. Back to normal once the file is back at its path.
+ * Reads go on from the open file meanwhile: what they return was true. */
+static int file_check(struct sqlite_store *s)
+{
+    struct stat st;
+    int gone = stat(s->path, &st) != 0 || st.st_dev != s->dev || st.st_ino != s->ino;
+
+    if (gone != atomic_exchange(&s->file_gone, gone))
+        fprintf(stderr, gone ? "store: sqlite: '%s' is no longer the file we opened (deleted, "
+                               "moved or replaced): refusing writes until it is back\n"
+                             : "store: sqlite: '%s' is back: accepting writes\n",
+                s->path);
+    return gone ? EL_EUNAVAIL : EL_OK;
+}
+
 /* Run a statement that returns no rows we need, and reset it. */
 static int exec_stmt(struct conn *c, enum stmt_id id)
 {
     sqlite3_stmt *st;
-    int rc = stmt(c, id, &st);
+    int rc;
+
+    if (id == ST_BEGIN_WRITE) {
+        if ((rc = file_check(c->owner)) != EL_OK)
+            return rc;
+        c->writing = true;
+    }
+    rc = stmt(c, id, &st);
 
     if (rc != EL_OK)
         return rc;
@@ -437,10 +471,15 @@ static int exec_stmt(struct conn *c, enum stmt_id id)
  * has not already done so after the error). Returns the final status. */
 static int tx_end(struct conn *c, int rc)
 {
+    bool wrote = c->writing;
+
+    c->writing = false;
     if (rc == EL_OK) {
         rc = exec_stmt(c, ST_COMMIT);
+        /* Committed into a file that is no longer at its path: lost on the
+         * next start, so not acknowledged (see file_check). */
         if (rc == EL_OK)
-            return EL_OK;
+            return wrote ? file_check(c->owner) : EL_OK;
     }
     if (!sqlite3_get_autocommit(c->db))
         (void)exec_stmt(c, ST_ROLLBACK);
@@ -669,8 +708,10 @@ static struct sqlite_store *from(struct el_store *s)
 static int sqlite_ping(struct el_store *base)
 {
     struct conn *c;
-    int rc = conn_get(from(base), &c, NULL);
+    int rc = file_check(from(base));
 
+    if (rc == EL_OK)
+        rc = conn_get(from(base), &c, NULL);
     if (rc != EL_OK)
         return rc;
     return exec_stmt(c, ST_PING);
@@ -1023,7 +1064,15 @@ static int sqlite_reset(struct el_store *base)
  * failed (bad is the OR of the binds' results), then reset it. */
 static int step_once(struct conn *c, sqlite3_stmt *st, int bad)
 {
-    int rc = bad ? bind_error(c) : map_rc(sqlite3_step(st));
+    /* A write outside a transaction is checked like a transaction's
+     * (see file_check). */
+    bool alone = sqlite3_get_autocommit(c->db) && !sqlite3_stmt_readonly(st);
+    int rc = alone && !bad ? file_check(c->owner) : EL_OK;
+
+    if (rc == EL_OK)
+        rc = bad ? bind_error(c) : map_rc(sqlite3_step(st));
+    if (rc == EL_OK && alone)
+        rc = file_check(c->owner);
 
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -1857,6 +1906,17 @@ int el_store_sqlite_open(const char *path, struct el_store **out, struct el_err 
     rc = conn_get(s, &c, err);
     if (rc == EL_OK)
         rc = create_schema(c, path, err);
+    if (rc == EL_OK) {
+        struct stat st;
+
+        if (stat(path, &st) == 0) {
+            s->dev = st.st_dev;
+            s->ino = st.st_ino;
+        } else {
+            rc = el_err_set(err, EL_EUNAVAIL, "sqlite: cannot stat '%s': %s", path,
+                            strerror(errno));
+        }
+    }
     if (rc != EL_OK) {
         sqlite_close(&s->base);
         return rc;

@@ -1914,6 +1914,65 @@ static void test_sqlite_schema_upgrade(void)
     el_course_cleanup(&c);
 }
 
+/* The store refuses to lie: with its file deleted, moved or replaced under
+ * it, writes (in a transaction or alone) and pings fail with EL_EUNAVAIL,
+ * reads go on; with the file back, everything works again, and every write
+ * that was acknowledged is in it. */
+static void test_sqlite_file_gone(void)
+{
+    const char *path = unit_tmp_path("gone.db");
+    char uri[600], moved[600], other[600];
+    struct el_store *s = NULL, *o = NULL;
+    struct el_course c[4], got;
+    int64_t n = 0, count = 0;
+
+    snprintf(uri, sizeof(uri), "sqlite:%s", path);
+    snprintf(moved, sizeof(moved), "%s.moved", path);
+    snprintf(other, sizeof(other), "sqlite:%s.other", path);
+    CU_ASSERT_EQUAL_FATAL(el_store_open(uri, &s, NULL), EL_OK);
+    for (int i = 0; i < 4; i++)
+        build(&catalog[i], &c[i]);
+    CU_ASSERT_EQUAL(el_store_course_insert(s, &c[0]), EL_OK);
+    CU_ASSERT_EQUAL(el_store_ping(s), EL_OK);
+
+    /* Moved away (also what a delete looks like from here). */
+    CU_ASSERT_EQUAL_FATAL(rename(path, moved), 0);
+    CU_ASSERT_EQUAL(el_store_course_insert(s, &c[1]), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(el_store_enroll(s, c[0].id, "5a0000000000000000000001", &count), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(el_store_course_delete(s, c[0].id), EL_EUNAVAIL); /* one statement */
+    CU_ASSERT_EQUAL(el_store_ping(s), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(el_store_course_get(s, c[0].id, &got), EL_OK); /* reads go on */
+    el_course_cleanup(&got);
+
+    /* Back: writes again. */
+    CU_ASSERT_EQUAL_FATAL(rename(moved, path), 0);
+    CU_ASSERT_EQUAL(el_store_ping(s), EL_OK);
+    CU_ASSERT_EQUAL(el_store_course_insert(s, &c[2]), EL_OK);
+
+    /* Replaced by another database file at the same path. */
+    CU_ASSERT_EQUAL_FATAL(rename(path, moved), 0);
+    CU_ASSERT_EQUAL_FATAL(el_store_open(other, &o, NULL), EL_OK);
+    el_store_close(o);
+    snprintf(other, sizeof(other), "%s.other", path);
+    CU_ASSERT_EQUAL_FATAL(rename(other, path), 0);
+    CU_ASSERT_EQUAL(el_store_course_insert(s, &c[3]), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(el_store_ping(s), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL_FATAL(rename(moved, path), 0);
+    el_store_close(s);
+
+    /* After a restart: exactly the acknowledged courses. */
+    CU_ASSERT_EQUAL_FATAL(el_store_open(uri, &s, NULL), EL_OK);
+    CU_ASSERT_EQUAL(el_store_course_count(s, &n), EL_OK);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(el_store_course_get(s, c[0].id, &got), EL_OK);
+    el_course_cleanup(&got);
+    CU_ASSERT_EQUAL(el_store_course_get(s, c[2].id, &got), EL_OK);
+    el_course_cleanup(&got);
+    el_store_close(s);
+    for (int i = 0; i < 4; i++)
+        el_course_cleanup(&c[i]);
+}
+
 /* ---- registration ------------------------------------------------------ */
 
 static const struct {
@@ -1978,4 +2037,6 @@ void test_store_register(void)
     CU_add_test(s, "unusable paths fail clearly", test_sqlite_unusable_paths);
     CU_add_test(s, "data persists; the file is in WAL mode", test_sqlite_file_persists_in_wal_mode);
     CU_add_test(s, "a version 1 file is upgraded; a newer one refused", test_sqlite_schema_upgrade);
+    CU_add_test(s, "file deleted, moved or replaced: writes refused until it is back",
+                test_sqlite_file_gone);
 }

@@ -55,6 +55,17 @@ static int load_list(void *arg, struct el_buf *body, uint64_t *version)
         return rc;
     rc = el_course_page_to_json(&page, l->q, body);
     el_course_page_cleanup(&page);
+    if (rc == EL_ETOOBIG) {
+        /* Cannot happen within the input limits (course.h: a page is at
+         * most EL_COURSE_PAGE_MAX); should a store hold larger documents
+         * written by other tools, the client gets a clear answer, cached
+         * briefly, rather than a 503 that every retry rebuilds. */
+        el_buf_reset(body);
+        return el_buf_adds(body, "{\"detail\":\"This page of courses is too large to send; "
+                                 "ask for a smaller page_size\"}") == EL_OK
+                   ? 422
+                   : EL_ENOMEM;
+    }
     return rc == EL_OK ? 200 : rc;
 }
 

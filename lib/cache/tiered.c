@@ -359,7 +359,7 @@ static struct el_blob *make_blob(struct el_tiered *t, int status, const char *bo
 {
     struct el_blob *b = status == 404
                             ? el_blob_new(404, t->opts.neg_body, strlen(t->opts.neg_body))
-                            : el_blob_new(200, body, len);
+                            : el_blob_new(status, body, len);
 
     if (b)
         b->version = version;
@@ -495,6 +495,24 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
 
     el_buf_reset(&body);
     status = load(arg, &body, &version);
+    if (status >= 400 && status < 600 && status != 404) {
+        /* An answer that cannot be built (the loader's error document):
+         * cached here, briefly, so a storm of such requests does not
+         * rebuild it each time -- but not in Redis, whose values are
+         * documents and not-founds only. */
+        *out = make_blob(t, status, body.data, body.len, 0);
+        if (*out == NULL) {
+            rc = EL_ENOMEM;
+        } else {
+            *layer = EL_LAYER_MISS;
+            l1_put_unless_moved(t->l1, key, *out, el_now_ms() + (uint64_t)t->opts.neg_ttl_ms, h,
+                                mark);
+            rc = EL_OK;
+        }
+        if (leased == 1)
+            lease_release(t, key, token);
+        goto out;
+    }
     if (status != 200 && status != 404) {
         rc = status < 0 ? status : EL_EIO;
         if (leased == 1)

@@ -41,7 +41,9 @@ struct el_tiered_opts {
 };
 
 /* Loads one document from the store: appends its JSON to body and returns
- * 200, returns 404 when the store has no such document, or returns a
+ * 200, returns 404 when the store has no such document, returns another
+ * 4xx/5xx status with an error document in body when the answer cannot be
+ * built (served, and cached in L1 only, for neg_ttl_ms), or returns a
  * negative el code (EL_EUNAVAIL, EL_ENOMEM, ...) on failure. *version is 0
  * on entry; a loader of a versioned document sets it to the document's
  * revision (see "version guard" below). Called at most once per miss, by

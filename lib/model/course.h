@@ -97,9 +97,23 @@ struct el_course_page {
 };
 void el_course_page_cleanup(struct el_course_page *p);
 
-/* Append the JSON of one course / one page response
- * ({"total","page","page_size","items"}) to out. */
+/* Append the JSON of one course / one course summary / one page response
+ * ({"total","page","page_size","items"}) to out.
+ *
+ * A summary is the course without its modules' content (modules keep _id,
+ * title, duration_minutes and order, so the module count and the total
+ * duration stay): what list items carry, so one course with large modules
+ * cannot make a list page large. With the input limits of course_input.c
+ * (title 200, description 5000, tag 32 and module title 200 characters,
+ * 20 tags, 50 modules) a summary is at most EL_COURSE_SUMMARY_MAX bytes --
+ * every character escaped to six bytes ("\u0001") included -- and a page
+ * of EL_COURSE_PAGE_SIZE_MAX summaries at most EL_COURSE_PAGE_MAX bytes,
+ * under the 16 MiB a cached response may have (tiered.c). Ordinary text
+ * (one to four bytes a character) stays under a sixth of that. */
+#define EL_COURSE_SUMMARY_MAX (112u * 1024)
+#define EL_COURSE_PAGE_MAX (EL_COURSE_PAGE_SIZE_MAX * EL_COURSE_SUMMARY_MAX + 1024)
 int el_course_to_json(const struct el_course *c, struct el_buf *out) EL_WUR;
+int el_course_summary_to_json(const struct el_course *c, struct el_buf *out) EL_WUR;
 int el_course_page_to_json(const struct el_course_page *p, const struct el_course_query *q,
                            struct el_buf *out) EL_WUR;
 

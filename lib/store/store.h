@@ -59,7 +59,8 @@ int el_store_course_get(struct el_store *s, const char *id, struct el_course *ou
 
 /* Fill *out with one page of courses matching q (published or not: the list
  * shows every course in this version), ordered as q->sort says with _id
- * ascending as the tie-breaker. */
+ * ascending as the tie-breaker. Items are what summaries need (course.h):
+ * every module's content is "" (it is not read). */
 int el_store_course_list(struct el_store *s, const struct el_course_query *q,
                          struct el_course_page *out) EL_WUR;
 

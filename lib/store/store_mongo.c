@@ -733,6 +733,11 @@ static void list_opts(const struct el_course_query *q, int64_t skip, bson_t *opt
     if (skip > 0)
         BSON_APPEND_INT64(opts, "skip", skip);
     BSON_APPEND_INT64(opts, "limit", q->page_size);
+    /* List items are summaries (course.h): the modules' content, nearly all
+     * of a large course, stays in the database. */
+    BSON_APPEND_DOCUMENT_BEGIN(opts, "projection", &sort);
+    BSON_APPEND_INT32(&sort, "modules.content", 0);
+    bson_append_document_end(opts, &sort);
 }
 
 /* ---- operations -------------------------------------------------------- */

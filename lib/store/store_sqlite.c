@@ -125,6 +125,7 @@ enum stmt_id {
     ST_PING,
     ST_GET,
     ST_MODULES,
+    ST_MODULES_SUMMARY,
     ST_INSERT_COURSE,
     ST_INSERT_MODULE,
     ST_COUNT_ALL,
@@ -166,6 +167,9 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_GET] = "SELECT " COURSE_READ_COLS " FROM courses WHERE id = ?1",
     [ST_MODULES] = "SELECT id, title, content, duration_minutes, ord FROM modules"
                    " WHERE course_id = ?1 ORDER BY ord, id",
+    /* For list items, which are summaries (course.h): no content. */
+    [ST_MODULES_SUMMARY] = "SELECT id, title, '', duration_minutes, ord FROM modules"
+                           " WHERE course_id = ?1 ORDER BY ord, id",
     [ST_INSERT_COURSE] = "INSERT INTO courses (" COURSE_COLS ", search_text) VALUES"
                          " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     [ST_INSERT_MODULE] =
@@ -586,12 +590,13 @@ static int row_to_course(sqlite3_stmt *st, struct el_course *c)
     return EL_OK;
 }
 
-/* Read c's modules (ordered by ord, then id) into c. */
-static int load_modules(struct conn *c, struct el_course *course)
+/* Read c's modules (ordered by ord, then id) into c; for a summary with
+ * every content "". */
+static int load_modules(struct conn *c, struct el_course *course, bool summary)
 {
     sqlite3_stmt *st;
     size_t cap = 0;
-    int rc = stmt(c, ST_MODULES, &st);
+    int rc = stmt(c, summary ? ST_MODULES_SUMMARY : ST_MODULES, &st);
 
     if (rc != EL_OK)
         return rc;
@@ -737,7 +742,7 @@ out:
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (rc == EL_OK)
-        rc = load_modules(c, out);
+        rc = load_modules(c, out, false);
     return rc;
 }
 
@@ -852,7 +857,7 @@ static int fetch_page(struct conn *c, const struct el_course_query *q, int filte
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     for (size_t i = 0; rc == EL_OK && i < out->nitems; i++)
-        rc = load_modules(c, &out->items[i]);
+        rc = load_modules(c, &out->items[i], true);
     return rc;
 }
 

@@ -38,7 +38,8 @@ static int load(void *arg, struct el_buf *body, uint64_t *version)
         while (el_tiered_inflight(l->gate, l->gate_key) < l->gate_users && el_now_ms() < deadline)
             sched_yield();
     }
-    if (l->status == 200 && el_buf_adds(body, l->body) != EL_OK)
+    if ((l->status == 200 || (l->status >= 400 && l->status != 404)) &&
+        el_buf_adds(body, l->body) != EL_OK)
         return EL_ENOMEM;
     return l->status;
 }
@@ -733,6 +734,38 @@ static void test_version_guard_concurrent(void)
     teardown(&f[1]);
 }
 
+/* An answer that cannot be built (here a 422 the loader made) is served
+ * with its status and cached in L1 for the not-found TTL -- a storm of such
+ * requests makes one load -- and never in Redis. */
+static void test_error_answer_cached_briefly(void)
+{
+    struct fixture f;
+    struct loader l = {.status = 422, .body = "{\"detail\":\"too large\"}"};
+    struct el_blob *blob;
+    enum el_layer layer;
+    struct el_buf v;
+    uint64_t expires = 0;
+
+    flushdb();
+    setup(&f, unit_redis_url(3));
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(el_tiered_get(f.t, "courses_list:1:x", load, &l, &blob, &layer), EL_OK);
+        CU_ASSERT_EQUAL(blob->status, 422);
+        CU_ASSERT_STRING_EQUAL(blob->data, "{\"detail\":\"too large\"}");
+        CU_ASSERT_EQUAL(layer, i == 0 ? EL_LAYER_MISS : EL_LAYER_L1);
+        el_blob_unref(blob);
+    }
+    CU_ASSERT_EQUAL(atomic_load(&l.calls), 1);
+    blob = el_l1_get(f.l1, "courses_list:1:x", el_now_ms(), &expires);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(blob);
+    CU_ASSERT(expires <= el_now_ms() + 30000); /* the not-found TTL, not the 60 s one */
+    el_blob_unref(blob);
+    el_buf_init(&v, 64);
+    CU_ASSERT_EQUAL(el_redis_get(f.redis, "courses_list:1:x", &v), EL_ENOTFOUND);
+    el_buf_cleanup(&v);
+    teardown(&f);
+}
+
 void test_tiered_register(void)
 {
     CU_pSuite s = CU_add_suite("tiered", NULL, NULL);
@@ -752,4 +785,6 @@ void test_tiered_register(void)
     CU_add_test(s, "version guard: out-of-order writes and old fills", test_version_guard);
     CU_add_test(s, "version guard: a delete's tombstone", test_delete_tombstone);
     CU_add_test(s, "version guard: 8 racing writers, 2 processes", test_version_guard_concurrent);
+    CU_add_test(s, "an answer that cannot be built is cached briefly, in L1 only",
+                test_error_answer_cached_briefly);
 }

@@ -67,6 +67,9 @@ $(B)/donothing-fcgi: bench/donothing.c
 $(B)/l1-bench: bench/l1_bench.c $(B)/libel.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libel.a $(LIBS)
 
+$(B)/l1-footprint: bench/l1_footprint.c $(B)/libel.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libel.a $(LIBS) -lm
+
 deps:
 	@sh scripts/deps.sh
 
@@ -92,7 +95,7 @@ e2e: all
 	sh tests/e2e/run.sh $(B)
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(B)/donothing-fcgi $(B)/l1-bench
+	@$(MAKE) --no-print-directory all $(B)/donothing-fcgi $(B)/l1-bench $(B)/l1-footprint
 	sh bench/run.sh $(B)
 
 clean:

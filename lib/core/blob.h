@@ -40,7 +40,8 @@ struct el_blob *el_blob_ref(struct el_blob *b);
 /* Drop a reference; the last one frees the blob. b may be NULL. */
 void el_blob_unref(struct el_blob *b);
 
-/* Bytes the blob occupies, for cache accounting. */
+/* Bytes the blob occupies in the heap (malloc_usable_size: header, body
+ * and the allocator's rounding), for cache accounting. */
 size_t el_blob_footprint(const struct el_blob *b);
 
 #endif /* EL_BLOB_H */

@@ -19,11 +19,6 @@ struct course_load {
     const char *id;
 };
 
-struct list_load {
-    struct el_store *store;
-    const struct el_course_query *q;
-};
-
 /* Loader for one course: 200 + JSON, 404, or a negative store error. */
 static int load_course(void *arg, struct el_buf *body, uint64_t *version)
 {
@@ -39,33 +34,6 @@ static int load_course(void *arg, struct el_buf *body, uint64_t *version)
     rc = el_course_to_json(&c, body);
     *version = c.rev;
     el_course_cleanup(&c);
-    return rc == EL_OK ? 200 : rc;
-}
-
-static int load_list(void *arg, struct el_buf *body, uint64_t *version)
-{
-    struct list_load *l = arg;
-
-    EL_UNUSED(version); /* lists are unversioned: keyed by generation */
-    struct el_course_page page;
-    int rc;
-
-    rc = el_store_course_list(l->store, l->q, &page);
-    if (rc != EL_OK)
-        return rc;
-    rc = el_course_page_to_json(&page, l->q, body);
-    el_course_page_cleanup(&page);
-    if (rc == EL_ETOOBIG) {
-        /* Cannot happen within the input limits (course.h: a page is at
-         * most EL_COURSE_PAGE_MAX); should a store hold larger documents
-         * written by other tools, the client gets a clear answer, cached
-         * briefly, rather than a 503 that every retry rebuilds. */
-        el_buf_reset(body);
-        return el_buf_adds(body, "{\"detail\":\"This page of courses is too large to send; "
-                                 "ask for a smaller page_size\"}") == EL_OK
-                   ? 422
-                   : EL_ENOMEM;
-    }
     return rc == EL_OK ? 200 : rc;
 }
 
@@ -107,17 +75,6 @@ int el_app_course_read(struct el_app *app, const char *id, struct el_blob **out,
 
     el_key_course(key, sizeof(key), id);
     return el_tiered_get(app->courses, key, load_course, &l, out, layer);
-}
-
-int el_app_list_read(struct el_app *app, const struct el_course_query *q, struct el_blob **out,
-                     enum el_layer *layer)
-{
-    char digest[41], key[EL_KEY_MAX];
-    struct list_load l = {app->store, q};
-
-    el_course_query_digest(q, digest);
-    el_key_courses_list(key, sizeof(key), atomic_load(&app->list_generation), digest);
-    return el_tiered_get(app->course_lists, key, load_list, &l, out, layer);
 }
 
 int handle_course_get(const struct el_request *req, struct el_response *res)
@@ -213,6 +170,7 @@ void el_app_invalidate_course(struct el_app *app, const char *id)
 
     el_key_course(key, sizeof(key), id);
     el_tiered_invalidate(app->courses, key);
+    el_app_summary_invalidate(app, id);
     el_app_bump_lists(app);
 }
 
@@ -225,7 +183,22 @@ static int write_failed(struct el_response *res, int rc, const char *what)
     return el_response_error(res, 503, "Database unavailable, try again shortly");
 }
 
-/* Serialise c into the response and cache it as the current version. */
+/* Which lists a course patch can change (app/lists.c). */
+static unsigned patch_changes(unsigned fields)
+{
+    unsigned what = 0;
+
+    if (fields & (EL_CF_CATEGORY | EL_CF_DIFFICULTY | EL_CF_PUBLISHED))
+        what |= EL_LISTS_MEMBERS;
+    if (fields & (EL_CF_TITLE | EL_CF_DESCRIPTION | EL_CF_TAGS))
+        what |= EL_LISTS_SEARCH;
+    if (fields & EL_CF_DURATION)
+        what |= EL_LISTS_DURATION;
+    return what;
+}
+
+/* Serialise c into the response and cache it as the current version (the
+ * course and its summary). */
 static int respond_course(const struct el_request *req, struct el_response *res,
                           const struct el_course *c, int status)
 {
@@ -236,6 +209,7 @@ static int respond_course(const struct el_request *req, struct el_response *res,
     el_key_course(key, sizeof(key), c->id);
     if (el_tiered_set(req->app->courses, key, res->body.data, res->body.len, c->rev) != EL_OK)
         el_tiered_invalidate(req->app->courses, key);
+    el_app_summary_written(req->app, c);
     return status;
 }
 
@@ -284,7 +258,7 @@ int handle_course_create(const struct el_request *req, struct el_response *res)
     c.created_at = c.updated_at = el_wall_ms();
     rc = el_store_course_insert(req->app->store, &c);
     if (rc == EL_OK) {
-        el_app_bump_lists(req->app);
+        el_app_lists_changed(req->app, EL_LISTS_MEMBERS);
         status = respond_course(req, res, &c, 201);
     } else {
         status = write_failed(res, rc, "Course not found");
@@ -321,7 +295,7 @@ int handle_course_patch(const struct el_request *req, struct el_response *res)
     if ((status = may_edit(req, res, &p, id)) == 0) {
         rc = el_store_course_update(req->app->store, id, &patch, el_wall_ms(), &c);
         if (rc == EL_OK) {
-            el_app_bump_lists(req->app);
+            el_app_lists_changed(req->app, patch_changes(patch.fields));
             status = respond_course(req, res, &c, 200);
             el_course_cleanup(&c);
         } else {
@@ -361,7 +335,8 @@ int handle_module_patch(const struct el_request *req, struct el_response *res)
     if ((status = may_edit(req, res, &p, id)) == 0) {
         rc = el_store_module_update(req->app->store, id, mid, &patch, el_wall_ms(), &c);
         if (rc == EL_OK) {
-            el_app_bump_lists(req->app);
+            /* No list order or filter looks at modules: the summary (in
+             * respond_course) is all that changes. */
             status = respond_course(req, res, &c, 200);
             el_course_cleanup(&c);
         } else {
@@ -394,7 +369,8 @@ int handle_course_delete(const struct el_request *req, struct el_response *res)
     el_key_course(key, sizeof(key), id);
     if (el_tiered_set_deleted(req->app->courses, key) != EL_OK)
         el_tiered_invalidate(req->app->courses, key);
-    el_app_bump_lists(req->app);
+    el_app_summary_deleted(req->app, id);
+    el_app_lists_changed(req->app, EL_LISTS_MEMBERS);
     return 204;
 }
 
@@ -426,13 +402,15 @@ int handle_course_enroll(const struct el_request *req, struct el_response *res)
             if (el_course_to_json(&c, &b) != EL_OK ||
                 el_tiered_set(req->app->courses, key, b.data, b.len, c.rev) != EL_OK)
                 el_tiered_invalidate(req->app->courses, key);
+            el_app_summary_written(req->app, &c);
             el_course_cleanup(&c);
         } else {
             el_tiered_invalidate(req->app->courses, key);
+            el_app_summary_invalidate(req->app, id);
         }
         el_buf_cleanup(&b);
     }
-    el_app_bump_lists(req->app);
+    el_app_lists_changed(req->app, EL_LISTS_POPULAR);
     if (el_buf_addf(&res->body, "{\"enrollment_count\":%lld}", (long long)count) != EL_OK)
         return el_response_error(res, 503, "Server out of memory, try again");
     return 200;

@@ -102,6 +102,7 @@ static void on_reset(void *arg, const char *why)
     /* Generation messages may be among the lost: read the current one. */
     if (el_redis_get_int(app->redis, EL_KEY_LIST_GEN, &gen) == EL_OK && gen > 0)
         on_generation(app, (uint64_t)gen);
+    el_app_lists_resync(app);
 }
 
 static int app_open(struct el_app *app)
@@ -152,7 +153,8 @@ static int app_open(struct el_app *app)
         return -1;
     }
     if (app->redis) {
-        struct el_bus_handlers h = {app, on_key, on_generation, on_filled, on_reset};
+        struct el_bus_handlers h = {app, on_key, on_generation, on_filled, on_reset,
+                                    el_app_list_dim_heard};
         struct el_bus_opts bo = {0};
 
         bo.max_stale_ms = app->cfg.l1_max_stale_ms;
@@ -168,7 +170,7 @@ static int app_open(struct el_app *app)
     if (el_redis_get_int(app->redis, EL_KEY_LIST_GEN, &gen) != EL_OK || gen < 0)
         gen = 0;
     atomic_store(&app->list_generation, (uint64_t)gen);
-    return 0;
+    return el_app_lists_open(app);
 }
 
 static void app_close(struct el_app *app)
@@ -178,6 +180,7 @@ static void app_close(struct el_app *app)
     el_jwt_free(app->jwt);
     el_tiered_free(app->courses);
     el_tiered_free(app->course_lists);
+    el_app_lists_close(app);
     el_l1_free(app->l1);
     el_redis_free(app->redis);
     el_store_close(app->store);

@@ -4,6 +4,7 @@
  *     E1 <publisher> <seq> H               heartbeat
  *     E1 <publisher> <seq> K <key>         drop key
  *     E1 <publisher> <seq> G <generation>  new course-list generation
+ *     E1 <publisher> <seq> G <gen> <dim>   list-generation dimension dim moved
  *     E1 <publisher> <seq> F <key>         key filled in Redis
  *     E1 <publisher> <seq> L               some of my messages were lost
  * <publisher> is 16 random hex digits chosen at start, so a restarted
@@ -109,6 +110,14 @@ int el_bus_publish_generation(struct el_bus *b, uint64_t gen)
     return publish(b, 'G', g);
 }
 
+int el_bus_publish_list_dim(struct el_bus *b, int dim, uint64_t gen)
+{
+    char g[48];
+
+    snprintf(g, sizeof(g), "%" PRIu64 " %d", gen, dim);
+    return publish(b, 'G', g);
+}
+
 int el_bus_publish_filled(struct el_bus *b, const char *key)
 {
     return publish(b, 'F', key);
@@ -201,10 +210,18 @@ static void on_message(const char *msg, size_t len, void *arg)
         if (b->h.key && *rest)
             b->h.key(b->h.arg, rest);
         break;
-    case 'G':
-        if (b->h.generation)
-            b->h.generation(b->h.arg, strtoull(rest, NULL, 10));
+    case 'G': {
+        char *end;
+        uint64_t gen = strtoull(rest, &end, 10);
+
+        if (*end == ' ') {
+            if (b->h.list_dim)
+                b->h.list_dim(b->h.arg, atoi(end + 1), gen);
+        } else if (b->h.generation) {
+            b->h.generation(b->h.arg, gen);
+        }
         break;
+    }
     case 'F':
         if (b->h.filled && *rest)
             b->h.filled(b->h.arg, rest);

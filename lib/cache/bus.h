@@ -54,6 +54,9 @@ struct el_bus_handlers {
     void (*filled)(void *arg, const char *key);
     /* Messages may have been lost (gap, reconnect): drop all of L1. */
     void (*reset)(void *arg, const char *why);
+    /* Another process moved list-generation dimension dim (> 0) to gen
+     * (app/lists.c). May be NULL. */
+    void (*list_dim)(void *arg, int dim, uint64_t gen);
 };
 
 struct el_bus_opts {
@@ -77,6 +80,9 @@ void el_bus_stop(struct el_bus *b);
 int el_bus_publish_key(struct el_bus *b, const char *key);
 int el_bus_publish_generation(struct el_bus *b, uint64_t gen);
 int el_bus_publish_filled(struct el_bus *b, const char *key);
+/* A list-generation dimension (dim > 0; dimension 0 is the generation of
+ * el_bus_publish_generation): "G <gen> <dim>". */
+int el_bus_publish_list_dim(struct el_bus *b, int dim, uint64_t gen);
 
 /* 1 when the channel was heard within max_stale_ms of now_ms (L1 may be
  * served unverified), else 0. A NULL bus (single process, no Redis) is

@@ -713,6 +713,22 @@ int el_tiered_set(struct el_tiered *t, const char *key, const char *body, size_t
     return put_version(t, key, 200, body, len, version, el_tiered_jitter(t->opts.ttl_ms));
 }
 
+void el_tiered_fill(struct el_tiered *t, const char *key, const char *body, size_t len,
+                    uint64_t version)
+{
+    struct el_blob *b;
+    uint64_t h = hash_key(key), mark = inval_mark(h);
+    int64_t ttl = el_tiered_jitter(t->opts.ttl_ms);
+
+    if (version == 0 || t->redis == NULL || (b = make_blob(t, 200, body, len, version)) == NULL)
+        return;
+    /* Redis first: it says whether ours is the newest version known. A
+     * write announced after our mark was taken is caught by the mark. */
+    if (l2_put(t, key, b, 0, ttl) == EL_OK)
+        l1_put_unless_moved(t->l1, key, b, el_now_ms() + (uint64_t)ttl, h, mark);
+    el_blob_unref(b);
+}
+
 int el_tiered_set_deleted(struct el_tiered *t, const char *key)
 {
     return put_version(t, key, 404, NULL, 0, EL_VERSION_DELETED, t->opts.neg_ttl_ms);

@@ -82,6 +82,13 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
 int el_tiered_set(struct el_tiered *t, const char *key, const char *body, size_t len,
                   uint64_t version);
 
+/* Cache a document read from the store on the way (e.g. the items of a
+ * list query), as a fill: only where nothing newer is (the version guard),
+ * into L1 only when Redis took it and no invalidation of key came in
+ * meanwhile. No announcement. version > 0. */
+void el_tiered_fill(struct el_tiered *t, const char *key, const char *body, size_t len,
+                    uint64_t version);
+
 /* After a delete: cache a not-found (neg_body, neg_ttl_ms) with version
  * EL_VERSION_DELETED under key in Redis and L1 and announce it. */
 int el_tiered_set_deleted(struct el_tiered *t, const char *key);

@@ -14,6 +14,8 @@ struct seen {
     char key[128];
     int keys, resets, fills;
     uint64_t gen;
+    int dim;
+    uint64_t dim_gen;
     char why[128];
 };
 
@@ -31,6 +33,15 @@ static void on_gen(void *arg, uint64_t gen)
     struct seen *s = arg;
     pthread_mutex_lock(&s->lock);
     s->gen = gen;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void on_dim(void *arg, int dim, uint64_t gen)
+{
+    struct seen *s = arg;
+    pthread_mutex_lock(&s->lock);
+    s->dim = dim;
+    s->dim_gen = gen;
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -60,7 +71,7 @@ struct node {
 
 static void node_start(struct node *n)
 {
-    struct el_bus_handlers h = {&n->seen, on_key, on_gen, on_filled, on_reset};
+    struct el_bus_handlers h = {&n->seen, on_key, on_gen, on_filled, on_reset, on_dim};
     struct el_bus_opts o = {.heartbeat_ms = 50, .max_stale_ms = 300};
 
     memset(n, 0, sizeof(*n));
@@ -115,6 +126,12 @@ static void test_invalidation_reaches_the_other(void)
     AWAIT(&b, b.seen.keys == 1 && strcmp(b.seen.key, "course:abc") == 0);
     CU_ASSERT_EQUAL(el_bus_publish_generation(b.bus, 42), EL_OK);
     AWAIT(&a, a.seen.gen == 42);
+    /* A list-generation dimension: its own handler, not the generation's. */
+    CU_ASSERT_EQUAL(el_bus_publish_list_dim(b.bus, 3, 77), EL_OK);
+    AWAIT(&a, a.seen.dim == 3 && a.seen.dim_gen == 77);
+    pthread_mutex_lock(&a.seen.lock);
+    CU_ASSERT_EQUAL(a.seen.gen, 42);
+    pthread_mutex_unlock(&a.seen.lock);
     CU_ASSERT_EQUAL(el_bus_publish_filled(a.bus, "course:abc"), EL_OK);
     AWAIT(&b, b.seen.fills == 1);
     /* A process does not apply its own messages (it did so locally). */

@@ -47,7 +47,7 @@ struct el_bus {
     struct peer peers[PEERS];   /* subscriber thread only */
     _Atomic uint64_t last_heard_ms;
     atomic_int connected;
-    _Atomic uint64_t received, gaps, resets, published, publish_failures;
+    _Atomic uint64_t received, gaps, resets, published, publish_failures, heartbeats;
 };
 
 static void must(int rc)
@@ -143,6 +143,7 @@ void el_bus_stats(struct el_bus *b, struct el_bus_stats *out)
     out->resets = atomic_load(&b->resets);
     out->published = atomic_load(&b->published);
     out->publish_failures = atomic_load(&b->publish_failures);
+    out->heartbeats = atomic_load(&b->heartbeats);
     out->connected = atomic_load(&b->connected);
 }
 
@@ -297,7 +298,13 @@ static void *bus_main(void *arg)
             next_beat = 0;
         }
         if (now >= next_beat) {
-            (void)publish(b, 'H', NULL);
+            /* Only the lease holder beats. When Redis cannot say who holds
+             * it, beat anyway: a heartbeat too many costs little, one too
+             * few makes every process distrust its L1. */
+            int rc = el_redis_lease(b->pub, EL_BUS_BEAT_KEY, b->id, 2 * (int64_t)b->o.heartbeat_ms);
+
+            if (rc != EL_ECONFLICT && publish(b, 'H', NULL) == EL_OK)
+                atomic_fetch_add(&b->heartbeats, 1);
             next_beat = now + (uint64_t)b->o.heartbeat_ms;
         }
         if (el_redis_sub_poll(sub, 50, on_message, b) != EL_OK) {

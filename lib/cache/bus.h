@@ -15,10 +15,14 @@
  *    its next message that gets through ("I lost messages"), so even a
  *    subscriber that joined after the lost ones -- and so cannot see the
  *    gap -- drops its L1.
- *  - Every process publishes a heartbeat every heartbeat_ms. A process that
- *    has heard nothing -- not even its own heartbeat -- for max_stale_ms
- *    knows the channel is down and must not trust its L1 unverified
- *    (el_bus_fresh).
+ *  - One process publishes a heartbeat every heartbeat_ms: the holder of a
+ *    short Redis lease (EL_BUS_BEAT_KEY, 2 x heartbeat_ms), which every
+ *    process tries to take or renew each heartbeat_ms -- so heartbeat
+ *    deliveries grow with N, not N^2 (each process used to publish its own
+ *    to all the others). A holder that dies is replaced within about
+ *    3 x heartbeat_ms, under max_stale_ms. A process that has heard nothing
+ *    -- not even the heartbeat -- for max_stale_ms knows the channel is
+ *    down and must not trust its L1 unverified (el_bus_fresh).
  *  - When the subscriber connects or reconnects, L1 is dropped before it is
  *    trusted again: invalidations sent while it was away are gone.
  *
@@ -41,6 +45,7 @@
 #include "cache/redis.h"
 
 #define EL_BUS_CHANNEL "elearn:cache"
+#define EL_BUS_BEAT_KEY "elearn:cache:beat" /* the heartbeat lease */
 
 struct el_bus;
 
@@ -92,6 +97,7 @@ int el_bus_fresh(struct el_bus *b, uint64_t now_ms);
 /* Counters for stats: messages heard, gaps detected, resets. */
 struct el_bus_stats {
     uint64_t received, gaps, resets, published, publish_failures;
+    uint64_t heartbeats; /* heartbeats this process published */
     int connected;
 };
 void el_bus_stats(struct el_bus *b, struct el_bus_stats *out);

@@ -1140,3 +1140,27 @@ int el_redis_get_versioned(struct el_redis *r, const char *key, struct el_buf *o
     *version = v;
     return EL_OK;
 }
+
+int el_redis_lease(struct el_redis *r, const char *key, const char *owner, int64_t ttl_ms)
+{
+    static const char script[] =
+        "local v = redis.call('GET', KEYS[1]) "
+        "if v == false or v == ARGV[1] then "
+        "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
+        "return 0";
+    char ms[24];
+    const char *argv[6] = {"EVAL", script, "1", key, owner, ms};
+    size_t lens[6];
+    int64_t held = 0;
+    int rc;
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (key == NULL || owner == NULL)
+        return EL_EINVAL;
+    snprintf(ms, sizeof(ms), "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 1));
+    for (int i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    rc = command(r, 6, argv, lens, on_integer, &held);
+    return rc == EL_OK && held == 0 ? EL_ECONFLICT : rc;
+}

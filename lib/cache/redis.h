@@ -118,6 +118,11 @@ int el_redis_set_versioned(struct el_redis *r, const char *key, uint64_t version
 int el_redis_get_versioned(struct el_redis *r, const char *key, struct el_buf *out,
                            uint64_t *version) EL_WUR;
 
+/* Hold a lease: SET key owner PX ttl_ms when key is absent or already
+ * owner's (taking or renewing it), atomically. EL_OK when owner holds it
+ * now, EL_ECONFLICT when another owner does. */
+int el_redis_lease(struct el_redis *r, const char *key, const char *owner, int64_t ttl_ms) EL_WUR;
+
 /* DEL key only if its value is val (releasing a lease we own), atomically. */
 int el_redis_del_if(struct el_redis *r, const char *key, const char *val) EL_WUR;
 

@@ -147,6 +147,63 @@ static void test_invalidation_reaches_the_other(void)
     node_stop(&b);
 }
 
+static uint64_t beats(struct node *n)
+{
+    struct el_bus_stats st;
+
+    el_bus_stats(n->bus, &st);
+    return st.heartbeats;
+}
+
+/* One heartbeat sender for all (the lease holder), not one per process:
+ * of 30 heartbeats, nearly all come from one node (each node used to send
+ * its own, a third each); when it stops, another takes over and everyone
+ * stays fresh. */
+static void test_one_heartbeat_sender(void)
+{
+    struct node n[3];
+    uint64_t b0[3], d[3], total = 0, top = 0;
+    int leader = 0;
+
+    for (int i = 0; i < 3; i++)
+        node_start(&n[i]);
+    for (int i = 0; i < 3; i++)
+        await_fresh(&n[i]);
+    for (int i = 0; i < 3; i++)
+        b0[i] = beats(&n[i]);
+    {
+        uint64_t deadline = el_now_ms() + 10000;
+        do {
+            total = 0;
+            for (int i = 0; i < 3; i++)
+                total += (d[i] = beats(&n[i]) - b0[i]);
+            sched_yield();
+        } while (total < 30 && el_now_ms() < deadline);
+    }
+    CU_ASSERT_FATAL(total >= 30);
+    for (int i = 0; i < 3; i++)
+        if (d[i] > top) {
+            top = d[i];
+            leader = i;
+        }
+    CU_ASSERT(top * 10 >= total * 8);
+    node_stop(&n[leader]);
+    {
+        int other = (leader + 1) % 3;
+        uint64_t before = beats(&n[other]) + beats(&n[(leader + 2) % 3]);
+        uint64_t deadline = el_now_ms() + 5000;
+
+        while (beats(&n[other]) + beats(&n[(leader + 2) % 3]) < before + 10 &&
+               el_now_ms() < deadline)
+            sched_yield();
+        CU_ASSERT(beats(&n[other]) + beats(&n[(leader + 2) % 3]) >= before + 10);
+        await_fresh(&n[other]);
+        await_fresh(&n[(leader + 2) % 3]);
+        node_stop(&n[other]);
+        node_stop(&n[(leader + 2) % 3]);
+    }
+}
+
 static void test_gap_drops_l1(void)
 {
     struct node b;
@@ -204,6 +261,8 @@ void test_bus_register(void)
 {
     CU_pSuite s = CU_add_suite("bus", NULL, NULL);
 
+    CU_add_test(s, "one heartbeat sender (a lease), another when it stops",
+                test_one_heartbeat_sender);
     CU_add_test(s, "invalidation, generation, fill reach the other process",
                 test_invalidation_reaches_the_other);
     CU_add_test(s, "a sequence gap drops L1", test_gap_drops_l1);

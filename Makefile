@@ -70,6 +70,9 @@ $(B)/l1-bench: bench/l1_bench.c $(B)/libel.a
 $(B)/l1-footprint: bench/l1_footprint.c $(B)/libel.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libel.a $(LIBS) -lm
 
+$(B)/bus-bench: bench/bus_bench.c $(B)/libel.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libel.a $(LIBS)
+
 deps:
 	@sh scripts/deps.sh
 
@@ -95,7 +98,8 @@ e2e: all
 	sh tests/e2e/run.sh $(B)
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(B)/donothing-fcgi $(B)/l1-bench $(B)/l1-footprint
+	@$(MAKE) --no-print-directory all $(B)/donothing-fcgi $(B)/l1-bench $(B)/l1-footprint \
+		$(B)/bus-bench
 	sh bench/run.sh $(B)
 
 clean:

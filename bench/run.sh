@@ -380,4 +380,4 @@ EOF
 } >"$OUT"
 say "wrote $OUT"
 cat "$OUT"
-sh "$ROOT/bench/mixed.sh" "$B" && sh "$ROOT/bench/invalidation.sh" "$B"
+sh "$ROOT/bench/mixed.sh" "$B" && sh "$ROOT/bench/invalidation.sh" "$B" && sh "$ROOT/bench/bus.sh" "$B"

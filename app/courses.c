@@ -164,14 +164,25 @@ void el_app_share_generation(struct el_app *app)
         atomic_store(&app->gen_unshared, 0);
 }
 
+/* End a write's batch of announcements (el_bus_batch_begin): they go out
+ * as one bus message. A failure is logged; the others see the gap in our
+ * sequence numbers (or the 'L' we send next) and drop their L1. */
+static void announced(struct el_app *app)
+{
+    if (el_bus_batch_end(app->bus) != EL_OK && app->bus)
+        fprintf(stderr, "courses: a write was not announced; peers will see a gap\n");
+}
+
 void el_app_invalidate_course(struct el_app *app, const char *id)
 {
     char key[EL_KEY_MAX];
 
     el_key_course(key, sizeof(key), id);
+    el_bus_batch_begin(app->bus); /* one announcement for all of it */
     el_tiered_invalidate(app->courses, key);
     el_app_summary_invalidate(app, id);
     el_app_bump_lists(app);
+    announced(app);
 }
 
 static int write_failed(struct el_response *res, int rc, const char *what)
@@ -258,8 +269,10 @@ int handle_course_create(const struct el_request *req, struct el_response *res)
     c.created_at = c.updated_at = el_wall_ms();
     rc = el_store_course_insert(req->app->store, &c);
     if (rc == EL_OK) {
+        el_bus_batch_begin(req->app->bus); /* one announcement per write */
         el_app_lists_changed(req->app, EL_LISTS_MEMBERS);
         status = respond_course(req, res, &c, 201);
+        announced(req->app);
     } else {
         status = write_failed(res, rc, "Course not found");
     }
@@ -295,8 +308,10 @@ int handle_course_patch(const struct el_request *req, struct el_response *res)
     if ((status = may_edit(req, res, &p, id)) == 0) {
         rc = el_store_course_update(req->app->store, id, &patch, el_wall_ms(), &c);
         if (rc == EL_OK) {
+            el_bus_batch_begin(req->app->bus);
             el_app_lists_changed(req->app, patch_changes(patch.fields));
             status = respond_course(req, res, &c, 200);
+            announced(req->app);
             el_course_cleanup(&c);
         } else {
             status = write_failed(res, rc, "Course not found");
@@ -337,7 +352,9 @@ int handle_module_patch(const struct el_request *req, struct el_response *res)
         if (rc == EL_OK) {
             /* No list order or filter looks at modules: the summary (in
              * respond_course) is all that changes. */
+            el_bus_batch_begin(req->app->bus);
             status = respond_course(req, res, &c, 200);
+            announced(req->app);
             el_course_cleanup(&c);
         } else {
             status = write_failed(res, rc, "Course or module not found");
@@ -367,10 +384,12 @@ int handle_course_delete(const struct el_request *req, struct el_response *res)
     /* A tombstone, not a DEL: a read that fetched the course before the
      * delete cannot bring it back into any cache (version guard). */
     el_key_course(key, sizeof(key), id);
+    el_bus_batch_begin(req->app->bus);
     if (el_tiered_set_deleted(req->app->courses, key) != EL_OK)
         el_tiered_invalidate(req->app->courses, key);
     el_app_summary_deleted(req->app, id);
     el_app_lists_changed(req->app, EL_LISTS_MEMBERS);
+    announced(req->app);
     return 204;
 }
 
@@ -392,6 +411,7 @@ int handle_course_enroll(const struct el_request *req, struct el_response *res)
         return write_failed(res, rc, "Course not found");
     /* enrollment_count is part of the course and of the popular order:
      * cache the course as it is now, move the lists on. */
+    el_bus_batch_begin(req->app->bus);
     {
         struct el_course c;
         struct el_buf b;
@@ -411,6 +431,7 @@ int handle_course_enroll(const struct el_request *req, struct el_response *res)
         el_buf_cleanup(&b);
     }
     el_app_lists_changed(req->app, EL_LISTS_POPULAR);
+    announced(req->app);
     if (el_buf_addf(&res->body, "{\"enrollment_count\":%lld}", (long long)count) != EL_OK)
         return el_response_error(res, 503, "Server out of memory, try again");
     return 200;

@@ -56,23 +56,24 @@ second: H the heartbeats per second, W the writes per second, m the
 messages per write. Heartbeats now come from one lease holder (H = 4 at
 the default 250 ms; the W = 0 rows: about 4 N deliveries/s) instead of
 every process (H = 4 N: heartbeats alone grew with N^2, 40 000
-deliveries/s at N = 100, 4 million at N = 1000). A write publishes one
-invalidation per cache key it rewrites (the course and its summary) and one
-announcement per list generation it moves: m is 2 for a module edit, 3 for
-an enrollment or a title edit. Saturation is where N x (4 + m W) reaches
-what one Redis core delivers, D. The rows above give D for this machine:
-deliveries/s divided by the Redis CPU share (on the loaded 2-core
-development machine about 90 000 a second, i.e. 11 us of Redis CPU per
-delivery, pub/sub fan-out being one socket write per subscriber); the
-issue measured D of about 2.5 million on a quiet node. With m = 3:
-N = 100 processes saturate at W of about 300 writes/s here (8 000 at
-D = 2.5 M); N = 1000 at W of about 30 here (830 at D = 2.5 M). Beyond
-that, the next steps are one message per write (the keys and generations
-of a write in one message: m = 1) and coalescing announcements over a few
-milliseconds -- not done yet. A p99 in the tens to hundreds of ms, and a
-W = 500 row that delivers less than N x 500, are this loaded machine's
-scheduling (the publisher and 150 subscriber threads share two cores with
-Redis and other work); figures need a quiet run.
+deliveries/s at N = 100, 4 million at N = 1000). A write's invalidations
+and generation announcements go out as one message (el_bus_batch_begin /
+end: m = 1; it was 2, a key and the list generation). So saturation is
+where N x (4 + W) reaches what one Redis core delivers, D. The rows above
+give D for this machine: deliveries/s divided by the Redis CPU share (on
+the loaded 2-core development machine about 90 000 a second, i.e. 11 us
+of Redis CPU per delivery, pub/sub fan-out being one socket write per
+subscriber); the issue measured D of about 2.5 million on a quiet node.
+N = 100 processes then saturate at W of about 900 writes/s here (25 000 at
+D = 2.5 M), N = 1000 at W of about 90 here (2 500 at D = 2.5 M); with
+heartbeats from every process, N = 1000 would have needed 4 million
+deliveries/s for heartbeats alone. Not done yet: coalescing the
+announcements of many writes over a few milliseconds (m below 1). The
+benchmark's writer publishes single invalidations, one message each, like
+a write. A p99 in the tens to hundreds of ms, and a W = 500 row that
+delivers less than N x 500, are this loaded machine's scheduling (the
+publisher and 150 subscriber threads share two cores with Redis and other
+work); figures need a quiet run.
 EOF
 } >"$SECTION"
 

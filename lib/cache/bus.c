@@ -7,6 +7,10 @@
  *     E1 <publisher> <seq> G <gen> <dim>   list-generation dimension dim moved
  *     E1 <publisher> <seq> F <key>         key filled in Redis
  *     E1 <publisher> <seq> L               some of my messages were lost
+ *     E1 <publisher> <seq> M <kind> <arg>\n<kind> <arg>...
+ *                                          several of the above in one (a
+ *                                          write's keys and generations:
+ *                                          el_bus_batch_begin/end)
  * <publisher> is 16 random hex digits chosen at start, so a restarted
  * process is a new publisher and never looks like a gap. */
 #include "cache/bus.h"
@@ -78,7 +82,65 @@ static int send_locked(struct el_bus *b, char kind, const char *arg)
     return rc;
 }
 
+/* This thread's batch (el_bus_batch_begin): parts waiting to go out as one
+ * 'M' message when the outermost batch ends. */
+#define BATCH_MAX 440 /* leaves room for the header in send_locked's 512 */
+static __thread struct {
+    struct el_bus *bus;
+    int depth;
+    size_t len;
+    char buf[BATCH_MAX + 1];
+} batch;
+
+static int publish_now(struct el_bus *b, char kind, const char *arg);
+
+static int batch_flush(void)
+{
+    int rc = EL_OK;
+
+    if (batch.len > 0)
+        rc = publish_now(batch.bus, 'M', batch.buf);
+    batch.len = 0;
+    batch.buf[0] = '\0';
+    return rc;
+}
+
+void el_bus_batch_begin(struct el_bus *b)
+{
+    if (b == NULL || (batch.depth > 0 && batch.bus != b))
+        return; /* one bus per batch; another's messages go out at once */
+    batch.bus = b;
+    batch.depth++;
+}
+
+int el_bus_batch_end(struct el_bus *b)
+{
+    if (b == NULL || batch.bus != b || batch.depth == 0)
+        return EL_OK;
+    if (--batch.depth > 0)
+        return EL_OK;
+    return batch_flush();
+}
+
 static int publish(struct el_bus *b, char kind, const char *arg)
+{
+    if (b != NULL && batch.depth > 0 && batch.bus == b && kind != 'H') {
+        size_t need = 2 + (arg ? 1 + strlen(arg) : 0); /* [\n]kind[ arg] */
+
+        if (need > BATCH_MAX)
+            return publish_now(b, kind, arg);
+        if (batch.len + need > BATCH_MAX && batch_flush() != EL_OK) {
+            /* flushed (and numbered) anyway; carry on collecting */
+        }
+        batch.len += (size_t)snprintf(batch.buf + batch.len, sizeof(batch.buf) - batch.len,
+                                      "%s%c%s%s", batch.len ? "\n" : "", kind, arg ? " " : "",
+                                      arg ? arg : "");
+        return EL_OK;
+    }
+    return publish_now(b, kind, arg);
+}
+
+static int publish_now(struct el_bus *b, char kind, const char *arg)
 {
     int rc;
 
@@ -179,6 +241,8 @@ static int in_sequence(struct el_bus *b, const char *id, uint64_t seq)
     return ok;
 }
 
+static void apply(struct el_bus *b, const char *id, char kind, char *rest);
+
 static void on_message(const char *msg, size_t len, void *arg)
 {
     struct el_bus *b = arg;
@@ -206,6 +270,22 @@ static void on_message(const char *msg, size_t len, void *arg)
     }
     if (strcmp(id, b->id) == 0)
         return; /* our own change: applied locally when it was made */
+    if (kind == 'M') {
+        /* Parts, one a line: each applied as its own message. */
+        for (char *part = rest, *nl; part && *part; part = nl ? nl + 1 : NULL) {
+            nl = strchr(part, '\n');
+            if (nl)
+                *nl = '\0';
+            apply(b, id, part[0], part[1] == ' ' ? part + 2 : part + 1);
+        }
+        return;
+    }
+    apply(b, id, kind, rest);
+}
+
+/* Apply one message (or one part of an 'M') from publisher id. */
+static void apply(struct el_bus *b, const char *id, char kind, char *rest)
+{
     switch (kind) {
     case 'K':
         if (b->h.key && *rest)

@@ -89,6 +89,15 @@ int el_bus_publish_filled(struct el_bus *b, const char *key);
  * el_bus_publish_generation): "G <gen> <dim>". */
 int el_bus_publish_list_dim(struct el_bus *b, int dim, uint64_t gen);
 
+/* Batch this thread's messages on b until the matching el_bus_batch_end:
+ * then they go out as one message (a write's invalidations and generation
+ * announcements: one message per write, not one per key). Nests; the parts
+ * are applied by the others in order, as if sent one by one. Heartbeats are
+ * never batched. el_bus_batch_end returns the send's status (EL_OK when
+ * there was nothing to send). */
+void el_bus_batch_begin(struct el_bus *b);
+int el_bus_batch_end(struct el_bus *b);
+
 /* 1 when the channel was heard within max_stale_ms of now_ms (L1 may be
  * served unverified), else 0. A NULL bus (single process, no Redis) is
  * always fresh: there is nobody else to hear from. */

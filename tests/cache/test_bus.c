@@ -204,6 +204,38 @@ static void test_one_heartbeat_sender(void)
     }
 }
 
+/* A batch goes out as one message and is applied part by part. */
+static void test_batch_is_one_message(void)
+{
+    struct node a, b;
+    struct el_bus_stats s0, s1;
+
+    node_start(&a);
+    node_start(&b);
+    await_fresh(&a);
+    await_fresh(&b);
+    el_bus_stats(a.bus, &s0);
+    el_bus_batch_begin(a.bus);
+    CU_ASSERT_EQUAL(el_bus_publish_key(a.bus, "course:one"), EL_OK);
+    el_bus_batch_begin(a.bus); /* nested: still one message */
+    CU_ASSERT_EQUAL(el_bus_publish_key(a.bus, "course_summary:one"), EL_OK);
+    CU_ASSERT_EQUAL(el_bus_publish_generation(a.bus, 9), EL_OK);
+    CU_ASSERT_EQUAL(el_bus_batch_end(a.bus), EL_OK);
+    CU_ASSERT_EQUAL(el_bus_publish_list_dim(a.bus, 2, 5), EL_OK);
+    CU_ASSERT_EQUAL(el_bus_batch_end(a.bus), EL_OK);
+    AWAIT(&b, b.seen.keys == 2 && strcmp(b.seen.key, "course_summary:one") == 0 &&
+                  b.seen.gen == 9 && b.seen.dim == 2 && b.seen.dim_gen == 5);
+    el_bus_stats(a.bus, &s1);
+    /* One message for the four (heartbeats are not batched: not counted). */
+    CU_ASSERT_EQUAL((s1.published - s1.heartbeats) - (s0.published - s0.heartbeats), 1);
+    /* No gap seen for it. */
+    pthread_mutex_lock(&b.seen.lock);
+    CU_ASSERT_EQUAL(b.seen.resets, 1);
+    pthread_mutex_unlock(&b.seen.lock);
+    node_stop(&a);
+    node_stop(&b);
+}
+
 static void test_gap_drops_l1(void)
 {
     struct node b;
@@ -263,6 +295,7 @@ void test_bus_register(void)
 
     CU_add_test(s, "one heartbeat sender (a lease), another when it stops",
                 test_one_heartbeat_sender);
+    CU_add_test(s, "a batch is one message, applied part by part", test_batch_is_one_message);
     CU_add_test(s, "invalidation, generation, fill reach the other process",
                 test_invalidation_reaches_the_other);
     CU_add_test(s, "a sequence gap drops L1", test_gap_drops_l1);

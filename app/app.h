@@ -1,5 +1,5 @@
 /* app.h -- the process-wide state every handler reaches through req->app:
- * configuration and the cache layers, made once at start-up in main.c and
+ * configuration and the cache layers, made once at start-up in app.c and
  * shared read-only by the worker threads (each layer is thread-safe). */
 #ifndef EL_APP_H
 #define EL_APP_H
@@ -43,6 +43,17 @@ struct el_app {
     atomic_int gen_unshared;       /* a generation bump missed Redis */
 };
 
+/* Make every layer from app->cfg (app.c): store, Redis, L1, the tiered
+ * caches, auth, and the cache bus with its handlers. Returns 0, or -1 with
+ * one line on stderr; el_app_close() then frees what was made. */
+int el_app_open(struct el_app *app);
+void el_app_close(struct el_app *app);
+
+/* The housekeeping thread (every 250 ms: auth tick, Redis replays, list
+ * generation sharing, counters to the cluster view once a second). */
+int el_app_chores_start(struct el_app *app);
+void el_app_chores_stop(void);
+
 /* Read one course / one list page through the cache layers (what the GET
  * handlers and warming use). 0 with *out a reference, or a store error. */
 int el_app_course_read(struct el_app *app, const char *id, struct el_blob **out,
@@ -73,6 +84,13 @@ void el_app_summary_invalidate(struct el_app *app, const char *id);
 int el_app_lists_open(struct el_app *app);
 void el_app_lists_close(struct el_app *app);
 void el_app_lists_resync(struct el_app *app);
+/* A list page from L1 alone, without blocking (the try-fast path on an
+ * event thread): its ids page and every item's summary in L1 and trusted,
+ * or NULL. Counted as an L1 hit. */
+struct el_blob *el_app_list_peek(struct el_app *app, const struct el_course_query *q);
+/* End a write's batch of bus announcements (el_bus_batch_begin): they go
+ * out as one message; a failure is logged (the others see the gap). */
+void el_app_announced(struct el_app *app);
 /* Bus handler (el_bus_handlers.list_dim); arg is the app. */
 void el_app_list_dim_heard(void *arg, int dim, uint64_t gen);
 
@@ -84,7 +102,7 @@ void el_app_warm_wait(struct el_app *app);
 
 /* After a write that changes what course lists show: move to a new list
  * generation (shared through Redis when it is up), so every cached list is
- * bypassed at once -- O(1), no SCAN (app/courses.c). */
+ * bypassed at once -- O(1), no SCAN (app/app.c). */
 void el_app_bump_lists(struct el_app *app);
 
 /* Housekeeping: a list-generation bump that could not reach Redis is
@@ -93,7 +111,7 @@ void el_app_share_generation(struct el_app *app);
 
 /* Drop course id from every layer of every process (L1 here and, through
  * the bus, everywhere; Redis) and move the list generation
- * (DELETE /cache/invalidate/{id}; app/courses.c). id is validated hex. */
+ * (DELETE /cache/invalidate/{id}; app/app.c). id is validated hex. */
 void el_app_invalidate_course(struct el_app *app, const char *id);
 
 #endif /* EL_APP_H */

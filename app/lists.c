@@ -260,39 +260,31 @@ static enum el_layer worse(enum el_layer a, enum el_layer b)
     return rank[b] > rank[a] ? b : a;
 }
 
-int el_app_list_read(struct el_app *app, const struct el_course_query *q, struct el_blob **out,
-                     enum el_layer *layer)
+/* The ids page key of q. */
+static void ids_key(struct el_app *app, const struct el_course_query *q, char key[EL_KEY_MAX])
 {
-    char digest[41], key[EL_KEY_MAX];
-    struct ids_load l = {app, q};
-    struct el_blob *ids = NULL;
+    char digest[41];
+    int dim = sort_dim(q->sort);
+
+    el_course_query_digest(q, digest);
+    el_key_courses_ids(key, EL_KEY_MAX, atomic_load(&app->list_generation),
+                       q->search[0] ? atomic_load(&app->list_gens[EL_LIST_DIM_SEARCH]) : 0,
+                       dim >= 0 ? atomic_load(&app->list_gens[dim]) : 0, digest);
+}
+
+/* Assemble the page of ids page ids: each item's summary through the
+ * summaries cache -- or, with peek, from L1 only (EL_EDISABLED when one is
+ * not there). EL_ENOTFOUND / EL_EPROTO: the ids page is out of step with
+ * the courses; EL_ETOOBIG: the page is too large to send. */
+static int assemble(struct el_app *app, const struct el_course_query *q, const struct el_blob *ids,
+                    int peek, struct el_blob **out, enum el_layer *layer)
+{
     struct el_buf b;
     const char *p;
     char *end;
-    long long total;
-    int dim = sort_dim(q->sort), rc, n = 0;
+    long long total = strtoll(ids->data, &end, 10);
+    int rc, n = 0;
 
-    *out = NULL;
-    if (app->cfg.l1_max_bytes == 0 && app->redis == NULL) {
-        /* No cache at all: one query beats assembling from one per item. */
-        *layer = EL_LAYER_MISS;
-        rc = page_from_store(app, q, out);
-        if (rc == EL_OK)
-            el_stats_count(EL_TYPE_COURSE_LIST, EL_LAYER_MISS);
-        return rc;
-    }
-    el_course_query_digest(q, digest);
-    el_key_courses_ids(key, sizeof(key), atomic_load(&app->list_generation),
-                       q->search[0] ? atomic_load(&app->list_gens[EL_LIST_DIM_SEARCH]) : 0,
-                       dim >= 0 ? atomic_load(&app->list_gens[dim]) : 0, digest);
-    rc = el_tiered_get(app->course_lists, key, load_ids, &l, &ids, layer);
-    if (rc != EL_OK)
-        return rc;
-    if (ids->status != 200) { /* an error answer, cached as it is */
-        *out = ids;
-        return EL_OK;
-    }
-    total = strtoll(ids->data, &end, 10);
     el_buf_init(&b, EL_COURSE_PAGE_MAX);
     rc = el_buf_addf(&b, "{\"total\":%lld,\"page\":%d,\"page_size\":%d,\"items\":[", total,
                      q->page, q->page_size);
@@ -300,7 +292,7 @@ int el_app_list_read(struct el_app *app, const struct el_course_query *q, struct
         char id[EL_OID_HEX], skey[EL_KEY_MAX];
         struct summary_load sl = {app->store, id};
         struct el_blob *s = NULL;
-        enum el_layer sl_layer;
+        enum el_layer sl_layer = EL_LAYER_L1;
 
         if (strlen(p + 1) < 24 || (p[25] != ' ' && p[25] != '\0')) {
             rc = EL_EPROTO; /* not an ids page we wrote */
@@ -310,9 +302,12 @@ int el_app_list_read(struct el_app *app, const struct el_course_query *q, struct
         id[24] = '\0';
         p += 25;
         el_key_course_summary(skey, sizeof(skey), id);
-        rc = el_tiered_get(app->summaries, skey, load_summary, &sl, &s, &sl_layer);
+        if (peek)
+            rc = (s = el_tiered_peek(app->summaries, skey)) ? EL_OK : EL_EDISABLED;
+        else
+            rc = el_tiered_get(app->summaries, skey, load_summary, &sl, &s, &sl_layer);
         if (rc == EL_OK && s->status != 200)
-            rc = EL_ENOTFOUND; /* deleted since the ids page was made */
+            rc = EL_ENOTFOUND; /* deleted (or a draft) since the ids page was made */
         if (rc == EL_OK) {
             rc = el_buf_addf(&b, "%s%s", n ? "," : "", s->data);
             *layer = worse(*layer, sl_layer);
@@ -327,16 +322,63 @@ int el_app_list_read(struct el_app *app, const struct el_course_query *q, struct
     } else if (rc == EL_ETOOBIG) {
         *out = el_blob_new(422, TOO_LARGE, strlen(TOO_LARGE));
         rc = *out ? EL_OK : EL_ENOMEM;
-    } else if (rc == EL_ENOTFOUND || rc == EL_EPROTO) {
+    }
+    el_buf_cleanup(&b);
+    return rc;
+}
+
+int el_app_list_read(struct el_app *app, const struct el_course_query *q, struct el_blob **out,
+                     enum el_layer *layer)
+{
+    char key[EL_KEY_MAX];
+    struct ids_load l = {app, q};
+    struct el_blob *ids = NULL;
+    int rc;
+
+    *out = NULL;
+    if (app->cfg.l1_max_bytes == 0 && app->redis == NULL) {
+        /* No cache at all: one query beats assembling from one per item. */
+        *layer = EL_LAYER_MISS;
+        rc = page_from_store(app, q, out);
+        if (rc == EL_OK)
+            el_stats_count(EL_TYPE_COURSE_LIST, EL_LAYER_MISS);
+        return rc;
+    }
+    ids_key(app, q, key);
+    rc = el_tiered_get(app->course_lists, key, load_ids, &l, &ids, layer);
+    if (rc != EL_OK)
+        return rc;
+    if (ids->status != 200) { /* an error answer, cached as it is */
+        *out = ids;
+        return EL_OK;
+    }
+    rc = assemble(app, q, ids, 0, out, layer);
+    if (rc == EL_ENOTFOUND || rc == EL_EPROTO) {
         /* The ids page is out of step with the courses (the write that made
          * it so has moved, or is about to move, its generation): answer
          * from the store this once. */
         rc = page_from_store(app, q, out);
         *layer = EL_LAYER_MISS;
     }
-    el_buf_cleanup(&b);
     el_blob_unref(ids);
     return rc;
+}
+
+struct el_blob *el_app_list_peek(struct el_app *app, const struct el_course_query *q)
+{
+    char key[EL_KEY_MAX];
+    struct el_blob *ids, *out = NULL;
+    enum el_layer layer = EL_LAYER_L1;
+
+    ids_key(app, q, key);
+    if ((ids = el_tiered_peek(app->course_lists, key)) == NULL)
+        return NULL;
+    if (ids->status != 200)
+        return ids;
+    if (assemble(app, q, ids, 1, &out, &layer) != EL_OK)
+        out = NULL;
+    el_blob_unref(ids);
+    return out;
 }
 
 int el_app_lists_open(struct el_app *app)

@@ -1,58 +1,31 @@
-/* request.c -- the only file that sees FastCGI types: turns an FCGX_Request
- * into struct el_request, runs the router, writes struct el_response.
+/* request.c -- from a complete FastCGI request (fcgi.c) to struct
+ * el_request, through the router, to the CGI head and body of struct
+ * el_response, framed by fcgi.c into the connection's output buffer.
  *
- * Connections are owned by the pool (pool.c), not by libfcgi: the pool hands
- * us a connection only when it is readable, we point the worker's
- * FCGX_Request at it, let FCGX_Accept_r read the request (it skips accept()
- * when ipcFd is already set), and take the fd back after FCGX_Finish_r if
- * the web server asked to keep the connection. listen_sock is -1, so if
- * libfcgi ever falls back to accepting (after a connection error) it fails
- * at once instead of blocking a worker in accept().
- *
- * Unread request bodies are drained before FCGX_Finish_r: leftover
- * FCGI_STDIN records on a kept-alive connection would otherwise be read as
- * the start of the next request and break it. */
+ * The same function serves on an event thread (fast: only what needs no
+ * blocking call, e.g. an L1 hit) and on a worker (everything): a request the
+ * event thread cannot answer is handed to a worker untouched, and the worker
+ * starts over, so a half-served request never crosses threads. */
 #include "request.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <fcgiapp.h>
+#include <unistd.h>
 
 #include "app.h"
+#include "fcgi.h"
+#include "http/forwarded.h"
+#include "obs/log.h"
 #include "router.h"
 
-#define DRAIN_MAX (8u << 20) /* larger unread bodies: close instead */
-
-struct el_worker {
-    FCGX_Request fr;
-};
-
+/* What req->io points to: the body as fcgi.c received it. */
 struct io {
-    FCGX_Request *fr;
-    int64_t read;  /* body bytes consumed */
-    int eof;
+    const char *body;
+    size_t len;
 };
-
-struct el_worker *el_worker_new(void)
-{
-    struct el_worker *w = calloc(1, sizeof(*w));
-
-    if (w == NULL)
-        return NULL;
-    if (FCGX_InitRequest(&w->fr, -1, 0) != 0) {
-        free(w);
-        return NULL;
-    }
-    return w;
-}
-
-void el_worker_free(struct el_worker *w)
-{
-    free(w);
-}
 
 void el_response_init(struct el_response *res)
 {
@@ -114,21 +87,11 @@ void el_response_header(struct el_response *res, const char *name, const char *v
 
 int el_request_body(const struct el_request *req, struct el_buf *out)
 {
-    struct io *io = req->io;
-    char chunk[8192];
-    int n;
+    const struct io *io = req->io;
 
-    if (req->content_length > (int64_t)EL_BODY_MAX)
+    if (io->len > EL_BODY_MAX)
         return EL_ETOOBIG;
-    while (!io->eof && (n = FCGX_GetStr(chunk, sizeof(chunk), io->fr->in)) > 0) {
-        io->read += n;
-        if (io->read > (int64_t)EL_BODY_MAX)
-            return EL_ETOOBIG;
-        if (el_buf_add(out, chunk, (size_t)n) != EL_OK)
-            return EL_ENOMEM;
-    }
-    io->eof = 1;
-    return EL_OK;
+    return el_buf_add(out, io->body, io->len);
 }
 
 int el_request_body_or_reply(const struct el_request *req, struct el_response *res,
@@ -157,6 +120,7 @@ static const char *reason(int status)
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
+    case 431: return "Request Header Fields Too Large";
     case 422: return "Unprocessable Entity";
     case 429: return "Too Many Requests";
     case 503: return "Service Unavailable";
@@ -186,8 +150,10 @@ static int etag_matches(const char *inm, const char *etag)
     return 0;
 }
 
-/* Write status line, headers and body. Returns the status actually sent. */
-static int write_response(FCGX_Request *fr, const struct el_request *req, struct el_response *res)
+/* Frame status line, headers and body into out. Returns the status actually
+ * sent, or -1 when out cannot take it. */
+static int write_response(struct el_buf *out, const struct el_fcgi_req *rq,
+                          const struct el_request *req, struct el_response *res, uint64_t *sent)
 {
     char head[1024];
     const char *body = res->blob ? res->blob->data : res->body.data;
@@ -229,129 +195,135 @@ static int write_response(FCGX_Request *fr, const struct el_request *req, struct
                  res->extra);
     if (n < 0 || (size_t)n >= sizeof(head))
         n = snprintf(head, sizeof(head), "Status: 500 Internal Server Error\r\n\r\n");
-    FCGX_PutStr(head, n, fr->out);
-    if (len && !head_only)
-        FCGX_PutStr(body, (int)len, fr->out);
+    *sent = len && !head_only ? len : 0;
+    if (el_fcgi_reply(out, rq, head, (size_t)n, body, (size_t)*sent) != EL_OK)
+        return -1;
     return status;
 }
 
-static const char *param(FCGX_Request *fr, const char *name)
+/* Access lines are formatted and batched by obs/log.c (one line per
+ * request: time, client, method, target, status, layer, duration, bytes,
+ * request id); event threads write the batch once per epoll round, workers
+ * after each request, so a line never waits long and many L1 hits share
+ * one write(2). */
+void el_request_log_flush(void)
 {
-    return FCGX_GetParam(name, fr->envp);
+    el_log_flush();
 }
 
-/* Consume what is left of the body so the connection can carry the next
- * request; gives up (returns -1) past DRAIN_MAX. */
-static int drain(struct io *io)
+/* The request id the web server passed: nginx's $request_id (REQUEST_ID in
+ * the shipped conf), a balancer's X-Request-Id, Apache's mod_unique_id. */
+static const char *given_request_id(const struct el_fcgi_req *rq)
 {
-    char chunk[16384];
-    int n;
+    static const char *const names[] = {"REQUEST_ID", "HTTP_X_REQUEST_ID", "UNIQUE_ID"};
 
-    while (!io->eof) {
-        n = FCGX_GetStr(chunk, sizeof(chunk), io->fr->in);
-        if (n <= 0) {
-            io->eof = 1;
-            break;
-        }
-        io->read += n;
-        if (io->read > (int64_t)DRAIN_MAX)
-            return -1;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *v = el_fcgi_param(rq, names[i]);
+
+        if (v != NULL)
+            return v;
     }
-    return FCGX_GetError(io->fr->in) ? -1 : 0;
+    return NULL;
 }
 
-/* Copy s for the request log with control bytes, spaces and backslashes
- * escaped: a client-chosen path must not be able to forge log lines. */
-static void log_safe(char *out, size_t n, const char *s)
+/* One pass over the parameters for the ones handlers see (the first
+ * occurrence of each wins): a request carries a few dozen, and looking each
+ * name up separately would walk them all every time. */
+static void take_param(void *arg, const char *name, const char *value)
 {
-    size_t o = 0;
+    struct el_request *req = arg;
+    const char **slot = NULL;
 
-    for (; *s && o + 5 < n; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x21 || c == 0x7f || c == '\\')
-            o += (size_t)snprintf(out + o, n - o, "\\x%02x", c);
-        else
-            out[o++] = (char)c;
+    switch (name[0]) {
+    case 'R':
+        if (strcmp(name, "REQUEST_METHOD") == 0)
+            slot = &req->method;
+        else if (strcmp(name, "REMOTE_ADDR") == 0)
+            slot = &req->remote_addr;
+        break;
+    case 'P':
+        if (strcmp(name, "PATH_INFO") == 0)
+            slot = &req->path;
+        break;
+    case 'Q':
+        if (strcmp(name, "QUERY_STRING") == 0)
+            slot = &req->query;
+        break;
+    case 'H':
+        if (strcmp(name, "HTTP_IF_NONE_MATCH") == 0)
+            slot = &req->if_none_match;
+        else if (strcmp(name, "HTTP_AUTHORIZATION") == 0)
+            slot = &req->authorization;
+        break;
+    case 'C':
+        if (strcmp(name, "CONTENT_TYPE") == 0)
+            slot = &req->content_type;
+        break;
+    default:
+        break;
     }
-    out[o] = '\0';
+    if (slot && *slot == NULL)
+        *slot = value;
 }
 
-int el_worker_serve(struct el_worker *w, int fd, struct el_app *app)
+int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struct el_buf *out)
 {
-    char safe_method[32], safe_path[512];
-    FCGX_Request *fr = &w->fr;
     struct el_request req;
     struct el_response res;
     struct io io;
-    const char *cl;
-    uint64_t t0;
-    int status, keep;
-
-    /* FCGX_Accept_r first finishes the "previous" request; with
-     * keepConnection set that never closes the fd we are handing it. */
-    fr->keepConnection = 1;
-    fr->ipcFd = fd;
-    if (FCGX_Accept_r(fr) < 0) {
-        /* The peer closed or sent garbage; libfcgi closed the fd. */
-        fr->ipcFd = -1;
-        return 0;
-    }
-    t0 = el_now_us();
+    uint64_t t0 = el_now_us(), sent = 0;
+    int64_t wall = el_wall_ms();
+    char client[64], rid[EL_LOG_ID_LEN + 1];
+    int status, framing = el_fcgi_status(rq);
 
     memset(&req, 0, sizeof(req));
-    io.fr = fr;
-    io.read = 0;
-    io.eof = 0;
+    io.body = el_fcgi_body(rq, &io.len);
     req.io = &io;
     req.app = app;
-    req.method = param(fr, "REQUEST_METHOD");
-    req.path = param(fr, "PATH_INFO");
-    req.query = param(fr, "QUERY_STRING");
-    req.if_none_match = param(fr, "HTTP_IF_NONE_MATCH");
-    req.authorization = param(fr, "HTTP_AUTHORIZATION");
-    req.content_type = param(fr, "CONTENT_TYPE");
-    req.remote_addr = param(fr, "REMOTE_ADDR");
+    el_fcgi_params(rq, take_param, &req);
     if (req.method == NULL)
         req.method = "GET";
     if (req.path == NULL || *req.path == '\0')
         req.path = "/";
     if (req.query == NULL)
         req.query = "";
-    cl = param(fr, "CONTENT_LENGTH");
-    req.content_length = cl && *cl ? strtoll(cl, NULL, 10) : 0;
-    if (req.content_length == 0)
-        io.eof = 1; /* nothing to read; avoids a blocking read on a GET */
+    /* The client: REMOTE_ADDR, or X-Forwarded-For from a trusted proxy. */
+    el_forwarded_client(req.remote_addr, el_fcgi_param(rq, "HTTP_X_FORWARDED_FOR"), client,
+                        sizeof(client));
+    req.remote_addr = client;
+    /* fcgi.c checked CONTENT_LENGTH against the body (400 otherwise); a body
+     * without one (Apache's chunked uploads) counts as its length. */
+    req.content_length = (int64_t)io.len;
 
     el_response_init(&res);
-    if (req.content_length < 0)
-        status = el_response_error(&res, 400, "Invalid Content-Length");
-    else if (req.content_length > (int64_t)EL_BODY_MAX)
+    if (framing == 413)
         status = el_response_error(&res, 413, "Request body too large (limit 1 MiB)");
+    else if (framing == 431)
+        status = el_response_error(&res, 431, "Request header fields too large");
+    else if (framing)
+        status = el_response_error(&res, 400, "Malformed request");
+    else if (fast)
+        status = el_router_try_fast(&req, &res);
     else
         status = el_router_dispatch(&req, &res);
+    if (status == 0) {
+        el_response_cleanup(&res);
+        return 0; /* a worker's job */
+    }
     res.status = status;
-    status = write_response(fr, &req, &res);
-    {
+    el_log_request_id(given_request_id(rq), rid);
+    el_response_header(&res, "X-Request-Id", rid);
+    status = write_response(out, rq, &req, &res, &sent);
+    if (status > 0) {
         char route[96];
+        const char *layer = res.has_layer ? el_layer_name(res.layer) : NULL;
 
         if (req.route)
             snprintf(route, sizeof(route), "%s %s", req.method, req.route);
-        el_stats_request(req.route ? route : NULL,
-                         res.has_layer ? el_layer_name(res.layer) : NULL, el_now_us() - t0);
+        el_stats_response(req.route ? route : NULL, layer, status, el_now_us() - t0);
+        el_log_access(&(struct el_access){wall, client, req.method, req.path, req.query, status,
+                                          layer, el_now_us() - t0, sent, rid});
     }
-
-    log_safe(safe_method, sizeof(safe_method), req.method);
-    log_safe(safe_path, sizeof(safe_path), req.path);
-    fprintf(stderr, "%s %s %d %s %lluus\n", safe_method, safe_path, status,
-            res.has_layer ? el_layer_name(res.layer) : "-",
-            (unsigned long long)(el_now_us() - t0));
-
-    /* Keep the connection only if the body is fully consumed. */
-    if (req.content_length > (int64_t)DRAIN_MAX || drain(&io) != 0)
-        fr->keepConnection = 0;
     el_response_cleanup(&res);
-    FCGX_Finish_r(fr);
-    keep = fr->ipcFd >= 0;
-    fr->ipcFd = -1;
-    return keep;
+    return status > 0 ? 1 : -1;
 }

@@ -11,6 +11,7 @@
  *                                          several of the above in one (a
  *                                          write's keys and generations:
  *                                          el_bus_batch_begin/end)
+ *     E1 <publisher> <seq> R <id> <ms>     id revoked until ms (auth)
  * <publisher> is 16 random hex digits chosen at start, so a restarted
  * process is a new publisher and never looks like a gap. */
 #include "cache/bus.h"
@@ -185,6 +186,49 @@ int el_bus_publish_filled(struct el_bus *b, const char *key)
     return publish(b, 'F', key);
 }
 
+int el_bus_publish_revoked(struct el_bus *b, const char *id, int64_t expires_ms)
+{
+    char arg[128];
+    int n = snprintf(arg, sizeof(arg), "%s %" PRId64, id, expires_ms);
+
+    if (n < 0 || (size_t)n >= sizeof(arg) || strchr(id, ' ') != NULL)
+        return EL_EINVAL;
+    return publish(b, 'R', arg);
+}
+
+int el_bus_publish_key_once(struct el_redis *r, const char *key)
+{
+    unsigned char rnd[8];
+    char msg[512], id[17];
+    int n;
+
+    if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+        uint64_t t = el_now_us();
+        memcpy(rnd, &t, sizeof(rnd));
+    }
+    for (int i = 0; i < 8; i++)
+        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+    n = snprintf(msg, sizeof(msg), "E1 %s 1 K %s", id, key);
+    if (n < 0 || (size_t)n >= sizeof(msg))
+        return EL_ETOOBIG;
+    return el_redis_publish(r, EL_BUS_CHANNEL, msg, (size_t)n);
+}
+
+uint64_t el_bus_resets(struct el_bus *b)
+{
+    return b ? atomic_load(&b->resets) : 0;
+}
+
+uint64_t el_bus_last_heard_ms(struct el_bus *b)
+{
+    return b ? atomic_load_explicit(&b->last_heard_ms, memory_order_relaxed) : 0;
+}
+
+int el_bus_connected(struct el_bus *b)
+{
+    return b ? atomic_load(&b->connected) : 0;
+}
+
 int el_bus_fresh(struct el_bus *b, uint64_t now_ms)
 {
     uint64_t heard;
@@ -307,6 +351,14 @@ static void apply(struct el_bus *b, const char *id, char kind, char *rest)
         if (b->h.filled && *rest)
             b->h.filled(b->h.arg, rest);
         break;
+    case 'R': {
+        char rid[80];
+        int64_t ms;
+
+        if (b->h.revoked && sscanf(rest, "%79s %" SCNd64, rid, &ms) == 2)
+            b->h.revoked(b->h.arg, rid, ms);
+        break;
+    }
     case 'L': {
         char why[64];
         snprintf(why, sizeof(why), "publisher %s lost messages", id);
@@ -353,7 +405,8 @@ static void *bus_main(void *arg)
 {
     struct el_bus *b = arg;
     struct el_redis_sub *sub = NULL;
-    uint64_t next_beat = 0;
+    uint64_t next_beat = 0, sub_epoch = 0;
+    int leader = 1; /* until Redis says otherwise: beat (see below) */
     char why[192];
     int down_logged = 0;
 
@@ -371,6 +424,7 @@ static void *bus_main(void *arg)
                 continue;
             }
             down_logged = 0;
+            sub_epoch = el_redis_epoch(b->sub_redis);
             atomic_store(&b->connected, 1);
             /* Whatever was published while we were away is lost to us. */
             memset(b->peers, 0, sizeof(b->peers));
@@ -379,13 +433,25 @@ static void *bus_main(void *arg)
         }
         if (now >= next_beat) {
             /* Only the lease holder beats. When Redis cannot say who holds
-             * it, beat anyway: a heartbeat too many costs little, one too
-             * few makes every process distrust its L1. */
+             * it (a slow answer), the last holder goes on beating: one
+             * heartbeat too few would make every process distrust its L1. */
             int rc = el_redis_lease(b->pub, EL_BUS_BEAT_KEY, b->id, 2 * (int64_t)b->o.heartbeat_ms);
 
-            if (rc != EL_ECONFLICT && publish(b, 'H', NULL) == EL_OK)
+            if (rc == EL_OK || rc == EL_ECONFLICT)
+                leader = rc == EL_OK;
+            if (leader && publish(b, 'H', NULL) == EL_OK)
                 atomic_fetch_add(&b->heartbeats, 1);
             next_beat = now + (uint64_t)b->o.heartbeat_ms;
+        }
+        /* Sentinel moved the master: what is published there now never
+         * reaches a subscription on the old one. Subscribing again drops
+         * L1, as any reconnect does. */
+        if (el_redis_epoch(b->sub_redis) != sub_epoch) {
+            fprintf(stderr, "bus: the Redis master moved; subscribing again\n");
+            el_redis_sub_close(sub);
+            sub = NULL;
+            atomic_store(&b->connected, 0);
+            continue;
         }
         if (el_redis_sub_poll(sub, 50, on_message, b) != EL_OK) {
             fprintf(stderr, "bus: subscription lost; reconnecting\n");

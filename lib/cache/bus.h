@@ -59,6 +59,9 @@ struct el_bus_handlers {
     void (*filled)(void *arg, const char *key);
     /* Messages may have been lost (gap, reconnect): drop all of L1. */
     void (*reset)(void *arg, const char *why);
+    /* Another process revoked id (a token's jti or a login's sid) until
+     * expires_ms (auth's local revocation set). May be NULL. */
+    void (*revoked)(void *arg, const char *id, int64_t expires_ms);
     /* Another process moved list-generation dimension dim (> 0) to gen
      * (app/lists.c). May be NULL. */
     void (*list_dim)(void *arg, int dim, uint64_t gen);
@@ -97,6 +100,22 @@ int el_bus_publish_list_dim(struct el_bus *b, int dim, uint64_t gen);
  * there was nothing to send). */
 void el_bus_batch_begin(struct el_bus *b);
 int el_bus_batch_end(struct el_bus *b);
+int el_bus_publish_revoked(struct el_bus *b, const char *id, int64_t expires_ms);
+
+/* Publish one "drop key" message through r as a publisher of its own (a
+ * new id, sequence 1), for a program that runs no bus (elearnctl). */
+int el_bus_publish_key_once(struct el_redis *r, const char *key);
+
+/* How many times this process has dropped its L1 because messages may have
+ * been lost (gaps, reconnects, lost publishes) -- one atomic load. State
+ * kept current by the bus is trustworthy only while this has not moved
+ * since it was loaded (and el_bus_fresh holds). A NULL bus: 0. */
+uint64_t el_bus_resets(struct el_bus *b);
+
+/* When the channel was last heard (el_now_ms clock; 0: never), and 1 while
+ * the subscription is connected. One atomic load each; NULL bus: 0. */
+uint64_t el_bus_last_heard_ms(struct el_bus *b);
+int el_bus_connected(struct el_bus *b);
 
 /* 1 when the channel was heard within max_stale_ms of now_ms (L1 may be
  * served unverified), else 0. A NULL bus (single process, no Redis) is

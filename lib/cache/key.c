@@ -53,19 +53,23 @@ int el_key_list_gen(char *dst, size_t n, const char *dimension)
     return key_fmt(dst, n, EL_KEY_LIST_GEN ":%s", dimension);
 }
 
-int el_key_user_session(char *dst, size_t n, const char *user_id)
-{
-    return key_fmt(dst, n, "user_session:%s", user_id);
-}
-
 int el_key_refresh_tokens(char *dst, size_t n, const char *user_id)
 {
     return key_fmt(dst, n, "refresh_tokens:%s", user_id);
 }
 
-int el_key_blacklisted_token(char *dst, size_t n, const char *jti)
+unsigned el_key_auth_bucket_index(const char *id)
 {
-    return key_fmt(dst, n, "blacklisted_tokens:%s", jti);
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a: the same in every process */
+
+    for (const char *s = id; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return (unsigned)(h % EL_KEY_AUTH_BUCKETS);
+}
+
+int el_key_auth_bucket(char *dst, size_t n, unsigned bucket)
+{
+    return key_fmt(dst, n, "auth:{b%02u}", bucket % EL_KEY_AUTH_BUCKETS);
 }
 
 int el_key_analytics_course(char *dst, size_t n, const char *course_id)
@@ -86,6 +90,11 @@ int el_key_login_failures_email(char *dst, size_t n, const char *email)
 int el_key_login_failures_ip(char *dst, size_t n, const char *addr)
 {
     return key_fmt(dst, n, "login_failures:ip:%s", addr);
+}
+
+int el_key_register_ip(char *dst, size_t n, const char *addr)
+{
+    return key_fmt(dst, n, "register_attempts:ip:%s", addr);
 }
 
 int el_oid_valid(const char *s)

@@ -218,6 +218,11 @@ static void l1_settle(struct el_tiered *t, const char *key, uint64_t h, uint64_t
     el_buf_cleanup(&body);
 }
 
+uint64_t el_tiered_mark(const char *key)
+{
+    return inval_mark(hash_key(key));
+}
+
 void el_tiered_dropped(struct el_l1 *l1, const char *key)
 {
     atomic_fetch_add(&inval_seq[hash_key(key) % INVAL_STRIPES], 1);
@@ -572,6 +577,25 @@ static int l1_trusted(struct el_tiered *t, struct el_blob *b, uint64_t now)
            now - atomic_load(&b->checked_ms) <= (uint64_t)t->opts.max_stale_ms;
 }
 
+struct el_blob *el_tiered_peek(struct el_tiered *t, const char *key)
+{
+    uint64_t now = el_now_ms(), expires = 0;
+    struct el_blob *b;
+
+    if (t->l1 == NULL || (b = el_l1_get(t->l1, key, now, &expires)) == NULL)
+        return NULL;
+    /* Exactly el_tiered_get's conditions for an L1 answer with nothing
+     * else to do: trusted, and not due for the early refresh of a hot key
+     * (that refresh is a store read, so it is a worker's). */
+    if (!l1_trusted(t, b, now) ||
+        (b->status == 200 && expires - now < (uint64_t)t->opts.ttl_ms / 10)) {
+        el_blob_unref(b);
+        return NULL;
+    }
+    el_stats_count(t->opts.type, EL_LAYER_L1);
+    return b;
+}
+
 int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, void *arg,
                   struct el_blob **out, enum el_layer *layer)
 {
@@ -732,6 +756,11 @@ void el_tiered_fill(struct el_tiered *t, const char *key, const char *body, size
 int el_tiered_set_deleted(struct el_tiered *t, const char *key)
 {
     return put_version(t, key, 404, NULL, 0, EL_VERSION_DELETED, t->opts.neg_ttl_ms);
+}
+
+int el_tiered_set_not_found(struct el_tiered *t, const char *key, uint64_t version)
+{
+    return put_version(t, key, 404, NULL, 0, version, t->opts.neg_ttl_ms);
 }
 
 void el_tiered_invalidate(struct el_tiered *t, const char *key)

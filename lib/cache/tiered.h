@@ -93,6 +93,20 @@ void el_tiered_fill(struct el_tiered *t, const char *key, const char *body, size
  * EL_VERSION_DELETED under key in Redis and L1 and announce it. */
 int el_tiered_set_deleted(struct el_tiered *t, const char *key);
 
+/* After a write that leaves the document unservable (a draft): cache a
+ * not-found of that version, like a delete's tombstone but replaced by the
+ * next version (its publication). */
+int el_tiered_set_not_found(struct el_tiered *t, const char *key, uint64_t version);
+
+/* The part of el_tiered_get that never blocks: a new reference to key's
+ * L1 entry when el_tiered_get would serve it from L1 with no other work --
+ * present, unexpired, trusted (bus fresh or recently verified) and not in
+ * the last tenth of its TTL (a hot key's early refresh reads the store) --
+ * counted as an L1 hit; otherwise NULL, and the caller goes through
+ * el_tiered_get (on a thread that may block). Touches only L1's shard lock
+ * and atomics. */
+struct el_blob *el_tiered_peek(struct el_tiered *t, const char *key);
+
 /* Drop key from L1 and Redis (after a write) and tell every other process
  * through the bus. */
 void el_tiered_invalidate(struct el_tiered *t, const char *key);
@@ -117,6 +131,12 @@ void el_tiered_set_bus(struct el_tiered *t, struct el_bus *bus);
 void el_tiered_dropped(struct el_l1 *l1, const char *key);
 void el_tiered_dropped_all(struct el_l1 *l1);
 void el_tiered_filled(const char *key);
+
+/* The invalidation mark of key: it moves whenever key (or everything) is
+ * dropped here or by a bus message. A caller that reads a value to put into
+ * L1 takes the mark first and puts only if it has not moved (auth.c caches
+ * sessions this way, outside the tiered read path). */
+uint64_t el_tiered_mark(const char *key);
 
 /* How many threads are inside the single flight for key right now (its
  * leader and waiters); 0 when no miss is in progress. Diagnostic, for tests

@@ -21,6 +21,7 @@
 #define EL_COURSE_CATEGORY_MAX 64 /* bytes of the category parameter */
 #define EL_COURSE_PAGE_SIZE_MAX 100
 #define EL_COURSE_PAGE_SIZE_DEFAULT 12
+#define EL_COURSE_MODULES_MAX 50 /* modules in one course */
 
 struct el_module {
     char id[EL_OID_HEX];
@@ -76,6 +77,15 @@ struct el_course_query {
     enum el_sort sort;
     int page;      /* >= 1 */
     int page_size; /* 1 - 100 */
+    /* Visibility (issue 12). The parser sets published_only (the public
+     * catalogue never shows drafts); only a handler that has checked the
+     * caller may clear it. instructor_id: "" for any instructor, else only
+     * this one's courses (24 hex, lowercase); the query string's
+     * instructor_id=me sets instructor_me instead, for the handler to
+     * resolve. */
+    bool published_only;
+    bool instructor_me;
+    char instructor_id[EL_OID_HEX];
 };
 
 /* Parse and validate a raw query string (QUERY_STRING, percent-encoded,
@@ -96,6 +106,24 @@ struct el_course_page {
     size_t nitems;
 };
 void el_course_page_cleanup(struct el_course_page *p);
+
+/* One page of the courses a user is enrolled in (GET /users/me/enrollments),
+ * newest enrollment first: items[i] (summary fields only, no modules) was
+ * enrolled in at enrolled_at[i] (ms since the epoch). */
+struct el_enrollment_page {
+    int64_t total;
+    struct el_course *items;
+    int64_t *enrolled_at;
+    size_t nitems;
+};
+void el_enrollment_page_cleanup(struct el_enrollment_page *p);
+
+/* {"total","page","page_size","items":[{summary..., "enrolled_at"}]} */
+int el_enrollment_page_to_json(const struct el_enrollment_page *p, int page, int page_size,
+                               struct el_buf *out) EL_WUR;
+
+/* A page of a list that is not a GET /courses query (page, page_size). */
+int el_page_query_parse(const char *qs, int *page, int *page_size, struct el_err *err) EL_WUR;
 
 /* Append the JSON of one course / one course summary / one page response
  * ({"total","page","page_size","items"}) to out.
@@ -174,6 +202,21 @@ int el_course_patch_parse(const char *json, size_t len, struct el_course_patch *
                           struct el_err *err) EL_WUR;
 int el_module_patch_parse(const char *json, size_t len, struct el_module_patch *out,
                           struct el_err *err) EL_WUR;
+
+/* POST /courses/{id}/modules: title, content, duration_minutes required,
+ * order optional (0 in out->order when absent: the store puts the module
+ * last). */
+int el_module_create_parse(const char *json, size_t len, struct el_module *out,
+                           struct el_err *err) EL_WUR;
+void el_module_cleanup(struct el_module *m);
+
+/* PUT /courses/{id}/rating: {"stars": 1..5}, nothing else. */
+int el_rating_parse(const char *json, size_t len, int *stars, struct el_err *err) EL_WUR;
+
+/* The average of sum stars over count ratings, rounded half up to one
+ * decimal place by integer arithmetic, so both stores agree to the bit
+ * (0.0 when count is 0). */
+double el_rating_average(int64_t sum, int64_t count);
 
 /* Format ms since the epoch as ISO 8601 UTC with milliseconds,
  * e.g. "2026-11-26T11:37:55.123Z" (out needs 25 bytes). */

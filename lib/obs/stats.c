@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cache/bus.h"
 #include "obs/histogram.h"
@@ -111,10 +114,13 @@ static uint64_t *slot(struct el_stats_snapshot *s, int i)
     return &s->store_micros;
 }
 
-/* What has been added to the Redis hash so far; guarded by flush_lock,
- * which also serialises flushes with each other and with cluster reads. */
+/* What has been added to the Redis hash so far, and this process's own
+ * hash there (EL_STATS_PROCESS_KEY_PREFIX + a random id; "" until the first
+ * flush); guarded by flush_lock, which also serialises flushes with each
+ * other and with cluster reads. */
 static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct el_stats_snapshot flushed;
+static char own_key[sizeof(EL_STATS_PROCESS_KEY_PREFIX) + 32];
 
 static void pending_locked(struct el_stats_snapshot *cur, struct el_stats_snapshot *out)
 {
@@ -132,15 +138,37 @@ void el_stats_pending(struct el_stats_snapshot *out)
     must(pthread_mutex_unlock(&flush_lock));
 }
 
+/* A key of its own for this process's totals: unique across the cluster
+ * and restarts. Called with flush_lock held. */
+static void new_own_key_locked(void)
+{
+    unsigned char rnd[16];
+    size_t at = strlen(EL_STATS_PROCESS_KEY_PREFIX);
+
+    memcpy(own_key, EL_STATS_PROCESS_KEY_PREFIX, at);
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+        /* No entropy yet: the pid and the clock are unique enough here. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(own_key + at, sizeof(own_key) - at, "%ld.%lld.%ld", (long)getpid(),
+                 (long long)ts.tv_sec, ts.tv_nsec);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(own_key + at + 2 * i, 3, "%02x", rnd[i]);
+}
+
 void el_stats_flush(struct el_redis *r)
 {
     struct el_stats_snapshot cur, delta;
     char names[NFIELDS][FIELD_LEN];
     const char *fields[NFIELDS];
-    int64_t deltas[NFIELDS];
+    uint64_t totals[NFIELDS];
     int idx[NFIELDS], n = 0;
 
     must(pthread_mutex_lock(&flush_lock));
+    if (own_key[0] == '\0')
+        new_own_key_locked();
     el_stats_snapshot(&cur);
     pending_locked(&cur, &delta);
     for (int i = 0; i < NFIELDS; i++) {
@@ -148,12 +176,15 @@ void el_stats_flush(struct el_redis *r)
             continue;
         field_name(i, names[n]);
         fields[n] = names[n];
-        deltas[n] = (int64_t)*slot(&delta, i);
+        totals[n] = *slot(&cur, i);
         idx[n++] = i;
     }
-    /* Only what was sent is marked flushed: counts that arrived after the
-     * snapshot are in the next delta. */
-    if (n > 0 && el_redis_hincrby_many(r, EL_STATS_CLUSTER_KEY, n, fields, deltas) == EL_OK)
+    /* Totals, not deltas: Redis adds what they rose by since the last
+     * totals it took from us, so a flush retried after a reply that timed
+     * out (it was applied) adds nothing twice. Only what was sent is marked
+     * flushed: counts that arrived after the snapshot go next time. */
+    if (n > 0 && el_redis_hadd_totals(r, EL_STATS_CLUSTER_KEY, own_key, n, fields, totals) ==
+                     EL_OK)
         for (int k = 0; k < n; k++)
             *slot(&flushed, idx[k]) = *slot(&cur, idx[k]);
     must(pthread_mutex_unlock(&flush_lock));
@@ -214,9 +245,12 @@ int el_stats_cluster(struct el_redis *r, struct el_stats_snapshot *out)
 #define ROUTE_OTHER 1
 #define ROUTE_FIRST 2
 
+#define NCODES 6 /* status classes 1xx..5xx; [0] unused */
+
 struct route_slot {
     char name[EL_STATS_ROUTE_LEN];
     struct el_histogram h[NLAYERS];
+    atomic_uint_fast64_t codes[NCODES]; /* responses by status / 100 */
 };
 
 static struct route_slot routes[EL_STATS_ROUTES_MAX] = {
@@ -272,7 +306,30 @@ static struct route_slot *route_find(const char *route)
 
 void el_stats_request(const char *route, const char *layer, uint64_t micros)
 {
-    el_histogram_observe(&route_find(route)->h[layer_index(layer)], micros);
+    el_stats_response(route, layer, 0, micros);
+}
+
+void el_stats_response(const char *route, const char *layer, int status, uint64_t micros)
+{
+    struct route_slot *r = route_find(route);
+
+    el_histogram_observe(&r->h[layer_index(layer)], micros);
+    if (status >= 100 && status < 600)
+        atomic_fetch_add_explicit(&r->codes[status / 100], 1, memory_order_relaxed);
+}
+
+/* Who this process is, for /metrics; set once at start-up. */
+static struct {
+    char instance[72], version[40], commit[48];
+    int64_t start_ms;
+} identity = {"unknown", "unknown", "unknown", 0};
+
+void el_stats_set_identity(const char *instance, const char *version, const char *commit)
+{
+    snprintf(identity.instance, sizeof(identity.instance), "%s", instance ? instance : "unknown");
+    snprintf(identity.version, sizeof(identity.version), "%s", version ? version : "unknown");
+    snprintf(identity.commit, sizeof(identity.commit), "%s", commit ? commit : "unknown");
+    identity.start_ms = el_wall_ms();
 }
 
 void el_stats_reset(void)
@@ -287,12 +344,16 @@ void el_stats_reset(void)
     atomic_store(&store_micros, 0);
     must(pthread_mutex_lock(&flush_lock));
     memset(&flushed, 0, sizeof(flushed));
+    new_own_key_locked(); /* counting starts again from 0: a new process */
     must(pthread_mutex_unlock(&flush_lock));
     /* Registered names stay: they are the routing table's, not counts. */
     n = atomic_load_explicit(&nroutes, memory_order_acquire);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         for (int l = 0; l < NLAYERS; l++)
             el_histogram_reset(&routes[i].h[l]);
+        for (int c = 0; c < NCODES; c++)
+            atomic_store(&routes[i].codes[c], 0);
+    }
 }
 
 /* ---- reports -------------------------------------------------------------- */
@@ -509,13 +570,86 @@ static int request_family(struct el_buf *b)
     return rc;
 }
 
+/* elearn_requests_total{route,method,code}: the registry's "GET /x" names
+ * split into method and route; "unmatched" and "other" have method "none". */
+static int requests_family(struct el_buf *b)
+{
+    static const char name[] = "elearn_requests_total";
+    int n, rc;
+
+    rc = family(b, name, "counter",
+                "Responses by route pattern, method and status class (2xx, 4xx, 5xx ...).");
+    n = atomic_load_explicit(&nroutes, memory_order_acquire);
+    for (int i = 0; i < n && rc == EL_OK; i++) {
+        const char *full = routes[i].name, *sp = strchr(full, ' ');
+        char method[16] = "none";
+        const char *route = full;
+
+        if (sp != NULL && (size_t)(sp - full) < sizeof(method)) {
+            memcpy(method, full, (size_t)(sp - full));
+            method[sp - full] = '\0';
+            route = sp + 1;
+        }
+        for (int c = 1; c < NCODES && rc == EL_OK; c++) {
+            uint64_t v = atomic_load_explicit(&routes[i].codes[c], memory_order_relaxed);
+
+            if (v == 0)
+                continue;
+            rc = el_buf_addf(b, "%s{route=\"", name);
+            if (rc == EL_OK)
+                rc = add_label_value(b, route);
+            if (rc == EL_OK)
+                rc = el_buf_addf(b, "\",method=\"");
+            if (rc == EL_OK)
+                rc = add_label_value(b, method);
+            if (rc == EL_OK)
+                rc = el_buf_addf(b, "\",code=\"%dxx\"} %llu\n", c, (unsigned long long)v);
+        }
+    }
+    return rc;
+}
+
+static int identity_families(struct el_buf *b)
+{
+    int rc = family(b, "elearn_build_info", "gauge", "Always 1; the build's version and commit.");
+
+    if (rc == EL_OK)
+        rc = el_buf_adds(b, "elearn_build_info{version=\"");
+    if (rc == EL_OK)
+        rc = add_label_value(b, identity.version);
+    if (rc == EL_OK)
+        rc = el_buf_adds(b, "\",commit=\"");
+    if (rc == EL_OK)
+        rc = add_label_value(b, identity.commit);
+    if (rc == EL_OK)
+        rc = el_buf_adds(b, "\"} 1\n");
+    if (rc == EL_OK)
+        rc = family(b, "elearn_instance_info", "gauge",
+                    "Always 1; which responder process answered this scrape (INSTANCE).");
+    if (rc == EL_OK)
+        rc = el_buf_adds(b, "elearn_instance_info{elearn_instance=\"");
+    if (rc == EL_OK)
+        rc = add_label_value(b, identity.instance);
+    if (rc == EL_OK)
+        rc = el_buf_addf(b, "\",pid=\"%d\"} 1\n", (int)getpid());
+    if (rc == EL_OK)
+        rc = family(b, "process_start_time_seconds", "gauge",
+                    "Start time of the process since the Unix epoch in seconds.");
+    if (rc == EL_OK)
+        rc = el_buf_addf(b, "process_start_time_seconds %lld.%03d\n",
+                         (long long)(identity.start_ms / 1000), (int)(identity.start_ms % 1000));
+    return rc;
+}
+
 int el_stats_metrics(const struct el_stats_gauges *g, struct el_buf *out)
 {
     struct el_stats_snapshot s;
     int rc;
 
     el_stats_snapshot(&s);
-    rc = cache_family(out, "elearn_cache_requests_total",
+    rc = identity_families(out);
+    if (rc == EL_OK)
+        rc = cache_family(out, "elearn_cache_requests_total",
                       "Cache lookups of this process by type and the layer that answered.", &s);
     if (rc == EL_OK && g->cluster != NULL)
         rc = cache_family(out, "elearn_cluster_cache_requests_total",
@@ -536,6 +670,8 @@ int el_stats_metrics(const struct el_stats_gauges *g, struct el_buf *out)
         rc = sample(out, "elearn_redis_enabled", g->redis >= 0);
     if (rc == EL_OK && g->bus != NULL)
         rc = bus_families(out, g->bus);
+    if (rc == EL_OK)
+        rc = requests_family(out);
     if (rc == EL_OK)
         rc = request_family(out);
     return rc;

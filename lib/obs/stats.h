@@ -11,8 +11,8 @@
  * successful flush to one Redis hash (EL_STATS_CLUSTER_KEY) in a single
  * round trip. Every process does the same, so the hash holds the sums over
  * all processes since the hash was created. A flush that fails keeps its
- * deltas for the next one; nothing is counted twice or lost while Redis is
- * down (see el_stats_flush for the one exception).
+ * counts for the next one; nothing is counted twice or lost while Redis is
+ * down or slow.
  *
  * Request latency: el_stats_request() records each request's duration in a
  * histogram per (route pattern, layer). Routes come from the routing table,
@@ -80,14 +80,16 @@ void el_stats_snapshot(struct el_stats_snapshot *out);
 void el_stats_pending(struct el_stats_snapshot *out);
 
 /* Add this process's counts since its last successful flush to
- * EL_STATS_CLUSTER_KEY: one round trip (one EVAL of HINCRBYs, applied
- * atomically), nothing when nothing changed. On success the flushed values
- * are remembered; on failure (Redis down: the breaker answers at once, or
- * disabled: r == NULL) the deltas stay pending and go with the next flush.
- * Thread-safe; meant to be called once a second from one housekeeping
- * thread. The one way to count twice: a flush whose reply times out after
- * Redis applied it is retried -- bounded by REDIS_TIMEOUT_MS, rare, and
- * preferred to losing counts. */
+ * EL_STATS_CLUSTER_KEY: one round trip (one EVAL, applied atomically),
+ * nothing when nothing changed. What is sent are this process's totals,
+ * kept in a hash of its own (EL_STATS_PROCESS_KEY_PREFIX + a random id,
+ * expiring a week after its last flush); Redis adds to the cluster hash
+ * what they rose by. So a flush whose reply timed out after Redis applied
+ * it, retried, adds nothing twice. On failure (Redis down: the breaker
+ * answers at once, or disabled: r == NULL) the counts stay pending and go
+ * with the next flush. Thread-safe; meant to be called once a second from
+ * one housekeeping thread. */
+#define EL_STATS_PROCESS_KEY_PREFIX "stats:process:"
 void el_stats_flush(struct el_redis *r);
 
 /* The sums over every process: the Redis hash plus what this process has
@@ -109,6 +111,15 @@ int el_stats_cluster(struct el_redis *r, struct el_stats_snapshot *out) EL_WUR;
  * (counted as layer="none"). Lock-free except the first time a route is
  * seen. Any thread. */
 void el_stats_request(const char *route, const char *layer, uint64_t micros);
+
+/* el_stats_request, and count the response in its status class (status
+ * 100-599; anything else is not counted) for elearn_requests_total. */
+void el_stats_response(const char *route, const char *layer, int status, uint64_t micros);
+
+/* The process's identity on /metrics: elearn_instance_info{elearn_instance,
+ * pid}, elearn_build_info{version, commit}, process_start_time_seconds (the
+ * time of this call). Once at start-up, before requests. */
+void el_stats_set_identity(const char *instance, const char *version, const char *commit);
 
 /* ---- reports ----------------------------------------------------------- */
 

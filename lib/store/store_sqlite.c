@@ -46,8 +46,9 @@
 
 #include "cache/key.h"
 
-#define SCHEMA_VERSION 3   /* 2: users, enrollments, refresh tokens, revocations;
-                            * 3: courses.rev */
+#define SCHEMA_VERSION 4   /* 2: users, enrollments, refresh tokens, revocations;
+                            * 3: ratings, courses.rating_sum (issue 12);
+                            * 4: courses.rev (the caches' version guard) */
 #define SEP 0xFF           /* search_text field separator: a byte UTF-8 never uses */
 #define TOKEN_ID_MAX 64    /* bytes of a refresh token's jti/sid or a revoked id */
 #define HOUSEKEEP_BATCH 64 /* expired rows deleted per call that adds one */
@@ -76,7 +77,8 @@ static const char schema_sql[] =
     " created_at INTEGER NOT NULL," /* ms since the epoch, UTC */
     " updated_at INTEGER NOT NULL,"
     " search_text BLOB NOT NULL,"
-    " rev INTEGER NOT NULL DEFAULT 1);" /* version 3; see el_course.rev */
+    " rating_sum INTEGER NOT NULL DEFAULT 0," /* version 3; see add_rating_sum */
+    " rev INTEGER NOT NULL DEFAULT 1);"       /* version 4; see el_course.rev */
     "CREATE TABLE IF NOT EXISTS modules ("
     " id TEXT PRIMARY KEY NOT NULL,"
     " course_id TEXT NOT NULL REFERENCES courses(id) ON DELETE CASCADE,"
@@ -115,7 +117,16 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS revocations ("
     " id TEXT PRIMARY KEY NOT NULL," /* a token's jti or a login's sid */
     " expires_at INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS revocations_expiry ON revocations(expires_at);";
+    "CREATE INDEX IF NOT EXISTS revocations_expiry ON revocations(expires_at);"
+    /* version 3 */
+    "CREATE TABLE IF NOT EXISTS ratings ("
+    " course_id TEXT NOT NULL REFERENCES courses(id) ON DELETE CASCADE,"
+    " user_id TEXT NOT NULL,"
+    " stars INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (course_id, user_id)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS enrollments_user ON enrollments(user_id, created_at DESC, course_id);"
+    "CREATE INDEX IF NOT EXISTS courses_instructor ON courses(instructor_id, created_at DESC);";
 
 enum stmt_id {
     ST_BEGIN,
@@ -155,6 +166,20 @@ enum stmt_id {
     ST_RESET_USERS,
     ST_RESET_REFRESH,
     ST_RESET_REVOCATIONS,
+    /* issue 12 */
+    ST_UNENROLL,
+    ST_UNENROLL_COUNT,
+    ST_MY_COUNT,
+    ST_MY_PAGE,
+    ST_COURSE_EXISTS,
+    ST_MODULE_STATS,
+    ST_MODULE_DELETE,
+    ST_DURATION_SUM,
+    ST_ENROLLED,
+    ST_RATING_GET,
+    ST_RATING_PUT,
+    ST_RATING_APPLY,
+    ST_RESET_RATINGS,
     ST__COUNT
 };
 
@@ -170,8 +195,11 @@ static const char *const stmt_sql[ST__COUNT] = {
     /* For list items, which are summaries (course.h): no content. */
     [ST_MODULES_SUMMARY] = "SELECT id, title, '', duration_minutes, ord FROM modules"
                            " WHERE course_id = ?1 ORDER BY ord, id",
-    [ST_INSERT_COURSE] = "INSERT INTO courses (" COURSE_COLS ", search_text) VALUES"
-                         " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    /* rating_sum: the stars behind rating, as near as a given rating and
+     * count say (seeded courses have no ratings rows). */
+    [ST_INSERT_COURSE] = "INSERT INTO courses (" COURSE_COLS ", search_text, rating_sum) VALUES"
+                         " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+                         " CAST(round(?9 * ?10) AS INTEGER))",
     [ST_INSERT_MODULE] =
         "INSERT INTO modules (id, course_id, title, content, duration_minutes, ord)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -217,6 +245,34 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_RESET_USERS] = "DELETE FROM users",
     [ST_RESET_REFRESH] = "DELETE FROM refresh_tokens",
     [ST_RESET_REVOCATIONS] = "DELETE FROM revocations",
+    [ST_UNENROLL] = "DELETE FROM enrollments WHERE course_id = ?1 AND user_id = ?2",
+    [ST_UNENROLL_COUNT] = "UPDATE courses SET enrollment_count = max(enrollment_count - 1, 0),"
+                          " rev = rev + 1 WHERE id = ?1 RETURNING enrollment_count",
+    [ST_MY_COUNT] = "SELECT count(*) FROM enrollments WHERE user_id = ?1",
+    [ST_MY_PAGE] = "SELECT c.id, c.title, c.description, c.category, c.difficulty, c.tags,"
+                   " c.instructor_id, c.duration_minutes, c.rating, c.rating_count,"
+                   " c.enrollment_count, c.published, c.created_at, c.updated_at, e.created_at"
+                   " FROM enrollments e JOIN courses c ON c.id = e.course_id"
+                   " WHERE e.user_id = ?1 ORDER BY e.created_at DESC, e.course_id"
+                   " LIMIT ?2 OFFSET ?3",
+    [ST_COURSE_EXISTS] = "SELECT 1 FROM courses WHERE id = ?1",
+    [ST_MODULE_STATS] = "SELECT count(*), coalesce(max(ord), 0) FROM modules WHERE course_id = ?1",
+    [ST_MODULE_DELETE] = "DELETE FROM modules WHERE id = ?1 AND course_id = ?2",
+    [ST_DURATION_SUM] = "UPDATE courses SET duration_minutes = (SELECT coalesce(sum("
+                        "duration_minutes), 0) FROM modules WHERE course_id = ?1),"
+                        " updated_at = ?2, rev = rev + 1 WHERE id = ?1",
+    [ST_ENROLLED] = "SELECT 1 FROM enrollments WHERE course_id = ?1 AND user_id = ?2",
+    [ST_RATING_GET] = "SELECT stars FROM ratings WHERE course_id = ?1 AND user_id = ?2",
+    [ST_RATING_PUT] = "INSERT INTO ratings (course_id, user_id, stars, updated_at)"
+                      " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(course_id, user_id) DO UPDATE"
+                      " SET stars = excluded.stars, updated_at = excluded.updated_at",
+    /* The average in integers, rounded half up as el_rating_average does
+     * (the right-hand sides all see the row as it was). */
+    [ST_RATING_APPLY] = "UPDATE courses SET rating_sum = rating_sum + ?2,"
+                        " rating_count = rating_count + ?3,"
+                        " rating = ((rating_sum + ?2) * 20 + (rating_count + ?3))"
+                        " / (2 * (rating_count + ?3)) / 10.0, rev = rev + 1 WHERE id = ?1",
+    [ST_RESET_RATINGS] = "DELETE FROM ratings",
 };
 
 /* List filters: a bit each, so every combination has its own statement
@@ -225,7 +281,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 #define F_CATEGORY 1
 #define F_DIFFICULTY 2
 #define F_SEARCH 4
-#define NFILTERS 8
+#define F_PUBLISHED 8
+#define F_INSTRUCTOR 16
+#define NFILTERS 32
 #define NSORTS 4
 
 static const char *const order_sql[NSORTS] = {
@@ -722,6 +780,13 @@ static int sqlite_ping(struct el_store *base)
     return exec_stmt(c, ST_PING);
 }
 
+static int sqlite_version(struct el_store *base, char *out, size_t n)
+{
+    EL_UNUSED(base);
+    snprintf(out, n, "%s", sqlite3_libversion());
+    return EL_OK;
+}
+
 /* Fetch course id (lowercase hex) and its modules inside the caller's
  * read transaction. */
 static int fetch_course(struct conn *c, const char *id, struct el_course *out)
@@ -772,16 +837,18 @@ static int sqlite_course_get(struct el_store *base, const char *id, struct el_co
 static int list_stmt(struct conn *c, int filters, enum el_sort sort, bool count, sqlite3_stmt **out)
 {
     sqlite3_stmt **slot = count ? &c->count[filters] : &c->list[sort][filters];
-    char sql[512];
+    char sql[768];
     int n, rc;
 
     *out = NULL;
     if (*slot == NULL) {
         n = snprintf(
-            sql, sizeof(sql), "SELECT %s FROM courses WHERE 1%s%s%s%s%s%s",
+            sql, sizeof(sql), "SELECT %s FROM courses WHERE 1%s%s%s%s%s%s%s%s",
             count ? "count(*)" : COURSE_READ_COLS, filters & F_CATEGORY ? " AND category = ?1" : "",
             filters & F_DIFFICULTY ? " AND difficulty = ?2" : "",
-            filters & F_SEARCH ? " AND instr(search_text, ?3) > 0" : "", count ? "" : " ORDER BY ",
+            filters & F_SEARCH ? " AND instr(search_text, ?3) > 0" : "",
+            filters & F_PUBLISHED ? " AND published = 1" : "",
+            filters & F_INSTRUCTOR ? " AND instructor_id = ?6" : "", count ? "" : " ORDER BY ",
             count ? "" : order_sql[sort], count ? "" : " LIMIT ?4 OFFSET ?5");
         if (n < 0 || (size_t)n >= sizeof(sql))
             return EL_EINVAL; /* cannot happen: the longest form fits */
@@ -803,6 +870,8 @@ static int bind_filters(sqlite3_stmt *st, int filters, const struct el_course_qu
         rc = sqlite3_bind_text(st, 2, q->difficulty, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK && (filters & F_SEARCH))
         rc = sqlite3_bind_blob(st, 3, needle, (int)needle_len, SQLITE_STATIC);
+    if (rc == SQLITE_OK && (filters & F_INSTRUCTOR))
+        rc = sqlite3_bind_text(st, 6, q->instructor_id, -1, SQLITE_STATIC);
     return map_rc(rc);
 }
 
@@ -876,6 +945,17 @@ static int sqlite_course_list(struct el_store *base, const struct el_course_quer
         filters |= F_CATEGORY;
     if (q->difficulty[0])
         filters |= F_DIFFICULTY;
+    if (q->published_only)
+        filters |= F_PUBLISHED;
+    if (q->instructor_id[0]) {
+        /* Stored lowercase (id_lower); a hand-built query may not be. */
+        if (strnlen(q->instructor_id, EL_OID_HEX) != 24 || !el_oid_valid(q->instructor_id))
+            return EL_EINVAL;
+        for (int i = 0; i < 24; i++)
+            if (q->instructor_id[i] >= 'A' && q->instructor_id[i] <= 'F')
+                return EL_EINVAL;
+        filters |= F_INSTRUCTOR;
+    }
     if (needle_len > 0) {
         /* A needle holding the separator could match across fields; valid
          * UTF-8 (all el_course_query_parse lets through) never does. */
@@ -1049,7 +1129,9 @@ static int sqlite_reset(struct el_store *base)
         return rc;
     if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
         return rc;
-    rc = exec_stmt(c, ST_RESET_ENROLLMENTS);
+    rc = exec_stmt(c, ST_RESET_RATINGS);
+    if (rc == EL_OK)
+        rc = exec_stmt(c, ST_RESET_ENROLLMENTS);
     if (rc == EL_OK)
         rc = exec_stmt(c, ST_RESET_MODULES);
     if (rc == EL_OK)
@@ -1221,6 +1303,20 @@ static int sqlite_course_update(struct el_store *base, const char *id,
     return rc;
 }
 
+/* The module rule (store.h): the course's duration_minutes becomes the sum
+ * of its modules', and updated_at now_ms, in the caller's transaction. */
+static int sum_duration(struct conn *c, const char *cid, int64_t now_ms)
+{
+    sqlite3_stmt *st;
+    int rc = stmt(c, ST_DURATION_SUM, &st), bad;
+
+    if (rc != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_int64(st, 2, now_ms);
+    return step_once(c, st, bad);
+}
+
 /* Update one module's flagged columns and the course's updated_at. */
 static int update_module(struct conn *c, const char *cid, const char *mid,
                          const struct el_module_patch *p, int64_t now_ms)
@@ -1247,7 +1343,11 @@ static int update_module(struct conn *c, const char *cid, const char *mid,
      * none means no such module in that course (or no such course). */
     if (rc == EL_OK && sqlite3_changes(c->db) == 0)
         return EL_ENOTFOUND;
-    if (rc != EL_OK || (rc = stmt(c, ST_TOUCH_COURSE, &st)) != EL_OK)
+    if (rc != EL_OK)
+        return rc;
+    if (p->fields & EL_MF_DURATION)
+        return sum_duration(c, cid, now_ms); /* the module rule (store.h) */
+    if ((rc = stmt(c, ST_TOUCH_COURSE, &st)) != EL_OK)
         return rc;
     bad = sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
     bad |= sqlite3_bind_int64(st, 2, now_ms);
@@ -1729,6 +1829,300 @@ static int sqlite_revocations_live(struct el_store *base, int64_t now_ms,
     return rc;
 }
 
+/* ---- issue 12: unenroll, my learning, modules, ratings ------------------- */
+
+/* Step a statement expected to return at most one row whose first column
+ * is an integer: *v gets it and *found 1, or *found 0 when there is none. */
+static int step_int(struct conn *c, sqlite3_stmt *st, int bad, int64_t *v, int *found)
+{
+    int rc;
+
+    *found = 0;
+    if (bad) {
+        rc = bind_error(c);
+    } else {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *v = sqlite3_column_int64(st, 0);
+            *found = 1;
+            rc = EL_OK;
+        } else {
+            rc = rc == SQLITE_DONE ? EL_OK : map_rc(rc);
+        }
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+/* Bind (?1, ?2) = (a, b) to statement which and step it for one integer. */
+static int pair_int(struct conn *c, enum stmt_id which, const char *a, const char *b, int64_t *v,
+                    int *found)
+{
+    sqlite3_stmt *st;
+    int rc = stmt(c, which, &st), bad;
+
+    if (rc != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    if (b)
+        bad |= sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    return step_int(c, st, bad, v, found);
+}
+
+static int unenroll_rows(struct conn *c, const char *cid, const char *uid, int64_t *count)
+{
+    sqlite3_stmt *st;
+    int rc, found, bad;
+
+    if ((rc = stmt(c, ST_UNENROLL, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 2, uid, -1, SQLITE_STATIC);
+    if ((rc = step_once(c, st, bad)) != EL_OK)
+        return rc;
+    if (sqlite3_changes(c->db) == 0)
+        return EL_ENOTFOUND;
+    if ((rc = pair_int(c, ST_UNENROLL_COUNT, cid, NULL, count, &found)) != EL_OK)
+        return rc;
+    return found ? EL_OK : EL_ENOTFOUND;
+}
+
+static int sqlite_unenroll(struct el_store *base, const char *course_id, const char *user_id,
+                           int64_t *count)
+{
+    char cid[EL_OID_HEX], uid[EL_OID_HEX];
+    int64_t n = 0;
+    struct conn *c;
+    int rc;
+
+    if ((rc = take_id(cid, course_id)) != EL_OK || (rc = take_id(uid, user_id)) != EL_OK)
+        return rc;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+        return rc;
+    rc = tx_end(c, unenroll_rows(c, cid, uid, &n));
+    if (rc == EL_OK && count)
+        *count = n;
+    return rc;
+}
+
+static int my_page(struct conn *c, const char *uid, int page, int page_size,
+                   struct el_enrollment_page *out)
+{
+    sqlite3_stmt *st;
+    int rc, found, bad;
+
+    if ((rc = pair_int(c, ST_MY_COUNT, uid, NULL, &out->total, &found)) != EL_OK)
+        return rc;
+    if (out->total <= (int64_t)(page - 1) * page_size)
+        return EL_OK;
+    out->items = calloc((size_t)page_size, sizeof(*out->items));
+    out->enrolled_at = calloc((size_t)page_size, sizeof(*out->enrolled_at));
+    if (out->items == NULL || out->enrolled_at == NULL)
+        return EL_ENOMEM;
+    if ((rc = stmt(c, ST_MY_PAGE, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_int(st, 2, page_size);
+    bad |= sqlite3_bind_int64(st, 3, (int64_t)(page - 1) * page_size);
+    rc = bad ? bind_error(c) : EL_OK;
+    while (rc == EL_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->nitems == (size_t)page_size) {
+            rc = EL_EIO; /* LIMIT broken: cannot happen */
+            break;
+        }
+        out->enrolled_at[out->nitems] = sqlite3_column_int64(st, 14);
+        rc = row_to_course(st, &out->items[out->nitems++]);
+    }
+    if (rc == SQLITE_DONE)
+        rc = EL_OK;
+    else if (rc > 0)
+        rc = map_rc(rc);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+static int sqlite_enrollments(struct el_store *base, const char *user_id, int page,
+                              int page_size, struct el_enrollment_page *out)
+{
+    char uid[EL_OID_HEX];
+    struct conn *c;
+    int rc;
+
+    if ((rc = take_id(uid, user_id)) != EL_OK)
+        return rc;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN)) != EL_OK)
+        return rc;
+    rc = tx_end(c, my_page(c, uid, page, page_size, out));
+    if (rc != EL_OK)
+        el_enrollment_page_cleanup(out);
+    return rc;
+}
+
+/* Insert m as the course's last module (or at m->order) and apply the
+ * module rule, inside the caller's write transaction. */
+static int add_module_rows(struct conn *c, const char *cid, struct el_module *m, int64_t now_ms)
+{
+    sqlite3_stmt *st;
+    int64_t n = 0;
+    int rc, found, bad;
+
+    if ((rc = pair_int(c, ST_COURSE_EXISTS, cid, NULL, &n, &found)) != EL_OK)
+        return rc;
+    if (!found)
+        return EL_ENOTFOUND;
+    if ((rc = stmt(c, ST_MODULE_STATS, &st)) != EL_OK)
+        return rc;
+    if (sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC) != SQLITE_OK)
+        return bind_error(c);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        n = sqlite3_column_int64(st, 0);
+        if (m->order <= 0)
+            m->order = sqlite3_column_int(st, 1) + 1;
+        rc = EL_OK;
+    } else {
+        rc = map_rc(rc == SQLITE_DONE ? SQLITE_CORRUPT : rc);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != EL_OK)
+        return rc;
+    if (n >= EL_COURSE_MODULES_MAX)
+        return EL_ETOOBIG;
+    if ((rc = stmt(c, ST_INSERT_MODULE, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, m->id, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 2, cid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 3, or_empty(m->title), -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 4, or_empty(m->content), -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_int(st, 5, m->duration_minutes);
+    bad |= sqlite3_bind_int(st, 6, m->order);
+    if ((rc = step_once(c, st, bad)) != EL_OK)
+        return rc;
+    return sum_duration(c, cid, now_ms);
+}
+
+static int sqlite_module_add(struct el_store *base, const char *course_id, struct el_module *m,
+                             int64_t now_ms, struct el_course *out)
+{
+    char cid[EL_OID_HEX];
+    struct conn *c;
+    int rc;
+
+    if ((rc = take_id(cid, course_id)) != EL_OK)
+        return rc;
+    if (m->id[0] == '\0')
+        el_oid_new(m->id);
+    if (!el_oid_valid(m->id))
+        return EL_EINVAL;
+    id_lower(m->id, m->id);
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+        return rc;
+    rc = add_module_rows(c, cid, m, now_ms);
+    if (rc == EL_OK)
+        rc = fetch_course(c, cid, out);
+    rc = tx_end(c, rc);
+    if (rc != EL_OK)
+        el_course_cleanup(out);
+    return rc;
+}
+
+static int sqlite_module_delete(struct el_store *base, const char *course_id,
+                                const char *module_id, int64_t now_ms, struct el_course *out)
+{
+    char cid[EL_OID_HEX], mid[EL_OID_HEX];
+    sqlite3_stmt *st;
+    struct conn *c;
+    int rc, bad;
+
+    if ((rc = take_id(cid, course_id)) != EL_OK || (rc = take_id(mid, module_id)) != EL_OK)
+        return rc;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+        return rc;
+    if ((rc = stmt(c, ST_MODULE_DELETE, &st)) == EL_OK) {
+        bad = sqlite3_bind_text(st, 1, mid, -1, SQLITE_STATIC);
+        bad |= sqlite3_bind_text(st, 2, cid, -1, SQLITE_STATIC);
+        rc = step_once(c, st, bad);
+        if (rc == EL_OK && sqlite3_changes(c->db) == 0)
+            rc = EL_ENOTFOUND;
+    }
+    if (rc == EL_OK)
+        rc = sum_duration(c, cid, now_ms);
+    if (rc == EL_OK)
+        rc = fetch_course(c, cid, out);
+    rc = tx_end(c, rc);
+    if (rc != EL_OK)
+        el_course_cleanup(out);
+    return rc;
+}
+
+/* Course, enrollment, the rater's previous stars, then the new rating and
+ * the course's sum and count -- one write transaction, so concurrent
+ * raters (threads or processes) take turns and the average is exact. */
+static int rate_rows(struct conn *c, const char *cid, const char *uid, int stars, int64_t now_ms)
+{
+    sqlite3_stmt *st;
+    int64_t v = 0, old = 0;
+    int rc, found, had, bad;
+
+    if ((rc = pair_int(c, ST_COURSE_EXISTS, cid, NULL, &v, &found)) != EL_OK)
+        return rc;
+    if (!found)
+        return EL_ENOTFOUND;
+    if ((rc = pair_int(c, ST_ENROLLED, cid, uid, &v, &found)) != EL_OK)
+        return rc;
+    if (!found)
+        return EL_EFORBIDDEN;
+    if ((rc = pair_int(c, ST_RATING_GET, cid, uid, &old, &had)) != EL_OK)
+        return rc;
+    if ((rc = stmt(c, ST_RATING_PUT, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 2, uid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_int(st, 3, stars);
+    bad |= sqlite3_bind_int64(st, 4, now_ms);
+    if ((rc = step_once(c, st, bad)) != EL_OK)
+        return rc;
+    if ((rc = stmt(c, ST_RATING_APPLY, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_int64(st, 2, stars - (had ? old : 0));
+    bad |= sqlite3_bind_int(st, 3, had ? 0 : 1);
+    return step_once(c, st, bad);
+}
+
+static int sqlite_rate(struct el_store *base, const char *course_id, const char *user_id,
+                       int stars, int64_t now_ms, struct el_course *out)
+{
+    char cid[EL_OID_HEX], uid[EL_OID_HEX];
+    struct conn *c;
+    int rc;
+
+    if ((rc = take_id(cid, course_id)) != EL_OK || (rc = take_id(uid, user_id)) != EL_OK)
+        return rc;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+        return rc;
+    rc = rate_rows(c, cid, uid, stars, now_ms);
+    if (rc == EL_OK)
+        rc = fetch_course(c, cid, out);
+    rc = tx_end(c, rc);
+    if (rc != EL_OK)
+        el_course_cleanup(out);
+    return rc;
+}
+
 static void sqlite_thread_cleanup(struct el_store *base)
 {
     struct sqlite_store *s = from(base);
@@ -1795,6 +2189,29 @@ out:
     return rc;
 }
 
+/* Version 3 added courses.rating_sum; a courses table made by an older
+ * version lacks it. It is added, and filled with the sum the course's
+ * rating and rating_count imply, inside the schema transaction. */
+static int add_rating_sum(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('courses')"
+                                    " WHERE name = 'rating_sum'", -1, &st, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return SQLITE_OK; /* there already */
+    if (rc != SQLITE_DONE)
+        return rc;
+    return sqlite3_exec(db,
+                        "ALTER TABLE courses ADD COLUMN rating_sum INTEGER NOT NULL DEFAULT 0;"
+                        "UPDATE courses SET rating_sum = CAST(round(rating * rating_count)"
+                        " AS INTEGER);",
+                        NULL, NULL, NULL);
+}
+
 /* WAL mode (persistent in the file) and the schema, in the opening
  * thread's connection. Several responders may open the file at once:
  * BEGIN IMMEDIATE makes them take turns, and every statement is
@@ -1841,10 +2258,12 @@ static int create_schema(struct conn *c, const char *path, struct el_err *err)
                         version, SCHEMA_VERSION);
         goto out;
     }
+    if (rc == SQLITE_OK && version < SCHEMA_VERSION)
+        rc = add_rating_sum(c->db);
     if (rc == SQLITE_OK && version < SCHEMA_VERSION) {
-        /* Versions 2 only added tables and indexes, which schema_sql has
-         * just created. Version 3 adds courses.rev to a table that may
-         * predate it (a fresh file has it already). */
+        /* Version 4 adds courses.rev to a table that may predate it (a
+         * fresh file has it already); every other version only adds tables
+         * and indexes, which schema_sql has just created. */
         sqlite3_stmt *probe = NULL;
 
         if (sqlite3_prepare_v2(c->db, "SELECT rev FROM courses LIMIT 0", -1, &probe, NULL) !=
@@ -1935,6 +2354,7 @@ static const struct el_store_ops sqlite_ops = {
     .close = sqlite_close,
     .thread_cleanup = sqlite_thread_cleanup,
     .ping = sqlite_ping,
+    .version = sqlite_version,
     .course_get = sqlite_course_get,
     .course_list = sqlite_course_list,
     .course_insert = sqlite_course_insert,
@@ -1954,4 +2374,9 @@ static const struct el_store_ops sqlite_ops = {
     .revoke = sqlite_revoke,
     .revoked = sqlite_revoked,
     .revocations_live = sqlite_revocations_live,
+    .unenroll = sqlite_unenroll,
+    .enrollments = sqlite_enrollments,
+    .module_add = sqlite_module_add,
+    .module_delete = sqlite_module_delete,
+    .rate = sqlite_rate,
 };

@@ -71,7 +71,7 @@ struct node {
 
 static void node_start(struct node *n)
 {
-    struct el_bus_handlers h = {&n->seen, on_key, on_gen, on_filled, on_reset, on_dim};
+    struct el_bus_handlers h = {&n->seen, on_key, on_gen, on_filled, on_reset, NULL, on_dim};
     struct el_bus_opts o = {.heartbeat_ms = 50, .max_stale_ms = 300};
 
     memset(n, 0, sizeof(*n));

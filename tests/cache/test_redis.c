@@ -306,6 +306,9 @@ static void test_url_valid(void)
         "redis://:p%40ss%3A@h:65535",
         "redis://[::1]:6379/3",
         "redis://my_host/2147483647",
+        "redis-sentinel://127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381/mymaster",
+        "redis-sentinel://:p%40ss@[::1]:26379/mymaster/3",
+        "redis-sentinel://alice:pw@s1:1/cache-master/",
     };
 
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -351,6 +354,17 @@ static void test_url_invalid(void)
         {"redis://[::1]x", "unexpected"},
         {"redis://h st", "host"},
         {"redis://h?x=1", "host"},
+        {"redis-sentinel://h1:26379", "master name"},
+        {"redis-sentinel://h1:26379/", "master name"},
+        {"redis-sentinel://h1/mymaster", "sentinel 1"},
+        {"redis-sentinel://h1:1,,h2:2/m", "sentinel 2"},
+        {"redis-sentinel://h1:1,h2:0/m", "sentinel 2"},
+        {"redis-sentinel://h 1:1/m", "sentinel 1"},
+        {"redis-sentinel:///m", "no sentinel"},
+        {"redis-sentinel://h:1/m/x", "db"},
+        {"redis-sentinel://h:1/m a", "master name"},
+        {"redis-sentinel://a:1,b:1,c:1,d:1,e:1,f:1,g:1,h:1,i:1/m", "more than 8"},
+        {"redis-sentinel://alice@h:1/m", "password"},
     };
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -911,6 +925,40 @@ struct fake {
     atomic_int mute_asked;  /* connection 0 has sent its request */
 };
 
+/* Answer each command in buf[0..n) (whole RESP arrays, as hiredis sends
+ * them): ROLE as a master without replicas, INFO with an empty text, and
+ * anything else with a nil. */
+static int fake_answer(int fd, const char *buf, size_t n)
+{
+    const char *p = buf, *end = buf + n;
+
+    while (p < end && *p == '*') {
+        long argc = strtol(p + 1, NULL, 10);
+        const char *ans = "$-1\r\n";
+
+        p = strstr(p, "\r\n");
+        for (long a = 0; p && a < argc; a++) {
+            long len = strtol(p + 3, NULL, 10); /* "\r\n$<len>\r\n<arg>" */
+            const char *arg = strstr(p + 3, "\r\n");
+
+            if (arg == NULL)
+                return -1;
+            arg += 2;
+            if (a == 0 && len == 4 && strncmp(arg, "ROLE", 4) == 0)
+                ans = "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
+            else if (a == 0 && len == 4 && strncmp(arg, "INFO", 4) == 0)
+                ans = "$0\r\n\r\n";
+            p = arg + len;
+        }
+        if (p == NULL)
+            return -1;
+        p += 2;
+        if (write(fd, ans, strlen(ans)) != (ssize_t)strlen(ans))
+            return -1;
+    }
+    return 0;
+}
+
 static void *fake_main(void *arg)
 {
     struct fake *f = arg;
@@ -949,7 +997,7 @@ static void *fake_main(void *arg)
                 pfds[i--] = pfds[--n];
             } else if (pfds[i].fd == mute) {
                 atomic_store(&f->mute_asked, 1);
-            } else if (write(pfds[i].fd, "$-1\r\n", 5) != 5) {
+            } else if (fake_answer(pfds[i].fd, buf, (size_t)got) < 0) {
                 close(pfds[i].fd);
                 pfds[i--] = pfds[--n];
             }

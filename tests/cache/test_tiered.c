@@ -339,7 +339,7 @@ static void bus_filled(void *arg, const char *key)
 static void proc_start(struct proc *p, const char *url)
 {
     struct el_tiered_opts o = {.type = EL_TYPE_COURSE, .ttl_ms = 60000, .neg_body = NEG};
-    struct el_bus_handlers h = {p, NULL, NULL, bus_filled, NULL, NULL};
+    struct el_bus_handlers h = {p, NULL, NULL, bus_filled, NULL, NULL, NULL};
     uint64_t deadline;
 
     p->l1 = el_l1_new(1 << 20);
@@ -766,6 +766,50 @@ static void test_error_answer_cached_briefly(void)
     teardown(&f);
 }
 
+/* el_tiered_peek answers exactly when el_tiered_get would answer from L1
+ * with nothing else to do: never for a miss, an entry due for its early
+ * refresh, or one the silent bus no longer vouches for. */
+static void test_peek_only_what_l1_would_serve(void)
+{
+    struct el_tiered_opts o = {.type = EL_TYPE_COURSE, .ttl_ms = 60000, .neg_body = NEG,
+                               .max_stale_ms = 200};
+    struct el_bus_handlers h = {0};
+    struct loader l = {.status = 200, .body = "{\"v\":1}"};
+    struct el_blob *hot = el_blob_new(200, "{\"v\":0}", 7), *blob, *peeked;
+    struct el_l1 *l1 = el_l1_new(1 << 20);
+    struct el_redis *dead;
+    struct el_bus *bus;
+    struct el_tiered *t;
+    enum el_layer layer;
+
+    CU_ASSERT_EQUAL_FATAL(el_redis_new("redis://127.0.0.1:1/0", NULL, &dead, NULL), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_bus_start("redis://127.0.0.1:1/0", dead, &h, NULL, &bus, NULL), EL_OK);
+    t = el_tiered_new(l1, dead, &o);
+    el_tiered_set_bus(t, bus);
+    CU_ASSERT_PTR_NULL(el_tiered_peek(t, "course:p")); /* a miss */
+    CU_ASSERT_EQUAL(el_tiered_get(t, "course:p", load, &l, &blob, &layer), EL_OK);
+    CU_ASSERT_EQUAL(layer, EL_LAYER_MISS);
+    peeked = el_tiered_peek(t, "course:p"); /* just checked: served */
+    CU_ASSERT_PTR_EQUAL(peeked, blob);
+    el_blob_unref(peeked);
+    /* the bus silent and the check old: a worker must revalidate it */
+    atomic_store(&blob->checked_ms, el_now_ms() - 1000);
+    CU_ASSERT_PTR_NULL(el_tiered_peek(t, "course:p"));
+    el_blob_unref(blob);
+    /* in the last tenth of its TTL: a worker refreshes it */
+    CU_ASSERT_EQUAL(el_l1_put(l1, "course:h", hot, el_now_ms() + 3000, el_now_ms()), EL_OK);
+    el_blob_unref(hot);
+    CU_ASSERT_PTR_NULL(el_tiered_peek(t, "course:h"));
+    /* dropped (another process wrote it) */
+    el_tiered_dropped(l1, "course:p");
+    CU_ASSERT_PTR_NULL(el_tiered_peek(t, "course:p"));
+    CU_ASSERT_EQUAL(atomic_load(&l.calls), 1);
+    el_tiered_free(t);
+    el_bus_stop(bus);
+    el_redis_free(dead);
+    el_l1_free(l1);
+}
+
 void test_tiered_register(void)
 {
     CU_pSuite s = CU_add_suite("tiered", NULL, NULL);
@@ -787,4 +831,5 @@ void test_tiered_register(void)
     CU_add_test(s, "version guard: 8 racing writers, 2 processes", test_version_guard_concurrent);
     CU_add_test(s, "an answer that cannot be built is cached briefly, in L1 only",
                 test_error_answer_cached_briefly);
+    CU_add_test(s, "peek serves only what L1 would", test_peek_only_what_l1_would_serve);
 }

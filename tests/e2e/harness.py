@@ -100,11 +100,14 @@ TIME_FACTOR = _time_factor()
 CONFIG_VARS = ('DB_URI', 'MONGO_URI', 'REDIS_URL', 'JWT_SECRET', 'ACCESS_TOKEN_EXPIRE_MINUTES',
                'REFRESH_TOKEN_EXPIRE_DAYS', 'COURSE_TTL', 'COURSE_LIST_TTL', 'L1_MAX_BYTES',
                'WORKERS', 'REDIS_TIMEOUT_MS', 'DB_TIMEOUT_MS', 'IDLE_TIMEOUT', 'L1_MAX_STALE',
-               'CACHE_WARM_MS')
+               'CACHE_WARM_MS', 'REQUEST_TIMEOUT', 'SEND_TIMEOUT', 'EVENT_THREADS', 'DATA_DIR',
+               'STATE_DIRECTORY', 'LOG_FILE', 'ACCESS_LOG', 'TRUSTED_PROXIES', 'INSTANCE',
+               'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES')
 
 OID = re.compile(r'^[0-9a-f]{24}$')
-# "<METHOD> <PATH> <STATUS> <LAYER|-> <MICROS>us"
-LOG_LINE = re.compile(r'^([A-Z]+) (\S+) (\d{3}) (L1|L2|MISS|-) (\d+)us$')
+# "<UTC TIME> <CLIENT> <METHOD> <PATH[?QUERY]> <STATUS> <LAYER|-> <MICROS>us <BYTES>B <REQUEST ID>"
+LOG_LINE = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S+ ([A-Z]+) (\S+) (\d{3}) '
+                      r'(L1|L2|MISS|STALE|-) (\d+)us \d+B \S+$')
 
 
 # --------------------------------------------------------------------------
@@ -293,15 +296,21 @@ class Procs:
             self.stop(p, timeout=8)
 
 
-def start_nginx(stack, name, sockets):
+def start_nginx(stack, name, sockets, user=None):
     """nginx from conf/nginx.conf with one upstream server per socket;
-    returns (port, prefix, Popen). Not yet known to answer."""
+    returns (port, prefix, Popen). Not yet known to answer. user: the
+    workers' "user group" (render_nginx's EL_NGINX_USER), e.g. the
+    production "www-data www-data"."""
     port = free_port()
     prefix = os.path.join(stack.tmp, 'nginx-' + name)
+    env = dict(os.environ, EL_TESTS_DIR=os.path.join(ROOT, 'tests'))
+    env.pop('EL_NGINX_USER', None)
+    if user:
+        env['EL_NGINX_USER'] = user
     subprocess.run(['sh', '-c', '. "$0"; render_nginx "$@"', os.path.join(ROOT, 'tests/lib.sh'),
                     os.path.join(ROOT, 'conf/nginx.conf'), prefix, str(port),
                     os.path.join(ROOT, 'www')] + list(sockets),
-                   check=True, env=dict(os.environ, EL_TESTS_DIR=os.path.join(ROOT, 'tests')))
+                   check=True, env=env)
     p = stack.procs.start('nginx ' + name,
                           ['nginx', '-p', prefix, '-c', os.path.join(prefix, 'nginx.conf'),
                            '-e', os.path.join(prefix, 'logs/error.log'), '-g', 'daemon off;'],
@@ -414,11 +423,14 @@ class Stack:
         self._list_seq = itertools.count()
         self.configure()
 
-    def configure(self, fronts='ab', upstream=False, own_mongo=False, workers='4', name='e2e'):
+    def configure(self, fronts='ab', upstream=False, own_mongo=False, workers='4', name='e2e',
+                  env=None):
         """fronts: the responders' names (S.a, S.b ...); upstream: also
         S.shared, one nginx over all of them; own_mongo: always the MongoDB
         test server, never TEST_MONGO_URI (for suites that freeze it or ask
-        it for its counters); workers: WORKERS of every responder."""
+        it for its counters); workers: WORKERS of every responder; env:
+        more configuration for every responder."""
+        self.env_extra = dict(env or {})
         self.front_names = fronts
         self.with_upstream = upstream
         self.own_mongo = own_mongo
@@ -435,7 +447,7 @@ class Stack:
                  # Tests assert X-Cache transitions from a cold cache; a
                  # warming test turns it back on for its own responder.
                  CACHE_WARM_MS='0')
-        for k, v in over.items():
+        for k, v in list(self.env_extra.items()) + list(over.items()):
             if v is None:
                 e.pop(k, None)
             else:
@@ -786,15 +798,18 @@ class Case(unittest.TestCase):
             self.assertRegex(body['detail'], r'\b%s\b' % re.escape(mentions), r)
         return body
 
-    def until_in_l1(self, front, cid):
-        """Read course cid on front until front serves it from its L1. (A
-        fill is cached nowhere when an invalidation -- a bus reset after a
-        Redis outage, say -- arrived while it read: lib/cache/tiered.c.)"""
+    def until_in_l1(self, front, what):
+        """Read what (a course id, or a path) on front until front serves it
+        from its L1. (A fill is cached nowhere when an invalidation -- a bus
+        reset after a Redis outage, say -- arrived while it read:
+        lib/cache/tiered.c.)"""
+        path = what if what.startswith('/') else '/api/courses/' + what
+
         def in_l1():
-            r = front.get('/api/courses/' + cid)
-            self.assertCourse(r, cid)
+            r = front.get(path)
+            self.assertEqual(r.status, 200, r)
             return r.layer == 'L1'
-        wait_until(in_l1, 5, 'course %s in the L1 of %s' % (cid, front.name))
+        wait_until(in_l1, 5, '%s in the L1 of %s' % (path, front.name))
 
     def assertCourse(self, r, cid=None, layer=None):
         self.assertEqual(r.status, 200, r)

@@ -261,11 +261,11 @@ static void test_digest(void)
     /* Known vectors: SHA-1 of the documented canonical form. */
     q = parse_ok("");
     el_course_query_digest(&q, a);
-    CU_ASSERT_STRING_EQUAL(a, "668b1a57d75bb90226304d2352b174215f7855bd");
+    CU_ASSERT_STRING_EQUAL(a, "61969a389c74046859b8145b08023e2479c13418");
     q = parse_ok("search=PyThOn&category=programming&difficulty=beginner&sort_by=top_rated"
                  "&page=3&page_size=24");
     el_course_query_digest(&q, a);
-    CU_ASSERT_STRING_EQUAL(a, "75013ccfbb20af1eeab7c43fb1f537f4848d7dd9");
+    CU_ASSERT_STRING_EQUAL(a, "166521de9b704e0783c799564a6b86aa52a8c13c");
 
     /* Order, spelling and explicit defaults do not matter. */
     q = parse_ok("page_size=24&page=03&sort_by=top_rated&difficulty=beginner&category=programming"
@@ -274,18 +274,19 @@ static void test_digest(void)
     CU_ASSERT_STRING_EQUAL(a, b);
     q = parse_ok("sort_by=recent&page=1&page_size=12&search=&category=");
     el_course_query_digest(&q, b);
-    CU_ASSERT_STRING_EQUAL(b, "668b1a57d75bb90226304d2352b174215f7855bd");
+    CU_ASSERT_STRING_EQUAL(b, "61969a389c74046859b8145b08023e2479c13418");
 
     /* Each field changes it. */
     const char *variants[] = {
         "search=python", "category=python", "difficulty=advanced", "sort_by=duration",
         "page=2",        "page_size=13",    "search=PYTHON+",      "category=Programming",
+        "instructor_id=me", "instructor_id=5b00000000000000000000bb",
     };
     char seen[sizeof(variants) / sizeof(variants[0])][41];
     for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
         q = parse_ok(variants[i]);
         el_course_query_digest(&q, seen[i]);
-        CU_ASSERT_STRING_NOT_EQUAL(seen[i], "668b1a57d75bb90226304d2352b174215f7855bd");
+        CU_ASSERT_STRING_NOT_EQUAL(seen[i], "61969a389c74046859b8145b08023e2479c13418");
         for (size_t j = 0; j < i; j++)
             CU_ASSERT_STRING_NOT_EQUAL(seen[i], seen[j]);
     }
@@ -678,6 +679,53 @@ static void test_oid_unique_across_threads(void)
             CU_FAIL("invalid generated id");
 }
 
+/* issue 12: instructor_id, the visibility default, page-only queries,
+ * the rating average. */
+static void test_query_visibility(void)
+{
+    struct el_course_query q;
+    struct el_err err = {0, ""};
+    int page = 0, size = 0;
+
+    q = parse_ok("");
+    CU_ASSERT_TRUE(q.published_only); /* the public catalogue by default */
+    CU_ASSERT_FALSE(q.instructor_me);
+    CU_ASSERT_STRING_EQUAL(q.instructor_id, "");
+    q = parse_ok("instructor_id=me");
+    CU_ASSERT_TRUE(q.instructor_me);
+    CU_ASSERT_STRING_EQUAL(q.instructor_id, "");
+    q = parse_ok("instructor_id=5B00000000000000000000BB");
+    CU_ASSERT_STRING_EQUAL(q.instructor_id, "5b00000000000000000000bb"); /* lowercased */
+    CU_ASSERT_FALSE(q.instructor_me);
+    parse_bad("instructor_id=", "instructor_id: must be \"me\" or a 24-character hex ObjectId");
+    parse_bad("instructor_id=ME", "instructor_id: must be \"me\" or a 24-character hex ObjectId");
+    parse_bad("instructor_id=5b00000000000000000000b",
+              "instructor_id: must be \"me\" or a 24-character hex ObjectId");
+    parse_bad("instructor_id=5b00000000000000000000bbb",
+              "instructor_id: must be \"me\" or a 24-character hex ObjectId");
+    parse_bad("instructor_id=%7B%22%24ne%22%3A1%7D",
+              "instructor_id: must be \"me\" or a 24-character hex ObjectId");
+    parse_bad("instructor_id=me&instructor_id=me", "instructor_id: given more than once");
+
+    CU_ASSERT_EQUAL(el_page_query_parse("page=2&page_size=5", &page, &size, &err), EL_OK);
+    CU_ASSERT_EQUAL(page, 2);
+    CU_ASSERT_EQUAL(size, 5);
+    CU_ASSERT_EQUAL(el_page_query_parse("", &page, &size, &err), EL_OK);
+    CU_ASSERT_EQUAL(page, 1);
+    CU_ASSERT_EQUAL(size, EL_COURSE_PAGE_SIZE_DEFAULT);
+    CU_ASSERT_EQUAL(el_page_query_parse("sort_by=recent", &page, &size, &err), EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "unknown query parameter: sort_by");
+    CU_ASSERT_EQUAL(el_page_query_parse("page_size=0", &page, &size, &err), EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "page_size: must be an integer between 1 and 100");
+
+    CU_ASSERT_DOUBLE_EQUAL(el_rating_average(0, 0), 0.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(el_rating_average(9, 2), 4.5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(el_rating_average(10, 3), 3.3, 1e-12);  /* 3.333 */
+    CU_ASSERT_DOUBLE_EQUAL(el_rating_average(67, 20), 3.4, 1e-12); /* 3.35: half up */
+    CU_ASSERT_DOUBLE_EQUAL(el_rating_average(5, 1), 5.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(el_rating_average(149, 33), 4.5, 1e-12);
+}
+
 void test_course_register(void)
 {
     CU_pSuite s = CU_add_suite("course", NULL, NULL);
@@ -692,6 +740,8 @@ void test_course_register(void)
     CU_add_test(s, "query: bad escapes, NUL, invalid UTF-8", test_query_bad_encoding);
     CU_add_test(s, "query: unknown and repeated parameters", test_query_unknown_and_repeated);
     CU_add_test(s, "query digest: canonical and unambiguous", test_digest);
+    CU_add_test(s, "query: instructor_id, drafts hidden by default, page-only",
+                test_query_visibility);
     CU_add_test(s, "iso8601 dates", test_iso8601);
     CU_add_test(s, "course JSON: field order and escaping", test_course_json);
     CU_add_test(s, "course JSON: empty fields and ratings", test_course_json_edges);

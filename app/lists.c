@@ -254,8 +254,8 @@ static int page_from_store(struct el_app *app, const struct el_course_query *q,
  * what it is). */
 static enum el_layer worse(enum el_layer a, enum el_layer b)
 {
-    static const int rank[] = {[EL_LAYER_L1] = 0, [EL_LAYER_L2] = 1, [EL_LAYER_MISS] = 2,
-                               [EL_LAYER_STALE] = 3};
+    static const int rank[] = {
+        [EL_LAYER_L1] = 0, [EL_LAYER_L2] = 1, [EL_LAYER_MISS] = 2, [EL_LAYER_STALE] = 3};
 
     return rank[b] > rank[a] ? b : a;
 }
@@ -286,8 +286,8 @@ static int assemble(struct el_app *app, const struct el_course_query *q, const s
     int rc, n = 0;
 
     el_buf_init(&b, EL_COURSE_PAGE_MAX);
-    rc = el_buf_addf(&b, "{\"total\":%lld,\"page\":%d,\"page_size\":%d,\"items\":[", total,
-                     q->page, q->page_size);
+    rc = el_buf_addf(&b, "{\"total\":%lld,\"page\":%d,\"page_size\":%d,\"items\":[", total, q->page,
+                     q->page_size);
     for (p = end; rc == EL_OK && *p == ' ' && n < q->page_size; n++) {
         char id[EL_OID_HEX], skey[EL_KEY_MAX];
         struct summary_load sl = {app->store, id};

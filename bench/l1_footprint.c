@@ -136,7 +136,8 @@ int main(int argc, char **argv)
            peak / 1048576.0, last / 1048576.0, (double)peak / (double)budget,
            (unsigned long long)atomic_load(&ops), (unsigned long long)atomic_load(&nputs));
     printf("\n%d threads, %d s, keys from %u (u^2 skew), bodies 200 B - 64 KiB log-uniform, "
-           "TTL 1-60 s.\n", nthreads, seconds, NKEYS);
+           "TTL 1-60 s.\n",
+           nthreads, seconds, NKEYS);
     el_l1_free(cache);
     return 0;
 }

@@ -407,6 +407,7 @@ static void *bus_main(void *arg)
     struct el_redis_sub *sub = NULL;
     uint64_t next_beat = 0, sub_epoch = 0;
     int leader = 1; /* until Redis says otherwise: beat (see below) */
+    uint64_t half_stale = (uint64_t)b->o.max_stale_ms / 2;
     char why[192];
     int down_logged = 0;
 
@@ -439,7 +440,11 @@ static void *bus_main(void *arg)
 
             if (rc == EL_OK || rc == EL_ECONFLICT)
                 leader = rc == EL_OK;
-            if (leader && publish(b, 'H', NULL) == EL_OK)
+            /* And anyone beats when the channel has been silent for half of
+             * max_stale: a holder that is late (a loaded machine) must not
+             * make every process distrust its L1. */
+            if ((leader || now - atomic_load(&b->last_heard_ms) >= half_stale) &&
+                publish(b, 'H', NULL) == EL_OK)
                 atomic_fetch_add(&b->heartbeats, 1);
             next_beat = now + (uint64_t)b->o.heartbeat_ms;
         }

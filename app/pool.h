@@ -24,10 +24,12 @@
  * condition is logged at most once per 10 s.
  *
  * SIGTERM/SIGINT (a signalfd read by the first event thread, so no thread
- * is interrupted mid-request): stop accepting and close the listener, close
- * idle connections, finish requests in flight and those already arriving
- * (within their deadlines), then return. SIGHUP is taken too (it must not
- * end the process). */
+ * is interrupted mid-request): stop accepting and close the listener; go on
+ * serving the kept-alive connections until the web server closes them (only
+ * it knows it will not write another request into one), for at most 4 s;
+ * then close what is left once its answer is written, and return. A second
+ * SIGTERM/SIGINT ends the drain at once. SIGHUP is taken too (on_hup; it
+ * must not end the process). */
 #ifndef EL_POOL_H
 #define EL_POOL_H
 

@@ -9,6 +9,7 @@
 #include "request.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,12 +151,46 @@ static int etag_matches(const char *inm, const char *etag)
     return 0;
 }
 
+#define HEAD_MAX 1024
+
+/* The CGI head being built: appends past HEAD_MAX are counted, not written,
+ * so an overflow is seen once at the end. */
+struct head {
+    char *buf;
+    size_t len;
+};
+
+static void head_add(struct head *h, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (h->len < HEAD_MAX && n < HEAD_MAX - h->len)
+        memcpy(h->buf + h->len, s, n);
+    h->len += n;
+}
+
+/* v in decimal, in buf (at least 21 bytes); returns buf. */
+static const char *utoa(unsigned long long v, char *buf)
+{
+    char tmp[24];
+    size_t n = 0, i;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+    return buf;
+}
+
 /* Frame status line, headers and body into out. Returns the status actually
  * sent, or -1 when out cannot take it. */
 static int write_response(struct el_buf *out, const struct el_fcgi_req *rq,
                           const struct el_request *req, struct el_response *res, uint64_t *sent)
 {
-    char head[1024];
+    char head[HEAD_MAX];
     const char *body = res->blob ? res->blob->data : res->body.data;
     size_t len = res->blob ? res->blob->len : res->body.len;
     const char *etag = res->blob ? res->blob->etag : NULL;
@@ -175,26 +210,48 @@ static int write_response(struct el_buf *out, const struct el_fcgi_req *rq,
         len = 0;
     /* HEAD: the headers GET would send, Content-Length included, no body. */
     head_only = strcmp(req->method, "HEAD") == 0;
-    n = snprintf(head, sizeof(head),
-                 "Status: %d %s\r\n"
-                 "%s%s%s"
-                 "Content-Length: %zu\r\n"
-                 "%s%s%s"
-                 "%s%s%s"
-                 "%s%s%s"
-                 "%s\r\n",
-                 status, reason(status),
-                 len || status >= 400 ? "Content-Type: " : "",
-                 len || status >= 400 ? res->content_type : "",
-                 len || status >= 400 ? "\r\n" : "",
-                 len,
-                 res->has_layer ? "X-Cache: " : "", res->has_layer ? el_layer_name(res->layer) : "",
-                 res->has_layer ? "\r\n" : "",
-                 etag ? "ETag: " : "", etag ? etag : "", etag ? "\r\n" : "",
-                 res->allow[0] ? "Allow: " : "", res->allow, res->allow[0] ? "\r\n" : "",
-                 res->extra);
-    if (n < 0 || (size_t)n >= sizeof(head))
-        n = snprintf(head, sizeof(head), "Status: 500 Internal Server Error\r\n\r\n");
+    /* Appended piece by piece rather than by one snprintf: this runs for
+     * every response, and the format engine was most of its cost. */
+    {
+        struct head h = {head, 0};
+        char num[24];
+
+        head_add(&h, "Status: ");
+        head_add(&h, utoa((unsigned long long)status, num));
+        head_add(&h, " ");
+        head_add(&h, reason(status));
+        head_add(&h, "\r\n");
+        if (len || status >= 400) {
+            head_add(&h, "Content-Type: ");
+            head_add(&h, res->content_type);
+            head_add(&h, "\r\n");
+        }
+        head_add(&h, "Content-Length: ");
+        head_add(&h, utoa(len, num));
+        head_add(&h, "\r\n");
+        if (res->has_layer) {
+            head_add(&h, "X-Cache: ");
+            head_add(&h, el_layer_name(res->layer));
+            head_add(&h, "\r\n");
+        }
+        if (etag) {
+            head_add(&h, "ETag: ");
+            head_add(&h, etag);
+            head_add(&h, "\r\n");
+        }
+        if (res->allow[0]) {
+            head_add(&h, "Allow: ");
+            head_add(&h, res->allow);
+            head_add(&h, "\r\n");
+        }
+        head_add(&h, res->extra);
+        head_add(&h, "\r\n");
+        if (h.len >= HEAD_MAX) {
+            h.len = 0;
+            head_add(&h, "Status: 500 Internal Server Error\r\n\r\n");
+        }
+        n = (int)h.len;
+    }
     *sent = len && !head_only ? len : 0;
     if (el_fcgi_reply(out, rq, head, (size_t)n, body, (size_t)*sent) != EL_OK)
         return -1;
@@ -203,12 +260,25 @@ static int write_response(struct el_buf *out, const struct el_fcgi_req *rq,
 
 /* Access lines are formatted and batched by obs/log.c (one line per
  * request: time, client, method, target, status, layer, duration, bytes,
- * request id); event threads write the batch once per epoll round, workers
- * after each request, so a line never waits long and many L1 hits share
- * one write(2). */
+ * request id). The batch is written at 32 KiB, by the housekeeping thread
+ * every 250 ms, and by el_request_log_tick() at most every LOG_TICK_MS:
+ * on the L1-hit path a write(2) costs about as much as the rest of the
+ * request, so many requests share one. */
+#define LOG_TICK_MS 100
+
 void el_request_log_flush(void)
 {
     el_log_flush();
+}
+
+void el_request_log_tick(uint64_t now_ms)
+{
+    static _Atomic uint64_t last;
+    uint64_t prev = atomic_load_explicit(&last, memory_order_relaxed);
+
+    if (now_ms - prev >= LOG_TICK_MS &&
+        atomic_compare_exchange_strong(&last, &prev, now_ms))
+        el_log_flush();
 }
 
 /* The request id the web server passed: nginx's $request_id (REQUEST_ID in

@@ -88,9 +88,12 @@ struct el_fcgi_req;
 struct el_buf;
 int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struct el_buf *out);
 
-/* Write the calling thread's pending access-log lines (el_request_serve
- * collects them per thread): event threads call it once per epoll round,
- * workers after each request. */
+/* Write the batched access-log lines now (obs/log.c; at a stop). */
 void el_request_log_flush(void);
+
+/* After each epoll round and each worker request: write the batched lines
+ * when the last such write (by any thread) is 100 ms old, so busy threads
+ * share one write(2) among many requests. */
+void el_request_log_tick(uint64_t now_ms);
 
 #endif /* EL_REQUEST_H */

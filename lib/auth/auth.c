@@ -91,7 +91,7 @@ struct el_auth {
     struct el_bus *bus;
     struct local_rev local[LOCAL_SHARDS];
     atomic_int local_loaded;
-    _Atomic uint64_t local_resets, local_epoch; /* as when loaded */
+    _Atomic uint64_t local_resets; /* the bus's resets when loaded */
     _Atomic uint64_t local_hits;
     uint64_t local_tried_ms;  /* tick thread only: last load attempt */
     pthread_mutex_t fail_lock;
@@ -575,26 +575,26 @@ static int local_load_one(const char *id, int64_t expires_ms, void *arg)
  * have moved. */
 static void local_load(struct el_auth *a)
 {
-    uint64_t resets = el_bus_resets(a->bus), epoch = el_redis_epoch(a->redis);
+    uint64_t resets = el_bus_resets(a->bus);
 
     if (!el_bus_fresh(a->bus, el_now_ms()))
         return;
     if (el_store_revocations_live(a->store, el_wall_ms(), local_load_one, a) != EL_OK)
         return;
-    if (el_bus_resets(a->bus) != resets || el_redis_epoch(a->redis) != epoch)
+    if (el_bus_resets(a->bus) != resets)
         return;
     atomic_store(&a->local_resets, resets);
-    atomic_store(&a->local_epoch, epoch);
     atomic_store(&a->local_loaded, 1);
 }
 
-/* The local set holds every live revocation: loaded, and since then no
- * bus reset (no message lost) and no Redis outage or master switch. */
+/* The local set holds every live revocation: loaded, and no bus reset
+ * since (no message lost). A Redis outage or a master switch that lost
+ * messages shows as a reset too (a reconnect, a gap, a publisher's "L");
+ * a breaker flap that lost none does not, so it costs no reload. */
 static int local_complete(struct el_auth *a)
 {
     return atomic_load(&a->local_loaded) &&
-           el_bus_resets(a->bus) == atomic_load(&a->local_resets) &&
-           el_redis_epoch(a->redis) == atomic_load(&a->local_epoch);
+           el_bus_resets(a->bus) == atomic_load(&a->local_resets);
 }
 
 /* The local state may vouch now: loaded, no bus reset since, the
@@ -609,8 +609,7 @@ static int local_trusted(struct el_auth *a)
     heard = el_bus_last_heard_ms(a->bus);
     now = el_now_ms();
     return heard != 0 && now - heard <= LOCAL_STALE_MS && el_bus_fresh(a->bus, now) &&
-           el_bus_resets(a->bus) == atomic_load(&a->local_resets) &&
-           el_redis_epoch(a->redis) == atomic_load(&a->local_epoch);
+           local_complete(a);
 }
 
 /* A revocation this process could not announce: no other process hears
@@ -683,7 +682,7 @@ void el_auth_tick(struct el_auth *a)
 {
     unsigned char want[EL_KEY_AUTH_BUCKETS];
     uint64_t epoch;
-    int any = 0, full;
+    int any = 0, full, force;
 
     if (a->redis == NULL || !el_redis_is_up(a->redis))
         return;
@@ -699,36 +698,6 @@ void el_auth_tick(struct el_auth *a)
             local_load(a);
         }
         local_prune(a, a->prune_next % LOCAL_SHARDS, el_wall_ms());
-    }
-    epoch = el_redis_epoch(a->redis);
-    full = epoch != atomic_load(&a->synced_epoch);
-    for (unsigned b = 0; b < EL_KEY_AUTH_BUCKETS; b++) {
-        char key[EL_KEY_MAX];
-
-        if (atomic_load(&a->dirty[b])) {
-            /* First take the marker away, so no process trusts the bucket;
-             * only then is the copy begun. */
-            el_key_auth_bucket(key, sizeof(key), b);
-            if (el_redis_hdel(a->redis, key, "@sync") != EL_OK)
-                return;
-            atomic_store(&a->dirty[b], 0);
-            atomic_store(&a->stale[b], 1);
-        }
-        want[b] = full || atomic_load(&a->stale[b]);
-        any |= want[b];
-    }
-    if (any) {
-        int n = 0;
-
-        sync_buckets(a, want, full, full ? "Redis is new to this process (start, outage or failover)"
-                                   : "Redis lacked some revocations");
-        for (unsigned b = 0; b < EL_KEY_AUTH_BUCKETS; b++) {
-            if (!want[b])
-                atomic_store(&a->stale[b], 0);
-            n += want[b];
-        }
-        if (full && n == 0)
-            atomic_store(&a->synced_epoch, epoch);
     }
     /* Look at 8 buckets' markers per tick (all of them every 2 s): with the
      * local path answering, no request may read a bucket for a long time,
@@ -754,6 +723,40 @@ void el_auth_tick(struct el_auth *a)
         for (int i = 0; i < EL_REDIS_BATCH_MAX; i++)
             el_buf_cleanup(&v[i]);
     }
+    epoch = el_redis_epoch(a->redis);
+    full = epoch != atomic_load(&a->synced_epoch);
+    /* After an outage or a switch this process saw, every bucket is copied
+     * whatever its marker says; at start, only those whose marker does not
+     * name the master (a restart of every process costs no store scan). */
+    force = full && atomic_load(&a->synced_epoch) != UINT64_MAX;
+    for (unsigned b = 0; b < EL_KEY_AUTH_BUCKETS; b++) {
+        char key[EL_KEY_MAX];
+
+        if (atomic_load(&a->dirty[b])) {
+            /* First take the marker away, so no process trusts the bucket;
+             * only then is the copy begun. */
+            el_key_auth_bucket(key, sizeof(key), b);
+            if (el_redis_hdel(a->redis, key, "@sync") != EL_OK)
+                return;
+            atomic_store(&a->dirty[b], 0);
+            atomic_store(&a->stale[b], 1);
+        }
+        want[b] = full || atomic_load(&a->stale[b]);
+        any |= want[b];
+    }
+    if (any) {
+        int n = 0;
+
+        sync_buckets(a, want, force, full ? "Redis is new to this process (start, outage or failover)"
+                                   : "Redis lacked some revocations");
+        for (unsigned b = 0; b < EL_KEY_AUTH_BUCKETS; b++) {
+            if (!want[b])
+                atomic_store(&a->stale[b], 0);
+            n += want[b];
+        }
+        if (full && n == 0)
+            atomic_store(&a->synced_epoch, epoch);
+    }
     /* One bucket's expired fields per tick: every bucket about every 16 s. */
     {
         char key[EL_KEY_MAX], now[24];
@@ -763,6 +766,18 @@ void el_auth_tick(struct el_auth *a)
         el_key_auth_bucket(key, sizeof(key), a->prune_next++ % EL_KEY_AUTH_BUCKETS);
         best_effort(el_redis_eval_int(a->redis, prune_lua, key, 1, args, NULL, NULL));
     }
+}
+
+void el_auth_warm(struct el_auth *a, int wait_ms)
+{
+    uint64_t deadline = el_now_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 0);
+
+    while (a->bus != NULL && el_now_ms() < deadline &&
+           !(el_bus_connected(a->bus) && el_bus_fresh(a->bus, el_now_ms()))) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    el_auth_tick(a);
 }
 
 void el_auth_sync_state(struct el_auth *a, struct el_auth_sync_state *out)

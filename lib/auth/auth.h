@@ -133,6 +133,12 @@ void el_auth_session_invalidate(struct el_auth *a, const char *user_id);
  * start) from the store, and drop expired fields of one bucket. */
 void el_auth_tick(struct el_auth *a);
 
+/* At start, before serving: wait up to wait_ms for the bus to be
+ * subscribed and heard, then tick once -- the first copy into Redis and
+ * the load of the local set happen before the first request, not during
+ * the first ones. */
+void el_auth_warm(struct el_auth *a, int wait_ms);
+
 /* The revocation-sync state, for /health and /cache/stats (no I/O). */
 struct el_auth_sync_state {
     int redis;              /* 1 when Redis is configured */
@@ -154,8 +160,8 @@ void el_auth_sync_state(struct el_auth *a, struct el_auth_sync_state *out);
  * serves a request from it and the session in L1 with no I/O at all. It
  * trusts that state only while the bus does: no reset (gap, reconnect, lost
  * publish) since it was loaded, a message heard within L1_MAX_STALE, and
- * the same Redis epoch (no outage, no master switch). Otherwise it asks
- * Redis, and from there the store. A revocation reaches every process
+ * a master switch or reconnect resubscribes, which is a reset too).
+ * Otherwise it asks Redis, and from there the store. A revocation reaches every process
  * within the bus bound (the revoking process applies it at once).
  * el_auth_set_bus: give the bus (borrowed; NULL turns the local path
  * off). el_auth_revoked_heard: the bus handler for another process's

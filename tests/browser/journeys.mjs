@@ -226,9 +226,9 @@ const journeys = {
     await p.fill('#add-module [data-field="duration_minutes"]', '5');
     await p.click('#add-module button[type=submit]');
     await until(async () => /added/.test(await p.textContent('#modules-result')), 'module added');
-    const alphaId = await p.$eval('#module-list form.module-form:nth-of-type(1)', () => null) ||
-      (await p.$$eval('#module-list form.module-form', (fs) => fs.map((f) => [f.dataset.id,
-        f.querySelector('[data-field="title"]').value]))).find(([, t]) => t === 'Alpha')[0];
+    const alphaId = (await p.$$eval('#module-list form.module-form', (fs) => fs.map((f) =>
+      [f.dataset.id, f.querySelector('[data-field="title"]').value])))
+      .find(([, t]) => t === 'Alpha')[0];
     await p.click('form[data-id="' + alphaId + '"] button.remove');
     await until(async () => /removed/.test(await p.textContent('#modules-result')), 'module removed');
 
@@ -239,8 +239,7 @@ const journeys = {
       return r.status === 200 && JSON.stringify(r.body.modules.map((m) => m.title)) ===
         JSON.stringify(want) && r.body.duration_minutes === 25;
     }, 'the edits on responder b', 5000);
-    const reader = await ctx.browser() ? null : null; // (one profile; a second page suffices)
-    void reader;
+    // A second tab, never logged in: an anonymous reader of responder b.
     const q = await ctx.newPage();
     q.__errors = [];
     q.on('console', (m) => { if (m.type() === 'error') q.__errors.push(m.text()); });
@@ -375,6 +374,21 @@ const journeys = {
     assert(/Try again in \d+ s/.test(await q.textContent('#form-result')), '429 Retry-After shown');
     await noConsoleErrors(p);
     await noConsoleErrors(q);
+  },
+
+  // the database cannot answer a cold read: the API's 503 is shown, with
+  // its detail, on the page and in the banner.
+  async dbdown(ctx) {
+    const p = await page(ctx);
+    expectConsole(p, /status of 503/);
+    await p.goto(A + '/#/courses/' + CONFIG.cold);
+    await p.waitForSelector('main .error');
+    assert(/503/.test(await p.textContent('main .error')), 'the status on the page');
+    assert(/unavailable/i.test(await p.textContent('main .error')), 'the detail on the page');
+    assert(/unavailable/i.test(await p.textContent('#banner')), 'the banner');
+    await axe(p, 'database down');
+    await shots(p, 'database-down');
+    await noConsoleErrors(p);
   },
 
   // user-supplied text is shown as text: no element, no script, no dialog.

@@ -21,7 +21,7 @@ import sys
 
 import openapi_check
 from harness import (BUILD, ROOT, S, Case, account, fetch, free_port, main, only_if, scaled,
-                     wait_until)
+                     store_unavailable, wait_until)
 
 STORES = ('sqlite',)
 JOURNEYS = os.path.join(ROOT, 'tests', 'browser', 'journeys.mjs')
@@ -52,9 +52,10 @@ def config():
 
 class T50Browser(Case):
 
-    def journey(self, name):
+    def journey(self, name, **extra):
         capture = os.path.join(S.tmp, 'api-%s.jsonl' % name)
-        env = dict(os.environ, ELEARN_BROWSER_CONFIG=json.dumps(dict(config(), capture=capture)),
+        env = dict(os.environ, ELEARN_BROWSER_CONFIG=json.dumps(dict(config(), capture=capture,
+                                                                      **extra)),
                    NODE_PATH=os.path.join(ROOT, 'node_modules'))
         r = subprocess.run(['node', JOURNEYS, name], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=scaled(180))
@@ -99,6 +100,13 @@ class T50Browser(Case):
 
     def test_api_down_and_throttled(self):
         self.journey('down')
+
+    def test_database_down(self):
+        """A cold course while the store cannot answer: the API's 503."""
+        cid = S.take_id()
+        config()  # accounts and fronts made while the store still answers
+        with store_unavailable():
+            self.journey('dbdown', cold=cid)
 
     def test_xss_inert(self):
         self.journey('xss')

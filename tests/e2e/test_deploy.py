@@ -484,7 +484,11 @@ class T04SocketActivation(Case):
         reads = int(m.group(1))
         self.assertNotIn('Non-2xx', out, out)
         self.assertNotIn('Socket errors', out, out)
-        self.assertEqual(failures, [], 'failed writes')
+        if failures:
+            logs = '\n'.join('--- %s\n%s' % (os.path.basename(f), tail(f, 15)) for f in
+                             [os.path.join(S.tmp, 'act%d.log' % g) for g in range(1, self.gen + 1)]
+                             + [os.path.join(self.n.prefix, 'logs/error.log')])
+            self.fail('failed writes: %r\n%s' % (failures, logs))
         # Every acknowledged write is in the store (read past the caches:
         # a fresh responder would also answer from Redis, so ask the store).
         listed = set()

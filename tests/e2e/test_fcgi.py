@@ -539,13 +539,42 @@ class F05Descriptors(FcgiCase):
         self.assertEqual(slow.read_record()[0], GET_VALUES_RESULT)  # accepted and read
         slow.send(begin(1) + record(PARAMS, 1, nv('PATH_INFO', '/health')))  # arriving
         r.p.send_signal(signal.SIGTERM)
-        self.assertTrue(c.closed(5))  # idle kept connection: closed at once
-        slow.send(record(PARAMS, 1) + record(STDIN, 1))  # finishes its request
+
+        def refused():
+            try:
+                socket.socket(socket.AF_UNIX).connect(r.sock)
+                return False
+            except OSError:
+                return True
+        wait_until(refused, 5, 'new connections refused after SIGTERM')
+        # The kept connection goes on being served until its peer closes it
+        # (the web server decides when it will not write into it again) ...
+        c.send(b''.join(request('/health')))
+        self.assertEqual(c.response()[0], 200)
+        # ... and the request that was arriving is finished.
+        slow.send(record(PARAMS, 1) + record(STDIN, 1))
         self.assertEqual(slow.response()[0], 200)
+        self.assertTrue(r.alive())
+        # A second SIGTERM ends the drain: every connection closed, exit 0.
+        r.p.send_signal(signal.SIGTERM)
+        self.assertTrue(c.closed(5))
+        self.assertTrue(slow.closed(5))
         self.assertEqual(r.p.wait(scaled(15)), 0, r.text()[-2000:])
         r.stop()
         c.close()
         slow.close()
+
+    def test_sigterm_exits_once_the_peers_close(self):
+        r = Responder('sigterm2')
+        c = Conn(r.sock)
+        c.send(b''.join(request('/health')))
+        self.assertEqual(c.response()[0], 200)
+        r.p.send_signal(signal.SIGTERM)
+        wait_until(lambda: 'stopping' in r.text(), 5, 'the stop to begin')
+        self.assertTrue(r.alive())  # draining: our connection is still open
+        c.close()  # the web server closes it: nothing left, exit 0
+        self.assertEqual(r.p.wait(scaled(10)), 0, r.text()[-2000:])
+        r.stop()
 
 
 class F06Apache(FcgiCase):
@@ -560,10 +589,11 @@ class F06Apache(FcgiCase):
         cls.r = Responder('apache-backend', tcp_port=rport)
         shipped = read_text(os.path.join(ROOT, 'conf/apache.conf'))
         proxy = re.search(r'^\s*ProxyPass\s.*$', shipped, re.M).group(0)
-        proxy = proxy.replace('unix:@SOCKET@|fcgi://localhost/', 'fcgi://127.0.0.1:%d/' % rport)
+        # the socket (a path, or @SOCKET@ in the template) becomes our TCP port
+        proxy = re.sub(r'unix:[^|"]*\|fcgi://localhost/', 'fcgi://127.0.0.1:%d/' % rport, proxy)
         if 'fcgi://127.0.0.1:%d/' % rport not in proxy:
-            raise AssertionError('conf/apache.conf: ProxyPass no longer names '
-                                 'unix:@SOCKET@|fcgi://localhost/: %s' % proxy)
+            raise AssertionError('conf/apache.conf: no unix:...|fcgi://localhost/ '
+                                 'in its ProxyPass: %s' % proxy)
         location = re.search(r'^\s*<Location "/api/">.*?</Location>', shipped,
                              re.S | re.M).group(0)
         d = os.path.join(S.tmp, 'apache')

@@ -6,7 +6,7 @@
 // and page as its query (#/?search=go&sort_by=popular&page=2), so back,
 // forward and reload all work.
 import * as api from './api.js';
-import { $, el, badge, statusBox, errorBox, meta, minutes, show, loading, field, fieldError,
+import { $, el, statusBox, errorBox, meta, minutes, show, loading, field, fieldError,
          clearFieldErrors, requestLine } from './ui.js';
 import { teachingPage, editorPage } from './teach.js';
 import { adminPage, stopAdmin } from './admin.js';
@@ -432,5 +432,3 @@ api.restore().finally(() => {
   nav();
   route();
 });
-
-export { badge };

@@ -93,6 +93,11 @@ $(B)/donothing-fcgi: bench/donothing.c
 $(B)/l1-bench: bench/l1_bench.c $(B)/libel.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libel.a $(LIBS)
 
+$(B)/l1-footprint: bench/l1_footprint.c $(B)/libel.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libel.a $(LIBS) -lm
+
+$(B)/bus-bench: bench/bus_bench.c $(B)/libel.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libel.a $(LIBS)
 $(B)/minimal-fcgi: bench/minimal.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $<
@@ -136,7 +141,8 @@ e2e: all
 	sh tests/e2e/run.sh $(B)
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(B)/donothing-fcgi $(B)/minimal-fcgi $(B)/l1-bench
+	@$(MAKE) --no-print-directory all $(B)/donothing-fcgi $(B)/minimal-fcgi $(B)/l1-bench \
+		$(B)/l1-footprint $(B)/bus-bench
 	sh bench/run.sh $(B)
 
 # ---- deployment (issue 11): the Debian package and its checks ---------------

@@ -55,6 +55,7 @@ static void on_reset(void *arg, const char *why)
     /* Generation messages may be among the lost: read the current one. */
     if (el_redis_get_int(app->redis, EL_KEY_LIST_GEN, &gen) == EL_OK && gen > 0)
         on_generation(app, (uint64_t)gen);
+    el_app_lists_resync(app);
 }
 
 int el_app_open(struct el_app *app)
@@ -105,7 +106,8 @@ int el_app_open(struct el_app *app)
         return -1;
     }
     if (app->redis) {
-        struct el_bus_handlers h = {app, on_key, on_generation, on_filled, on_reset, on_revoked};
+        struct el_bus_handlers h = {app,      on_key,     on_generation,        on_filled,
+                                    on_reset, on_revoked, el_app_list_dim_heard};
         struct el_bus_opts bo = {0};
 
         bo.max_stale_ms = app->cfg.l1_max_stale_ms;
@@ -123,7 +125,7 @@ int el_app_open(struct el_app *app)
     if (el_redis_get_int(app->redis, EL_KEY_LIST_GEN, &gen) != EL_OK || gen < 0)
         gen = 0;
     atomic_store(&app->list_generation, (uint64_t)gen);
-    return 0;
+    return el_app_lists_open(app);
 }
 
 void el_app_close(struct el_app *app)
@@ -133,6 +135,7 @@ void el_app_close(struct el_app *app)
     el_jwt_free(app->jwt);
     el_tiered_free(app->courses);
     el_tiered_free(app->course_lists);
+    el_app_lists_close(app);
     el_l1_free(app->l1);
     el_redis_free(app->redis);
     el_store_close(app->store);
@@ -254,6 +257,15 @@ void el_app_invalidate_course(struct el_app *app, const char *id)
     char key[EL_KEY_MAX];
 
     el_key_course(key, sizeof(key), id);
+    el_bus_batch_begin(app->bus); /* one announcement for all of it */
     el_tiered_invalidate(app->courses, key);
+    el_app_summary_invalidate(app, id);
     el_app_bump_lists(app);
+    el_app_announced(app);
+}
+
+void el_app_announced(struct el_app *app)
+{
+    if (el_bus_batch_end(app->bus) != EL_OK && app->bus)
+        fprintf(stderr, "courses: a write was not announced; peers will see a gap\n");
 }

@@ -31,8 +31,9 @@ int el_course_may_edit(const struct el_request *req, struct el_response *res,
 int el_course_respond(const struct el_request *req, struct el_response *res,
                       const struct el_course *c, int status);
 
-/* After a write of counts many users change at once (unenroll, rate):
- * drop course id from every cache, so the next read loads it. */
+/* Cache course id as the store has it now, with its revision (counts
+ * changed: enroll, unenroll, rate); the version guard keeps concurrent
+ * writers' copies in commit order. */
 void el_course_recache(struct el_app *app, const char *id);
 
 /* 0 when course id is published (read through the caches), else 404 (or

@@ -30,13 +30,11 @@ struct course_load {
     const char *id;
 };
 
-struct list_load {
-    struct el_store *store;
-    const struct el_course_query *q;
-};
-
-/* Loader for one course: 200 + JSON, 404, or a negative store error. */
-static int load_course(void *arg, struct el_buf *body)
+/* Loader for one course: 200 + JSON, 404, or a negative store error; the
+ * version is the course's revision (the version guard, tiered.h) -- a
+ * draft's too, so its not-found is not replaced by an older published
+ * copy. */
+static int load_course(void *arg, struct el_buf *body, uint64_t *version)
 {
     struct course_load *l = arg;
     struct el_course c;
@@ -47,26 +45,13 @@ static int load_course(void *arg, struct el_buf *body)
         return 404;
     if (rc != EL_OK)
         return rc;
+    *version = c.rev;
     if (!c.published) { /* a draft is "not found" to the shared caches */
         el_course_cleanup(&c);
         return 404;
     }
     rc = el_course_to_json(&c, body);
     el_course_cleanup(&c);
-    return rc == EL_OK ? 200 : rc;
-}
-
-static int load_list(void *arg, struct el_buf *body)
-{
-    struct list_load *l = arg;
-    struct el_course_page page;
-    int rc;
-
-    rc = el_store_course_list(l->store, l->q, &page);
-    if (rc != EL_OK)
-        return rc;
-    rc = el_course_page_to_json(&page, l->q, body);
-    el_course_page_cleanup(&page);
     return rc == EL_OK ? 200 : rc;
 }
 
@@ -108,17 +93,6 @@ int el_app_course_read(struct el_app *app, const char *id, struct el_blob **out,
 
     el_key_course(key, sizeof(key), id);
     return el_tiered_get(app->courses, key, load_course, &l, out, layer);
-}
-
-int el_app_list_read(struct el_app *app, const struct el_course_query *q, struct el_blob **out,
-                     enum el_layer *layer)
-{
-    char digest[41], key[EL_KEY_MAX];
-    struct list_load l = {app->store, q};
-
-    el_course_query_digest(q, digest);
-    el_key_courses_list(key, sizeof(key), atomic_load(&app->list_generation), digest);
-    return el_tiered_get(app->course_lists, key, load_list, &l, out, layer);
 }
 
 /* The caller, when the request carries a valid bearer token: 1 and *p
@@ -256,7 +230,6 @@ int fast_course_list(const struct el_request *req, struct el_response *res)
 {
     struct el_course_query q;
     struct el_err err = {0};
-    char digest[41], key[EL_KEY_MAX];
     struct el_blob *blob;
 
     if (el_course_query_parse(req->query, &q, &err) != EL_OK)
@@ -265,9 +238,7 @@ int fast_course_list(const struct el_request *req, struct el_response *res)
      * handler decides who sees what. */
     if (q.instructor_me || q.instructor_id[0])
         return 0;
-    el_course_query_digest(&q, digest);
-    el_key_courses_list(key, sizeof(key), atomic_load(&req->app->list_generation), digest);
-    if ((blob = el_tiered_peek(req->app->course_lists, key)) == NULL)
+    if ((blob = el_app_list_peek(req->app, &q)) == NULL)
         return 0;
     el_response_blob(res, blob, EL_LAYER_L1);
     el_blob_unref(blob);
@@ -314,6 +285,20 @@ int el_course_write_failed(struct el_response *res, int rc, const char *what)
     return el_response_error(res, 503, "Database unavailable, try again shortly");
 }
 
+/* Which lists a course patch can change (app/lists.c). */
+static unsigned patch_changes(unsigned fields)
+{
+    unsigned what = 0;
+
+    if (fields & (EL_CF_CATEGORY | EL_CF_DIFFICULTY | EL_CF_PUBLISHED))
+        what |= EL_LISTS_MEMBERS;
+    if (fields & (EL_CF_TITLE | EL_CF_DESCRIPTION | EL_CF_TAGS))
+        what |= EL_LISTS_SEARCH;
+    if (fields & EL_CF_DURATION)
+        what |= EL_LISTS_DURATION;
+    return what;
+}
+
 /* Serialise c into the response and cache it as the current version -- a
  * published one; a draft is dropped from every cache instead (file
  * header). */
@@ -325,10 +310,13 @@ int el_course_respond(const struct el_request *req, struct el_response *res,
     if (el_course_to_json(c, &res->body) != EL_OK)
         return el_response_error(res, 503, "Server out of memory, try again");
     el_key_course(key, sizeof(key), c->id);
-    if (!c->published)
+    /* A draft is cached as a not-found of its revision: a read that fetched
+     * the published copy before this write cannot bring it back. */
+    if (!c->published ? el_tiered_set_not_found(req->app->courses, key, c->rev) != EL_OK
+                      : el_tiered_set(req->app->courses, key, res->body.data, res->body.len,
+                                      c->rev) != EL_OK)
         el_tiered_invalidate(req->app->courses, key);
-    else if (el_tiered_set(req->app->courses, key, res->body.data, res->body.len) != EL_OK)
-        el_tiered_invalidate(req->app->courses, key);
+    el_app_summary_written(req->app, c);
     return status;
 }
 
@@ -380,8 +368,10 @@ int handle_course_create(const struct el_request *req, struct el_response *res)
     c.created_at = c.updated_at = el_wall_ms();
     rc = el_store_course_insert(req->app->store, &c);
     if (rc == EL_OK) {
-        el_app_bump_lists(req->app);
+        el_bus_batch_begin(req->app->bus); /* one announcement per write */
+        el_app_lists_changed(req->app, EL_LISTS_MEMBERS);
         status = el_course_respond(req, res, &c, 201);
+        el_app_announced(req->app);
     } else {
         status = el_course_write_failed(res, rc, "Course not found");
     }
@@ -417,8 +407,10 @@ int handle_course_patch(const struct el_request *req, struct el_response *res)
     if ((status = el_course_may_edit(req, res, &p, id, NULL)) == 0) {
         rc = el_store_course_update(req->app->store, id, &patch, el_wall_ms(), &c);
         if (rc == EL_OK) {
-            el_app_bump_lists(req->app);
+            el_bus_batch_begin(req->app->bus);
+            el_app_lists_changed(req->app, patch_changes(patch.fields));
             status = el_course_respond(req, res, &c, 200);
+            el_app_announced(req->app);
             el_course_cleanup(&c);
         } else {
             status = el_course_write_failed(res, rc, "Course not found");
@@ -457,8 +449,14 @@ int handle_module_patch(const struct el_request *req, struct el_response *res)
     if ((status = el_course_may_edit(req, res, &p, id, NULL)) == 0) {
         rc = el_store_module_update(req->app->store, id, mid, &patch, el_wall_ms(), &c);
         if (rc == EL_OK) {
-            el_app_bump_lists(req->app);
+            /* Only a module's duration reaches a list order (the course's
+             * duration_minutes is their sum); its summary is rewritten in
+             * el_course_respond. */
+            el_bus_batch_begin(req->app->bus);
+            el_app_lists_changed(req->app,
+                                 patch.fields & EL_MF_DURATION ? EL_LISTS_DURATION : 0);
             status = el_course_respond(req, res, &c, 200);
+            el_app_announced(req->app);
             el_course_cleanup(&c);
         } else {
             status = el_course_write_failed(res, rc, "Course or module not found");
@@ -485,45 +483,38 @@ int handle_course_delete(const struct el_request *req, struct el_response *res)
     rc = el_store_course_delete(req->app->store, id);
     if (rc != EL_OK)
         return el_course_write_failed(res, rc, "Course not found");
+    /* A tombstone, not a DEL: a read that fetched the course before the
+     * delete cannot bring it back into any cache (version guard). */
     el_key_course(key, sizeof(key), id);
-    el_tiered_invalidate(req->app->courses, key);
-    el_app_bump_lists(req->app);
+    el_bus_batch_begin(req->app->bus);
+    if (el_tiered_set_deleted(req->app->courses, key) != EL_OK)
+        el_tiered_invalidate(req->app->courses, key);
+    el_app_summary_deleted(req->app, id);
+    el_app_lists_changed(req->app, EL_LISTS_MEMBERS);
+    el_app_announced(req->app);
     return 204;
 }
 
-/* Counts that many users change at once (unenrollments, ratings) are not
- * cached from the writer's copy: two concurrent writers could put their
- * copies in the cache in the other order than the store took their writes,
- * and the older would stay. Dropping the key is safe in any order (a fill
- * racing with it is not cached, lib/cache/tiered.c); the next read, on
- * this process too, loads what the store has now. */
-/* Cache course id as the store has it now (after an enrollment; as
- * before issue 12 -- see el_course_recache for why ratings do not). */
-static void refill(struct el_app *app, const char *id)
+void el_course_recache(struct el_app *app, const char *id)
 {
     char key[EL_KEY_MAX];
     struct el_course c;
     struct el_buf b;
 
     el_key_course(key, sizeof(key), id);
-    el_buf_init(&b, 4u << 20);
+    el_buf_init(&b, 16u << 20);
     if (el_store_course_get(app->store, id, &c) == EL_OK) {
-        if (!c.published || el_course_to_json(&c, &b) != EL_OK ||
-            el_tiered_set(app->courses, key, b.data, b.len) != EL_OK)
+        if (!c.published ? el_tiered_set_not_found(app->courses, key, c.rev) != EL_OK
+                         : el_course_to_json(&c, &b) != EL_OK ||
+                               el_tiered_set(app->courses, key, b.data, b.len, c.rev) != EL_OK)
             el_tiered_invalidate(app->courses, key);
+        el_app_summary_written(app, &c);
         el_course_cleanup(&c);
     } else {
         el_tiered_invalidate(app->courses, key);
+        el_app_summary_invalidate(app, id);
     }
     el_buf_cleanup(&b);
-}
-
-void el_course_recache(struct el_app *app, const char *id)
-{
-    char key[EL_KEY_MAX];
-
-    el_key_course(key, sizeof(key), id);
-    el_tiered_invalidate(app->courses, key);
 }
 
 int el_course_require_public(const struct el_request *req, struct el_response *res,
@@ -559,9 +550,11 @@ int handle_course_enroll(const struct el_request *req, struct el_response *res)
     if (rc != EL_OK)
         return el_course_write_failed(res, rc, "Course not found");
     /* enrollment_count is part of the course and of the popular order:
-     * cache the course as it is now, move the lists on. */
-    refill(req->app, id);
-    el_app_bump_lists(req->app);
+     * cache the course as it is now, move the popular lists on. */
+    el_bus_batch_begin(req->app->bus);
+    el_course_recache(req->app, id);
+    el_app_lists_changed(req->app, EL_LISTS_POPULAR);
+    el_app_announced(req->app);
     if (el_buf_addf(&res->body, "{\"enrollment_count\":%lld}", (long long)count) != EL_OK)
         return el_response_error(res, 503, "Server out of memory, try again");
     return 200;

@@ -31,8 +31,10 @@ int handle_course_unenroll(const struct el_request *req, struct el_response *res
         return el_response_error(res, 404, "Not enrolled in this course");
     if (rc != EL_OK)
         return el_course_write_failed(res, rc, "Course not found");
+    el_bus_batch_begin(req->app->bus); /* one announcement per write */
     el_course_recache(req->app, id);
-    el_app_bump_lists(req->app);
+    el_app_lists_changed(req->app, EL_LISTS_POPULAR); /* enrollment_count */
+    el_app_announced(req->app);
     if (el_buf_addf(&res->body, "{\"enrollment_count\":%lld}", (long long)count) != EL_OK)
         return el_response_error(res, 503, "Server out of memory, try again");
     return 200;
@@ -92,13 +94,10 @@ int handle_course_rate(const struct el_request *req, struct el_response *res)
         status = el_course_write_failed(res, rc, "Course not found");
         goto out;
     }
-    /* The answer is this write's result; the caches are dropped, not
-     * filled with it (concurrent raters: el_course_recache). */
-    el_course_recache(req->app, id);
-    el_app_bump_lists(req->app); /* rating orders top_rated */
-    status = el_course_to_json(&c, &res->body) == EL_OK
-                 ? 200
-                 : el_response_error(res, 503, "Server out of memory, try again");
+    el_bus_batch_begin(req->app->bus);
+    el_app_lists_changed(req->app, EL_LISTS_TOP_RATED); /* rating orders top_rated */
+    status = el_course_respond(req, res, &c, 200);
+    el_app_announced(req->app);
     el_course_cleanup(&c);
 out:
     el_buf_cleanup(&body);

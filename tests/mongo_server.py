@@ -45,6 +45,13 @@ non-primary refuses writes (10107 NotWritablePrimary) and reads (13435),
 and {elearnSetPrimary: "host:port"} sent to every member holds an
 "election".
 
+--reply-jitter-ms N delays each reply to a write (insert, update, delete,
+findAndModify) by a random 0..N ms, sent from a timer thread while the loop
+goes on: writes still apply one at a time, in arrival order, but their
+acknowledgements reach the clients in another order -- as a real server's
+would under load. Tests of what clients do after a write use it to
+interleave concurrent writers (the single queue alone would hide races).
+
 Unknown commands get {ok: 0, code: 59, codeName: "CommandNotFound"}; what
 mongomock cannot do (arrayFilters, text indexes, ...) gets code 115,
 "CommandNotSupported", so a test fails loudly rather than silently.
@@ -53,8 +60,10 @@ mongomock cannot do (arrayFilters, text indexes, ...) gets code 115,
 import argparse
 import collections
 import datetime
+import random
 import signal
 import sys
+import threading
 import traceback
 
 from bson.int64 import Int64
@@ -490,7 +499,17 @@ class Handler:
                 'totalSize': 0}
 
 
-def serve_one(handler, request, verbose):
+WRITE_COMMANDS = frozenset(('insert', 'update', 'delete', 'findandmodify'))
+
+
+def send_reply(request, reply):
+    try:
+        request.replies(reply)
+    except OSError as e:
+        print('mongo_server: client went away: %s' % e, file=sys.stderr, flush=True)
+
+
+def serve_one(handler, request, verbose, jitter_ms=0):
     """Answer one request from the queue; a broken client socket is logged,
     never fatal."""
     if not request.is_command:
@@ -518,6 +537,13 @@ def serve_one(handler, request, verbose):
         print('%s.%s -> %r' % (dbname, name, reply), file=sys.stderr, flush=True)
     if isinstance(request, mockupdb.OpMsg) and request.flags & mockupdb.OP_MSG_FLAGS['moreToCome']:
         return  # unacknowledged (w:0): the client reads no reply
+    if jitter_ms > 0 and name.lower() in WRITE_COMMANDS:
+        # One reply per client connection is outstanding at a time (libmongoc
+        # does not pipeline), so a timer thread may send it.
+        t = threading.Timer(random.uniform(0, jitter_ms) / 1000.0, send_reply, (request, reply))
+        t.daemon = True
+        t.start()
+        return
     request.replies(reply)
 
 
@@ -530,6 +556,8 @@ def main():
                     help='the set\'s members (default: this server alone)')
     ap.add_argument('--primary', metavar='HOST:PORT', help='the primary (default: this server)')
     ap.add_argument('--verbose', action='store_true')
+    ap.add_argument('--reply-jitter-ms', type=float, default=0,
+                    help='delay each write reply by a random 0..N ms (interleaving)')
     args = ap.parse_args()
 
     def on_signal(signum, frame):
@@ -560,7 +588,7 @@ def main():
             if request is None:
                 break
             try:
-                serve_one(handler, request, args.verbose)
+                serve_one(handler, request, args.verbose, args.reply_jitter_ms)
             except OSError as e:
                 print('mongo_server: client went away: %s' % e, file=sys.stderr, flush=True)
     except Shutdown:

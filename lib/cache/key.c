@@ -36,6 +36,23 @@ int el_key_courses_list(char *dst, size_t n, uint64_t generation, const char *di
     return key_fmt(dst, n, "courses_list:%llu:%s", (unsigned long long)generation, digest);
 }
 
+int el_key_courses_ids(char *dst, size_t n, uint64_t members, uint64_t search, uint64_t order,
+                       const char *digest)
+{
+    return key_fmt(dst, n, "courses_ids:%llu.%llu.%llu:%s", (unsigned long long)members,
+                   (unsigned long long)search, (unsigned long long)order, digest);
+}
+
+int el_key_course_summary(char *dst, size_t n, const char *course_id)
+{
+    return key_fmt(dst, n, "course_summary:%s", course_id);
+}
+
+int el_key_list_gen(char *dst, size_t n, const char *dimension)
+{
+    return key_fmt(dst, n, EL_KEY_LIST_GEN ":%s", dimension);
+}
+
 int el_key_refresh_tokens(char *dst, size_t n, const char *user_id)
 {
     return key_fmt(dst, n, "refresh_tokens:%s", user_id);

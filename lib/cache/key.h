@@ -34,6 +34,14 @@ int el_key_auth_bucket(char *dst, size_t n, unsigned bucket);
 int el_key_course(char *dst, size_t n, const char *course_id);
 /* digest: hex digest of the canonical, validated list parameters. */
 int el_key_courses_list(char *dst, size_t n, uint64_t generation, const char *digest);
+/* A list page's ids (app/lists.c): the generations of its members, its
+ * search (0 without one) and its sort order (0 for none), and the digest. */
+int el_key_courses_ids(char *dst, size_t n, uint64_t members, uint64_t search, uint64_t order,
+                       const char *digest);
+/* A course's summary (list items; model/course.h). */
+int el_key_course_summary(char *dst, size_t n, const char *course_id);
+/* The Redis counter of a list-generation dimension ("courses_list:gen:popular"). */
+int el_key_list_gen(char *dst, size_t n, const char *dimension);
 int el_key_refresh_tokens(char *dst, size_t n, const char *user_id);
 int el_key_analytics_course(char *dst, size_t n, const char *course_id);
 /* The cluster-wide fill lease of a cache key (tiered.c). */

@@ -1538,3 +1538,87 @@ int el_redis_eval_int(struct el_redis *r, const char *script, const char *key, i
 
     return rc == EL_OK ? c.rc : rc;
 }
+
+/* The guard reads only the value's first bytes (GETRANGE), never a whole
+ * 1 MiB course, and compares numbers: versions stay below 2^53, exact in
+ * Lua's doubles. */
+int el_redis_set_versioned(struct el_redis *r, const char *key, uint64_t version, const void *val,
+                           size_t len, int64_t ttl_ms)
+{
+    static const char script[] =
+        "local h = redis.call('GETRANGE', KEYS[1], 0, 24) "
+        "local v = tonumber(string.match(h, '^#(%d+):')) "
+        "if v and v > tonumber(ARGV[2]) then return 0 end "
+        "redis.call('SET', KEYS[1], '#' .. ARGV[2] .. ':' .. ARGV[1], 'PX', ARGV[3]) "
+        "return 1";
+    char ver[24], ms[24];
+    const char *argv[7] = {"EVAL", script, "1", key, val ? (const char *)val : "", ver, ms};
+    size_t lens[7];
+    int64_t set = 0;
+    int rc;
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (key == NULL || (val == NULL && len > 0) || version >= (1ULL << 53))
+        return EL_EINVAL;
+    lens[0] = 4;
+    lens[1] = sizeof(script) - 1;
+    lens[2] = 1;
+    lens[3] = strlen(key);
+    lens[4] = len;
+    lens[5] = (size_t)snprintf(ver, sizeof(ver), "%llu", (unsigned long long)version);
+    lens[6] = (size_t)snprintf(ms, sizeof(ms), "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 1));
+    rc = command(r, 7, argv, lens, on_integer, &set);
+    if (rc == EL_OK && set == 0)
+        rc = EL_ECONFLICT;
+    return rc;
+}
+
+int el_redis_get_versioned(struct el_redis *r, const char *key, struct el_buf *out,
+                           uint64_t *version)
+{
+    size_t start = out ? out->len : 0, i;
+    uint64_t v = 0;
+    int rc = el_redis_get(r, key, out);
+
+    *version = 0;
+    if (rc != EL_OK || out->len == start || out->data[start] != '#')
+        return rc;
+    for (i = start + 1; i < out->len && i < start + 21; i++) {
+        if (out->data[i] < '0' || out->data[i] > '9')
+            break;
+        v = v * 10 + (uint64_t)(out->data[i] - '0');
+    }
+    if (i == start + 1 || i >= out->len || out->data[i] != ':')
+        return EL_EPROTO; /* not a header we wrote */
+    i++;
+    memmove(out->data + start, out->data + i, out->len - i);
+    out->len -= i - start;
+    out->data[out->len] = '\0';
+    *version = v;
+    return EL_OK;
+}
+
+int el_redis_lease(struct el_redis *r, const char *key, const char *owner, int64_t ttl_ms)
+{
+    static const char script[] =
+        "local v = redis.call('GET', KEYS[1]) "
+        "if v == false or v == ARGV[1] then "
+        "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
+        "return 0";
+    char ms[24];
+    const char *argv[6] = {"EVAL", script, "1", key, owner, ms};
+    size_t lens[6];
+    int64_t held = 0;
+    int rc;
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (key == NULL || owner == NULL)
+        return EL_EINVAL;
+    snprintf(ms, sizeof(ms), "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 1));
+    for (int i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    rc = command(r, 6, argv, lens, on_integer, &held);
+    return rc == EL_OK && held == 0 ? EL_ECONFLICT : rc;
+}

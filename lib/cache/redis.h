@@ -113,6 +113,28 @@ int el_redis_ping(struct el_redis *r) EL_WUR;
 int el_redis_set_nx(struct el_redis *r, const char *key, const void *val, size_t len,
                     int64_t ttl_ms) EL_WUR;
 
+/* Versioned values (the version guard of tiered.c). A versioned value is
+ * stored as "#<version>:" followed by the bytes, so the version travels with
+ * the value into every process that reads it.
+ *
+ * el_redis_set_versioned: SET key to version + val with a TTL, atomically
+ * (one EVAL on one key), unless key already holds a value with a higher
+ * version: caches never go backwards, whatever order writers' cache updates
+ * arrive in. EL_OK when written, EL_ECONFLICT when a newer version is there
+ * (left as it is). An equal version is rewritten (same bytes, new TTL).
+ *
+ * el_redis_get_versioned: GET key; appends the bytes after the header to
+ * out and sets *version (0 for a value without a header). */
+int el_redis_set_versioned(struct el_redis *r, const char *key, uint64_t version, const void *val,
+                           size_t len, int64_t ttl_ms) EL_WUR;
+int el_redis_get_versioned(struct el_redis *r, const char *key, struct el_buf *out,
+                           uint64_t *version) EL_WUR;
+
+/* Hold a lease: SET key owner PX ttl_ms when key is absent or already
+ * owner's (taking or renewing it), atomically. EL_OK when owner holds it
+ * now, EL_ECONFLICT when another owner does. */
+int el_redis_lease(struct el_redis *r, const char *key, const char *owner, int64_t ttl_ms) EL_WUR;
+
 /* DEL key only if its value is val (releasing a lease we own), atomically. */
 int el_redis_del_if(struct el_redis *r, const char *key, const char *val) EL_WUR;
 

@@ -484,14 +484,15 @@ static struct json_object *jrating(double r)
     return json_object_new_double_s(r, s);
 }
 
-static struct json_object *module_json(const struct el_module *m)
+/* A module; in a summary without its content. */
+static struct json_object *module_json(const struct el_module *m, bool summary)
 {
     struct json_object *o = json_object_new_object();
 
     if (o == NULL)
         return NULL;
     if (put(o, "_id", json_object_new_string(m->id)) || put(o, "title", jstr(m->title)) ||
-        put(o, "content", jstr(m->content)) ||
+        (!summary && put(o, "content", jstr(m->content))) ||
         put(o, "duration_minutes", json_object_new_int(m->duration_minutes)) ||
         put(o, "order", json_object_new_int(m->order))) {
         json_object_put(o);
@@ -500,9 +501,10 @@ static struct json_object *module_json(const struct el_module *m)
     return o;
 }
 
-/* Build the json-c tree of c in the documented field order; NULL when out
- * of memory. The caller owns the result (json_object_put). */
-static struct json_object *course_json(const struct el_course *c)
+/* Build the json-c tree of c in the documented field order -- a summary
+ * leaves out the modules' content -- or NULL when out of memory. The caller
+ * owns the result (json_object_put). */
+static struct json_object *course_json(const struct el_course *c, bool summary)
 {
     struct json_object *o = json_object_new_object();
     struct json_object *tags = NULL, *mods = NULL;
@@ -536,7 +538,7 @@ static struct json_object *course_json(const struct el_course *c)
     if (mods == NULL || put(o, "modules", mods))
         goto fail;
     for (i = 0; i < c->nmodules; i++) {
-        struct json_object *m = module_json(&c->modules[i]);
+        struct json_object *m = module_json(&c->modules[i], summary);
         if (m == NULL || json_object_array_add(mods, m) != 0) {
             json_object_put(m);
             goto fail;
@@ -567,7 +569,12 @@ static int emit(struct json_object *obj, struct el_buf *out)
 
 int el_course_to_json(const struct el_course *c, struct el_buf *out)
 {
-    return emit(course_json(c), out);
+    return emit(course_json(c, false), out);
+}
+
+int el_course_summary_to_json(const struct el_course *c, struct el_buf *out)
+{
+    return emit(course_json(c, true), out);
 }
 
 int el_course_page_to_json(const struct el_course_page *p, const struct el_course_query *q,
@@ -587,7 +594,7 @@ int el_course_page_to_json(const struct el_course_page *p, const struct el_cours
     if (items == NULL || put(o, "items", items))
         goto fail;
     for (i = 0; i < p->nitems; i++) {
-        struct json_object *c = course_json(&p->items[i]);
+        struct json_object *c = course_json(&p->items[i], true);
         if (c == NULL || json_object_array_add(items, c) != 0) {
             json_object_put(c);
             goto fail;
@@ -629,7 +636,7 @@ int el_enrollment_page_to_json(const struct el_enrollment_page *p, int page, int
     if (items == NULL || put(o, "items", items))
         goto fail;
     for (i = 0; i < p->nitems; i++) {
-        struct json_object *c = course_json(&p->items[i]);
+        struct json_object *c = course_json(&p->items[i], true);
 
         if (c != NULL) {
             json_object_object_del(c, "modules");

@@ -47,6 +47,10 @@ struct el_course {
     bool published;
     int64_t created_at; /* ms since the Unix epoch, UTC */
     int64_t updated_at;
+    /* The store's revision of this document: 1 when inserted, + 1 in the
+     * same transaction / atomic update as every write to it (patch, module,
+     * enroll). Never in the JSON; the caches' version guard (tiered.h). */
+    uint64_t rev;
     struct el_module *modules;
     size_t nmodules;
 };
@@ -121,9 +125,23 @@ int el_enrollment_page_to_json(const struct el_enrollment_page *p, int page, int
 /* A page of a list that is not a GET /courses query (page, page_size). */
 int el_page_query_parse(const char *qs, int *page, int *page_size, struct el_err *err) EL_WUR;
 
-/* Append the JSON of one course / one page response
- * ({"total","page","page_size","items"}) to out. */
+/* Append the JSON of one course / one course summary / one page response
+ * ({"total","page","page_size","items"}) to out.
+ *
+ * A summary is the course without its modules' content (modules keep _id,
+ * title, duration_minutes and order, so the module count and the total
+ * duration stay): what list items carry, so one course with large modules
+ * cannot make a list page large. With the input limits of course_input.c
+ * (title 200, description 5000, tag 32 and module title 200 characters,
+ * 20 tags, 50 modules) a summary is at most EL_COURSE_SUMMARY_MAX bytes --
+ * every character escaped to six bytes ("\u0001") included -- and a page
+ * of EL_COURSE_PAGE_SIZE_MAX summaries at most EL_COURSE_PAGE_MAX bytes,
+ * under the 16 MiB a cached response may have (tiered.c). Ordinary text
+ * (one to four bytes a character) stays under a sixth of that. */
+#define EL_COURSE_SUMMARY_MAX (112u * 1024)
+#define EL_COURSE_PAGE_MAX (EL_COURSE_PAGE_SIZE_MAX * EL_COURSE_SUMMARY_MAX + 1024)
 int el_course_to_json(const struct el_course *c, struct el_buf *out) EL_WUR;
+int el_course_summary_to_json(const struct el_course *c, struct el_buf *out) EL_WUR;
 int el_course_page_to_json(const struct el_course_page *p, const struct el_course_query *q,
                            struct el_buf *out) EL_WUR;
 

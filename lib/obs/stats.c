@@ -29,7 +29,8 @@ static void must(int rc)
 
 const char *el_cache_type_name(enum el_cache_type t)
 {
-    static const char *const names[EL_TYPE__COUNT] = {"courses", "courses_list", "sessions"};
+    static const char *const names[EL_TYPE__COUNT] = {"courses", "courses_list", "sessions",
+                                                             "course_summaries"};
     return (unsigned)t < EL_TYPE__COUNT ? names[t] : "unknown";
 }
 

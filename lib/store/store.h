@@ -64,7 +64,8 @@ int el_store_course_get(struct el_store *s, const char *id, struct el_course *ou
 /* Fill *out with one page of courses matching q, ordered as q->sort says
  * with _id ascending as the tie-breaker. Drafts (published false) are left
  * out when q->published_only; q->instructor_id, when set, keeps only that
- * instructor's courses. */
+ * instructor's courses. Items are what summaries need (course.h): every
+ * module's content is "" (it is not read). */
 int el_store_course_list(struct el_store *s, const struct el_course_query *q,
                          struct el_course_page *out) EL_WUR;
 

@@ -615,6 +615,9 @@ static int doc_to_course(const bson_t *doc, struct el_course *c)
             c->created_at = iter_ms(&it);
         } else if (strcmp(k, "updated_at") == 0) {
             c->updated_at = iter_ms(&it);
+        } else if (strcmp(k, "rev") == 0 && BSON_ITER_HOLDS_NUMBER(&it)) {
+            int64_t r = bson_iter_as_int64(&it);
+            c->rev = r > 0 ? (uint64_t)r : 0;
         } else if (strcmp(k, "modules") == 0 && c->modules == NULL) {
             rc = read_modules(&it, c);
         }
@@ -697,6 +700,7 @@ static int course_to_doc(const struct el_course *c, bson_t *doc)
     ok = ok && BSON_APPEND_BOOL(doc, "published", c->published);
     ok = ok && BSON_APPEND_DATE_TIME(doc, "created_at", c->created_at);
     ok = ok && BSON_APPEND_DATE_TIME(doc, "updated_at", c->updated_at);
+    ok = ok && BSON_APPEND_INT64(doc, "rev", c->rev > 0 ? (int64_t)c->rev : 1);
     ok = ok && append_modules(doc, c);
     /* The stars behind rating (issue 12): what rating and rating_count
      * imply for a course inserted with them (seed data). */
@@ -790,6 +794,11 @@ static void list_opts(const struct el_course_query *q, int64_t skip, bson_t *opt
     if (skip > 0)
         BSON_APPEND_INT64(opts, "skip", skip);
     BSON_APPEND_INT64(opts, "limit", q->page_size);
+    /* List items are summaries (course.h): the modules' content, nearly all
+     * of a large course, stays in the database. */
+    BSON_APPEND_DOCUMENT_BEGIN(opts, "projection", &sort);
+    BSON_APPEND_INT32(&sort, "modules.content", 0);
+    bson_append_document_end(opts, &sort);
 }
 
 /* ---- operations -------------------------------------------------------- */
@@ -989,6 +998,7 @@ static int mongo_course_insert(struct el_store *base, struct el_course *c)
     }
     if (!course_text_valid(c))
         return EL_EINVAL;
+    c->rev = 1; /* a new document's first revision, as in the SQLite store */
     if ((rc = course_to_doc(c, &doc)) != EL_OK)
         goto out;
     client = client_pop(s, &coll);
@@ -1211,6 +1221,16 @@ static bool append_tags(bson_t *doc, const char *key, char *const *tags, size_t 
     return ok && bson_append_array_end(doc, &arr);
 }
 
+/* {$inc: {rev: 1}}: every update of a course moves its revision in the same
+ * atomic update (el_course.rev). */
+static bool append_rev_inc(bson_t *update)
+{
+    bson_t inc;
+
+    return BSON_APPEND_DOCUMENT_BEGIN(update, "$inc", &inc) && BSON_APPEND_INT64(&inc, "rev", 1) &&
+           bson_append_document_end(update, &inc);
+}
+
 /* {$set: {the flagged fields, updated_at}}. Only the flagged fields are
  * named, so a concurrent update of other fields is never overwritten with
  * stale values (no read-modify-write). */
@@ -1236,6 +1256,7 @@ static int course_patch_update(const struct el_course_patch *p, int64_t now_ms, 
         ok = BSON_APPEND_BOOL(&set, "published", v->published);
     ok = ok && BSON_APPEND_DATE_TIME(&set, "updated_at", now_ms);
     ok = ok && bson_append_document_end(update, &set);
+    ok = ok && append_rev_inc(update);
     return ok ? EL_OK : EL_ETOOBIG;
 }
 
@@ -1257,6 +1278,7 @@ static int module_patch_update(const struct el_module_patch *p, int64_t now_ms, 
         ok = BSON_APPEND_INT32(&set, "modules.$.order", m->order);
     ok = ok && BSON_APPEND_DATE_TIME(&set, "updated_at", now_ms);
     ok = ok && bson_append_document_end(update, &set);
+    ok = ok && append_rev_inc(update);
     return ok ? EL_OK : EL_ETOOBIG;
 }
 
@@ -1403,6 +1425,7 @@ static int modules_rewrite(struct mongo_store *s, const char *course_id, module_
             BSON_APPEND_INT32(&set, "duration_minutes", (int32_t)sum);
             BSON_APPEND_DATE_TIME(&set, "updated_at", now_ms);
             bson_append_document_end(&update, &set);
+            append_rev_inc(&update);
         }
         if (rc == EL_OK) {
             rc = modify_one(coll, &query, &update, NULL, &reply, &after);
@@ -1619,6 +1642,7 @@ static int mongo_enroll(struct el_store *base, const char *course_id, const char
     BSON_APPEND_DATE_TIME(&doc, "created_at", el_wall_ms());
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &inc);
     BSON_APPEND_INT32(&inc, "enrollment_count", 1);
+    BSON_APPEND_INT64(&inc, "rev", 1);
     bson_append_document_end(&update, &inc);
     BSON_APPEND_INT32(&fields, "enrollment_count", 1);
 
@@ -2203,6 +2227,7 @@ static int mongo_unenroll(struct el_store *base, const char *course_id, const ch
         BSON_APPEND_OID(&query, "_id", &cid);
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &inc);
         BSON_APPEND_INT32(&inc, "enrollment_count", -1);
+        BSON_APPEND_INT64(&inc, "rev", 1);
         bson_append_document_end(&update, &inc);
         BSON_APPEND_INT32(&fields, "enrollment_count", 1);
         rc = modify_one(courses, &query, &update, &fields, &reply, &after);
@@ -2445,6 +2470,7 @@ static int rate_apply(struct mongo_store *s, mongoc_client_t *client, mongoc_col
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &inc);
     BSON_APPEND_INT64(&inc, "rating_sum", stars - (had ? old : 0));
     BSON_APPEND_INT32(&inc, "rating_count", had ? 0 : 1);
+    BSON_APPEND_INT64(&inc, "rev", 1);
     bson_append_document_end(&update, &inc);
     BSON_APPEND_INT32(&fields, "rating_sum", 1);
     BSON_APPEND_INT32(&fields, "rating_count", 1);
@@ -2468,6 +2494,7 @@ static int rate_apply(struct mongo_store *s, mongoc_client_t *client, mongoc_col
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
     BSON_APPEND_DOUBLE(&set, "rating", el_rating_average(sum, count));
     bson_append_document_end(&update, &set);
+    append_rev_inc(&update);
     rc = update_one(courses, &query, &update, false, &matched);
 out:
     mongoc_find_and_modify_opts_destroy(fam);

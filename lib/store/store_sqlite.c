@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +46,9 @@
 
 #include "cache/key.h"
 
-#define SCHEMA_VERSION 3   /* 2: users, enrollments, refresh tokens, revocations;
-                            * 3: ratings, courses.rating_sum (issue 12) */
+#define SCHEMA_VERSION 4   /* 2: users, enrollments, refresh tokens, revocations;
+                            * 3: ratings, courses.rating_sum (issue 12);
+                            * 4: courses.rev (the caches' version guard) */
 #define SEP 0xFF           /* search_text field separator: a byte UTF-8 never uses */
 #define TOKEN_ID_MAX 64    /* bytes of a refresh token's jti/sid or a revoked id */
 #define HOUSEKEEP_BATCH 64 /* expired rows deleted per call that adds one */
@@ -54,6 +56,8 @@
 #define COURSE_COLS                                                                                \
     "id, title, description, category, difficulty, tags, instructor_id, duration_minutes, "        \
     "rating, rating_count, enrollment_count, published, created_at, updated_at"
+/* What a course read selects: the columns and the revision (column 14). */
+#define COURSE_READ_COLS COURSE_COLS ", rev"
 #define USER_COLS "id, email, name, role, password_hash, created_at"
 
 static const char schema_sql[] =
@@ -73,7 +77,8 @@ static const char schema_sql[] =
     " created_at INTEGER NOT NULL," /* ms since the epoch, UTC */
     " updated_at INTEGER NOT NULL,"
     " search_text BLOB NOT NULL,"
-    " rating_sum INTEGER NOT NULL DEFAULT 0);" /* version 3; see add_rating_sum */
+    " rating_sum INTEGER NOT NULL DEFAULT 0," /* version 3; see add_rating_sum */
+    " rev INTEGER NOT NULL DEFAULT 1);"       /* version 4; see el_course.rev */
     "CREATE TABLE IF NOT EXISTS modules ("
     " id TEXT PRIMARY KEY NOT NULL,"
     " course_id TEXT NOT NULL REFERENCES courses(id) ON DELETE CASCADE,"
@@ -131,6 +136,7 @@ enum stmt_id {
     ST_PING,
     ST_GET,
     ST_MODULES,
+    ST_MODULES_SUMMARY,
     ST_INSERT_COURSE,
     ST_INSERT_MODULE,
     ST_COUNT_ALL,
@@ -183,9 +189,12 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_PING] = "SELECT count(*) FROM sqlite_schema",
-    [ST_GET] = "SELECT " COURSE_COLS " FROM courses WHERE id = ?1",
+    [ST_GET] = "SELECT " COURSE_READ_COLS " FROM courses WHERE id = ?1",
     [ST_MODULES] = "SELECT id, title, content, duration_minutes, ord FROM modules"
                    " WHERE course_id = ?1 ORDER BY ord, id",
+    /* For list items, which are summaries (course.h): no content. */
+    [ST_MODULES_SUMMARY] = "SELECT id, title, '', duration_minutes, ord FROM modules"
+                           " WHERE course_id = ?1 ORDER BY ord, id",
     /* rating_sum: the stars behind rating, as near as a given rating and
      * count say (seeded courses have no ratings rows). */
     [ST_INSERT_COURSE] = "INSERT INTO courses (" COURSE_COLS ", search_text, rating_sum) VALUES"
@@ -199,16 +208,16 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_RESET_COURSES] = "DELETE FROM courses",
     [ST_UPDATE_COURSE] = "UPDATE courses SET title = ?2, description = ?3, category = ?4,"
                          " difficulty = ?5, tags = ?6, duration_minutes = ?7, published = ?8,"
-                         " updated_at = ?9, search_text = ?10 WHERE id = ?1",
+                         " updated_at = ?9, search_text = ?10, rev = rev + 1 WHERE id = ?1",
     /* NULL keeps a column as it is: the caller binds only flagged fields. */
     [ST_UPDATE_MODULE] = "UPDATE modules SET title = coalesce(?3, title),"
                          " content = coalesce(?4, content),"
                          " duration_minutes = coalesce(?5, duration_minutes),"
                          " ord = coalesce(?6, ord) WHERE id = ?1 AND course_id = ?2",
-    [ST_TOUCH_COURSE] = "UPDATE courses SET updated_at = ?2 WHERE id = ?1",
+    [ST_TOUCH_COURSE] = "UPDATE courses SET updated_at = ?2, rev = rev + 1 WHERE id = ?1",
     [ST_DELETE_COURSE] = "DELETE FROM courses WHERE id = ?1", /* modules, enrollments cascade */
-    [ST_ENROLL_COUNT] = "UPDATE courses SET enrollment_count = enrollment_count + 1"
-                        " WHERE id = ?1 RETURNING enrollment_count",
+    [ST_ENROLL_COUNT] = "UPDATE courses SET enrollment_count = enrollment_count + 1,"
+                        " rev = rev + 1 WHERE id = ?1 RETURNING enrollment_count",
     [ST_ENROLL] = "INSERT INTO enrollments (course_id, user_id, created_at) VALUES (?1, ?2, ?3)",
     [ST_USER_INSERT] = "INSERT INTO users (" USER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_USER_GET] = "SELECT " USER_COLS " FROM users WHERE id = ?1",
@@ -237,8 +246,8 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_RESET_REFRESH] = "DELETE FROM refresh_tokens",
     [ST_RESET_REVOCATIONS] = "DELETE FROM revocations",
     [ST_UNENROLL] = "DELETE FROM enrollments WHERE course_id = ?1 AND user_id = ?2",
-    [ST_UNENROLL_COUNT] = "UPDATE courses SET enrollment_count = max(enrollment_count - 1, 0)"
-                          " WHERE id = ?1 RETURNING enrollment_count",
+    [ST_UNENROLL_COUNT] = "UPDATE courses SET enrollment_count = max(enrollment_count - 1, 0),"
+                          " rev = rev + 1 WHERE id = ?1 RETURNING enrollment_count",
     [ST_MY_COUNT] = "SELECT count(*) FROM enrollments WHERE user_id = ?1",
     [ST_MY_PAGE] = "SELECT c.id, c.title, c.description, c.category, c.difficulty, c.tags,"
                    " c.instructor_id, c.duration_minutes, c.rating, c.rating_count,"
@@ -251,7 +260,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_MODULE_DELETE] = "DELETE FROM modules WHERE id = ?1 AND course_id = ?2",
     [ST_DURATION_SUM] = "UPDATE courses SET duration_minutes = (SELECT coalesce(sum("
                         "duration_minutes), 0) FROM modules WHERE course_id = ?1),"
-                        " updated_at = ?2 WHERE id = ?1",
+                        " updated_at = ?2, rev = rev + 1 WHERE id = ?1",
     [ST_ENROLLED] = "SELECT 1 FROM enrollments WHERE course_id = ?1 AND user_id = ?2",
     [ST_RATING_GET] = "SELECT stars FROM ratings WHERE course_id = ?1 AND user_id = ?2",
     [ST_RATING_PUT] = "INSERT INTO ratings (course_id, user_id, stars, updated_at)"
@@ -262,7 +271,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_RATING_APPLY] = "UPDATE courses SET rating_sum = rating_sum + ?2,"
                         " rating_count = rating_count + ?3,"
                         " rating = ((rating_sum + ?2) * 20 + (rating_count + ?3))"
-                        " / (2 * (rating_count + ?3)) / 10.0 WHERE id = ?1",
+                        " / (2 * (rating_count + ?3)) / 10.0, rev = rev + 1 WHERE id = ?1",
     [ST_RESET_RATINGS] = "DELETE FROM ratings",
 };
 
@@ -288,6 +297,7 @@ static const char *const order_sql[NSORTS] = {
  * el_store_close(), which runs when no call is in flight. */
 struct conn {
     sqlite3 *db;
+    bool writing; /* inside a BEGIN IMMEDIATE transaction */
     sqlite3_stmt *st[ST__COUNT];
     sqlite3_stmt *list[NSORTS][NFILTERS];
     sqlite3_stmt *count[NFILTERS];
@@ -298,6 +308,11 @@ struct conn {
 struct sqlite_store {
     struct el_store base;
     char *path;
+    /* The file we opened (see file_check): a write is acknowledged only
+     * while path still names it. */
+    dev_t dev;
+    ino_t ino;
+    atomic_int file_gone; /* 1 while path does not name it (logged once) */
     pthread_key_t key;    /* this thread's struct conn */
     pthread_mutex_t lock; /* guards conns only; never held during a query */
     struct conn *conns;
@@ -474,11 +489,38 @@ static int stmt(struct conn *c, enum stmt_id id, sqlite3_stmt **out)
     return rc;
 }
 
+/* The store refuses to lie: SQLite keeps writing to the file it opened
+ * even when that file has been deleted, replaced or moved -- data nobody
+ * will find after a restart. So a write is begun, and acknowledged, only
+ * while the path still names the file we opened (same device and inode,
+ * one stat(2): about a microsecond next to a write's milliseconds); health
+ * pings check the same. Back to normal once the file is back at its path.
+ * Reads go on from the open file meanwhile: what they return was true. */
+static int file_check(struct sqlite_store *s)
+{
+    struct stat st;
+    int gone = stat(s->path, &st) != 0 || st.st_dev != s->dev || st.st_ino != s->ino;
+
+    if (gone != atomic_exchange(&s->file_gone, gone))
+        fprintf(stderr, gone ? "store: sqlite: '%s' is no longer the file we opened (deleted, "
+                               "moved or replaced): refusing writes until it is back\n"
+                             : "store: sqlite: '%s' is back: accepting writes\n",
+                s->path);
+    return gone ? EL_EUNAVAIL : EL_OK;
+}
+
 /* Run a statement that returns no rows we need, and reset it. */
 static int exec_stmt(struct conn *c, enum stmt_id id)
 {
     sqlite3_stmt *st;
-    int rc = stmt(c, id, &st);
+    int rc;
+
+    if (id == ST_BEGIN_WRITE) {
+        if ((rc = file_check(c->owner)) != EL_OK)
+            return rc;
+        c->writing = true;
+    }
+    rc = stmt(c, id, &st);
 
     if (rc != EL_OK)
         return rc;
@@ -491,10 +533,15 @@ static int exec_stmt(struct conn *c, enum stmt_id id)
  * has not already done so after the error). Returns the final status. */
 static int tx_end(struct conn *c, int rc)
 {
+    bool wrote = c->writing;
+
+    c->writing = false;
     if (rc == EL_OK) {
         rc = exec_stmt(c, ST_COMMIT);
+        /* Committed into a file that is no longer at its path: lost on the
+         * next start, so not acknowledged (see file_check). */
         if (rc == EL_OK)
-            return EL_OK;
+            return wrote ? file_check(c->owner) : EL_OK;
     }
     if (!sqlite3_get_autocommit(c->db))
         (void)exec_stmt(c, ST_ROLLBACK);
@@ -597,15 +644,17 @@ static int row_to_course(sqlite3_stmt *st, struct el_course *c)
     c->published = sqlite3_column_int(st, 11) != 0;
     c->created_at = sqlite3_column_int64(st, 12);
     c->updated_at = sqlite3_column_int64(st, 13);
+    c->rev = (uint64_t)sqlite3_column_int64(st, 14);
     return EL_OK;
 }
 
-/* Read c's modules (ordered by ord, then id) into c. */
-static int load_modules(struct conn *c, struct el_course *course)
+/* Read c's modules (ordered by ord, then id) into c; for a summary with
+ * every content "". */
+static int load_modules(struct conn *c, struct el_course *course, bool summary)
 {
     sqlite3_stmt *st;
     size_t cap = 0;
-    int rc = stmt(c, ST_MODULES, &st);
+    int rc = stmt(c, summary ? ST_MODULES_SUMMARY : ST_MODULES, &st);
 
     if (rc != EL_OK)
         return rc;
@@ -722,8 +771,10 @@ static struct sqlite_store *from(struct el_store *s)
 static int sqlite_ping(struct el_store *base)
 {
     struct conn *c;
-    int rc = conn_get(from(base), &c, NULL);
+    int rc = file_check(from(base));
 
+    if (rc == EL_OK)
+        rc = conn_get(from(base), &c, NULL);
     if (rc != EL_OK)
         return rc;
     return exec_stmt(c, ST_PING);
@@ -756,7 +807,7 @@ out:
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (rc == EL_OK)
-        rc = load_modules(c, out);
+        rc = load_modules(c, out, false);
     return rc;
 }
 
@@ -793,7 +844,7 @@ static int list_stmt(struct conn *c, int filters, enum el_sort sort, bool count,
     if (*slot == NULL) {
         n = snprintf(
             sql, sizeof(sql), "SELECT %s FROM courses WHERE 1%s%s%s%s%s%s%s%s",
-            count ? "count(*)" : COURSE_COLS, filters & F_CATEGORY ? " AND category = ?1" : "",
+            count ? "count(*)" : COURSE_READ_COLS, filters & F_CATEGORY ? " AND category = ?1" : "",
             filters & F_DIFFICULTY ? " AND difficulty = ?2" : "",
             filters & F_SEARCH ? " AND instr(search_text, ?3) > 0" : "",
             filters & F_PUBLISHED ? " AND published = 1" : "",
@@ -875,7 +926,7 @@ static int fetch_page(struct conn *c, const struct el_course_query *q, int filte
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     for (size_t i = 0; rc == EL_OK && i < out->nitems; i++)
-        rc = load_modules(c, &out->items[i]);
+        rc = load_modules(c, &out->items[i], true);
     return rc;
 }
 
@@ -1042,6 +1093,8 @@ static int sqlite_course_insert(struct el_store *base, struct el_course *course)
     if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
         goto out;
     rc = tx_end(c, insert_rows(c, course, id, instructor, mod_ids));
+    if (rc == EL_OK)
+        course->rev = 1; /* the column's default */
 out:
     free(mod_ids);
     return rc;
@@ -1098,7 +1151,15 @@ static int sqlite_reset(struct el_store *base)
  * failed (bad is the OR of the binds' results), then reset it. */
 static int step_once(struct conn *c, sqlite3_stmt *st, int bad)
 {
-    int rc = bad ? bind_error(c) : map_rc(sqlite3_step(st));
+    /* A write outside a transaction is checked like a transaction's
+     * (see file_check). */
+    bool alone = sqlite3_get_autocommit(c->db) && !sqlite3_stmt_readonly(st);
+    int rc = alone && !bad ? file_check(c->owner) : EL_OK;
+
+    if (rc == EL_OK)
+        rc = bad ? bind_error(c) : map_rc(sqlite3_step(st));
+    if (rc == EL_OK && alone)
+        rc = file_check(c->owner);
 
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -2200,8 +2261,18 @@ static int create_schema(struct conn *c, const char *path, struct el_err *err)
     if (rc == SQLITE_OK && version < SCHEMA_VERSION)
         rc = add_rating_sum(c->db);
     if (rc == SQLITE_OK && version < SCHEMA_VERSION) {
-        /* Otherwise every version so far only adds tables and indexes,
-         * which schema_sql has just created. */
+        /* Version 4 adds courses.rev to a table that may predate it (a
+         * fresh file has it already); every other version only adds tables
+         * and indexes, which schema_sql has just created. */
+        sqlite3_stmt *probe = NULL;
+
+        if (sqlite3_prepare_v2(c->db, "SELECT rev FROM courses LIMIT 0", -1, &probe, NULL) !=
+            SQLITE_OK)
+            rc = sqlite3_exec(c->db, "ALTER TABLE courses ADD COLUMN rev INTEGER NOT NULL DEFAULT 1",
+                              NULL, NULL, NULL);
+        sqlite3_finalize(probe);
+    }
+    if (rc == SQLITE_OK && version < SCHEMA_VERSION) {
         char sql[64];
 
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
@@ -2259,6 +2330,17 @@ int el_store_sqlite_open(const char *path, struct el_store **out, struct el_err 
     rc = conn_get(s, &c, err);
     if (rc == EL_OK)
         rc = create_schema(c, path, err);
+    if (rc == EL_OK) {
+        struct stat st;
+
+        if (stat(path, &st) == 0) {
+            s->dev = st.st_dev;
+            s->ino = st.st_ino;
+        } else {
+            rc = el_err_set(err, EL_EUNAVAIL, "sqlite: cannot stat '%s': %s", path,
+                            strerror(errno));
+        }
+    }
     if (rc != EL_OK) {
         sqlite_close(&s->base);
         return rc;

@@ -694,7 +694,7 @@ static void heard_reset(void *arg, const char *why)
 static void bused_open(struct bused *b)
 {
     struct el_bus_opts bo = {.heartbeat_ms = 50, .max_stale_ms = 1000};
-    struct el_bus_handlers h = {b, heard_key, NULL, NULL, heard_reset, NULL};
+    struct el_bus_handlers h = {b, heard_key, NULL, NULL, heard_reset, NULL, NULL};
     struct el_err err = {0};
 
     fx_open(&b->f, unit_redis_url(5));

@@ -1257,6 +1257,63 @@ static int suite_cleanup(void)
     return 0;
 }
 
+/* The version guard's SET: never over a higher version, an equal one
+ * rewritten, an unversioned value replaced, binary bytes and the empty
+ * value (a cached not-found) kept exact, the header stripped on read. */
+static void test_versioned(void)
+{
+    struct el_redis *r = open_port(test_port(), TEST_DB, 1000, 0, 0);
+    const char bin[] = {'{', '\0', '#', '7', ':', '}'};
+    struct el_buf b;
+    uint64_t ver = 99;
+
+    el_buf_init(&b, 1u << 20);
+    CU_ASSERT_EQUAL(el_redis_del(r, PREFIX "ver"), 0);
+    CU_ASSERT_EQUAL(el_redis_set_versioned(r, PREFIX "ver", 5, "{\"v\":5}", 7, 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_redis_set_versioned(r, PREFIX "ver", 4, "{\"v\":4}", 7, 60000),
+                    EL_ECONFLICT);
+    CU_ASSERT_EQUAL(el_redis_get_versioned(r, PREFIX "ver", &b, &ver), EL_OK);
+    CU_ASSERT_EQUAL(ver, 5);
+    CU_ASSERT_STRING_EQUAL(b.data, "{\"v\":5}");
+    CU_ASSERT_EQUAL(el_redis_set_versioned(r, PREFIX "ver", 5, "{\"v\":5}", 7, 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_redis_set_versioned(r, PREFIX "ver", 12, bin, sizeof(bin), 60000), EL_OK);
+    el_buf_reset(&b);
+    CU_ASSERT_EQUAL(el_buf_add(&b, "xy", 2), 0); /* appended after what is there */
+    CU_ASSERT_EQUAL(el_redis_get_versioned(r, PREFIX "ver", &b, &ver), EL_OK);
+    CU_ASSERT_EQUAL(ver, 12);
+    CU_ASSERT_EQUAL_FATAL(b.len, 2 + sizeof(bin));
+    CU_ASSERT_EQUAL(memcmp(b.data + 2, bin, sizeof(bin)), 0);
+    /* 12 > 9 as numbers, though "12" < "9" as strings. */
+    CU_ASSERT_EQUAL(el_redis_set_versioned(r, PREFIX "ver", 9, "{}", 2, 60000), EL_ECONFLICT);
+    /* The TTL is set in milliseconds. */
+    {
+        int64_t ms = 0;
+        CU_ASSERT_EQUAL(el_redis_pttl(r, PREFIX "ver", &ms), 0);
+        CU_ASSERT(ms > 50000 && ms <= 60000);
+    }
+    /* Empty value: a not-found with a version. */
+    CU_ASSERT_EQUAL(el_redis_set_versioned(r, PREFIX "ver", 13, NULL, 0, 60000), EL_OK);
+    el_buf_reset(&b);
+    CU_ASSERT_EQUAL(el_redis_get_versioned(r, PREFIX "ver", &b, &ver), EL_OK);
+    CU_ASSERT_EQUAL(ver, 13);
+    CU_ASSERT_EQUAL(b.len, 0);
+    /* An unversioned value is version 0: replaced, and read as is. */
+    CU_ASSERT_EQUAL(el_redis_set(r, PREFIX "ver", "{\"old\":1}", 9, 0), 0);
+    el_buf_reset(&b);
+    CU_ASSERT_EQUAL(el_redis_get_versioned(r, PREFIX "ver", &b, &ver), EL_OK);
+    CU_ASSERT_EQUAL(ver, 0);
+    CU_ASSERT_STRING_EQUAL(b.data, "{\"old\":1}");
+    CU_ASSERT_EQUAL(el_redis_set_versioned(r, PREFIX "ver", 1, "{}", 2, 60000), EL_OK);
+    /* Versions past 2^53 cannot be compared exactly by the script. */
+    CU_ASSERT_EQUAL(el_redis_set_versioned(r, PREFIX "ver", 1ULL << 53, "{}", 2, 60000), EL_EINVAL);
+    /* A value with a broken header is not ours: EL_EPROTO. */
+    CU_ASSERT_EQUAL(el_redis_set(r, PREFIX "ver", "#12x{}", 6, 0), 0);
+    el_buf_reset(&b);
+    CU_ASSERT_EQUAL(el_redis_get_versioned(r, PREFIX "ver", &b, &ver), EL_EPROTO);
+    el_buf_cleanup(&b);
+    el_redis_free(r);
+}
+
 void test_redis_register(void)
 {
     CU_pSuite s = CU_add_suite("redis", suite_init, suite_cleanup);
@@ -1267,6 +1324,7 @@ void test_redis_register(void)
     CU_add_test(s, "options: defaults and validation", test_opts);
     CU_add_test(s, "GET/SET/DEL binary-safe, empty value, missing key", test_get_set_binary);
     CU_add_test(s, "SET with TTL uses milliseconds", test_set_ttl);
+    CU_add_test(s, "versioned SET never goes backwards", test_versioned);
     CU_add_test(s, "INCR and strict integer GET", test_counters);
     CU_add_test(s, "value larger than the buffer", test_value_too_big);
     CU_add_test(s, "SELECT db from the URL", test_select_db);

@@ -764,6 +764,13 @@ def token_of(name):
     return _tokens[name]
 
 
+def summary(course):
+    """A course as a list item shows it: the modules without their content
+    (lib/model/course.h, el_course_summary_to_json)."""
+    return dict(course, modules=[{k: v for k, v in m.items() if k != 'content'}
+                                 for m in course['modules']])
+
+
 def course_body(tag, **over):
     """A valid POST /api/courses body, in the category e2e-tests."""
     body = {'title': 'E2E course %s' % tag, 'description': 'Made by the e2e suite (%s).' % tag,

@@ -369,6 +369,18 @@ static const char sample_json[] =
     "\"duration_minutes\":45,\"order\":1},{\"_id\":\"65a1b2c3d4e5f60718293a4d\",\"title\":\"Two\","
     "\"content\":\"<b>&</b>\",\"duration_minutes\":50,\"order\":2}]}";
 
+/* sample_json as a summary: the modules without their content. */
+static const char sample_summary_json[] =
+    "{\"_id\":\"65a1b2c3d4e5f60718293a4b\",\"title\":\"Caf\xc3\xa9 \\\"quoted\\\" / slash\","
+    "\"description\":\"line1\\nline2\\ttab \\\\ back\",\"category\":\"programming\","
+    "\"difficulty\":\"beginner\",\"tags\":[\"c\",\"\xf0\x9f\x8e\x93\"],"
+    "\"instructor_id\":\"000000000000000000000001\",\"duration_minutes\":95,\"rating\":4.0,"
+    "\"rating_count\":10,\"enrollment_count\":1234,\"published\":true,"
+    "\"created_at\":\"2026-11-26T11:37:55.123Z\",\"updated_at\":\"2026-11-26T11:37:55.124Z\","
+    "\"modules\":[{\"_id\":\"65a1b2c3d4e5f60718293a4c\",\"title\":\"One\","
+    "\"duration_minutes\":45,\"order\":1},{\"_id\":\"65a1b2c3d4e5f60718293a4d\",\"title\":\"Two\","
+    "\"duration_minutes\":50,\"order\":2}]}";
+
 static void test_course_json(void)
 {
     struct el_course c;
@@ -435,6 +447,90 @@ static void test_course_json_edges(void)
     el_buf_cleanup(&b);
 }
 
+static void test_summary_json(void)
+{
+    struct el_course c;
+    struct el_module mods[2];
+    char *tags[2];
+    struct el_buf b;
+
+    sample_course(&c, mods, tags);
+    el_buf_init(&b, 1 << 16);
+    CU_ASSERT_EQUAL_FATAL(el_course_summary_to_json(&c, &b), EL_OK);
+    CU_ASSERT_STRING_EQUAL(b.data, sample_summary_json);
+    el_buf_cleanup(&b);
+}
+
+/* The largest summary the input limits allow -- every text field at its
+ * maximum of characters that each escape to six bytes ("\u0001"), whose
+ * modules' content (not in a summary) at its maximum too -- stays within
+ * EL_COURSE_SUMMARY_MAX, and a full page of them within EL_COURSE_PAGE_MAX,
+ * under the 16 MiB a cached response may have. The limits are the ones the
+ * input parser enforces: a body one character over is refused. */
+static void test_summary_bound(void)
+{
+    static struct el_module mods[50];
+    static char *tags[20];
+    static struct el_course items[EL_COURSE_PAGE_SIZE_MAX];
+    char *title = malloc(201), *desc = malloc(5001), *tag = malloc(33), *content = malloc(20001);
+    struct el_course c;
+    struct el_course_page p;
+    struct el_course_query q = parse_ok("page_size=100");
+    struct el_buf b;
+
+    CU_ASSERT_FATAL(title && desc && tag && content);
+    memset(title, 1, 200);
+    title[200] = '\0';
+    memset(desc, 1, 5000);
+    desc[5000] = '\0';
+    memset(tag, 1, 32);
+    tag[32] = '\0';
+    memset(content, 1, 20000);
+    content[20000] = '\0';
+    memset(&c, 0, sizeof(c));
+    memcpy(c.id, "65a1b2c3d4e5f60718293a4b", 25);
+    memcpy(c.instructor_id, "65a1b2c3d4e5f60718293a4b", 25);
+    c.title = title;
+    c.description = desc;
+    c.category = (char *)"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+    c.difficulty = (char *)"intermediate";
+    for (int i = 0; i < 20; i++)
+        tags[i] = tag;
+    c.tags = tags;
+    c.ntags = 20;
+    for (int i = 0; i < 50; i++) {
+        memcpy(mods[i].id, "65a1b2c3d4e5f60718293a4c", 25);
+        mods[i].title = title;
+        mods[i].content = content;
+        mods[i].duration_minutes = 1000;
+        mods[i].order = 1000;
+    }
+    c.modules = mods;
+    c.nmodules = 50;
+    c.duration_minutes = 10000;
+    c.rating = 5.0;
+    c.rating_count = c.enrollment_count = 2147483647;
+    c.created_at = c.updated_at = 253402300799999LL; /* 9999-12-31 */
+    el_buf_init(&b, 64u << 20);
+    CU_ASSERT_EQUAL_FATAL(el_course_summary_to_json(&c, &b), EL_OK);
+    CU_ASSERT(b.len <= EL_COURSE_SUMMARY_MAX);
+    CU_ASSERT(b.len > EL_COURSE_SUMMARY_MAX * 8 / 10); /* the bound is not loose */
+    el_buf_reset(&b);
+    for (int i = 0; i < EL_COURSE_PAGE_SIZE_MAX; i++)
+        items[i] = c;
+    p.total = 1000000;
+    p.items = items;
+    p.nitems = EL_COURSE_PAGE_SIZE_MAX;
+    CU_ASSERT_EQUAL_FATAL(el_course_page_to_json(&p, &q, &b), EL_OK);
+    CU_ASSERT(b.len <= EL_COURSE_PAGE_MAX);
+    CU_ASSERT(EL_COURSE_PAGE_MAX < (16u << 20));
+    el_buf_cleanup(&b);
+    free(title);
+    free(desc);
+    free(tag);
+    free(content);
+}
+
 static void test_page_json(void)
 {
     struct el_course items[2];
@@ -455,7 +551,7 @@ static void test_page_json(void)
     CU_ASSERT_EQUAL(el_buf_addf(&want,
                                 "{\"total\":5000000000,\"page\":3,\"page_size\":2,"
                                 "\"items\":[%s,%s]}",
-                                sample_json, sample_json),
+                                sample_summary_json, sample_summary_json),
                     EL_OK);
     CU_ASSERT_STRING_EQUAL(b.data, want.data);
 
@@ -649,6 +745,8 @@ void test_course_register(void)
     CU_add_test(s, "iso8601 dates", test_iso8601);
     CU_add_test(s, "course JSON: field order and escaping", test_course_json);
     CU_add_test(s, "course JSON: empty fields and ratings", test_course_json_edges);
+    CU_add_test(s, "summary JSON: no module content", test_summary_json);
+    CU_add_test(s, "the largest summary and page fit their bounds", test_summary_bound);
     CU_add_test(s, "page JSON", test_page_json);
     CU_add_test(s, "cleanup frees and zeroes", test_cleanup);
     CU_add_test(s, "oid: format, time, counter", test_oid_format);

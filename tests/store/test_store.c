@@ -140,6 +140,15 @@ static char *course_json(const struct el_course *c)
     return el_buf_take(&b, NULL);
 }
 
+static char *summary_json(const struct el_course *c)
+{
+    struct el_buf b;
+
+    el_buf_init(&b, 1 << 20);
+    CU_ASSERT_EQUAL(el_course_summary_to_json(c, &b), EL_OK);
+    return el_buf_take(&b, NULL);
+}
+
 static char *page_json(const struct el_course_page *p, const struct el_course_query *q)
 {
     struct el_buf b;
@@ -675,10 +684,14 @@ static void test_list_json_matches_inserted(void)
         for (j = 0; j < NCATALOG && strcmp(in[j].id, p.items[i].id) != 0; j++)
             ;
         CU_ASSERT_FATAL(j < NCATALOG);
-        char *a = course_json(&in[j]), *b = course_json(&p.items[i]);
+        /* Items are summaries: every module there, its content not read. */
+        char *a = summary_json(&in[j]), *b = summary_json(&p.items[i]);
         CU_ASSERT_STRING_EQUAL(a, b);
         free(a);
         free(b);
+        CU_ASSERT_EQUAL(p.items[i].nmodules, in[j].nmodules);
+        for (size_t m = 0; m < p.items[i].nmodules; m++)
+            CU_ASSERT_STRING_EQUAL(p.items[i].modules[m].content, "");
     }
     el_course_page_cleanup(&p);
     for (size_t i = 0; i < NCATALOG; i++)
@@ -1072,6 +1085,55 @@ static void test_enroll(void)
         el_course_cleanup(&in[i]);
 }
 
+/* The revision: 1 on insert, + 1 with every write to the course, read back
+ * by get and list, so caches can tell a newer document from an older one.
+ * Concurrent enrolls each move it once. */
+static void test_revision(void)
+{
+    struct el_course in[1], got, out;
+    struct el_course_patch cp;
+    struct el_module_patch mp;
+    struct el_course_query q;
+    struct el_course_page page;
+    struct el_err err = {0, ""};
+    char mid[EL_OID_HEX];
+    int64_t count = 0;
+
+    insert_all(store, catalog, 1, in);
+    CU_ASSERT_EQUAL(in[0].rev, 1);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, in[0].id, &got), EL_OK);
+    CU_ASSERT_EQUAL(got.rev, 1);
+    el_course_cleanup(&got);
+    memset(&cp, 0, sizeof(cp));
+    cp.fields = EL_CF_TITLE;
+    cp.c.title = xstrdup("Revised");
+    CU_ASSERT_EQUAL_FATAL(el_store_course_update(store, in[0].id, &cp, T0 + 1, &out), EL_OK);
+    CU_ASSERT_EQUAL(out.rev, 2);
+    el_course_cleanup(&out);
+    el_course_patch_cleanup(&cp);
+    memset(&mp, 0, sizeof(mp));
+    mp.fields = EL_MF_DURATION;
+    mp.m.duration_minutes = 5;
+    module_id(&catalog[0], 0, mid);
+    CU_ASSERT_EQUAL_FATAL(el_store_module_update(store, in[0].id, mid, &mp, T0 + 2, &out), EL_OK);
+    CU_ASSERT_EQUAL(out.rev, 3);
+    el_course_cleanup(&out);
+    el_module_patch_cleanup(&mp);
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, "5a0000000000000000000001", &count), EL_OK);
+    /* A refused enrollment changes nothing, the revision included. */
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, "5a0000000000000000000001", &count),
+                    EL_ECONFLICT);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, in[0].id, &got), EL_OK);
+    CU_ASSERT_EQUAL(got.rev, 4);
+    el_course_cleanup(&got);
+    CU_ASSERT_EQUAL_FATAL(el_course_query_parse("", &q, &err), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_list(store, &q, &page), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(page.nitems, 1);
+    CU_ASSERT_EQUAL(page.items[0].rev, 4);
+    el_course_page_cleanup(&page);
+    el_course_cleanup(&in[0]);
+}
+
 /* ---- users -------------------------------------------------------------- */
 
 static void make_user(struct el_user *u, const char *email, const char *role)
@@ -1330,6 +1392,7 @@ static void test_concurrent_enroll(void)
     CU_ASSERT_EQUAL(seen, (1u << NCLAIMERS) - 1);
     CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, in[0].id, &got), EL_OK);
     CU_ASSERT_EQUAL(got.enrollment_count, 100 + NCLAIMERS);
+    CU_ASSERT_EQUAL(got.rev, 1 + NCLAIMERS); /* one revision per enrollment */
     el_course_cleanup(&got);
     el_course_cleanup(&in[0]);
 }
@@ -1853,7 +1916,8 @@ static void test_sqlite_schema_upgrade(void)
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
     CU_ASSERT_EQUAL(sqlite3_exec(db,
                                  "DROP TABLE users; DROP TABLE enrollments; DROP TABLE "
-                                 "refresh_tokens; DROP TABLE revocations; PRAGMA user_version = 1;",
+                                 "refresh_tokens; DROP TABLE revocations; ALTER TABLE courses "
+                                 "DROP COLUMN rev; PRAGMA user_version = 1;",
                                  NULL, NULL, NULL),
                     SQLITE_OK);
     sqlite3_close(db);
@@ -1861,20 +1925,80 @@ static void test_sqlite_schema_upgrade(void)
     CU_ASSERT_EQUAL_FATAL(el_store_open(uri, &s, &err), EL_OK);
     CU_ASSERT_EQUAL(el_store_course_get(s, c.id, &got), EL_OK); /* data kept */
     check_same_course(&c, &got);
+    CU_ASSERT_EQUAL(got.rev, 1); /* version 4: the revision column, 1 for old rows */
     el_course_cleanup(&got);
     make_user(&u, "v1@example.com", "admin");
     CU_ASSERT_EQUAL(el_store_user_insert(s, &u), EL_OK); /* new tables there */
     el_user_cleanup(&u);
     el_store_close(s);
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
-    CU_ASSERT_EQUAL(count_rows(db, "PRAGMA user_version"), 3);
-    CU_ASSERT_EQUAL(sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
+    CU_ASSERT_EQUAL(count_rows(db, "PRAGMA user_version"), 4);
+    CU_ASSERT_EQUAL(sqlite3_exec(db, "PRAGMA user_version = 5", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     s = NULL;
     CU_ASSERT_EQUAL(el_store_open(uri, &s, &err), EL_EUNAVAIL);
     CU_ASSERT_PTR_NULL(s);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "newer"));
     el_course_cleanup(&c);
+}
+
+/* The store refuses to lie: with its file deleted, moved or replaced under
+ * it, writes (in a transaction or alone) and pings fail with EL_EUNAVAIL,
+ * reads go on; with the file back, everything works again, and every write
+ * that was acknowledged is in it. */
+static void test_sqlite_file_gone(void)
+{
+    const char *path = unit_tmp_path("gone.db");
+    char uri[600], moved[600], other[600];
+    struct el_store *s = NULL, *o = NULL;
+    struct el_course c[4], got;
+    int64_t n = 0, count = 0;
+
+    snprintf(uri, sizeof(uri), "sqlite:%s", path);
+    snprintf(moved, sizeof(moved), "%s.moved", path);
+    snprintf(other, sizeof(other), "sqlite:%s.other", path);
+    CU_ASSERT_EQUAL_FATAL(el_store_open(uri, &s, NULL), EL_OK);
+    for (int i = 0; i < 4; i++)
+        build(&catalog[i], &c[i]);
+    CU_ASSERT_EQUAL(el_store_course_insert(s, &c[0]), EL_OK);
+    CU_ASSERT_EQUAL(el_store_ping(s), EL_OK);
+
+    /* Moved away (also what a delete looks like from here). */
+    CU_ASSERT_EQUAL_FATAL(rename(path, moved), 0);
+    CU_ASSERT_EQUAL(el_store_course_insert(s, &c[1]), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(el_store_enroll(s, c[0].id, "5a0000000000000000000001", &count), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(el_store_course_delete(s, c[0].id), EL_EUNAVAIL); /* one statement */
+    CU_ASSERT_EQUAL(el_store_ping(s), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(el_store_course_get(s, c[0].id, &got), EL_OK); /* reads go on */
+    el_course_cleanup(&got);
+
+    /* Back: writes again. */
+    CU_ASSERT_EQUAL_FATAL(rename(moved, path), 0);
+    CU_ASSERT_EQUAL(el_store_ping(s), EL_OK);
+    CU_ASSERT_EQUAL(el_store_course_insert(s, &c[2]), EL_OK);
+
+    /* Replaced by another database file at the same path. */
+    CU_ASSERT_EQUAL_FATAL(rename(path, moved), 0);
+    CU_ASSERT_EQUAL_FATAL(el_store_open(other, &o, NULL), EL_OK);
+    el_store_close(o);
+    snprintf(other, sizeof(other), "%s.other", path);
+    CU_ASSERT_EQUAL_FATAL(rename(other, path), 0);
+    CU_ASSERT_EQUAL(el_store_course_insert(s, &c[3]), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(el_store_ping(s), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL_FATAL(rename(moved, path), 0);
+    el_store_close(s);
+
+    /* After a restart: exactly the acknowledged courses. */
+    CU_ASSERT_EQUAL_FATAL(el_store_open(uri, &s, NULL), EL_OK);
+    CU_ASSERT_EQUAL(el_store_course_count(s, &n), EL_OK);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(el_store_course_get(s, c[0].id, &got), EL_OK);
+    el_course_cleanup(&got);
+    CU_ASSERT_EQUAL(el_store_course_get(s, c[2].id, &got), EL_OK);
+    el_course_cleanup(&got);
+    el_store_close(s);
+    for (int i = 0; i < 4; i++)
+        el_course_cleanup(&c[i]);
 }
 
 /* ---- issue 12: drafts, my learning, modules, ratings -------------------- */
@@ -2263,7 +2387,7 @@ static const struct {
     {"pagination", test_pagination},
     {"search is case-insensitive over title, description, tags", test_search_case_insensitive},
     {"search metacharacters match literally", test_search_literal},
-    {"list items are byte-identical to the inserted JSON", test_list_json_matches_inserted},
+    {"list items are the inserted courses' summaries", test_list_json_matches_inserted},
     {"8 threads reading one store", test_concurrent_reads},
     {"course update: only flagged fields; lists and search follow", test_course_update},
     {"course update of a missing course", test_course_update_missing},
@@ -2271,6 +2395,7 @@ static const struct {
     {"course delete, twice; enrollments go with it", test_course_delete},
     {"enroll once, twice, missing course", test_enroll},
     {"8 threads enroll 8 students: count +8 exactly", test_concurrent_enroll},
+    {"the revision grows with every write", test_revision},
     {"users: insert, get, by email, conflicts, update, delete", test_users},
     {"reset deletes users too", test_reset_clears_users},
     {"refresh tokens: claim once, reuse, expiry, unknown", test_refresh_tokens},
@@ -2317,4 +2442,6 @@ void test_store_register(void)
     CU_add_test(s, "unusable paths fail clearly", test_sqlite_unusable_paths);
     CU_add_test(s, "data persists; the file is in WAL mode", test_sqlite_file_persists_in_wal_mode);
     CU_add_test(s, "a version 1 file is upgraded; a newer one refused", test_sqlite_schema_upgrade);
+    CU_add_test(s, "file deleted, moved or replaced: writes refused until it is back",
+                test_sqlite_file_gone);
 }

@@ -66,7 +66,7 @@ struct el_auth;
 struct el_auth_opts {
     int64_t access_ttl_s;   /* ACCESS_TOKEN_EXPIRE_MINUTES * 60 */
     int64_t refresh_ttl_s;  /* REFRESH_TOKEN_EXPIRE_DAYS * 86400 */
-    int64_t session_ttl_s;  /* Redis TTL of user_session:{id}; default 3600 */
+    int64_t session_ttl_s;  /* lifetime of a session cached in its Redis bucket; default 3600 */
     int64_t session_l1_ms;  /* L1 TTL of a session (Redis-down path); default 5000 */
 };
 

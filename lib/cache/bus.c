@@ -160,6 +160,17 @@ static int publish_now(struct el_bus *b, char kind, const char *arg)
     return rc;
 }
 
+/* A publish of ours failed and nobody has been told yet. */
+static int lost_pending(struct el_bus *b)
+{
+    int lost;
+
+    must(pthread_mutex_lock(&b->pub_lock));
+    lost = b->lost;
+    must(pthread_mutex_unlock(&b->pub_lock));
+    return lost;
+}
+
 int el_bus_publish_key(struct el_bus *b, const char *key)
 {
     return publish(b, 'K', key);
@@ -442,8 +453,11 @@ static void *bus_main(void *arg)
                 leader = rc == EL_OK;
             /* And anyone beats when the channel has been silent for half of
              * max_stale: a holder that is late (a loaded machine) must not
-             * make every process distrust its L1. */
-            if ((leader || now - atomic_load(&b->last_heard_ms) >= half_stale) &&
+             * make every process distrust its L1. A process whose messages
+             * were lost beats at once too: the heartbeat carries its "I lost
+             * messages" (publish_now), which must not wait for its next
+             * write while others serve what the lost messages invalidated. */
+            if ((leader || lost_pending(b) || now - atomic_load(&b->last_heard_ms) >= half_stale) &&
                 publish(b, 'H', NULL) == EL_OK)
                 atomic_fetch_add(&b->heartbeats, 1);
             next_beat = now + (uint64_t)b->o.heartbeat_ms;

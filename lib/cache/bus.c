@@ -10,6 +10,7 @@
  * process is a new publisher and never looks like a gap. */
 #include "cache/bus.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -169,12 +170,41 @@ static int in_sequence(struct el_bus *b, const char *id, uint64_t seq)
     return ok;
 }
 
+/* Split "E1 <id> <seq> <kind>[ <rest>]" in place. -1 when malformed --
+ * including a sequence that is not a decimal number in range, which
+ * sscanf would convert without a word. */
+static int parse_message(char *buf, char id[17], uint64_t *seq, char *kind, char **rest)
+{
+    char *p, *end;
+    size_t n;
+
+    if (strncmp(buf, "E1 ", 3) != 0)
+        return -1;
+    p = buf + 3;
+    n = strcspn(p, " ");
+    if (n == 0 || n > 16 || p[n] != ' ')
+        return -1;
+    memcpy(id, p, n);
+    id[n] = '\0';
+    p += n + 1;
+    if (*p < '0' || *p > '9')
+        return -1;
+    errno = 0;
+    *seq = strtoull(p, &end, 10);
+    if (errno != 0 || *end != ' ' || end[1] == '\0' || end[1] == ' ')
+        return -1;
+    *kind = end[1];
+    *rest = end + 2;
+    if (**rest == ' ')
+        (*rest)++;
+    return 0;
+}
+
 static void on_message(const char *msg, size_t len, void *arg)
 {
     struct el_bus *b = arg;
     char buf[512], id[17], kind, *rest;
     uint64_t seq;
-    int off = 0;
 
     atomic_store_explicit(&b->last_heard_ms, el_now_ms(), memory_order_relaxed);
     atomic_fetch_add(&b->received, 1);
@@ -182,11 +212,8 @@ static void on_message(const char *msg, size_t len, void *arg)
         return;
     memcpy(buf, msg, len);
     buf[len] = '\0';
-    if (sscanf(buf, "E1 %16s %" SCNu64 " %c%n", id, &seq, &kind, &off) != 3)
+    if (parse_message(buf, id, &seq, &kind, &rest) != 0)
         return;
-    rest = buf + off;
-    if (*rest == ' ')
-        rest++;
     if (!in_sequence(b, id, seq)) {
         char why[96];
         atomic_fetch_add(&b->gaps, 1);

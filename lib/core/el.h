@@ -46,6 +46,13 @@ struct el_err {
  * can say `return el_err_set(err, EL_EINVAL, "bad %s", what);`. */
 int el_err_set(struct el_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+#ifdef __clang_analyzer__
+/* The analyzer reads one file at a time: show it that el_err_set returns
+ * its code, or every `return el_err_set(err, EL_EINVAL, ...)` looks like it
+ * might return EL_OK with the outputs unset. (code is evaluated twice here;
+ * only the analyzer sees this.) */
+#define el_err_set(err, code, ...) (el_err_set((err), (code), __VA_ARGS__), (code))
+#endif
 
 #define EL_WUR __attribute__((warn_unused_result))
 #define EL_UNUSED(x) ((void)(x))

@@ -54,3 +54,11 @@ int el_hex_digit(char c)
         return c - 'A' + 10;
     return -1;
 }
+
+void el_ascii_lower(char *dst, const char *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = src[i];
+        dst[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+}

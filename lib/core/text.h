@@ -14,4 +14,8 @@ int el_utf8_valid(const char *s, size_t len);
 /* The value of one hex digit (either case), or -1. */
 int el_hex_digit(char c);
 
+/* Copy n bytes of src to dst with A-Z lowercased and every other byte
+ * unchanged (no locale, no UTF-8 folding); dst may be src. */
+void el_ascii_lower(char *dst, const char *src, size_t n);
+
 #endif /* EL_TEXT_H */

@@ -23,9 +23,11 @@ int el_json_strings(const char *body, size_t len, const struct el_json_field *fi
     *doc = NULL;
     for (i = 0; i < n; i++)
         *fields[i].out = NULL;
+    if (body == NULL)
+        len = 0; /* no body: "" (parsing len bytes of "" would read past it) */
     if (len > (size_t)INT32_MAX || (tok = json_tokener_new_ex(DEPTH_MAX)) == NULL)
         return el_err_set(err, EL_EINVAL, "body: must be a JSON object");
-    root = json_tokener_parse_ex(tok, body ? body : "", (int)len);
+    root = json_tokener_parse_ex(tok, body != NULL ? body : "", (int)len);
     /* The whole body must be one value: no trailing bytes but whitespace. */
     if (root && json_tokener_get_error(tok) == json_tokener_success) {
         size_t off = json_tokener_get_parse_end(tok);

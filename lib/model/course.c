@@ -335,10 +335,7 @@ void el_course_query_digest(const struct el_course_query *q, char out[41])
     int n;
 
     slen = strnlen(q->search, EL_COURSE_SEARCH_MAX);
-    for (i = 0; i < slen; i++) {
-        char c = q->search[i];
-        search[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-    }
+    el_ascii_lower(search, q->search, slen);
     search[slen] = '\0';
     n = snprintf(
         canon, sizeof(canon),

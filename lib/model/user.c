@@ -18,6 +18,8 @@
 
 #include <json-c/json.h>
 
+#include "core/text.h"
+
 #define LOCAL_MAX 64 /* RFC 5321, 4.5.3.1.1 */
 
 void el_user_cleanup(struct el_user *u)
@@ -174,8 +176,7 @@ int el_email_normalize(const char *in, char *out, size_t n)
 
     if (n < len + 1)
         return EL_ETOOBIG; /* a buffer smaller than EL_EMAIL_MAX + 1 */
-    for (i = 0; i < len; i++)
-        out[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] - 'A' + 'a' : s[i]);
+    el_ascii_lower(out, (const char *)s, len);
     out[len] = '\0';
     return EL_OK;
 }

@@ -142,9 +142,8 @@ void el_stats_pending(struct el_stats_snapshot *out)
 static void new_own_key_locked(void)
 {
     unsigned char rnd[16];
-    size_t at = strlen(EL_STATS_PROCESS_KEY_PREFIX);
+    size_t at = (size_t)snprintf(own_key, sizeof(own_key), "%s", EL_STATS_PROCESS_KEY_PREFIX);
 
-    memcpy(own_key, EL_STATS_PROCESS_KEY_PREFIX, at);
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
         /* No entropy yet: the pid and the clock are unique enough here. */
         struct timespec ts;
@@ -212,10 +211,11 @@ static void on_cluster_field(const char *field, int64_t value, void *arg)
 int el_stats_cluster(struct el_redis *r, struct el_stats_snapshot *out)
 {
     struct el_stats_snapshot cur, pend;
-    struct cluster_read c = {out};
+    struct cluster_read c;
     int rc;
 
     memset(out, 0, sizeof(*out));
+    c.out = out;
     /* Under the flush lock, so a flush cannot move counts from "pending" to
      * "in Redis" between the two reads (they would be counted twice). */
     must(pthread_mutex_lock(&flush_lock));

@@ -45,6 +45,7 @@
 #include <mongoc/mongoc.h>
 
 #include "cache/key.h"
+#include "core/text.h"
 
 #define COLLECTION "courses"
 #define COLL_USERS "users"
@@ -432,8 +433,7 @@ static void iter_id(const bson_iter_t *it, char dst[EL_OID_HEX])
         const char *v = bson_iter_utf8(it, &len);
 
         if (len == 24 && el_oid_valid(v)) {
-            for (int i = 0; i < 24; i++)
-                dst[i] = (v[i] >= 'A' && v[i] <= 'F') ? (char)(v[i] - 'A' + 'a') : v[i];
+            el_ascii_lower(dst, v, 24);
             dst[24] = '\0';
         }
     }

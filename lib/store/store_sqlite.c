@@ -44,6 +44,7 @@
 #include <sqlite3.h>
 
 #include "cache/key.h"
+#include "core/text.h"
 
 #define SCHEMA_VERSION 2   /* 2: users, enrollments, refresh tokens, revocations */
 #define SEP 0xFF           /* search_text field separator: a byte UTF-8 never uses */
@@ -355,8 +356,9 @@ static int conn_open(struct sqlite_store *s, struct conn **out, struct el_err *e
     rc = sqlite3_exec(c->db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;", NULL, NULL,
                       NULL);
     if (rc != SQLITE_OK) {
-        rc = el_err_set(err, map_rc(rc), "sqlite: cannot configure '%s': %s", s->path,
-                        sqlite3_errmsg(c->db));
+        /* (map_rc says EL_OK for SQLITE_ROW/DONE: never a failure here.) */
+        rc = el_err_set(err, map_rc(rc) != EL_OK ? map_rc(rc) : EL_EUNAVAIL,
+                        "sqlite: cannot configure '%s': %s", s->path, sqlite3_errmsg(c->db));
         goto fail;
     }
     *out = c;
@@ -587,8 +589,7 @@ out:
  * and the needle get. */
 static void fold(char *dst, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        dst[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+    el_ascii_lower(dst, s, n);
 }
 
 /* Build search_text for c (see the file header). Caller frees *out. */
@@ -1248,7 +1249,7 @@ static int enroll_rows(struct conn *c, const char *cid, const char *uid, int64_t
 
     if ((rc = stmt(c, ST_ENROLL_COUNT, &st)) != EL_OK)
         return rc;
-    if ((rc = sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC)) != SQLITE_OK) {
+    if (sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC) != SQLITE_OK) {
         rc = bind_error(c);
     } else {
         rc = sqlite3_step(st);

@@ -46,9 +46,8 @@ static int suite_clean(void)
 
 static void redis_cmd(const char *cmd)
 {
-    redisContext *c = redisConnect("127.0.0.1", atoi(unit_env("EL_TEST_REDIS_PORT")));
-    CU_ASSERT_FATAL(c != NULL && c->err == 0);
-    freeReplyObject(redisCommand(c, "SELECT 5"));
+    redisContext *c = unit_redis_raw(5);
+
     freeReplyObject(redisCommand(c, cmd));
     redisFree(c);
 }

@@ -43,12 +43,7 @@ static int load(void *arg, struct el_buf *body)
 
 static redisContext *raw(void)
 {
-    redisContext *c = redisConnect("127.0.0.1", atoi(unit_env("EL_TEST_REDIS_PORT")));
-
-    CU_ASSERT_FATAL(c != NULL && c->err == 0);
-    redisReply *r = redisCommand(c, "SELECT 3");
-    freeReplyObject(r);
-    return c;
+    return unit_redis_raw(3);
 }
 
 static long long redis_calls(redisContext *c, const char *cmd)
@@ -59,7 +54,7 @@ static long long redis_calls(redisContext *c, const char *cmd)
 
     snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", cmd);
     if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, needle)) != NULL)
-        n = atoll(p + strlen(needle));
+        n = strtoll(p + strlen(needle), NULL, 10);
     freeReplyObject(r);
     return n;
 }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "auth/password.h"
 #include "http/form.h"
 #include "handlers.h"
 #include "http/json.h"

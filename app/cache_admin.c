@@ -16,6 +16,7 @@
 #include "app.h"
 #include "handlers.h"
 #include "cache/key.h"
+#include "model/oid.h"
 #include "obs/stats.h"
 
 /* 0 when the caller is an admin, else the status set on res. */

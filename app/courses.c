@@ -12,6 +12,7 @@
 #include "model/course.h"
 #include "handlers.h"
 #include "cache/key.h"
+#include "model/oid.h"
 #include "store/store.h"
 
 struct course_load {

@@ -6,7 +6,8 @@
 #      lib/, app/ (the responder and elearnctl) and tests/;
 #   2. scan-build (the clang static analyzer, path-sensitive) over a fresh
 #      build of elearn-fcgi and elearnctl in build/scan, zero reports;
-#   3. cppcheck over lib/ and app/.
+#   3. cppcheck over lib/ and app/;
+#   4. scripts/check-layers.sh: no include from lib/ reaches a higher layer.
 # Usage: sh scripts/lint.sh   (from the top of the tree; make lint does it)
 set -u
 cd "$(dirname "$0")/.."
@@ -55,6 +56,10 @@ if ! cppcheck --quiet --enable=warning,performance --inline-suppr --error-exitco
     say "lint: cppcheck findings above"
     fail=1
 fi
+
+# 4. Layers.
+say "== layers"
+sh scripts/check-layers.sh || fail=1
 
 [ "$fail" -eq 0 ] && say "lint: clean"
 exit "$fail"

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth/password.h"
 #include "core/blob.h"
 #include "core/buf.h"
 #include "cache/key.h"

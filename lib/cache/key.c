@@ -70,17 +70,3 @@ int el_key_login_failures_ip(char *dst, size_t n, const char *addr)
 {
     return key_fmt(dst, n, "login_failures:ip:%s", addr);
 }
-
-int el_oid_valid(const char *s)
-{
-    int i;
-
-    if (s == NULL)
-        return 0;
-    for (i = 0; i < 24; i++) {
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-            return 0;
-    }
-    return s[24] == '\0';
-}

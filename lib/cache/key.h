@@ -4,7 +4,7 @@
  *
  * Each builder writes a NUL-terminated key into dst (size n) and returns its
  * length, or EL_ETOOBIG if it does not fit (dst then holds ""). Ids are
- * copied as given: callers validate them first (el_oid_valid). */
+ * copied as given: callers validate them first (el_oid_valid, model/oid.h). */
 #ifndef EL_KEY_H
 #define EL_KEY_H
 
@@ -36,9 +36,5 @@ int el_key_lease(char *dst, size_t n, const char *key);
 /* Failed-login counters for throttling: by email and by client address. */
 int el_key_login_failures_email(char *dst, size_t n, const char *email);
 int el_key_login_failures_ip(char *dst, size_t n, const char *addr);
-
-/* 1 if s is exactly 24 lowercase or uppercase hex digits (a MongoDB
- * ObjectId in hex), else 0. */
-int el_oid_valid(const char *s);
 
 #endif /* EL_KEY_H */

@@ -44,7 +44,7 @@
 
 #include <mongoc/mongoc.h>
 
-#include "cache/key.h"
+#include "model/oid.h"
 #include "core/text.h"
 
 #define COLLECTION "courses"

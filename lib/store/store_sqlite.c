@@ -43,7 +43,7 @@
 #include <json-c/json.h>
 #include <sqlite3.h>
 
-#include "cache/key.h"
+#include "model/oid.h"
 #include "core/text.h"
 
 #define SCHEMA_VERSION 2   /* 2: users, enrollments, refresh tokens, revocations */

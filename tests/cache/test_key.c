@@ -40,18 +40,6 @@ static void test_truncation(void)
     CU_ASSERT_STRING_EQUAL(k, "");
 }
 
-static void test_oid_valid(void)
-{
-    CU_ASSERT_TRUE(el_oid_valid("65a1b2c3d4e5f60718293a4b"));
-    CU_ASSERT_TRUE(el_oid_valid("65A1B2C3D4E5F60718293A4B"));
-    CU_ASSERT_FALSE(el_oid_valid("65a1b2c3d4e5f60718293a4"));   /* 23 */
-    CU_ASSERT_FALSE(el_oid_valid("65a1b2c3d4e5f60718293a4bc")); /* 25 */
-    CU_ASSERT_FALSE(el_oid_valid("65a1b2c3d4e5f60718293a4g"));
-    CU_ASSERT_FALSE(el_oid_valid("{\"$gt\":\"\"}"));
-    CU_ASSERT_FALSE(el_oid_valid(""));
-    CU_ASSERT_FALSE(el_oid_valid(NULL));
-}
-
 void test_key_register(void)
 {
     CU_pSuite s = CU_add_suite("key", NULL, NULL);
@@ -59,5 +47,4 @@ void test_key_register(void)
     CU_add_test(s, "spelling of every key", test_spelling);
     CU_add_test(s, "generation changes list key", test_generation_changes_list_key);
     CU_add_test(s, "truncation is an error", test_truncation);
-    CU_add_test(s, "ObjectId validation", test_oid_valid);
 }

@@ -405,7 +405,7 @@ int handle_course_enroll(const struct el_request *req, struct el_response *res)
         struct el_buf b;
 
         el_key_course(key, sizeof(key), id);
-        el_buf_init(&b, 4u << 20);
+        el_buf_init(&b, EL_RESPONSE_MAX);
         if (el_store_course_get(req->app->store, id, &c) == EL_OK) {
             if (el_course_to_json(&c, &b) != EL_OK ||
                 el_tiered_set(req->app->courses, key, b.data, b.len) != EL_OK)

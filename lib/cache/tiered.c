@@ -37,7 +37,6 @@
 #include <time.h>
 
 #define FLIGHT_STRIPES 32
-#define BODY_MAX (16u << 20) /* largest document we will cache or serve */
 
 struct flight {
     struct flight *next;
@@ -139,15 +138,42 @@ static void pending_add(const char *key)
     must(pthread_mutex_unlock(&pending_lock));
 }
 
+/* Put a key back on the queue (its DEL failed: Redis went away again). */
+static void pending_putback(char *key)
+{
+    must(pthread_mutex_lock(&pending_lock));
+    if (npending < PENDING_MAX)
+        pending[npending++] = key;
+    else {
+        pending_lost++;
+        free(key);
+    }
+    must(pthread_mutex_unlock(&pending_lock));
+}
+
 void el_tiered_replay(struct el_redis *redis, struct el_bus *bus)
 {
     int lost;
 
-    must(pthread_mutex_lock(&pending_lock));
-    while (npending > 0 && el_redis_del(redis, pending[npending - 1]) == EL_OK) {
-        best_effort(el_bus_publish_key(bus, pending[npending - 1]));
-        free(pending[--npending]);
+    /* One key at a time off the queue, its DEL and announcement outside the
+     * lock: request threads queueing keys never wait behind up to
+     * PENDING_MAX Redis round trips. */
+    for (;;) {
+        char *key;
+
+        must(pthread_mutex_lock(&pending_lock));
+        key = npending > 0 ? pending[--npending] : NULL;
+        must(pthread_mutex_unlock(&pending_lock));
+        if (key == NULL)
+            break;
+        if (el_redis_del(redis, key) != EL_OK) {
+            pending_putback(key); /* Redis is away again: next time */
+            break;
+        }
+        best_effort(el_bus_publish_key(bus, key));
+        free(key);
     }
+    must(pthread_mutex_lock(&pending_lock));
     lost = pending_lost;
     pending_lost = 0;
     must(pthread_mutex_unlock(&pending_lock));
@@ -400,7 +426,7 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
     char token[33] = "";
 
     *out = NULL;
-    el_buf_init(&body, BODY_MAX);
+    el_buf_init(&body, EL_RESPONSE_MAX);
 
     rc = refresh ? EL_EDISABLED : l2_get(t, key, &body, out);
     if (rc == EL_OK) {
@@ -527,6 +553,7 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
             free(f);
             must(pthread_mutex_unlock(&s->lock));
             el_blob_unref(stale);
+            el_blob_unref(hot);
             return EL_ENOMEM;
         }
         f->hash = h;

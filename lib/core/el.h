@@ -54,6 +54,11 @@ int el_err_set(struct el_err *err, int code, const char *fmt, ...)
 #define el_err_set(err, code, ...) (el_err_set((err), (code), __VA_ARGS__), (code))
 #endif
 
+/* The largest response body, in one place: what a handler builds and what
+ * the cache keeps (a cached document is served as it is, so a larger one
+ * could be cached but never served). */
+#define EL_RESPONSE_MAX (4u << 20)
+
 #define EL_WUR __attribute__((warn_unused_result))
 #define EL_UNUSED(x) ((void)(x))
 

@@ -25,8 +25,10 @@ int el_json_strings(const char *body, size_t len, const struct el_json_field *fi
         *fields[i].out = NULL;
     if (body == NULL)
         len = 0; /* no body: "" (parsing len bytes of "" would read past it) */
-    if (len > (size_t)INT32_MAX || (tok = json_tokener_new_ex(DEPTH_MAX)) == NULL)
+    if (len > (size_t)INT32_MAX)
         return el_err_set(err, EL_EINVAL, "body: must be a JSON object");
+    if ((tok = json_tokener_new_ex(DEPTH_MAX)) == NULL)
+        return el_err_set(err, EL_ENOMEM, "out of memory");
     root = json_tokener_parse_ex(tok, body != NULL ? body : "", (int)len);
     /* The whole body must be one value: no trailing bytes but whitespace. */
     if (root && json_tokener_get_error(tok) == json_tokener_success) {
@@ -73,7 +75,7 @@ int el_json_strings(const char *body, size_t len, const struct el_json_field *fi
     *doc = malloc(sizeof(**doc));
     if (*doc == NULL) {
         json_object_put(root);
-        return EL_ENOMEM;
+        return el_err_set(err, EL_ENOMEM, "out of memory");
     }
     (*doc)->root = root;
     return EL_OK;

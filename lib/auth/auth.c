@@ -15,6 +15,7 @@
 
 #include "auth/password.h"
 #include "core/blob.h"
+#include "core/hash.h"
 #include "core/buf.h"
 #include "cache/key.h"
 #include "obs/stats.h"
@@ -57,12 +58,6 @@ struct el_auth {
     struct verified *verified; /* VERIFIED_SLOTS */
 };
 
-static void must(int rc)
-{
-    if (rc != 0)
-        abort();
-}
-
 /* Best-effort cache writes: the store already holds the truth. */
 static void best_effort(int rc)
 {
@@ -86,10 +81,10 @@ struct el_auth *el_auth_new(struct el_jwt *jwt, struct el_store *store, struct e
     if (a->opts.session_l1_ms <= 0)
         a->opts.session_l1_ms = 5000;
     atomic_init(&a->synced_epoch, el_redis_epoch(redis));
-    must(pthread_mutex_init(&a->sync_lock, NULL));
-    must(pthread_mutex_init(&a->fail_lock, NULL));
+    el_must(pthread_mutex_init(&a->sync_lock, NULL));
+    el_must(pthread_mutex_init(&a->fail_lock, NULL));
     for (int i = 0; i < VERIFIED_LOCKS; i++)
-        must(pthread_mutex_init(&a->vlock[i], NULL));
+        el_must(pthread_mutex_init(&a->vlock[i], NULL));
     a->verified = calloc(VERIFIED_SLOTS, sizeof(*a->verified)); /* NULL: no cache */
     return a;
 }
@@ -211,7 +206,7 @@ static void revocations_sync(struct el_auth *a, const char *why)
         atomic_store(&a->synced_epoch, epoch);
         fprintf(stderr, "auth: %s; copied %d revocations from the store into Redis\n", why, s.n);
     }
-    must(pthread_mutex_unlock(&a->sync_lock));
+    el_must(pthread_mutex_unlock(&a->sync_lock));
 }
 
 /* Revoke id until expires_ms: the store first (the truth), then Redis. */
@@ -347,23 +342,22 @@ static int verify_access(struct el_auth *a, const char *tok, int64_t now_s,
                          struct el_token_claims *c, struct el_err *err)
 {
     size_t len = strnlen(tok, EL_JWT_MAX);
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h;
     struct verified *v;
     pthread_mutex_t *lk;
     int hit = 0;
 
     if (a->verified == NULL || len >= EL_JWT_MAX)
         return el_jwt_verify(a->jwt, tok, EL_TOKEN_ACCESS, now_s, c, err);
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)tok[i]) * 0x100000001b3ULL;
+    h = el_fnv1a64(EL_FNV1A64_INIT, tok, len);
     v = &a->verified[h % VERIFIED_SLOTS];
     lk = &a->vlock[h % VERIFIED_LOCKS];
-    must(pthread_mutex_lock(lk));
+    el_must(pthread_mutex_lock(lk));
     if (v->len == len && memcmp(v->token, tok, len) == 0) {
         *c = v->claims;
         hit = 1;
     }
-    must(pthread_mutex_unlock(lk));
+    el_must(pthread_mutex_unlock(lk));
     if (hit) {
         if (c->exp > now_s && c->iat <= now_s + 60)
             return EL_OK;
@@ -371,11 +365,11 @@ static int verify_access(struct el_auth *a, const char *tok, int64_t now_s,
     }
     if (el_jwt_verify(a->jwt, tok, EL_TOKEN_ACCESS, now_s, c, err) != EL_OK)
         return EL_EINVAL;
-    must(pthread_mutex_lock(lk));
+    el_must(pthread_mutex_lock(lk));
     memcpy(v->token, tok, len);
     v->len = len;
     v->claims = *c;
-    must(pthread_mutex_unlock(lk));
+    el_must(pthread_mutex_unlock(lk));
     return EL_OK;
 }
 
@@ -407,11 +401,9 @@ int el_auth_authenticate(struct el_auth *a, const char *authorization, int64_t n
  * for the colliding key, never block an innocent one. */
 static struct local_fail *local_slot(struct el_auth *a, const char *key, uint64_t now)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = el_fnv1a64_str(key);
     struct local_fail *f;
 
-    for (const char *s = key; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
     f = &a->fails[h % LOCAL_FAILS];
     if (strcmp(f->key, key) != 0 || now >= f->window_end) {
         snprintf(f->key, sizeof(f->key), "%s", key);
@@ -443,11 +435,11 @@ static void fail_count(struct el_auth *a, const char *key, int64_t *count, int64
         uint64_t now = el_now_ms();
         struct local_fail *f;
 
-        must(pthread_mutex_lock(&a->fail_lock));
+        el_must(pthread_mutex_lock(&a->fail_lock));
         f = local_slot(a, key, now);
         *count = f->count;
         *left_ms = (int64_t)(f->window_end - now);
-        must(pthread_mutex_unlock(&a->fail_lock));
+        el_must(pthread_mutex_unlock(&a->fail_lock));
     }
     el_buf_cleanup(&v);
 }
@@ -458,18 +450,18 @@ static void fail_record(struct el_auth *a, const char *key)
 
     if (a->redis && el_redis_incr_window(a->redis, key, EL_AUTH_FAIL_WINDOW_MS, &n) == EL_OK)
         return;
-    must(pthread_mutex_lock(&a->fail_lock));
+    el_must(pthread_mutex_lock(&a->fail_lock));
     local_slot(a, key, el_now_ms())->count++;
-    must(pthread_mutex_unlock(&a->fail_lock));
+    el_must(pthread_mutex_unlock(&a->fail_lock));
 }
 
 static void fail_reset(struct el_auth *a, const char *key)
 {
     if (a->redis)
         best_effort(el_redis_del(a->redis, key));
-    must(pthread_mutex_lock(&a->fail_lock));
+    el_must(pthread_mutex_lock(&a->fail_lock));
     local_slot(a, key, el_now_ms())->count = 0;
-    must(pthread_mutex_unlock(&a->fail_lock));
+    el_must(pthread_mutex_unlock(&a->fail_lock));
 }
 
 /* ---- logins and tokens ------------------------------------------------------- */

@@ -20,6 +20,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "core/hash.h"
+
 #define PEERS 256 /* publishers remembered (direct-mapped by id) */
 
 struct peer {
@@ -50,12 +52,6 @@ struct el_bus {
     _Atomic uint64_t received, gaps, resets, published, publish_failures;
 };
 
-static void must(int rc)
-{
-    if (rc != 0)
-        abort();
-}
-
 /* Send one numbered message; called with pub_lock held. */
 static int send_locked(struct el_bus *b, char kind, const char *arg)
 {
@@ -84,7 +80,7 @@ static int publish(struct el_bus *b, char kind, const char *arg)
 
     if (b == NULL)
         return EL_EDISABLED;
-    must(pthread_mutex_lock(&b->pub_lock));
+    el_must(pthread_mutex_lock(&b->pub_lock));
     /* Messages of ours were lost: say so first. A subscriber that joined
      * after them cannot see the gap in our numbers, but it must still drop
      * what those messages would have invalidated. */
@@ -93,7 +89,7 @@ static int publish(struct el_bus *b, char kind, const char *arg)
     rc = send_locked(b, kind, arg);
     if (rc != EL_OK)
         b->lost = 1;
-    must(pthread_mutex_unlock(&b->pub_lock));
+    el_must(pthread_mutex_unlock(&b->pub_lock));
     return rc;
 }
 
@@ -150,12 +146,10 @@ static void reset(struct el_bus *b, const char *why)
  * the publisher is new to us), 0 on a gap. */
 static int in_sequence(struct el_bus *b, const char *id, uint64_t seq)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = el_fnv1a64_str(id);
     struct peer *p;
     int ok;
 
-    for (const char *s = id; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
     p = &b->peers[h % PEERS];
     if (strcmp(p->id, id) != 0) {
         /* New publisher (or an evicted slot): its past is before our
@@ -260,11 +254,11 @@ static int nap(struct el_bus *b, int ms)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
-    must(pthread_mutex_lock(&b->stop_lock));
+    el_must(pthread_mutex_lock(&b->stop_lock));
     if (!b->stop)
         pthread_cond_timedwait(&b->stop_cond, &b->stop_lock, &ts);
     stop = b->stop;
-    must(pthread_mutex_unlock(&b->stop_lock));
+    el_must(pthread_mutex_unlock(&b->stop_lock));
     return stop;
 }
 
@@ -272,9 +266,9 @@ static int stopping(struct el_bus *b)
 {
     int s;
 
-    must(pthread_mutex_lock(&b->stop_lock));
+    el_must(pthread_mutex_lock(&b->stop_lock));
     s = b->stop;
-    must(pthread_mutex_unlock(&b->stop_lock));
+    el_must(pthread_mutex_unlock(&b->stop_lock));
     return s;
 }
 
@@ -353,9 +347,9 @@ int el_bus_start(const char *redis_url, struct el_redis *pub, const struct el_bu
     }
     for (int i = 0; i < 8; i++)
         snprintf(b->id + 2 * i, 3, "%02x", rnd[i]);
-    must(pthread_mutex_init(&b->pub_lock, NULL));
-    must(pthread_mutex_init(&b->stop_lock, NULL));
-    must(pthread_cond_init(&b->stop_cond, NULL));
+    el_must(pthread_mutex_init(&b->pub_lock, NULL));
+    el_must(pthread_mutex_init(&b->stop_lock, NULL));
+    el_must(pthread_cond_init(&b->stop_cond, NULL));
     if (pthread_create(&b->thread, NULL, bus_main, b) != 0) {
         el_redis_free(b->sub_redis);
         free(b);
@@ -369,10 +363,10 @@ void el_bus_stop(struct el_bus *b)
 {
     if (b == NULL)
         return;
-    must(pthread_mutex_lock(&b->stop_lock));
+    el_must(pthread_mutex_lock(&b->stop_lock));
     b->stop = 1;
-    must(pthread_cond_signal(&b->stop_cond));
-    must(pthread_mutex_unlock(&b->stop_lock));
+    el_must(pthread_cond_signal(&b->stop_cond));
+    el_must(pthread_mutex_unlock(&b->stop_lock));
     pthread_join(b->thread, NULL);
     el_redis_free(b->sub_redis);
     pthread_mutex_destroy(&b->pub_lock);

@@ -51,11 +51,6 @@ int el_key_blacklisted_token(char *dst, size_t n, const char *jti)
     return key_fmt(dst, n, "blacklisted_tokens:%s", jti);
 }
 
-int el_key_analytics_course(char *dst, size_t n, const char *course_id)
-{
-    return key_fmt(dst, n, "analytics:course:%s", course_id);
-}
-
 int el_key_lease(char *dst, size_t n, const char *key)
 {
     return key_fmt(dst, n, "lease:%s", key);

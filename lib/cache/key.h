@@ -30,7 +30,6 @@ int el_key_courses_list(char *dst, size_t n, uint64_t generation, const char *di
 int el_key_user_session(char *dst, size_t n, const char *user_id);
 int el_key_refresh_tokens(char *dst, size_t n, const char *user_id);
 int el_key_blacklisted_token(char *dst, size_t n, const char *jti);
-int el_key_analytics_course(char *dst, size_t n, const char *course_id);
 /* The cluster-wide fill lease of a cache key (tiered.c). */
 int el_key_lease(char *dst, size_t n, const char *key);
 /* Failed-login counters for throttling: by email and by client address. */

@@ -154,14 +154,12 @@ static uint64_t hash_key(const char *key, size_t len)
 
 static void lock(struct shard *s)
 {
-    if (pthread_mutex_lock(&s->lock) != 0)
-        abort();
+    el_must(pthread_mutex_lock(&s->lock));
 }
 
 static void unlock(struct shard *s)
 {
-    if (pthread_mutex_unlock(&s->lock) != 0)
-        abort();
+    el_must(pthread_mutex_unlock(&s->lock));
 }
 
 static struct shard *shard_of(struct el_l1 *c, uint64_t h)

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #define EL_ERRNO_MAP(X)                                                    \
     X(OK, 0, "success")                                                    \
@@ -58,6 +59,15 @@ int el_err_set(struct el_err *err, int code, const char *fmt, ...)
  * the cache keeps (a cached document is served as it is, so a larger one
  * could be cached but never served). */
 #define EL_RESPONSE_MAX (4u << 20)
+
+/* For pthread calls that cannot fail in a correct program (locking a mutex
+ * we initialised, signalling a condition we own): abort if one does, rather
+ * than go on unsynchronised. The one copy of that rule. */
+static inline void el_must(int rc)
+{
+    if (rc != 0)
+        abort();
+}
 
 #define EL_WUR __attribute__((warn_unused_result))
 #define EL_UNUSED(x) ((void)(x))

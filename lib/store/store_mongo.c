@@ -25,7 +25,7 @@
  * delete what expired, as SQLite's housekeeping does). No operation needs
  * a multi-document transaction, which a standalone mongod cannot run:
  * every exactly-once rule rests on one document's atomicity -- a unique
- * index, a guard in an update's filter, $inc, $max (see "issue 3" below).
+ * index, a guard in an update's filter, $inc, $max (see "shared pieces of the writes" below).
  * Because correctness depends on the unique indexes, the writes they guard
  * make sure of them first (require_indexes); the other indexes stay
  * best-effort.
@@ -960,7 +960,7 @@ static int mongo_reset(struct el_store *base)
     return client_push(s, client, coll, rc);
 }
 
-/* ---- issue 3: shared pieces --------------------------------------------- *
+/* ---- shared pieces of the writes --------------------------------------------- *
  *
  * Course writes, enrollments, users, refresh tokens, revocations. Each
  * exactly-once rule is one document's (file header); where an operation

@@ -248,17 +248,6 @@ struct sqlite_store {
 
 static const struct el_store_ops sqlite_ops;
 
-static void lock(pthread_mutex_t *m)
-{
-    if (pthread_mutex_lock(m) != 0)
-        abort();
-}
-
-static void unlock(pthread_mutex_t *m)
-{
-    if (pthread_mutex_unlock(m) != 0)
-        abort();
-}
 
 /* SQLite result code -> elearn status. Whatever is not the caller's fault
  * (busy, locked, I/O, full disk, a file gone read-only or corrupt) means
@@ -307,14 +296,14 @@ static void conn_unlink(struct conn *c)
 {
     struct sqlite_store *s = c->owner;
 
-    lock(&s->lock);
+    el_must(pthread_mutex_lock(&s->lock));
     if (c->prev)
         c->prev->next = c->next;
     else
         s->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    unlock(&s->lock);
+    el_must(pthread_mutex_unlock(&s->lock));
 }
 
 /* pthread key destructor: the thread is exiting with a connection. */
@@ -386,12 +375,12 @@ static int conn_get(struct sqlite_store *s, struct conn **out, struct el_err *er
         conn_close(c);
         return el_err_set(err, EL_ENOMEM, "sqlite: out of memory");
     }
-    lock(&s->lock);
+    el_must(pthread_mutex_lock(&s->lock));
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
-    unlock(&s->lock);
+    el_must(pthread_mutex_unlock(&s->lock));
     *out = c;
     return EL_OK;
 }
@@ -1011,7 +1000,7 @@ static int sqlite_reset(struct el_store *base)
     return tx_end(c, rc);
 }
 
-/* ---- issue 3: course writes --------------------------------------------- */
+/* ---- course writes --------------------------------------------- */
 
 /* Finish a statement that returns no row we need: step it unless a bind
  * failed (bad is the OR of the binds' results), then reset it. */
@@ -1836,8 +1825,7 @@ int el_store_sqlite_open(const char *path, struct el_store **out, struct el_err 
         free(s);
         return el_err_set(err, EL_ENOMEM, "sqlite: no thread-specific key left");
     }
-    if (pthread_mutex_init(&s->lock, NULL) != 0)
-        abort();
+    el_must(pthread_mutex_init(&s->lock, NULL));
     rc = conn_get(s, &c, err);
     if (rc == EL_OK)
         rc = create_schema(c, path, err);

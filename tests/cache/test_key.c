@@ -19,8 +19,6 @@ static void test_spelling(void)
     CU_ASSERT_STRING_EQUAL(k, "refresh_tokens:u1");
     el_key_blacklisted_token(k, sizeof(k), "j1");
     CU_ASSERT_STRING_EQUAL(k, "blacklisted_tokens:j1");
-    el_key_analytics_course(k, sizeof(k), "c1");
-    CU_ASSERT_STRING_EQUAL(k, "analytics:course:c1");
 }
 
 static void test_generation_changes_list_key(void)

@@ -313,7 +313,7 @@ static void test_jitter(void)
 }
 
 
-/* ---- coherence (issue 4) ------------------------------------------------- */
+/* ---- coherence ------------------------------------------------- */
 
 struct proc {
     struct el_l1 *l1;

@@ -764,7 +764,7 @@ static void test_concurrent_reads(void)
     memset(&shared, 0, sizeof(shared));
 }
 
-/* ---- course writes (issue 3) ------------------------------------------- */
+/* ---- course writes ------------------------------------------- */
 
 /* A patch that owns copies of what it is given (el_course_patch_cleanup). */
 static void set_str(char **dst, const char *s)

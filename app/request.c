@@ -23,6 +23,7 @@
 
 #include "app.h"
 #include "router.h"
+#include "http/json.h"
 
 #define DRAIN_MAX (8u << 20) /* larger unread bodies: close instead */
 
@@ -71,21 +72,9 @@ void el_response_cleanup(struct el_response *res)
 int el_response_error(struct el_response *res, int status, const char *detail)
 {
     el_buf_reset(&res->body);
-    if (el_buf_adds(&res->body, "{\"detail\":\"") != EL_OK)
-        goto fail;
-    /* Details are our own sentences, but may quote client input: escape. */
-    for (const unsigned char *p = (const unsigned char *)detail; *p; p++) {
-        int rc;
-        if (*p == '"' || *p == '\\')
-            rc = el_buf_addf(&res->body, "\\%c", *p);
-        else if (*p < 0x20)
-            rc = el_buf_addf(&res->body, "\\u%04x", *p);
-        else
-            rc = el_buf_add(&res->body, p, 1);
-        if (rc != EL_OK)
-            goto fail;
-    }
-    if (el_buf_adds(&res->body, "\"}") != EL_OK)
+    /* Details are our own sentences, but may quote client input: escaped. */
+    if (el_buf_adds(&res->body, "{\"detail\":") != EL_OK ||
+        el_json_add_string(&res->body, detail) != EL_OK || el_buf_adds(&res->body, "}") != EL_OK)
         goto fail;
     res->status = status;
     return status;

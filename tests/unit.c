@@ -69,6 +69,7 @@ static void (*const suites[])(void) = {
     test_bus_register,
     test_json_register,   test_form_register,
     test_stats_register,  test_oid_register,  test_hash_register,
+    test_text_register,
 };
 
 int main(void)

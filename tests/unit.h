@@ -43,6 +43,7 @@ UNIT_SUITE void test_config_register(void);
 UNIT_SUITE void test_course_register(void);
 UNIT_SUITE void test_oid_register(void);
 UNIT_SUITE void test_hash_register(void);
+UNIT_SUITE void test_text_register(void);
 UNIT_SUITE void test_store_register(void);
 UNIT_SUITE void test_store_mongo_register(void);
 UNIT_SUITE void test_redis_register(void);

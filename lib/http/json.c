@@ -88,3 +88,18 @@ void el_json_free(struct el_json *doc)
         free(doc);
     }
 }
+
+int el_json_add_string(struct el_buf *out, const char *s)
+{
+    int rc = el_buf_adds(out, "\"");
+
+    for (const unsigned char *p = (const unsigned char *)s; *p && rc == EL_OK; p++) {
+        if (*p == '"' || *p == '\\')
+            rc = el_buf_addf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            rc = el_buf_addf(out, "\\u%04x", *p);
+        else
+            rc = el_buf_add(out, p, 1);
+    }
+    return rc == EL_OK ? el_buf_adds(out, "\"") : rc;
+}

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "core/buf.h"
 #include "core/el.h"
 
 struct el_json; /* a parsed document; owns the strings handed out */
@@ -26,5 +27,10 @@ struct el_json_field {
 int el_json_strings(const char *body, size_t len, const struct el_json_field *fields, size_t n,
                     struct el_json **doc, struct el_err *err) EL_WUR;
 void el_json_free(struct el_json *doc);
+
+/* Append s as a JSON string ("..." with '"', '\\' and control characters
+ * escaped; other bytes as they are -- s is UTF-8 already) to out. The one
+ * writer of JSON strings outside json-c. */
+int el_json_add_string(struct el_buf *out, const char *s) EL_WUR;
 
 #endif /* EL_JSON_H */

@@ -11,6 +11,7 @@
 #include "http/form.h"
 #include "handlers.h"
 #include "http/json.h"
+#include "core/text.h"
 
 static int64_t now_s(void)
 {
@@ -37,6 +38,34 @@ int el_require_auth(const struct el_request *req, struct el_response *res, struc
     return el_response_error(res, 503, err.msg[0] ? err.msg : "Authentication unavailable");
 }
 
+
+/* Answers that carry tokens or who the caller is: never stored by a
+ * browser or an intermediary (RFC 6749 section 5.1). */
+static void no_store(struct el_response *res)
+{
+    el_response_header(res, "Cache-Control", "no-store");
+    el_response_header(res, "Pragma", "no-cache");
+}
+
+/* One field of the OAuth2 password form into out; 0, or the 422 answered.
+ * el_form_get refuses a NUL; the value must also be UTF-8, as in JSON. */
+static int form_field(const struct el_buf *body, struct el_response *res, const char *name,
+                      char *out, size_t n)
+{
+    char msg[96];
+    int rc;
+
+    rc = el_form_get(body->data ? body->data : "", body->len, name, out, n);
+    if (rc == EL_OK && !el_utf8_valid(out, strlen(out))) {
+        snprintf(msg, sizeof(msg), "%s: must be valid UTF-8 without NUL characters", name);
+        return el_response_error(res, 422, msg);
+    }
+    if (rc == EL_OK)
+        return 0;
+    snprintf(msg, sizeof(msg), "%s: %s", name,
+             rc == EL_ENOTFOUND ? "field required" : "invalid value");
+    return el_response_error(res, 422, msg);
+}
 
 static int is_form(const struct el_request *req)
 {
@@ -85,7 +114,7 @@ int handle_auth_register(const struct el_request *req, struct el_response *res)
     struct el_json *doc;
     struct el_user u;
     struct el_buf body;
-    int status, rc;
+    int status, rc, retry = 0;
 
     el_buf_init(&body, EL_BODY_MAX);
     if ((status = el_request_body_or_reply(req, res, &body)) != 0)
@@ -94,12 +123,15 @@ int handle_auth_register(const struct el_request *req, struct el_response *res)
         status = body_error(res, rc, &err);
         goto out;
     }
-    rc = el_auth_register(req->app->auth, email, password, name, &u, &err);
+    rc = el_auth_register(req->app->auth, email, password, name, req->remote_addr, &u, &retry,
+                          &err);
     el_json_free(doc);
     if (rc == EL_EINVAL)
         status = el_response_error(res, 422, err.msg);
     else if (rc == EL_ECONFLICT)
         status = el_response_error(res, 409, err.msg);
+    else if (rc == EL_ELIMIT || rc == EL_EUNAVAIL)
+        status = auth_failure(res, rc, &err, retry);
     else if (rc != EL_OK)
         status = el_response_error(res, 503, err.msg[0] ? err.msg : "Service unavailable");
     else {
@@ -124,23 +156,15 @@ int handle_auth_login(const struct el_request *req, struct el_response *res)
     struct el_buf body;
     int status, rc, retry = 0;
 
+    no_store(res);
     el_buf_init(&body, EL_BODY_MAX);
     if ((status = el_request_body_or_reply(req, res, &body)) != 0)
         goto out;
     if (is_form(req)) {
         /* The OAuth2 password form: username is the email. */
-        rc = el_form_get(body.data ? body.data : "", body.len, "username", femail, sizeof(femail));
-        if (rc != EL_OK) {
-            status = el_response_error(res, 422, rc == EL_ENOTFOUND ? "username: field required"
-                                                                     : "username: invalid value");
+        if ((status = form_field(&body, res, "username", femail, sizeof(femail))) != 0 ||
+            (status = form_field(&body, res, "password", fpass, sizeof(fpass))) != 0)
             goto out;
-        }
-        rc = el_form_get(body.data, body.len, "password", fpass, sizeof(fpass));
-        if (rc != EL_OK) {
-            status = el_response_error(res, 422, rc == EL_ENOTFOUND ? "password: field required"
-                                                                     : "password: invalid value");
-            goto out;
-        }
         email = femail;
         password = fpass;
     } else if ((rc = el_json_strings(body.data, body.len, f, 2, &doc, &err)) != EL_OK) {
@@ -166,6 +190,7 @@ int handle_auth_refresh(const struct el_request *req, struct el_response *res)
     struct el_buf body;
     int status, rc;
 
+    no_store(res);
     el_buf_init(&body, EL_BODY_MAX);
     if ((status = el_request_body_or_reply(req, res, &body)) != 0)
         goto out;
@@ -186,10 +211,13 @@ int handle_auth_logout(const struct el_request *req, struct el_response *res)
     struct el_principal p;
     int status;
 
+    no_store(res);
     if ((status = el_require_auth(req, res, &p)) != 0)
         return status;
-    if (el_auth_logout(req->app->auth, &p, now_s()) != EL_OK)
+    if (el_auth_logout(req->app->auth, &p, now_s()) != EL_OK) {
+        el_response_header(res, "Retry-After", "1");
         return el_response_error(res, 503, "Database unavailable, try again shortly");
+    }
     if (el_buf_adds(&res->body, "{\"message\":\"Logged out successfully\"}") != EL_OK)
         return el_response_error(res, 503, "Server out of memory, try again");
     return 200;
@@ -201,6 +229,7 @@ int handle_auth_me(const struct el_request *req, struct el_response *res)
     struct el_user u;
     int status;
 
+    no_store(res);
     if ((status = el_require_auth(req, res, &p)) != 0)
         return status;
     memset(&u, 0, sizeof(u));

@@ -136,6 +136,8 @@ int handle_cache_stats(const struct el_request *req, struct el_response *res)
     if (rc == EL_OK)
         rc = have_cluster ? el_stats_json(&all, b) : el_buf_adds(b, "null");
     if (rc == EL_OK)
+        rc = el_app_auth_state_json(app, b);
+    if (rc == EL_OK)
         rc = el_buf_adds(b, "}");
     if (rc != EL_OK)
         return out_of_memory(res);

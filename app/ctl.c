@@ -6,7 +6,8 @@
  * The store is the one --db names, else DB_URI, else MONGO_URI, else
  * sqlite:var/elearn.db -- read straight from the environment, because the
  * responder's configuration (config.c) also demands settings, such as
- * JWT_SECRET, that an admin tool has no use for.
+ * JWT_SECRET, that an admin tool has no use for. A relative sqlite: path is
+ * resolved against $DATA_DIR (else $STATE_DIRECTORY) as the responder does.
  *
  * Key decisions: commands are rows of one table ({name, fn, usage,
  * summary}); main() only finds the row, and --help is printed from the
@@ -43,6 +44,7 @@
 #include "model/course.h"
 #include "core/el.h"
 #include "auth/jwt.h"
+#include "cache/bus.h"
 #include "cache/key.h"
 #include "auth/password.h"
 #include "cache/redis.h"
@@ -104,7 +106,8 @@ static void usage(FILE *out)
     }
     fprintf(out,
             "\nThe store is --db URI, else $DB_URI, else $MONGO_URI, else %s.\n"
-            "URIs: sqlite:PATH or mongodb://HOST[:PORT]/DATABASE.\n"
+            "URIs: sqlite:PATH (relative: under $DATA_DIR when set) or\n"
+            "mongodb://HOST[:PORT]/DATABASE.\n"
             "User changes also clear the user's cached session in Redis: $REDIS_URL,\n"
             "else %s (set REDIS_URL= to skip).\n"
             "Run 'elearnctl COMMAND --help' for one command.\n",
@@ -210,7 +213,7 @@ static int common_option(const struct command *c, int argc, char **argv, int *i)
     return 0;
 }
 
-static const char *store_uri(void)
+static const char *store_uri_given(void)
 {
     const char *v;
 
@@ -221,6 +224,23 @@ static const char *store_uri(void)
     if ((v = getenv("MONGO_URI")) && *v)
         return v;
     return DEFAULT_DB_URI;
+}
+
+/* A relative sqlite: path names the same file the responder opens: it is
+ * resolved against $DATA_DIR (then $STATE_DIRECTORY) when set, as
+ * lib/core/config.c does; otherwise against the working directory. */
+static const char *store_uri(void)
+{
+    static char resolved[4200];
+    const char *uri = store_uri_given(), *dir = getenv("DATA_DIR");
+
+    if (dir == NULL || *dir != '/')
+        dir = getenv("STATE_DIRECTORY");
+    if (strncmp(uri, "sqlite:", 7) != 0 || uri[7] == '/' || uri[7] == '\0' || dir == NULL ||
+        *dir != '/')
+        return uri;
+    snprintf(resolved, sizeof(resolved), "sqlite:%.*s/%s", (int)strcspn(dir, ":"), dir, uri + 7);
+    return resolved;
 }
 
 static int open_store(struct el_store **s)
@@ -479,7 +499,10 @@ static int gen_course(struct el_course *c, int64_t now)
     c->rating = gen_rating();
     c->enrollment_count = gen_enrollment();
     c->rating_count = 1 + (int)(c->enrollment_count * (0.05 + 0.3 * rng_unit()));
-    c->published = rng_unit() < 0.9;
+    /* Every seeded course is in the catalogue: drafts (issue 12) are what
+     * instructors make. The draw stays so the rest of the data is as it was. */
+    (void)rng_unit();
+    c->published = true;
     c->created_at = now - (int64_t)(rng_unit() * (double)two_years);
     c->updated_at = c->created_at + (int64_t)(rng_unit() * (double)(now - c->created_at));
 
@@ -743,10 +766,12 @@ static int read_password(const struct command *self, char **out)
     return EXIT_SUCCESS;
 }
 
-/* Delete user_id's cached session from Redis, so the responders reload
- * the account (its new role, or that it is gone) on its next request. The
- * store change is what counts: a Redis that cannot be reached is reported
- * as a warning, and the cached copy then lives out its TTL. */
+/* Delete the Redis bucket that holds user_id's cached session (see
+ * cache/key.h), so the responders reload the account (its new role, or that
+ * it is gone) on its next request: with its marker gone they trust none of
+ * the bucket until it is copied from the store again. The store change is
+ * what counts: a Redis that cannot be reached is reported as a warning,
+ * and the cached copy then lives out its TTL. */
 static void drop_session(const char *user_id)
 {
     const char *url = getenv("REDIS_URL");
@@ -759,7 +784,7 @@ static void drop_session(const char *user_id)
         url = DEFAULT_REDIS_URL;
     if (*url == '\0')
         return; /* no Redis in this deployment */
-    if (el_key_user_session(key, sizeof(key), user_id) < 0) {
+    if (el_key_auth_bucket(key, sizeof(key), el_key_auth_bucket_index(user_id)) < 0) {
         warn("cannot name the session key of user %s; the cached session was not cleared", user_id);
         return;
     }
@@ -772,6 +797,13 @@ static void drop_session(const char *user_id)
     if (rc != EL_OK)
         warn("cannot clear the cached session of user %s in Redis (%s); it expires on its own",
              user_id, el_strerror(rc));
+    /* ...and every responder drops its L1 copy (the one it serves without
+     * asking Redis). Not heard by a responder whose bus is down -- which
+     * then does not trust its local state either. */
+    snprintf(key, sizeof(key), "session:%s", user_id);
+    if (rc == EL_OK && (rc = el_bus_publish_key_once(r, key)) != EL_OK)
+        warn("cannot tell the responders to drop the session of user %s (%s); their copies "
+             "expire within seconds", user_id, el_strerror(rc));
     el_redis_thread_cleanup(r);
     el_redis_free(r);
 }

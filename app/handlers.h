@@ -14,6 +14,21 @@ int handle_course_patch(const struct el_request *req, struct el_response *res);
 int handle_module_patch(const struct el_request *req, struct el_response *res);
 int handle_course_delete(const struct el_request *req, struct el_response *res);
 int handle_course_enroll(const struct el_request *req, struct el_response *res);
+/* try-fast handlers (router.h): L1 hits on the event thread */
+int fast_course_get(const struct el_request *req, struct el_response *res);
+int fast_course_list(const struct el_request *req, struct el_response *res);
+
+/* app/modules.c */
+int handle_module_add(const struct el_request *req, struct el_response *res);
+int handle_module_delete(const struct el_request *req, struct el_response *res);
+
+/* app/learning.c */
+int handle_course_unenroll(const struct el_request *req, struct el_response *res);
+int handle_my_enrollments(const struct el_request *req, struct el_response *res);
+int handle_course_rate(const struct el_request *req, struct el_response *res);
+
+/* app/openapi.c */
+int handle_openapi(const struct el_request *req, struct el_response *res);
 
 /* app/auth.c */
 int handle_auth_register(const struct el_request *req, struct el_response *res);
@@ -28,6 +43,8 @@ int handle_cache_invalidate(const struct el_request *req, struct el_response *re
 
 /* app/health.c (no authentication) */
 int handle_health(const struct el_request *req, struct el_response *res);
+/* Append ",\"redis_topology\":{...},\"revocations\":{...}" (health.c). */
+int el_app_auth_state_json(struct el_app *app, struct el_buf *b);
 int handle_metrics(const struct el_request *req, struct el_response *res);
 
 /* Authenticate the request's bearer token into *p. Returns 0, or the status

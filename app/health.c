@@ -43,6 +43,43 @@ static const char *redis_state(struct el_redis *r)
     return el_redis_ping(r) == EL_OK ? "up" : "down";
 }
 
+/* The Redis topology and the revocation-sync state as JSON members
+ * (",\"redis_topology\":{...},\"revocations\":{...}"), for /health and
+ * /cache/stats. No I/O: what the last connect saw. Host names come from
+ * the URL or a sentinel and are checked to be plain host characters. */
+int el_app_auth_state_json(struct el_app *app, struct el_buf *b)
+{
+    struct el_redis_topology t;
+    struct el_auth_sync_state st;
+    int rc;
+
+    el_redis_topology(app->redis, &t);
+    el_auth_sync_state(app->auth, &st);
+    if (app->redis == NULL)
+        rc = el_buf_adds(b, ",\"redis_topology\":null");
+    else
+        rc = el_buf_addf(b,
+                         ",\"redis_topology\":{\"role\":\"%s\",\"master\":\"%s:%d\","
+                         "\"sentinel\":%s%s%s,\"replicas\":%d,\"master_switches\":%llu}",
+                         t.run_id[0] ? "master" : "unknown", t.host, t.port,
+                         t.sentinel ? "\"" : "", t.sentinel ? t.master_name : "null",
+                         t.sentinel ? "\"" : "", t.replicas, (unsigned long long)t.switches);
+    if (rc == EL_OK)
+        rc = el_buf_addf(b,
+                         ",\"revocations\":{\"source\":\"%s\",\"synced\":%s,\"buckets\":%d,"
+                         "\"stale_buckets\":%d,\"dirty_buckets\":%d,\"copies\":%llu,"
+                         "\"copied\":%llu,\"lost_writes\":%llu,\"local\":%s,"
+                         "\"local_hits\":%llu}",
+                         st.local_trusted ? "local"
+                         : st.redis && st.synced ? "redis"
+                                                 : "store",
+                         st.synced ? "true" : "false", st.buckets, st.stale, st.dirty,
+                         (unsigned long long)st.syncs, (unsigned long long)st.copied,
+                         (unsigned long long)st.lost_writes, st.local_trusted ? "true" : "false",
+                         (unsigned long long)st.local_hits);
+    return rc;
+}
+
 /* GET /health: 200 {"status":"ok"} when the store and Redis answer,
  * "degraded" when either does not; 503 with the same body when the store
  * is down and nothing cached can be served either (L1 empty, Redis not
@@ -60,9 +97,10 @@ int handle_health(const struct el_request *req, struct el_response *res)
     degraded = !db || strcmp(redis, "down") == 0;
     if (el_buf_addf(&res->body,
                     "{\"status\":\"%s\",\"l1\":{\"entries\":%llu,\"bytes\":%llu},"
-                    "\"redis\":\"%s\",\"db\":\"%s\"}",
+                    "\"redis\":\"%s\",\"db\":\"%s\"",
                     degraded ? "degraded" : "ok", (unsigned long long)l1.entries,
-                    (unsigned long long)l1.bytes, redis, db ? "up" : "down") != EL_OK)
+                    (unsigned long long)l1.bytes, redis, db ? "up" : "down") != EL_OK ||
+        el_app_auth_state_json(app, &res->body) != EL_OK || el_buf_adds(&res->body, "}") != EL_OK)
         return el_response_error(res, 503, "Server out of memory, try again");
     el_response_header(res, "Cache-Control", "no-store");
     if (!db && l1.entries == 0 && strcmp(redis, "up") != 0)

@@ -1,10 +1,10 @@
 /* request.h -- the request and response as handlers see them.
  *
- * Handlers never touch FastCGI types: request.c (the only file that includes
- * fcgiapp.h) parses the FastCGI parameters into struct el_request, calls the
- * router, and writes struct el_response back. A handler returns the HTTP
- * status and fills the response; request.c frees everything request-scoped
- * after writing it. */
+ * Handlers never touch FastCGI: fcgi.c turns records into a complete
+ * request (parameters and body), request.c makes struct el_request of it,
+ * calls the router, and turns struct el_response into the CGI head and body
+ * that fcgi.c frames. A handler returns the HTTP status and fills the
+ * response; request.c frees everything request-scoped after writing it. */
 #ifndef EL_REQUEST_H
 #define EL_REQUEST_H
 
@@ -73,16 +73,27 @@ void el_response_header(struct el_response *res, const char *name, const char *v
 
 
 
-/* Per-thread FastCGI state (opaque; request.c owns the FastCGI types). */
-struct el_worker;
+/* The front's side (pool.c): answer one complete request from the web
+ * server and append the framed response to out.
+ *
+ * fast != 0: on an event thread, which must never block -- only routes with
+ * a try-fast handler (router.h) that can answer without a blocking call are
+ * served; the function returns 0 and leaves out alone when the request
+ * needs a worker. fast == 0: on a worker, anything goes.
+ *
+ * Returns 1 when the response is in out, 0 (fast only) when a worker must
+ * serve it, -1 when out cannot take the response (close the connection).
+ * Logs the request (one access-log line) and counts it. */
+struct el_fcgi_req;
+struct el_buf;
+int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struct el_buf *out);
 
-struct el_worker *el_worker_new(void);
-void el_worker_free(struct el_worker *w);
+/* Write the batched access-log lines now (obs/log.c; at a stop). */
+void el_request_log_flush(void);
 
-/* Read one request from the web-server connection fd, dispatch it and write
- * the response. Returns 1 when the connection stays open for another request
- * (the caller still owns fd and should wait for it to become readable), 0
- * when it was closed (by the peer, an error, or because the server did not
- * ask to keep it). Blocks only while the request is being read or answered. */
-int el_worker_serve(struct el_worker *w, int fd, struct el_app *app);
+/* After each epoll round and each worker request: write the batched lines
+ * when the last such write (by any thread) is 100 ms old, so busy threads
+ * share one write(2) among many requests. */
+void el_request_log_tick(uint64_t now_ms);
+
 #endif /* EL_REQUEST_H */

@@ -20,8 +20,14 @@ static const struct route routes[] = {
     {"GET", "/courses/{id}", handle_course_get},
     {"PATCH", "/courses/{id}", handle_course_patch},
     {"DELETE", "/courses/{id}", handle_course_delete},
+    {"POST", "/courses/{id}/modules", handle_module_add},
     {"PATCH", "/courses/{id}/modules/{module_id}", handle_module_patch},
+    {"DELETE", "/courses/{id}/modules/{module_id}", handle_module_delete},
     {"POST", "/courses/{id}/enroll", handle_course_enroll},
+    {"DELETE", "/courses/{id}/enroll", handle_course_unenroll},
+    {"PUT", "/courses/{id}/rating", handle_course_rate},
+    {"GET", "/users/me/enrollments", handle_my_enrollments},
+    {"GET", "/openapi.json", handle_openapi},
     {"POST", "/auth/register", handle_auth_register},
     {"POST", "/auth/login", handle_auth_login},
     {"POST", "/auth/refresh", handle_auth_refresh},
@@ -34,6 +40,13 @@ static const struct route routes[] = {
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* The routes that may be answered on an event thread, with their try-fast
+ * handlers (router.h); every other route always goes to a worker. */
+static const struct route fast_routes[] = {
+    {"GET", "/courses", fast_course_list},
+    {"GET", "/courses/{id}", fast_course_get},
+};
 
 /* Match path against pattern segment by segment; on success store the
  * {capture} segments in req->params. Captures point into a per-request copy
@@ -77,7 +90,8 @@ static int match(const char *pattern, const char *path, struct el_request *req, 
     return 1;
 }
 
-int el_router_dispatch(struct el_request *req, struct el_response *res)
+/* Find req's route: its index, or -1 with the 404/405 set on res. */
+static int route_of(struct el_request *req, struct el_response *res)
 {
     static __thread char scratch[1024];
     char allow[64] = "";
@@ -89,7 +103,7 @@ int el_router_dispatch(struct el_request *req, struct el_response *res)
         if (strcmp(routes[i].method, req->method) == 0 ||
             (strcmp(req->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0)) {
             req->route = routes[i].pattern;
-            return routes[i].handler(req, res);
+            return (int)i;
         }
         if (strstr(allow, routes[i].method) == NULL) {
             size_t used = strlen(allow);
@@ -99,7 +113,29 @@ int el_router_dispatch(struct el_request *req, struct el_response *res)
     }
     if (allow[0]) {
         memcpy(res->allow, allow, sizeof(res->allow));
-        return el_response_error(res, 405, "Method Not Allowed");
+        el_response_error(res, 405, "Method Not Allowed");
+    } else {
+        el_response_error(res, 404, "Not Found");
     }
-    return el_response_error(res, 404, "Not Found");
+    return -1;
+}
+
+int el_router_dispatch(struct el_request *req, struct el_response *res)
+{
+    int r = route_of(req, res);
+
+    return r < 0 ? res->status : routes[r].handler(req, res);
+}
+
+int el_router_try_fast(struct el_request *req, struct el_response *res)
+{
+    int r = route_of(req, res);
+
+    if (r < 0)
+        return res->status;
+    for (size_t i = 0; i < sizeof(fast_routes) / sizeof(fast_routes[0]); i++)
+        if (strcmp(fast_routes[i].pattern, routes[r].pattern) == 0 &&
+            strcmp(fast_routes[i].method, routes[r].method) == 0)
+            return fast_routes[i].handler(req, res);
+    return 0;
 }

@@ -10,7 +10,7 @@
 #   cache  l1, key, redis, bus, tiered: the layers above the store
 #   auth   jwt, password, auth: sessions, built on all of the above
 #
-# A file may include its own layer and any lower one. The two known
+# A file may include its own layer and any lower one. The known
 # exceptions are listed in ALLOWED with what is to be done about them; any
 # other upward include fails.
 set -u
@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 LAYERS="core http model obs store cache auth"
 ALLOWED="
 lib/core/config.c cache/redis.h    REDIS_URL is checked by building an el_redis: move to the caller
+lib/core/config.c http/forwarded.h TRUSTED_PROXIES is checked with the http parser: likewise
 lib/obs/stats.c cache/bus.h        the cluster flush and the bus gauges: move to the cache layer
 lib/obs/stats.c cache/redis.h      (same)
 lib/obs/stats.h cache/l1.h         struct el_l1_stats in the gauges: pass plain numbers instead

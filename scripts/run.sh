@@ -110,6 +110,28 @@ export REDIS_URL
 export DB_URI="${DB_URI:-sqlite:var/elearn.db}"
 "$B/elearnctl" seed --courses 200 --if-empty || die "seeding $DB_URI failed"
 
+# ---- demo accounts ----------------------------------------------------------
+# One learner, one instructor and one admin, made once per store with
+# random passwords kept in var/demo_credentials (mode 600) and printed below,
+# so every role's work can be tried in the browser at once.
+DEMO=$VAR/demo_credentials
+if [ ! -s "$DEMO" ] || ! grep -q "^# $DB_URI\$" "$DEMO"; then
+    (umask 077 && echo "# $DB_URI" >"$DEMO.new")
+    for role in student instructor admin; do
+        pw=$(LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 16)
+        email=demo-$role@elearn.example
+        if printf '%s\n' "$pw" | "$B/elearnctl" create-user --email "$email" --role "$role" \
+            --name "Demo $role" --password-stdin >/dev/null 2>&1; then
+            echo "$role $email $pw" >>"$DEMO.new"
+        fi
+    done
+    if [ "$(wc -l <"$DEMO.new")" -gt 1 ]; then
+        mv "$DEMO.new" "$DEMO"
+    else
+        rm -f "$DEMO.new" # the accounts exist already (made by an earlier run)
+    fi
+fi
+
 # ---- responder -------------------------------------------------------------
 set -- "$B/elearn-fcgi"
 [ -z "${ENV_FILE:-}" ] || set -- "$@" --env-file "$ENV_FILE"
@@ -142,10 +164,16 @@ cat >&2 <<EOF
 
   elearn is up:  http://127.0.0.1:$PORT/          (browser frontend)
                  http://127.0.0.1:$PORT/api/courses
+                 http://127.0.0.1:$PORT/docs/     (API reference)
   store $DB_URI, L2 ${REDIS_URL:-off}, nginx log var/nginx/logs/error.log
   Stop with Ctrl-C (or kill $$): stops nginx, the responder and any Redis this started.
 
 EOF
+if [ -s "$DEMO" ] && grep -q "^# $DB_URI\$" "$DEMO"; then
+    echo "  Demo accounts (role, email, password; kept in var/demo_credentials):" >&2
+    grep -v '^#' "$DEMO" | sed 's/^/    /' >&2
+    echo >&2
+fi
 
 # Stay in the foreground until a signal or until one of ours dies. The sleep
 # runs in the background so a SIGTERM to this shell is handled at once.

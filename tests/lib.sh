@@ -86,10 +86,12 @@ stop_pid() {
 }
 
 # render_nginx TEMPLATE PREFIX PORT WWW SOCKET... -- render conf/nginx.conf
-# into PREFIX/nginx.conf with one `server unix:SOCKET;` line per SOCKET and
-# create PREFIX's logs/, tmp/ and static/ folders. Run as root, it puts
-# `user root;` first so the workers can open sockets made with -M 0600 (as a
-# normal user nginx would only warn that `user` is meaningless).
+# into PREFIX/nginx.conf with one `server unix:SOCKET;` line per SOCKET
+# (SOCKDIR: the first one's directory) and create PREFIX's logs/, tmp/ and
+# static/ folders. Run as root, it puts `user root;` first so the workers
+# can open sockets made with -M 0600 (as a normal user nginx would only warn
+# that `user` is meaningless); EL_NGINX_USER="www-data www-data" puts that
+# user instead (the production setup: socket group www-data, mode 0660).
 render_nginx() {
     _tpl=$1 _prefix=$2 _port=$3 _www=$4; shift 4
     _ups=""
@@ -99,8 +101,13 @@ render_nginx() {
     done
     mkdir -p "$_prefix/logs" "$_prefix/tmp" "$_prefix/static"
     {
-        [ "$(id -u)" -ne 0 ] || echo "user root;"
-        EL_R_PREFIX=$_prefix EL_R_PORT=$_port EL_R_WWW=$_www EL_R_UPS=$_ups awk '
+        if [ -n "${EL_NGINX_USER:-}" ]; then
+            echo "user $EL_NGINX_USER;"
+        elif [ "$(id -u)" -eq 0 ]; then
+            echo "user root;"
+        fi
+        EL_R_PREFIX=$_prefix EL_R_PORT=$_port EL_R_WWW=$_www EL_R_UPS=$_ups \
+        EL_R_SOCKDIR=$(dirname "${1:-/run/elearn/x}") awk '
             function rep(s, from, to,    i, r) {
                 r = ""
                 while ((i = index(s, from)) > 0) {
@@ -114,6 +121,7 @@ render_nginx() {
                 $0 = rep($0, "@PORT@", ENVIRON["EL_R_PORT"])
                 $0 = rep($0, "@WWW@", ENVIRON["EL_R_WWW"])
                 $0 = rep($0, "@UPSTREAM@", ENVIRON["EL_R_UPS"])
+                $0 = rep($0, "@SOCKDIR@", ENVIRON["EL_R_SOCKDIR"])
                 print
             }' "$_tpl"
     } >"$_prefix/nginx.conf"

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """mongo_server.py -- a MongoDB wire-protocol test server (test infrastructure).
 
-    /usr/bin/python3 tests/mongo_server.py --port PORT [--verbose]
+    /usr/bin/python3 tests/mongo_server.py --port PORT [--replset NAME] [--verbose]
 
 Listens on 127.0.0.1:PORT, prints one "ready" line to stderr once it accepts
 connections, and serves until SIGTERM or SIGINT, then exits 0.
@@ -21,7 +21,36 @@ Besides the real commands it answers two of its own:
                           (commands answered since start or the last reset;
                            the elearn* commands themselves are not counted)
     {elearnReset: 1}  ->  zero the counters
-so tests can assert how many queries a code path sends to the store.
+so tests can assert how many queries a code path sends to the store, and,
+to test what a client sends and how it copes with a replica set:
+    {elearnLog: 1}    ->  {ok: 1, log: [{cmd, coll, writeConcern,
+                          readPreference}, ...]} (the last 500 commands
+                          since start or the last reset, elearn* and
+                          handshakes left out)
+    {elearnFailWrites: n, code: c[, writeConcernError: true]}
+                      ->  the next n writes (insert, update, delete,
+                          findAndModify) fail with code c -- 10107
+                          NotWritablePrimary as during an election -- and
+                          are not applied; with writeConcernError they are
+                          applied and then answered with a
+                          writeConcernError (code c, e.g. 64, a majority
+                          that did not acknowledge in time)
+
+With --replset NAME it answers hello as a member of replica set NAME
+(setName, hosts, primary, me, setVersion, electionId), by default the
+primary of a set of one, so a client given replicaSet=NAME in its URI runs
+replica-set discovery and monitoring against it. With --members A,B and
+--primary A, several servers form one set (each holds its own data): a
+non-primary refuses writes (10107 NotWritablePrimary) and reads (13435),
+and {elearnSetPrimary: "host:port"} sent to every member holds an
+"election".
+
+--reply-jitter-ms N delays each reply to a write (insert, update, delete,
+findAndModify) by a random 0..N ms, sent from a timer thread while the loop
+goes on: writes still apply one at a time, in arrival order, but their
+acknowledgements reach the clients in another order -- as a real server's
+would under load. Tests of what clients do after a write use it to
+interleave concurrent writers (the single queue alone would hide races).
 
 Unknown commands get {ok: 0, code: 59, codeName: "CommandNotFound"}; what
 mongomock cannot do (arrayFilters, text indexes, ...) gets code 115,
@@ -31,8 +60,10 @@ mongomock cannot do (arrayFilters, text indexes, ...) gets code 115,
 import argparse
 import collections
 import datetime
+import random
 import signal
 import sys
+import threading
 import traceback
 
 from bson.int64 import Int64
@@ -40,6 +71,13 @@ import mockupdb
 import mongomock
 import mongomock.filtering
 import pymongo.errors
+from bson.objectid import ObjectId
+
+
+
+def election_id(term):
+    """The electionId of the term-th primary: later terms compare greater."""
+    return ObjectId('7fffffff%016x' % term)
 
 MAX_WIRE_VERSION = 13  # MongoDB 5.0: what libmongoc 1.23 needs to talk OP_MSG
 MAX_BSON_OBJECT_SIZE = 16 * 1024 * 1024
@@ -83,12 +121,24 @@ def write_error(index, exc):
     return {'index': index, 'code': code, 'errmsg': str(exc)}
 
 
+WRITES = ('insert', 'update', 'delete', 'findandmodify')
+RETRYABLE_CODES = (6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436)
+
+
 class Handler:
     """Answers one command at a time against a mongomock client."""
 
-    def __init__(self):
+    def __init__(self, replset=None, me=None, members=None, primary=None):
         self.client = mongomock.MongoClient()
         self.counts = collections.Counter()
+        self.replset, self.me = replset, me
+        self.members = members or [me]
+        self.primary = primary or me
+        self.term = 1
+        self.log = collections.deque(maxlen=500)
+        self.fail_writes = 0
+        self.fail_code = 10107
+        self.fail_wce = False
         self.commands = {
             'hello': self.hello,
             'ismaster': self.hello,
@@ -112,6 +162,9 @@ class Handler:
             'listdatabases': self.list_databases,
             'elearnstats': self.elearn_stats,
             'elearnreset': self.elearn_reset,
+            'elearnlog': lambda db, doc: {'log': list(self.log)},
+            'elearnfailwrites': self.elearn_fail_writes,
+            'elearnsetprimary': self.elearn_set_primary,
         }
 
     # -- dispatch ---------------------------------------------------------
@@ -120,15 +173,41 @@ class Handler:
         """The reply document for command `name` (ok defaults to 1)."""
         key = name.lower()
         fn = self.commands.get(key)
-        if key not in ('elearnstats', 'elearnreset'):
+        if not key.startswith('elearn'):
             self.counts['total'] += 1
             # Counted under the name the client sent, with isMaster and
             # ismaster folded together since drivers use both spellings.
             self.counts['isMaster' if key == 'ismaster' else name] += 1
         if fn is None:
             raise CommandError(59, 'CommandNotFound', "no such command: '%s'" % name)
+        if not key.startswith('elearn') and key not in ('hello', 'ismaster', 'ping',
+                                                         'buildinfo', 'endsessions'):
+            rp = doc.get('$readPreference')
+            self.log.append({'cmd': name, 'coll': str(doc.get(name)),
+                             'writeConcern': doc.get('writeConcern'),
+                             'readPreference': rp.get('mode') if isinstance(rp, dict) else None})
+        wce = None
+        if self.replset and self.primary != self.me and (
+                key in WRITES or key in ('find', 'aggregate', 'count', 'getmore')):
+            # A secondary: no writes, and no reads without secondaryOk
+            # (elearn reads from the primary only).
+            if key in WRITES:
+                raise CommandError(10107, 'NotWritablePrimary', 'not primary')
+            raise CommandError(13435, 'NotPrimaryNoSecondaryOk', 'not primary and secondaryOk=false')
+        if key in WRITES and self.fail_writes > 0:
+            self.fail_writes -= 1
+            if not self.fail_wce:
+                raise CommandError(self.fail_code, 'NotWritablePrimary'
+                                   if self.fail_code == 10107 else 'Injected',
+                                   'injected by elearnFailWrites')
+            wce = {'code': self.fail_code, 'codeName': 'WriteConcernFailed',
+                   'errmsg': 'waiting for replication timed out (injected)',
+                   'errInfo': {'wtimeout': True}}
         try:
-            return fn(self.client[dbname], doc)
+            reply = fn(self.client[dbname], doc)
+            if wce is not None:
+                reply = dict(reply, writeConcernError=wce)
+            return reply
         except CommandError:
             raise
         except pymongo.errors.OperationFailure as e:
@@ -163,7 +242,37 @@ class Handler:
             ('maxWireVersion', MAX_WIRE_VERSION),
             ('readOnly', False),
         ])
+        if self.replset:
+            writable = self.primary == self.me
+            if 'isWritablePrimary' in reply:
+                reply['isWritablePrimary'] = writable
+            else:
+                reply['ismaster'] = writable
+            reply.update([
+                ('setName', self.replset), ('setVersion', 1), ('hosts', list(self.members)),
+                ('primary', self.primary), ('me', self.me), ('secondary', not writable),
+                ('lastWrite', {'lastWriteDate': datetime.datetime.utcnow()}),
+            ])
+            if writable:
+                reply['electionId'] = election_id(self.term)
         return reply
+
+    def elearn_set_primary(self, db, doc):
+        """An election: host is the primary from now on (send to every
+        member, so they all agree)."""
+        host = doc.get('elearnSetPrimary')
+        if host not in self.members:
+            raise CommandError(2, 'BadValue', 'not a member: %r' % host)
+        if host != self.primary:
+            self.primary = host
+            self.term += 1
+        return {}
+
+    def elearn_fail_writes(self, db, doc):
+        self.fail_writes = int(doc.get('elearnFailWrites') or 0)
+        self.fail_code = int(doc.get('code') or 10107)
+        self.fail_wce = bool(doc.get('writeConcernError'))
+        return {}
 
     def build_info(self, db, doc):
         return {'version': '5.0.0', 'versionArray': [5, 0, 0, 0], 'gitVersion': 'mongo_server.py',
@@ -177,6 +286,7 @@ class Handler:
 
     def elearn_reset(self, db, doc):
         self.counts.clear()
+        self.log.clear()
         return {}
 
     # -- reads ------------------------------------------------------------
@@ -389,7 +499,17 @@ class Handler:
                 'totalSize': 0}
 
 
-def serve_one(handler, request, verbose):
+WRITE_COMMANDS = frozenset(('insert', 'update', 'delete', 'findandmodify'))
+
+
+def send_reply(request, reply):
+    try:
+        request.replies(reply)
+    except OSError as e:
+        print('mongo_server: client went away: %s' % e, file=sys.stderr, flush=True)
+
+
+def serve_one(handler, request, verbose, jitter_ms=0):
     """Answer one request from the queue; a broken client socket is logged,
     never fatal."""
     if not request.is_command:
@@ -405,6 +525,11 @@ def serve_one(handler, request, verbose):
         reply = handler.answer(name, dbname, doc)
     except CommandError as e:
         reply = {'ok': 0, 'code': e.code, 'codeName': e.code_name, 'errmsg': e.errmsg}
+        # As mongod 4.4+ does: a write sent as a retryable write (it has a
+        # txnNumber) that failed in a way worth retrying is labelled so;
+        # drivers retry only labelled errors.
+        if e.code in RETRYABLE_CODES and 'txnNumber' in doc:
+            reply['errorLabels'] = ['RetryableWriteError']
     except Exception as e:  # a bug here must not take the server down
         traceback.print_exc()
         reply = {'ok': 0, 'code': 1, 'codeName': 'InternalError', 'errmsg': repr(e)}
@@ -412,13 +537,27 @@ def serve_one(handler, request, verbose):
         print('%s.%s -> %r' % (dbname, name, reply), file=sys.stderr, flush=True)
     if isinstance(request, mockupdb.OpMsg) and request.flags & mockupdb.OP_MSG_FLAGS['moreToCome']:
         return  # unacknowledged (w:0): the client reads no reply
+    if jitter_ms > 0 and name.lower() in WRITE_COMMANDS:
+        # One reply per client connection is outstanding at a time (libmongoc
+        # does not pipeline), so a timer thread may send it.
+        t = threading.Timer(random.uniform(0, jitter_ms) / 1000.0, send_reply, (request, reply))
+        t.daemon = True
+        t.start()
+        return
     request.replies(reply)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--port', type=int, required=True)
+    ap.add_argument('--replset', metavar='NAME',
+                    help='answer hello as a member of replica set NAME')
+    ap.add_argument('--members', metavar='HOST:PORT,...',
+                    help='the set\'s members (default: this server alone)')
+    ap.add_argument('--primary', metavar='HOST:PORT', help='the primary (default: this server)')
     ap.add_argument('--verbose', action='store_true')
+    ap.add_argument('--reply-jitter-ms', type=float, default=0,
+                    help='delay each write reply by a random 0..N ms (interleaving)')
     args = ap.parse_args()
 
     def on_signal(signum, frame):
@@ -430,7 +569,9 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    handler = Handler()
+    me = '127.0.0.1:%d' % args.port
+    handler = Handler(args.replset, me, args.members.split(',') if args.members else None,
+                      args.primary)
     # mockupdb binds ('localhost', port) restricted to IPv4: 127.0.0.1.
     server = mockupdb.MockupDB(port=args.port, request_timeout=10 ** 9)
     server.run()
@@ -447,7 +588,7 @@ def main():
             if request is None:
                 break
             try:
-                serve_one(handler, request, args.verbose)
+                serve_one(handler, request, args.verbose, args.reply_jitter_ms)
             except OSError as e:
                 print('mongo_server: client went away: %s' % e, file=sys.stderr, flush=True)
     except Shutdown:

@@ -68,7 +68,9 @@ static void (*const suites[])(void) = {
     test_user_register,   test_course_input_register, test_auth_register,
     test_bus_register,
     test_json_register,   test_form_register,
-    test_stats_register,  test_oid_register,  test_hash_register,
+    test_stats_register,  test_fcgi_register,
+    test_log_register,    test_forwarded_register,
+    test_oid_register,    test_hash_register,
     test_text_register,
 };
 

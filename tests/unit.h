@@ -36,6 +36,7 @@ const char *unit_tmp_path(const char *name);
  * when any suite is missing. */
 #define UNIT_SUITE __attribute__((weak))
 UNIT_SUITE void test_buf_register(void);
+UNIT_SUITE void test_fcgi_register(void);
 UNIT_SUITE void test_key_register(void);
 UNIT_SUITE void test_blob_register(void);
 UNIT_SUITE void test_l1_register(void);
@@ -57,5 +58,7 @@ UNIT_SUITE void test_bus_register(void);
 UNIT_SUITE void test_json_register(void);
 UNIT_SUITE void test_form_register(void);
 UNIT_SUITE void test_stats_register(void);
+UNIT_SUITE void test_log_register(void);
+UNIT_SUITE void test_forwarded_register(void);
 
 #endif /* EL_TEST_UNIT_H */

@@ -1,33 +1,49 @@
 /* auth.h -- authentication through the cache layers: logins, token
  * rotation, revocation and the per-request validation path.
  *
- * Validation of an access token costs one Redis round trip and no store
- * query: after the signature and claims (jwt.c), one MGET reads
- *   blacklisted_tokens:synced  -- Redis holds every live revocation
- *   blacklisted_tokens:{jti}   -- this token revoked (logout)
- *   blacklisted_tokens:{sid}   -- its whole login revoked (refresh reuse)
- *   user_session:{sub}         -- email, name, role (a short string, not JSON)
- * The role comes from the session, not from the token, so a role change or a
- * user deletion (which delete the session key) takes effect on the next
- * request on every process.
+ * Validation of an access token usually costs no I/O: the local state
+ * (see "Auth without a round trip" below) answers while the cache bus
+ * vouches for it. Otherwise it costs one Redis round trip and no store
+ * query: after the signature and claims (jwt.c), one pipeline of three
+ * HMGETs reads, from the bucket (cache/key.h) of the token's jti, of its
+ * login's sid and of its user, that bucket's completeness marker "@sync"
+ * and the field "r:<jti>" / "r:<sid>" (revoked until ...) / "s:<sub>" (the
+ * session: role, email, name). The role comes from the session, not from
+ * the token, so a role change or a user deletion (which remove the
+ * session field) takes effect on the next request on every process.
  *
- * Revocations are written to the store first (the truth), then to Redis.
- * Redis is trusted for revocation checks only while the sentinel key is
- * present: a Redis that restarted empty or was flushed lacks it, and the
- * first process to notice copies every live revocation back from the store
- * before setting it again. A revocation that could not be written to Redis
- * makes this process delete the sentinel as soon as Redis answers again,
- * so every process falls back to the store until the copy is complete. And
- * a process that saw Redis go down (its breaker's epoch moved -- the bus
- * heartbeat makes every process see an outage) copies the live revocations
- * into Redis again before it trusts Redis: a revocation written to the
- * store during the outage is never missed there. While
- * Redis is down, revocations are checked in the store and sessions come from
- * L1 (5 s) or the store.
+ * Why no Redis event can bring a revoked token back. Revocations are
+ * written to the store first (the truth), then to Redis. Redis is trusted
+ * for a bucket only while that bucket's marker names the server that
+ * answers (its INFO run_id, read when the connection was made):
+ *  - eviction, FLUSHDB, a restart: revocations and marker live in one hash,
+ *    so whatever removes one removes the other -- no marker, no trust;
+ *  - a failover or a restarted master: the marker names the old server; a
+ *    promoted replica's run_id differs, so its copy is not trusted, however
+ *    complete it looks;
+ *  - a write Redis did not take, or that no replica acknowledged (WAIT 1
+ *    when the master has replicas), marks the bucket dirty here: this
+ *    process stops trusting it at once, and el_auth_tick removes its marker
+ *    (so every process stops) and copies it again;
+ *  - a Redis outage or a master switch seen by this process (the epoch of
+ *    el_redis moved) makes it copy every bucket before trusting any.
+ * A bucket not trusted sends the request to the store. Copies are made
+ * from the store by el_auth_tick, never on a request thread: begin (empty
+ * the hash, leave a nonce), read the live revocations, write them, end (set
+ * the marker) only if the nonce survived -- an eviction during the copy
+ * takes the nonce too, and the bucket stays unmarked. Hash fields carry
+ * their expiry in their value (Redis 7.0 has no per-field TTL); the tick
+ * removes expired ones, one bucket at a time. While Redis is down,
+ * revocations are checked in the store and sessions come from L1 (5 s) or
+ * the store.
  *
  * Login throttling counts failures per email (5) and per client address
  * (20) in 15-minute windows, in Redis when it is up and in a process-local
- * table when it is not. */
+ * table when it is not. An attempt is counted (reserved) before its
+ * password is checked, with one atomic increment per counter, so concurrent
+ * attempts can never exceed the limits together; a failed attempt stays
+ * counted, a successful or unanswered one is given back. Registration is
+ * limited the same way, to 20 attempts per client address per window. */
 #ifndef EL_AUTH_H
 #define EL_AUTH_H
 
@@ -42,6 +58,7 @@
 
 #define EL_AUTH_MAX_FAIL_EMAIL 5
 #define EL_AUTH_MAX_FAIL_IP 20
+#define EL_AUTH_MAX_REGISTER_IP 20
 #define EL_AUTH_FAIL_WINDOW_MS (15 * 60 * 1000)
 
 struct el_auth;
@@ -82,10 +99,13 @@ void el_auth_free(struct el_auth *a);
 int el_auth_authenticate(struct el_auth *a, const char *authorization, int64_t now_s,
                          struct el_principal *p, struct el_err *err) EL_WUR;
 
-/* Register a student. EL_EINVAL (422, detail in err) for invalid input,
- * EL_ECONFLICT when the email exists, EL_EUNAVAIL. */
+/* Register a student from client (the caller's address). EL_EINVAL (422,
+ * detail in err) for invalid input, EL_ECONFLICT when the email exists,
+ * EL_ELIMIT when client made EL_AUTH_MAX_REGISTER_IP attempts this window
+ * (*retry_after_s set), EL_EUNAVAIL. */
 int el_auth_register(struct el_auth *a, const char *email, const char *password,
-                     const char *name, struct el_user *out, struct el_err *err) EL_WUR;
+                     const char *name, const char *client, struct el_user *out,
+                     int *retry_after_s, struct el_err *err) EL_WUR;
 
 /* Log in: EL_ELIMIT when throttled (*retry_after_s set), EL_EINVAL for bad
  * credentials (the same work and answer for an unknown email and a wrong
@@ -107,9 +127,47 @@ int el_auth_logout(struct el_auth *a, const struct el_principal *p, int64_t now_
 /* Drop user_id's cached session from L1 and Redis (role change, deletion). */
 void el_auth_session_invalidate(struct el_auth *a, const char *user_id);
 
-/* Housekeeping, called about every 250 ms by a background thread: after a
- * Redis outage that lost a revocation write, clear the sentinel once Redis
- * answers; copy revocations back when the sentinel is missing. */
+/* Housekeeping, called about every 250 ms by a background thread (and
+ * once at start): take the marker off every dirty bucket, copy every
+ * stale bucket (or all of them after an outage, a master switch or at
+ * start) from the store, and drop expired fields of one bucket. */
 void el_auth_tick(struct el_auth *a);
+
+/* At start, before serving: wait up to wait_ms for the bus to be
+ * subscribed and heard, then tick once -- the first copy into Redis and
+ * the load of the local set happen before the first request, not during
+ * the first ones. */
+void el_auth_warm(struct el_auth *a, int wait_ms);
+
+/* The revocation-sync state, for /health and /cache/stats (no I/O). */
+struct el_auth_sync_state {
+    int redis;              /* 1 when Redis is configured */
+    int synced;             /* 1 when this process trusts every bucket */
+    int buckets, dirty, stale;
+    uint64_t syncs;         /* copies from the store made by this process */
+    uint64_t copied;        /* revocations copied by them */
+    uint64_t lost_writes;   /* writes Redis did not take or replicate */
+    int64_t last_sync_ms;   /* wall clock of the last copy; 0: none */
+    int local_trusted;      /* 1 when the local state may vouch now */
+    uint64_t local_hits;    /* requests authenticated without a round trip */
+};
+void el_auth_sync_state(struct el_auth *a, struct el_auth_sync_state *out);
+
+/* Auth without a round trip. With a bus, every process keeps every live
+ * revocation in a local set -- loaded from the store by el_auth_tick, then
+ * kept current by the bus (revocations are announced like invalidations,
+ * session changes drop the "session:<id>" L1 entry everywhere) -- and
+ * serves a request from it and the session in L1 with no I/O at all. It
+ * trusts that state only while the bus does: no reset (gap, reconnect, lost
+ * publish) since it was loaded, a message heard within L1_MAX_STALE, and
+ * a master switch or reconnect resubscribes, which is a reset too).
+ * Otherwise it asks Redis, and from there the store. A revocation reaches every process
+ * within the bus bound (the revoking process applies it at once).
+ * el_auth_set_bus: give the bus (borrowed; NULL turns the local path
+ * off). el_auth_revoked_heard: the bus handler for another process's
+ * revocation. */
+struct el_bus;
+void el_auth_set_bus(struct el_auth *a, struct el_bus *bus);
+void el_auth_revoked_heard(struct el_auth *a, const char *id, int64_t expires_ms);
 
 #endif /* EL_AUTH_H */

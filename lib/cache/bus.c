@@ -4,8 +4,14 @@
  *     E1 <publisher> <seq> H               heartbeat
  *     E1 <publisher> <seq> K <key>         drop key
  *     E1 <publisher> <seq> G <generation>  new course-list generation
+ *     E1 <publisher> <seq> G <gen> <dim>   list-generation dimension dim moved
  *     E1 <publisher> <seq> F <key>         key filled in Redis
  *     E1 <publisher> <seq> L               some of my messages were lost
+ *     E1 <publisher> <seq> M <kind> <arg>\n<kind> <arg>...
+ *                                          several of the above in one (a
+ *                                          write's keys and generations:
+ *                                          el_bus_batch_begin/end)
+ *     E1 <publisher> <seq> R <id> <ms>     id revoked until ms (auth)
  * <publisher> is 16 random hex digits chosen at start, so a restarted
  * process is a new publisher and never looks like a gap. */
 #include "cache/bus.h"
@@ -49,7 +55,7 @@ struct el_bus {
     struct peer peers[PEERS];   /* subscriber thread only */
     _Atomic uint64_t last_heard_ms;
     atomic_int connected;
-    _Atomic uint64_t received, gaps, resets, published, publish_failures;
+    _Atomic uint64_t received, gaps, resets, published, publish_failures, heartbeats;
 };
 
 /* Send one numbered message; called with pub_lock held. */
@@ -74,7 +80,65 @@ static int send_locked(struct el_bus *b, char kind, const char *arg)
     return rc;
 }
 
+/* This thread's batch (el_bus_batch_begin): parts waiting to go out as one
+ * 'M' message when the outermost batch ends. */
+#define BATCH_MAX 440 /* leaves room for the header in send_locked's 512 */
+static __thread struct {
+    struct el_bus *bus;
+    int depth;
+    size_t len;
+    char buf[BATCH_MAX + 1];
+} batch;
+
+static int publish_now(struct el_bus *b, char kind, const char *arg);
+
+static int batch_flush(void)
+{
+    int rc = EL_OK;
+
+    if (batch.len > 0)
+        rc = publish_now(batch.bus, 'M', batch.buf);
+    batch.len = 0;
+    batch.buf[0] = '\0';
+    return rc;
+}
+
+void el_bus_batch_begin(struct el_bus *b)
+{
+    if (b == NULL || (batch.depth > 0 && batch.bus != b))
+        return; /* one bus per batch; another's messages go out at once */
+    batch.bus = b;
+    batch.depth++;
+}
+
+int el_bus_batch_end(struct el_bus *b)
+{
+    if (b == NULL || batch.bus != b || batch.depth == 0)
+        return EL_OK;
+    if (--batch.depth > 0)
+        return EL_OK;
+    return batch_flush();
+}
+
 static int publish(struct el_bus *b, char kind, const char *arg)
+{
+    if (b != NULL && batch.depth > 0 && batch.bus == b && kind != 'H') {
+        size_t need = 2 + (arg ? 1 + strlen(arg) : 0); /* [\n]kind[ arg] */
+
+        if (need > BATCH_MAX)
+            return publish_now(b, kind, arg);
+        if (batch.len + need > BATCH_MAX && batch_flush() != EL_OK) {
+            /* flushed (and numbered) anyway; carry on collecting */
+        }
+        batch.len += (size_t)snprintf(batch.buf + batch.len, sizeof(batch.buf) - batch.len,
+                                      "%s%c%s%s", batch.len ? "\n" : "", kind, arg ? " " : "",
+                                      arg ? arg : "");
+        return EL_OK;
+    }
+    return publish_now(b, kind, arg);
+}
+
+static int publish_now(struct el_bus *b, char kind, const char *arg)
 {
     int rc;
 
@@ -106,9 +170,60 @@ int el_bus_publish_generation(struct el_bus *b, uint64_t gen)
     return publish(b, 'G', g);
 }
 
+int el_bus_publish_list_dim(struct el_bus *b, int dim, uint64_t gen)
+{
+    char g[48];
+
+    snprintf(g, sizeof(g), "%" PRIu64 " %d", gen, dim);
+    return publish(b, 'G', g);
+}
+
 int el_bus_publish_filled(struct el_bus *b, const char *key)
 {
     return publish(b, 'F', key);
+}
+
+int el_bus_publish_revoked(struct el_bus *b, const char *id, int64_t expires_ms)
+{
+    char arg[128];
+    int n = snprintf(arg, sizeof(arg), "%s %" PRId64, id, expires_ms);
+
+    if (n < 0 || (size_t)n >= sizeof(arg) || strchr(id, ' ') != NULL)
+        return EL_EINVAL;
+    return publish(b, 'R', arg);
+}
+
+int el_bus_publish_key_once(struct el_redis *r, const char *key)
+{
+    unsigned char rnd[8];
+    char msg[512], id[17];
+    int n;
+
+    if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+        uint64_t t = el_now_us();
+        memcpy(rnd, &t, sizeof(rnd));
+    }
+    for (int i = 0; i < 8; i++)
+        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+    n = snprintf(msg, sizeof(msg), "E1 %s 1 K %s", id, key);
+    if (n < 0 || (size_t)n >= sizeof(msg))
+        return EL_ETOOBIG;
+    return el_redis_publish(r, EL_BUS_CHANNEL, msg, (size_t)n);
+}
+
+uint64_t el_bus_resets(struct el_bus *b)
+{
+    return b ? atomic_load(&b->resets) : 0;
+}
+
+uint64_t el_bus_last_heard_ms(struct el_bus *b)
+{
+    return b ? atomic_load_explicit(&b->last_heard_ms, memory_order_relaxed) : 0;
+}
+
+int el_bus_connected(struct el_bus *b)
+{
+    return b ? atomic_load(&b->connected) : 0;
 }
 
 int el_bus_fresh(struct el_bus *b, uint64_t now_ms)
@@ -131,6 +246,7 @@ void el_bus_stats(struct el_bus *b, struct el_bus_stats *out)
     out->resets = atomic_load(&b->resets);
     out->published = atomic_load(&b->published);
     out->publish_failures = atomic_load(&b->publish_failures);
+    out->heartbeats = atomic_load(&b->heartbeats);
     out->connected = atomic_load(&b->connected);
 }
 
@@ -194,6 +310,8 @@ static int parse_message(char *buf, char id[17], uint64_t *seq, char *kind, char
     return 0;
 }
 
+static void apply(struct el_bus *b, const char *id, char kind, char *rest);
+
 static void on_message(const char *msg, size_t len, void *arg)
 {
     struct el_bus *b = arg;
@@ -217,19 +335,51 @@ static void on_message(const char *msg, size_t len, void *arg)
     }
     if (strcmp(id, b->id) == 0)
         return; /* our own change: applied locally when it was made */
+    if (kind == 'M') {
+        /* Parts, one a line: each applied as its own message. */
+        for (char *part = rest, *nl; part && *part; part = nl ? nl + 1 : NULL) {
+            nl = strchr(part, '\n');
+            if (nl)
+                *nl = '\0';
+            apply(b, id, part[0], part[1] == ' ' ? part + 2 : part + 1);
+        }
+        return;
+    }
+    apply(b, id, kind, rest);
+}
+
+/* Apply one message (or one part of an 'M') from publisher id. */
+static void apply(struct el_bus *b, const char *id, char kind, char *rest)
+{
     switch (kind) {
     case 'K':
         if (b->h.key && *rest)
             b->h.key(b->h.arg, rest);
         break;
-    case 'G':
-        if (b->h.generation)
-            b->h.generation(b->h.arg, strtoull(rest, NULL, 10));
+    case 'G': {
+        char *end;
+        uint64_t gen = strtoull(rest, &end, 10);
+
+        if (*end == ' ') {
+            if (b->h.list_dim)
+                b->h.list_dim(b->h.arg, atoi(end + 1), gen);
+        } else if (b->h.generation) {
+            b->h.generation(b->h.arg, gen);
+        }
         break;
+    }
     case 'F':
         if (b->h.filled && *rest)
             b->h.filled(b->h.arg, rest);
         break;
+    case 'R': {
+        char rid[80];
+        int64_t ms;
+
+        if (b->h.revoked && sscanf(rest, "%79s %" SCNd64, rid, &ms) == 2)
+            b->h.revoked(b->h.arg, rid, ms);
+        break;
+    }
     case 'L': {
         char why[64];
         snprintf(why, sizeof(why), "publisher %s lost messages", id);
@@ -276,7 +426,9 @@ static void *bus_main(void *arg)
 {
     struct el_bus *b = arg;
     struct el_redis_sub *sub = NULL;
-    uint64_t next_beat = 0;
+    uint64_t next_beat = 0, sub_epoch = 0;
+    int leader = 1; /* until Redis says otherwise: beat (see below) */
+    uint64_t half_stale = (uint64_t)b->o.max_stale_ms / 2;
     char why[192];
     int down_logged = 0;
 
@@ -294,6 +446,7 @@ static void *bus_main(void *arg)
                 continue;
             }
             down_logged = 0;
+            sub_epoch = el_redis_epoch(b->sub_redis);
             atomic_store(&b->connected, 1);
             /* Whatever was published while we were away is lost to us. */
             memset(b->peers, 0, sizeof(b->peers));
@@ -301,8 +454,30 @@ static void *bus_main(void *arg)
             next_beat = 0;
         }
         if (now >= next_beat) {
-            (void)publish(b, 'H', NULL);
+            /* Only the lease holder beats. When Redis cannot say who holds
+             * it (a slow answer), the last holder goes on beating: one
+             * heartbeat too few would make every process distrust its L1. */
+            int rc = el_redis_lease(b->pub, EL_BUS_BEAT_KEY, b->id, 2 * (int64_t)b->o.heartbeat_ms);
+
+            if (rc == EL_OK || rc == EL_ECONFLICT)
+                leader = rc == EL_OK;
+            /* And anyone beats when the channel has been silent for half of
+             * max_stale: a holder that is late (a loaded machine) must not
+             * make every process distrust its L1. */
+            if ((leader || now - atomic_load(&b->last_heard_ms) >= half_stale) &&
+                publish(b, 'H', NULL) == EL_OK)
+                atomic_fetch_add(&b->heartbeats, 1);
             next_beat = now + (uint64_t)b->o.heartbeat_ms;
+        }
+        /* Sentinel moved the master: what is published there now never
+         * reaches a subscription on the old one. Subscribing again drops
+         * L1, as any reconnect does. */
+        if (el_redis_epoch(b->sub_redis) != sub_epoch) {
+            fprintf(stderr, "bus: the Redis master moved; subscribing again\n");
+            el_redis_sub_close(sub);
+            sub = NULL;
+            atomic_store(&b->connected, 0);
+            continue;
         }
         if (el_redis_sub_poll(sub, 50, on_message, b) != EL_OK) {
             fprintf(stderr, "bus: subscription lost; reconnecting\n");

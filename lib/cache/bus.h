@@ -15,10 +15,14 @@
  *    its next message that gets through ("I lost messages"), so even a
  *    subscriber that joined after the lost ones -- and so cannot see the
  *    gap -- drops its L1.
- *  - Every process publishes a heartbeat every heartbeat_ms. A process that
- *    has heard nothing -- not even its own heartbeat -- for max_stale_ms
- *    knows the channel is down and must not trust its L1 unverified
- *    (el_bus_fresh).
+ *  - One process publishes a heartbeat every heartbeat_ms: the holder of a
+ *    short Redis lease (EL_BUS_BEAT_KEY, 2 x heartbeat_ms), which every
+ *    process tries to take or renew each heartbeat_ms -- so heartbeat
+ *    deliveries grow with N, not N^2 (each process used to publish its own
+ *    to all the others). A holder that dies is replaced within about
+ *    3 x heartbeat_ms, under max_stale_ms. A process that has heard nothing
+ *    -- not even the heartbeat -- for max_stale_ms knows the channel is
+ *    down and must not trust its L1 unverified (el_bus_fresh).
  *  - When the subscriber connects or reconnects, L1 is dropped before it is
  *    trusted again: invalidations sent while it was away are gone.
  *
@@ -41,6 +45,7 @@
 #include "cache/redis.h"
 
 #define EL_BUS_CHANNEL "elearn:cache"
+#define EL_BUS_BEAT_KEY "elearn:cache:beat" /* the heartbeat lease */
 
 struct el_bus;
 
@@ -54,6 +59,12 @@ struct el_bus_handlers {
     void (*filled)(void *arg, const char *key);
     /* Messages may have been lost (gap, reconnect): drop all of L1. */
     void (*reset)(void *arg, const char *why);
+    /* Another process revoked id (a token's jti or a login's sid) until
+     * expires_ms (auth's local revocation set). May be NULL. */
+    void (*revoked)(void *arg, const char *id, int64_t expires_ms);
+    /* Another process moved list-generation dimension dim (> 0) to gen
+     * (app/lists.c). May be NULL. */
+    void (*list_dim)(void *arg, int dim, uint64_t gen);
 };
 
 struct el_bus_opts {
@@ -77,6 +88,34 @@ void el_bus_stop(struct el_bus *b);
 int el_bus_publish_key(struct el_bus *b, const char *key);
 int el_bus_publish_generation(struct el_bus *b, uint64_t gen);
 int el_bus_publish_filled(struct el_bus *b, const char *key);
+/* A list-generation dimension (dim > 0; dimension 0 is the generation of
+ * el_bus_publish_generation): "G <gen> <dim>". */
+int el_bus_publish_list_dim(struct el_bus *b, int dim, uint64_t gen);
+
+/* Batch this thread's messages on b until the matching el_bus_batch_end:
+ * then they go out as one message (a write's invalidations and generation
+ * announcements: one message per write, not one per key). Nests; the parts
+ * are applied by the others in order, as if sent one by one. Heartbeats are
+ * never batched. el_bus_batch_end returns the send's status (EL_OK when
+ * there was nothing to send). */
+void el_bus_batch_begin(struct el_bus *b);
+int el_bus_batch_end(struct el_bus *b);
+int el_bus_publish_revoked(struct el_bus *b, const char *id, int64_t expires_ms);
+
+/* Publish one "drop key" message through r as a publisher of its own (a
+ * new id, sequence 1), for a program that runs no bus (elearnctl). */
+int el_bus_publish_key_once(struct el_redis *r, const char *key);
+
+/* How many times this process has dropped its L1 because messages may have
+ * been lost (gaps, reconnects, lost publishes) -- one atomic load. State
+ * kept current by the bus is trustworthy only while this has not moved
+ * since it was loaded (and el_bus_fresh holds). A NULL bus: 0. */
+uint64_t el_bus_resets(struct el_bus *b);
+
+/* When the channel was last heard (el_now_ms clock; 0: never), and 1 while
+ * the subscription is connected. One atomic load each; NULL bus: 0. */
+uint64_t el_bus_last_heard_ms(struct el_bus *b);
+int el_bus_connected(struct el_bus *b);
 
 /* 1 when the channel was heard within max_stale_ms of now_ms (L1 may be
  * served unverified), else 0. A NULL bus (single process, no Redis) is
@@ -86,6 +125,7 @@ int el_bus_fresh(struct el_bus *b, uint64_t now_ms);
 /* Counters for stats: messages heard, gaps detected, resets. */
 struct el_bus_stats {
     uint64_t received, gaps, resets, published, publish_failures;
+    uint64_t heartbeats; /* heartbeats this process published */
     int connected;
 };
 void el_bus_stats(struct el_bus *b, struct el_bus_stats *out);

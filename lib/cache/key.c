@@ -1,6 +1,8 @@
 /* key.c -- cache-key builders (see key.h). */
 #include "cache/key.h"
 
+#include "core/hash.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -36,9 +38,21 @@ int el_key_courses_list(char *dst, size_t n, uint64_t generation, const char *di
     return key_fmt(dst, n, "courses_list:%llu:%s", (unsigned long long)generation, digest);
 }
 
-int el_key_user_session(char *dst, size_t n, const char *user_id)
+int el_key_courses_ids(char *dst, size_t n, uint64_t members, uint64_t search, uint64_t order,
+                       const char *digest)
 {
-    return key_fmt(dst, n, "user_session:%s", user_id);
+    return key_fmt(dst, n, "courses_ids:%llu.%llu.%llu:%s", (unsigned long long)members,
+                   (unsigned long long)search, (unsigned long long)order, digest);
+}
+
+int el_key_course_summary(char *dst, size_t n, const char *course_id)
+{
+    return key_fmt(dst, n, "course_summary:%s", course_id);
+}
+
+int el_key_list_gen(char *dst, size_t n, const char *dimension)
+{
+    return key_fmt(dst, n, EL_KEY_LIST_GEN ":%s", dimension);
 }
 
 int el_key_refresh_tokens(char *dst, size_t n, const char *user_id)
@@ -46,9 +60,15 @@ int el_key_refresh_tokens(char *dst, size_t n, const char *user_id)
     return key_fmt(dst, n, "refresh_tokens:%s", user_id);
 }
 
-int el_key_blacklisted_token(char *dst, size_t n, const char *jti)
+unsigned el_key_auth_bucket_index(const char *id)
 {
-    return key_fmt(dst, n, "blacklisted_tokens:%s", jti);
+    /* FNV-1a: the same in every process */
+    return (unsigned)(el_fnv1a64_str(id) % EL_KEY_AUTH_BUCKETS);
+}
+
+int el_key_auth_bucket(char *dst, size_t n, unsigned bucket)
+{
+    return key_fmt(dst, n, "auth:{b%02u}", bucket % EL_KEY_AUTH_BUCKETS);
 }
 
 int el_key_lease(char *dst, size_t n, const char *key)
@@ -64,4 +84,9 @@ int el_key_login_failures_email(char *dst, size_t n, const char *email)
 int el_key_login_failures_ip(char *dst, size_t n, const char *addr)
 {
     return key_fmt(dst, n, "login_failures:ip:%s", addr);
+}
+
+int el_key_register_ip(char *dst, size_t n, const char *addr)
+{
+    return key_fmt(dst, n, "register_attempts:ip:%s", addr);
 }

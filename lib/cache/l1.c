@@ -26,16 +26,34 @@
  * max_bytes / nshards, so the sum never exceeds max_bytes; an entry larger
  * than one shard's budget is refused with EL_ETOOBIG.
  *
- * Accounting: an entry costs its blob's footprint + key length + 1 +
- * ENTRY_OVERHEAD (the entry struct and, approximately, its share of the
- * bucket array and the ghost), so the budget bounds real memory, not just
- * body bytes. A blob cached under two keys is counted twice.
+ * Accounting: an entry costs what the allocator really holds for it -- its
+ * blob and its entry struct with the key, each measured with
+ * malloc_usable_size (header, rounding to the size class) -- plus
+ * INDEX_OVERHEAD, its share of the index: bucket slots (the table doubles
+ * at load 1: up to two per entry) and the ghost's ring and index slots
+ * (sized like main, rounded up to a power of two: up to two of each per
+ * entry). So the budget bounds real memory, not body bytes; what is left
+ * over is a fixed overhead (the shard array, the allocator's own
+ * bookkeeping and free lists), measured by bench/l1_footprint.c. A blob
+ * cached under two keys is counted twice.
+ *
+ * The allocator: glibc serves blocks under its mmap threshold from per-
+ * thread arenas, and raises that threshold each time it frees an mmap'd
+ * block -- so after a while every blob comes from an arena, and the churn
+ * of a full cache (evict one size, fill another) leaves the arenas holey:
+ * measured, RSS reached 2.1 x the budget. With the threshold fixed at
+ * MMAP_THRESHOLD (which also stops the raising), blobs above it are
+ * mmap'd and given back whole when evicted, and RSS stays near 1.1 x the
+ * budget (bench/l1_footprint.c, docs/benchmarks.md). el_l1_new sets it for
+ * the process; a blob's mmap'd size (rounded to pages) is what
+ * malloc_usable_size reports, so the accounting holds either way.
  *
  * Entries are never freed under a shard lock: removed ones are collected on a
  * local list and their blobs released after the unlock, so a blob's last
  * reference (free()) never lengthens anyone's critical section. */
 #include "cache/l1.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -47,6 +65,7 @@
 #define MOVE_MIN_FREQ 1  /* hits needed in small to be promoted to main */
 #define BUCKETS_INIT 16
 #define GHOST_MIN 16 /* ghost length while main is still (nearly) empty */
+#define MMAP_THRESHOLD (16 * 1024) /* see "The allocator" above */
 
 enum queue_id { Q_SMALL, Q_MAIN };
 
@@ -115,12 +134,10 @@ struct el_l1 {
     struct shard *shards;
 };
 
-/* The entry struct, two bucket slots (the table doubles at load 1, so it
- * holds one to two slots per entry) and one ring + two index slots of ghost
- * (the ghost is sized like main; its power-of-two rounding is not counted). */
-#define ENTRY_OVERHEAD                                                                             \
-    (sizeof(struct entry) + 2 * sizeof(struct entry *) + sizeof(uint64_t) +                        \
-     2 * sizeof(struct ghost_slot))
+/* Two bucket slots, and two ring + four index slots of ghost (see the
+ * accounting note above). */
+#define INDEX_OVERHEAD                                                                             \
+    (2 * sizeof(struct entry *) + 2 * sizeof(uint64_t) + 4 * sizeof(struct ghost_slot))
 
 /* 128-bit multiply folded to 64 bits: the mixing step of wyhash. */
 static uint64_t mum(uint64_t a, uint64_t b)
@@ -467,6 +484,7 @@ struct el_l1 *el_l1_new(size_t max_bytes)
     c->max_bytes = max_bytes;
     if (max_bytes == 0)
         return c;
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     while (n > 1 && max_bytes / n < MIN_SHARD_BYTES)
         n /= 2;
     c->shards = aligned_alloc(_Alignof(struct shard), n * sizeof(struct shard));
@@ -565,18 +583,23 @@ int el_l1_put(struct el_l1 *c, const char *key, struct el_blob *blob, uint64_t e
         return EL_EINVAL;
     h = hash_key(key, len);
     s = shard_of(c, h);
-    size = el_blob_footprint(blob) + len + 1 + ENTRY_OVERHEAD;
     /* Too big, dead on arrival or out of memory: cache nothing, but still
      * drop the old entry -- the caller is replacing it, so it is stale now. */
-    if (size > s->budget || now_ms >= expires_ms) {
+    if (el_blob_footprint(blob) + len + INDEX_OVERHEAD > s->budget || now_ms >= expires_ms) {
         el_l1_del(c, key);
-        return size > s->budget ? EL_ETOOBIG : EL_OK;
+        return now_ms >= expires_ms ? EL_OK : EL_ETOOBIG;
     }
     /* Allocate and copy outside the lock. */
     e = malloc(offsetof(struct entry, key) + len + 1);
     if (e == NULL) {
         el_l1_del(c, key);
         return EL_ENOMEM;
+    }
+    size = el_blob_footprint(blob) + malloc_usable_size(e) + INDEX_OVERHEAD;
+    if (size > s->budget) {
+        free(e);
+        el_l1_del(c, key);
+        return EL_ETOOBIG;
     }
     memcpy(e->key, key, len + 1);
     e->keylen = (uint32_t)len;
@@ -589,6 +612,14 @@ int el_l1_put(struct el_l1 *c, const char *key, struct el_blob *blob, uint64_t e
 
     lock(s);
     link = find_link(s, h, key, len);
+    if (link && (*link)->blob->version > blob->version && !expired(*link, now_ms)) {
+        /* The version guard: an older document never replaces a newer
+         * one, whatever order writers and fills arrive in. */
+        unlock(s);
+        el_blob_unref(e->blob);
+        free(e);
+        return EL_ECONFLICT;
+    }
     if (link) {
         /* A replacement keeps the old entry's standing (queue, frequency):
          * refreshing a hot key must not demote it to probation. */

@@ -29,6 +29,7 @@
  * hiredis writes with write(2), so the process must ignore SIGPIPE (the
  * responder does; a FastCGI program has to anyway). */
 #include "cache/redis.h"
+#include "cache/sentinel.h"
 #include "core/text.h"
 
 #include <errno.h>
@@ -57,13 +58,22 @@ struct conn {
     redisContext *c;      /* NULL until connected, and after any failure */
     uint64_t epoch;       /* breaker epoch c was made in */
     long timeout_us;      /* socket timeout currently set on c */
+    char run_id[EL_REDIS_ID_MAX]; /* the server's INFO run_id, read at connect */
+    int replicas;         /* replicas ROLE listed at connect */
     struct conn *prev, *next;
 };
 
 struct el_redis {
+    /* With Sentinel the master's address changes: host and port are then
+     * read and written under addr_mu (connects and the watcher only). */
     char host[256];
     int port;
     int db;
+    struct el_sentinel *sentinel; /* redis-sentinel:// URLs, else NULL */
+    pthread_mutex_t addr_mu;
+    char run_id[EL_REDIS_ID_MAX]; /* under addr_mu: last server connected to */
+    int replicas;                 /* under addr_mu: its replicas then */
+    _Atomic uint64_t switches;    /* master changes seen (Sentinel) */
     char user[256];       /* ACL user name; "" for password-only AUTH */
     char pass[256];       /* "" for no AUTH */
     size_t user_len, pass_len;
@@ -138,6 +148,39 @@ static int host_char_ok(char c, int bracketed)
     return bracketed && (c == ':' || c == '%');
 }
 
+/* The part of redis-sentinel://[[user]:password@]h1:p1[,h2:p2...]/name[/db]
+ * after the user information. */
+static int parse_sentinel_rest(struct el_redis *r, const char *p, struct el_err *err)
+{
+    const char *slash = strchr(p, '/'), *name, *name_end;
+    char nm[128];
+    long v;
+    int rc;
+
+    if (slash == NULL || slash[1] == '\0' || slash[1] == '/')
+        return el_err_set(err, EL_EINVAL, "missing master name (redis-sentinel://h:p,.../name)");
+    name = slash + 1;
+    name_end = strchr(name, '/');
+    if (name_end == NULL)
+        name_end = name + strlen(name);
+    if ((size_t)(name_end - name) >= sizeof(nm))
+        return el_err_set(err, EL_EINVAL, "master name too long");
+    memcpy(nm, name, (size_t)(name_end - name));
+    nm[name_end - name] = '\0';
+    r->db = 0;
+    if (*name_end == '/' && name_end[1] != '\0') {
+        if (parse_uint(name_end + 1, strlen(name_end + 1), INT_MAX, &v) < 0)
+            return el_err_set(err, EL_EINVAL, "db must be a non-negative decimal integer");
+        r->db = (int)v;
+    }
+    rc = el_sentinel_new(p, (size_t)(slash - p), nm, r->timeout_ms, &r->sentinel, err);
+    if (rc != EL_OK)
+        return rc;
+    r->host[0] = '\0'; /* unknown until a sentinel answers */
+    r->port = 0;
+    return EL_OK;
+}
+
 /* redis://[[user]:password@]host[:port][/db]. Messages quote nothing from
  * the URL: the user information holds the password, and any other part may
  * hold control characters. Callers that want to show the URL mask it. */
@@ -149,9 +192,12 @@ static int parse_url(struct el_redis *r, const char *url, struct el_err *err)
 
     if (strncmp(url, "rediss://", 9) == 0)
         return el_err_set(err, EL_EINVAL, "TLS (rediss://) is not supported");
-    if (strncmp(url, "redis://", 8) != 0)
-        return el_err_set(err, EL_EINVAL, "must start with redis://");
-    p = url + 8;
+    if (strncmp(url, "redis-sentinel://", 17) == 0)
+        p = url + 17;
+    else if (strncmp(url, "redis://", 8) == 0)
+        p = url + 8;
+    else
+        return el_err_set(err, EL_EINVAL, "must start with redis:// or redis-sentinel://");
 
     /* The last '@' ends the user information: the host, port and db cannot
      * contain one, a raw password might. */
@@ -170,6 +216,8 @@ static int parse_url(struct el_redis *r, const char *url, struct el_err *err)
             return el_err_set(err, EL_EINVAL, "bad password (too long or a bad %%-escape)");
         p = at + 1;
     }
+    if (url[5] == '-')
+        return parse_sentinel_rest(r, p, err);
 
     bracketed = *p == '[';
     if (bracketed) {
@@ -254,7 +302,11 @@ static void ctx_reason(const redisContext *c, int rc, int timeout_ms, char *why,
  * so that a missing password shows up as one "redis: down" line. */
 static int reply_is_unavailable(const redisReply *rep)
 {
-    static const char *const prefixes[] = {"LOADING", "BUSY", "MASTERDOWN", "NOAUTH"};
+    /* READONLY: the server was demoted to a replica under us (failover);
+     * NOREPLICAS: a master that min-replicas-to-write isolates. Either way
+     * the master is elsewhere: reconnect (and, with Sentinel, ask). */
+    static const char *const prefixes[] = {"LOADING", "BUSY",     "MASTERDOWN",
+                                           "NOAUTH",  "READONLY", "NOREPLICAS"};
 
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
         if (rep->len >= strlen(prefixes[i]) &&
@@ -339,16 +391,91 @@ static long us_left(uint64_t deadline_us)
     return now >= deadline_us ? 0 : (long)(deadline_us - now);
 }
 
-/* Connect, AUTH and SELECT within the budget ending at deadline_us. On
- * failure why holds a one-line reason and cn->c stays NULL. */
+static void set_master(struct el_redis *r, const char *host, int port);
+
+/* Where to connect: the fixed address, or (Sentinel) the master's address
+ * as a sentinel says now -- asked on every connect, so a thread never
+ * reconnects to a master that a failover has replaced. With every sentinel
+ * unreachable the last known address is used; ROLE still has to say
+ * "master" there. */
+static int conn_target(struct el_redis *r, char *host, size_t hostlen, int *port, char *why,
+                       size_t whylen)
+{
+    if (r->sentinel != NULL) {
+        char h[256];
+        int p, rc;
+
+        rc = el_sentinel_get_master(r->sentinel, h, sizeof(h), &p, why, whylen);
+        if (rc == EL_OK)
+            set_master(r, h, p);
+        pthread_mutex_lock(&r->addr_mu);
+        snprintf(host, hostlen, "%s", r->host);
+        *port = r->port;
+        pthread_mutex_unlock(&r->addr_mu);
+        return host[0] ? EL_OK : rc;
+    }
+    snprintf(host, hostlen, "%s", r->host);
+    *port = r->port;
+    return EL_OK;
+}
+
+/* ROLE's answer: EL_OK for a master (replica count in *replicas). */
+static int role_check(const redisReply *rep, int *replicas, char *why, size_t whylen)
+{
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+        rep->element[0]->type == REDIS_REPLY_STRING) {
+        if (strcmp(rep->element[0]->str, "master") == 0) {
+            *replicas = rep->elements >= 3 && rep->element[2]->type == REDIS_REPLY_ARRAY
+                            ? (int)rep->element[2]->elements
+                            : 0;
+            return EL_OK;
+        }
+        snprintf(why, whylen, "the server is a %s, not the master (ROLE)", rep->element[0]->str);
+        return EL_EUNAVAIL;
+    }
+    if (rep->type == REDIS_REPLY_ERROR)
+        snprintf(why, whylen, "ROLE: %.*s", (int)rep->len, rep->str);
+    else
+        snprintf(why, whylen, "unexpected answer to ROLE");
+    return EL_EUNAVAIL;
+}
+
+/* run_id from INFO server's text, "" when absent. */
+static void run_id_parse(const redisReply *rep, char out[EL_REDIS_ID_MAX])
+{
+    const char *p;
+    size_t n = 0;
+
+    out[0] = '\0';
+    if (rep->type != REDIS_REPLY_STRING)
+        return;
+    p = strstr(rep->str, "\nrun_id:");
+    if (p == NULL)
+        return;
+    p += 8;
+    while (n + 1 < EL_REDIS_ID_MAX && p[n] && p[n] != '\r' && p[n] != '\n')
+        n++;
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+/* Connect, then AUTH, SELECT, ROLE and INFO server in one round trip,
+ * within the budget ending at deadline_us. ROLE must say "master": writes
+ * never go to a replica, and a demoted master is refused at once. INFO's
+ * run_id names the server (auth.c compares it with its revocation
+ * markers). On failure why holds a one-line reason and cn->c stays NULL. */
 static int conn_open(struct el_redis *r, struct conn *cn, uint64_t epoch, uint64_t deadline_us,
                      char *why, size_t whylen)
 {
     redisContext *c;
     redisReply *rep;
-    int rc, e, nreplies = 0, appended = REDIS_OK;
+    char host[256];
+    int rc, e, port = 0, nreplies = 0, appended = REDIS_OK, i_auth = -1, i_select = -1;
 
-    c = redisConnectWithTimeout(r->host, r->port, us_tv((long)r->timeout_ms * 1000));
+    rc = conn_target(r, host, sizeof(host), &port, why, whylen);
+    if (rc != EL_OK)
+        return rc;
+    c = redisConnectWithTimeout(host, port, us_tv((long)r->timeout_ms * 1000));
     if (c == NULL) {
         snprintf(why, whylen, "out of memory");
         return EL_ENOMEM;
@@ -363,15 +490,14 @@ static int conn_open(struct el_redis *r, struct conn *cn, uint64_t epoch, uint64
     cn->c = c;
     cn->epoch = epoch;
     cn->timeout_us = 0;
-    if (r->pass_len == 0 && r->db == 0)
-        return EL_OK;
+    cn->run_id[0] = '\0';
+    cn->replicas = 0;
 
     rc = conn_budget(cn, us_left(deadline_us));
     if (rc != EL_OK) {
         snprintf(why, whylen, "setsockopt failed");
         goto fail;
     }
-    /* AUTH and SELECT go out in one round trip. */
     if (r->pass_len > 0) {
         const char *argv[3] = {"AUTH", r->user, r->pass};
         size_t lens[3] = {4, r->user_len, r->pass_len};
@@ -383,7 +509,7 @@ static int conn_open(struct el_redis *r, struct conn *cn, uint64_t epoch, uint64
             lens[1] = r->pass_len;
             appended |= redisAppendCommandArgv(c, 2, argv, lens);
         }
-        nreplies++;
+        i_auth = nreplies++;
     }
     if (r->db != 0) {
         char dbs[16];
@@ -392,8 +518,11 @@ static int conn_open(struct el_redis *r, struct conn *cn, uint64_t epoch, uint64
 
         lens[1] = (size_t)snprintf(dbs, sizeof(dbs), "%d", r->db);
         appended |= redisAppendCommandArgv(c, 2, argv, lens);
-        nreplies++;
+        i_select = nreplies++;
     }
+    appended |= redisAppendCommand(c, "ROLE");
+    appended |= redisAppendCommand(c, "INFO server");
+    nreplies += 2;
     if (appended != REDIS_OK) { /* only fails to allocate */
         snprintf(why, whylen, "out of memory");
         rc = EL_ENOMEM;
@@ -409,16 +538,25 @@ static int conn_open(struct el_redis *r, struct conn *cn, uint64_t epoch, uint64
             break;
         }
         rep = v;
-        if (rep->type == REDIS_REPLY_ERROR && rc == EL_OK) {
-            /* Read the remaining reply anyway; the context is dropped. */
-            snprintf(why, whylen, "%s: %.*s",
-                     (i == 0 && r->pass_len > 0) ? "AUTH" : "SELECT", (int)rep->len, rep->str);
+        if (rc == EL_OK && (i == i_auth || i == i_select) && rep->type == REDIS_REPLY_ERROR) {
+            /* Read the remaining replies anyway; the context is dropped. */
+            snprintf(why, whylen, "%s: %.*s", i == i_auth ? "AUTH" : "SELECT", (int)rep->len,
+                     rep->str);
             rc = EL_EUNAVAIL;
+        } else if (rc == EL_OK && i == nreplies - 2) {
+            rc = role_check(rep, &cn->replicas, why, whylen);
+        } else if (rc == EL_OK && i == nreplies - 1) {
+            run_id_parse(rep, cn->run_id);
         }
         freeReplyObject(rep);
     }
-    if (rc == EL_OK)
+    if (rc == EL_OK) {
+        pthread_mutex_lock(&r->addr_mu);
+        memcpy(r->run_id, cn->run_id, sizeof(r->run_id));
+        r->replicas = cn->replicas;
+        pthread_mutex_unlock(&r->addr_mu);
         return EL_OK;
+    }
 fail:
     conn_drop(cn);
     return rc;
@@ -463,21 +601,38 @@ static void breaker_close(struct el_redis *r, uint64_t epoch)
 /* Turns a non-error reply into the caller's result. */
 typedef int (*reply_fn)(const redisReply *rep, void *arg);
 
-/* Run one command on the calling thread's connection, through the breaker.
- * Error replies become EL_EPROTO without calling fn; the reply is freed
- * here. */
-static int command(struct el_redis *r, int argc, const char **argv, const size_t *lens,
-                   reply_fn fn, void *arg)
+/* One command of a pipeline: its arguments, what to do with its reply, and
+ * (after the call) its own result. */
+struct cmd {
+    int argc;
+    const char **argv;
+    const size_t *lens;
+    reply_fn fn;
+    void *arg;
+    int rc;
+};
+
+#define PIPELINE_MAX 8
+
+/* Run n commands on the calling thread's connection in one round trip,
+ * through the breaker. Returns EL_OK when every reply arrived (each
+ * command's own result in cmds[i].rc: error replies become EL_EPROTO
+ * without calling fn) or the failure that stopped them all. When server
+ * is not NULL it gets the run_id of the server that answered. Replies are
+ * freed here. */
+static int pipeline(struct el_redis *r, int n, struct cmd *cmds, char *server)
 {
+    redisReply *reps[PIPELINE_MAX];
     struct conn *cn;
-    redisReply *rep;
     uint64_t st, epoch, deadline_us;
     long budget_us;
-    int probing = 0, rc, e;
+    int probing = 0, rc = EL_OK, e, got = 0;
     char why[192];
 
     if (r == NULL)
         return EL_EDISABLED;
+    if (n < 1 || n > PIPELINE_MAX)
+        return EL_EINVAL;
     budget_us = (long)r->timeout_ms * 1000;
     st = atomic_load(&r->state);
     if (st & 1u) {
@@ -497,7 +652,7 @@ static int command(struct el_redis *r, int argc, const char **argv, const size_t
         return EL_ENOMEM;
     }
     if (cn->c != NULL && cn->epoch != epoch)
-        conn_drop(cn); /* made before the last outage: likely dead */
+        conn_drop(cn); /* made before the last outage or master switch */
 
     for (int attempt = 0;; attempt++) {
         int reused = cn->c != NULL;
@@ -507,15 +662,28 @@ static int command(struct el_redis *r, int argc, const char **argv, const size_t
             rc = conn_open(r, cn, epoch, deadline_us, why, sizeof(why));
             if (rc != EL_OK)
                 goto fail;
-            budget_us = us_left(deadline_us); /* the command gets what is left */
+            budget_us = us_left(deadline_us); /* the commands get what is left */
         }
         rc = conn_budget(cn, budget_us);
         if (rc != EL_OK) {
             snprintf(why, sizeof(why), "setsockopt failed");
             goto fail;
         }
-        rep = redisCommandArgv(cn->c, argc, argv, lens);
-        if (rep != NULL)
+        for (int i = 0; i < n; i++)
+            if (redisAppendCommandArgv(cn->c, cmds[i].argc, cmds[i].argv, cmds[i].lens) !=
+                REDIS_OK) {
+                snprintf(why, sizeof(why), "out of memory");
+                rc = EL_ENOMEM;
+                goto fail;
+            }
+        for (got = 0; got < n; got++) {
+            void *v = NULL;
+
+            if (redisGetReply(cn->c, &v) != REDIS_OK)
+                break;
+            reps[got] = v;
+        }
+        if (got == n)
             break;
         e = errno;
         rc = ctx_status(cn->c, e);
@@ -523,29 +691,52 @@ static int command(struct el_redis *r, int argc, const char **argv, const size_t
         /* A kept connection the server closed (Redis restarted since we
          * last used it): not an outage. One fresh connection, one more
          * try, before the breaker is told -- else every restart would turn
-         * writes away for a whole retry interval. */
-        if (!(reused && attempt == 0 && rc == EL_EUNAVAIL &&
-              (cn->c->err == REDIS_ERR_EOF ||
-               (cn->c->err == REDIS_ERR_IO && (e == EPIPE || e == ECONNRESET)))))
+         * writes away for a whole retry interval. Nothing was answered, so
+         * nothing ran twice that the server told us about. */
+        int retry = reused && attempt == 0 && got == 0 && rc == EL_EUNAVAIL &&
+                    (cn->c->err == REDIS_ERR_EOF ||
+                     (cn->c->err == REDIS_ERR_IO && (e == EPIPE || e == ECONNRESET)));
+        for (int i = 0; i < got; i++)
+            freeReplyObject(reps[i]);
+        got = 0;
+        if (!retry)
             goto fail;
         conn_drop(cn);
     }
-    if (rep->type == REDIS_REPLY_ERROR && reply_is_unavailable(rep)) {
-        snprintf(why, sizeof(why), "%.*s", (int)rep->len, rep->str);
-        freeReplyObject(rep);
-        rc = EL_EUNAVAIL;
-        goto fail;
+    for (int i = 0; i < n; i++) {
+        if (reps[i]->type == REDIS_REPLY_ERROR && reply_is_unavailable(reps[i])) {
+            snprintf(why, sizeof(why), "%.*s", (int)reps[i]->len, reps[i]->str);
+            rc = EL_EUNAVAIL;
+        }
     }
-    rc = rep->type == REDIS_REPLY_ERROR ? EL_EPROTO : fn(rep, arg);
-    freeReplyObject(rep);
+    for (int i = 0; i < n; i++) {
+        if (rc == EL_OK)
+            cmds[i].rc = reps[i]->type == REDIS_REPLY_ERROR ? EL_EPROTO
+                                                            : cmds[i].fn(reps[i], cmds[i].arg);
+        freeReplyObject(reps[i]);
+    }
+    if (rc != EL_OK)
+        goto fail;
+    if (server != NULL)
+        memcpy(server, cn->run_id, EL_REDIS_ID_MAX);
     if (probing)
         breaker_close(r, epoch);
-    return rc;
+    return EL_OK;
 
 fail:
     conn_drop(cn);
     breaker_fail(r, epoch, probing, why);
     return rc;
+}
+
+/* Run one command (see pipeline). */
+static int command(struct el_redis *r, int argc, const char **argv, const size_t *lens,
+                   reply_fn fn, void *arg)
+{
+    struct cmd c = {argc, argv, lens, fn, arg, EL_OK};
+    int rc = pipeline(r, 1, &c, NULL);
+
+    return rc == EL_OK ? c.rc : rc;
 }
 
 static int on_string(const redisReply *rep, void *arg)
@@ -623,6 +814,40 @@ static int key_command(struct el_redis *r, const char *cmd, const char *key, rep
     return command(r, 2, argv, lens, fn, arg);
 }
 
+/* ---- Sentinel: following the master ------------------------------------- */
+
+/* The master is at host:port (the watcher heard, or a connect asked a
+ * sentinel). A move starts a new epoch, like an outage does: every
+ * thread's connection to the old master is dropped on its next use instead
+ * of writing there, and callers that remember the epoch (auth.c, bus.c)
+ * see that Redis may not hold what they wrote. The down bit is left as it
+ * is. */
+static void set_master(struct el_redis *r, const char *host, int port)
+{
+    int moved;
+
+    pthread_mutex_lock(&r->addr_mu);
+    moved = r->host[0] != '\0' && (strcmp(r->host, host) != 0 || r->port != port);
+    if (moved || r->host[0] == '\0') {
+        snprintf(r->host, sizeof(r->host), "%s", host);
+        r->port = port;
+    }
+    pthread_mutex_unlock(&r->addr_mu);
+    if (!moved)
+        return;
+    uint64_t st = atomic_load(&r->state);
+    while (!atomic_compare_exchange_weak(&r->state, &st, st + 2))
+        ;
+    atomic_fetch_add(&r->switches, 1);
+    fprintf(stderr, "redis: master %s is now at %s:%d; reconnecting\n",
+            el_sentinel_master_name(r->sentinel), host, port);
+}
+
+static void on_master_switch(void *arg, const char *host, int port)
+{
+    set_master(arg, host, port);
+}
+
 /* ---- public API ------------------------------------------------------- */
 
 int el_redis_new(const char *url, const struct el_redis_opts *opts, struct el_redis **out,
@@ -665,13 +890,22 @@ int el_redis_new(const char *url, const struct el_redis_opts *opts, struct el_re
         goto fail;
     }
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->addr_mu, NULL);
     atomic_init(&r->state, 0);
     atomic_init(&r->next_try_ms, PROBE_IN_FLIGHT);
     atomic_init(&r->interval_ms, r->retry_min_ms);
+    if (r->sentinel != NULL && el_sentinel_watch(r->sentinel, on_master_switch, r) != EL_OK) {
+        pthread_key_delete(r->key);
+        pthread_mutex_destroy(&r->mu);
+        pthread_mutex_destroy(&r->addr_mu);
+        rc = el_err_set(err, EL_ENOMEM, "cannot start the sentinel watcher");
+        goto fail;
+    }
     *out = r;
     return EL_OK;
 
 fail:
+    el_sentinel_free(r->sentinel);
     free(r);
     return rc;
 }
@@ -682,6 +916,7 @@ void el_redis_free(struct el_redis *r)
 
     if (r == NULL)
         return;
+    el_sentinel_free(r->sentinel); /* first: its watcher calls into r */
     /* Deleting the key first means no destructor runs for it any more;
      * every connection still open is on the list. */
     pthread_key_delete(r->key);
@@ -691,6 +926,7 @@ void el_redis_free(struct el_redis *r)
         free(cn);
     }
     pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->addr_mu);
     free(r);
 }
 
@@ -833,6 +1069,24 @@ int el_redis_incr_window(struct el_redis *r, const char *key, int64_t window_ms,
     for (int i = 0; i < 5; i++)
         lens[i] = strlen(argv[i]);
     return command(r, 5, argv, lens, on_integer, count);
+}
+
+int el_redis_decr_positive(struct el_redis *r, const char *key)
+{
+    static const char script[] =
+        "local c = tonumber(redis.call('GET', KEYS[1])) "
+        "if c and c > 0 then return redis.call('DECR', KEYS[1]) end "
+        "return 0";
+    const char *argv[4] = {"EVAL", script, "1", key};
+    size_t lens[4];
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (key == NULL)
+        return EL_EINVAL;
+    for (int i = 0; i < 4; i++)
+        lens[i] = strlen(argv[i]);
+    return command(r, 4, argv, lens, on_integer, NULL);
 }
 
 int el_redis_pttl(struct el_redis *r, const char *key, int64_t *ms)
@@ -1089,4 +1343,282 @@ int el_redis_del_if(struct el_redis *r, const char *key, const char *val)
     for (int i = 0; i < 5; i++)
         lens[i] = strlen(argv[i]);
     return command(r, 5, argv, lens, on_integer, NULL);
+}
+
+/* ---- topology and hashes (auth) ------------------------------------------- */
+
+void el_redis_topology(struct el_redis *r, struct el_redis_topology *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (r == NULL)
+        return;
+    out->sentinel = r->sentinel != NULL;
+    if (r->sentinel)
+        snprintf(out->master_name, sizeof(out->master_name), "%s",
+                 el_sentinel_master_name(r->sentinel));
+    pthread_mutex_lock(&r->addr_mu);
+    snprintf(out->host, sizeof(out->host), "%s", r->host);
+    out->port = r->port;
+    memcpy(out->run_id, r->run_id, sizeof(out->run_id));
+    out->replicas = r->replicas;
+    pthread_mutex_unlock(&r->addr_mu);
+    out->switches = atomic_load(&r->switches);
+}
+
+static int on_hmget(const redisReply *rep, void *arg)
+{
+    struct el_redis_hmget *q = arg;
+
+    if (rep->type != REDIS_REPLY_ARRAY || (int)rep->elements != q->n)
+        return EL_EPROTO;
+    for (int i = 0; i < q->n; i++) {
+        const redisReply *e = rep->element[i];
+
+        q->found[i] = 0;
+        if (e->type == REDIS_REPLY_NIL)
+            continue;
+        if (e->type != REDIS_REPLY_STRING)
+            return EL_EPROTO;
+        if (el_buf_add(&q->vals[i], e->str, e->len) != EL_OK)
+            return EL_ENOMEM;
+        q->found[i] = 1;
+    }
+    return EL_OK;
+}
+
+int el_redis_hmget_batch(struct el_redis *r, int n, struct el_redis_hmget *q, char *server)
+{
+    const char *argv[EL_REDIS_BATCH_MAX][2 + EL_REDIS_HMGET_FIELDS];
+    size_t lens[EL_REDIS_BATCH_MAX][2 + EL_REDIS_HMGET_FIELDS];
+    struct cmd cmds[EL_REDIS_BATCH_MAX];
+    int rc;
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (n < 1 || n > EL_REDIS_BATCH_MAX)
+        return EL_EINVAL;
+    for (int i = 0; i < n; i++) {
+        if (q[i].n < 1 || q[i].n > EL_REDIS_HMGET_FIELDS)
+            return EL_EINVAL;
+        argv[i][0] = "HMGET";
+        lens[i][0] = 5;
+        argv[i][1] = q[i].key;
+        lens[i][1] = strlen(q[i].key);
+        for (int f = 0; f < q[i].n; f++) {
+            argv[i][2 + f] = q[i].fields[f];
+            lens[i][2 + f] = strlen(q[i].fields[f]);
+        }
+        cmds[i] = (struct cmd){2 + q[i].n, argv[i], lens[i], on_hmget, &q[i], EL_OK};
+    }
+    rc = pipeline(r, n, cmds, server);
+    for (int i = 0; rc == EL_OK && i < n; i++)
+        rc = cmds[i].rc;
+    return rc;
+}
+
+int el_redis_hset(struct el_redis *r, const char *key, int n, const char *const *fields,
+                  const char *const *vals, const size_t *lens)
+{
+    const char **argv;
+    size_t *alens;
+    int rc, argc = 2 + 2 * n;
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (n < 1)
+        return EL_EINVAL;
+    argv = calloc((size_t)argc, sizeof(*argv));
+    alens = calloc((size_t)argc, sizeof(*alens));
+    if (argv == NULL || alens == NULL) {
+        rc = EL_ENOMEM;
+        goto out;
+    }
+    argv[0] = "HSET";
+    alens[0] = 4;
+    argv[1] = key;
+    alens[1] = strlen(key);
+    for (int i = 0; i < n; i++) {
+        argv[2 + 2 * i] = fields[i];
+        alens[2 + 2 * i] = strlen(fields[i]);
+        argv[3 + 2 * i] = vals[i];
+        alens[3 + 2 * i] = lens[i];
+    }
+    rc = command(r, argc, argv, alens, on_integer, NULL);
+out:
+    free(argv);
+    free(alens);
+    return rc;
+}
+
+static int on_role_replicas(const redisReply *rep, void *arg)
+{
+    char why[64];
+
+    return role_check(rep, arg, why, sizeof(why)) == EL_OK ? EL_OK : EL_EUNAVAIL;
+}
+
+int el_redis_hset_replicated(struct el_redis *r, const char *key, const char *field,
+                             const void *val, size_t len, int *acked, char *server)
+{
+    const char *a_hset[4] = {"HSET", key, field, val};
+    size_t l_hset[4] = {4, 0, 0, len};
+    const char *a_role[1] = {"ROLE"};
+    size_t l_role[1] = {4};
+    struct cmd cmds[2];
+    int replicas = 0, rc;
+    int64_t n = 0;
+
+    *acked = -1;
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (key == NULL || field == NULL || val == NULL)
+        return EL_EINVAL;
+    l_hset[1] = strlen(key);
+    l_hset[2] = strlen(field);
+    cmds[0] = (struct cmd){4, a_hset, l_hset, on_integer, NULL, EL_OK};
+    cmds[1] = (struct cmd){1, a_role, l_role, on_role_replicas, &replicas, EL_OK};
+    rc = pipeline(r, 2, cmds, server);
+    if (rc == EL_OK)
+        rc = cmds[0].rc;
+    if (rc != EL_OK)
+        return rc;
+    if (cmds[1].rc != EL_OK) /* answered, but no longer a master */
+        return EL_EUNAVAIL;
+    if (replicas == 0)
+        return EL_OK;
+    /* WAIT blocks only this connection; its own timeout stays inside the
+     * socket's, so a slow replica is an answer ("0 acknowledged"), not a
+     * dropped connection. */
+    char ms[24];
+    int wait_ms = r->timeout_ms * 3 / 4 > 1 ? r->timeout_ms * 3 / 4 : 1;
+    const char *a_wait[3] = {"WAIT", "1", ms};
+    size_t l_wait[3] = {4, 1, 0};
+
+    l_wait[2] = (size_t)snprintf(ms, sizeof(ms), "%d", wait_ms);
+    rc = command(r, 3, a_wait, l_wait, on_integer, &n);
+    if (rc == EL_OK)
+        *acked = (int)n;
+    return rc;
+}
+
+int el_redis_hdel(struct el_redis *r, const char *key, const char *field)
+{
+    const char *argv[3] = {"HDEL", key, field};
+    size_t lens[3] = {4, 0, 0};
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (key == NULL || field == NULL)
+        return EL_EINVAL;
+    lens[1] = strlen(key);
+    lens[2] = strlen(field);
+    return command(r, 3, argv, lens, on_integer, NULL);
+}
+
+int el_redis_eval_int(struct el_redis *r, const char *script, const char *key, int nargs,
+                      const char *const *args, int64_t *out, char *server)
+{
+    const char *argv[4 + 8];
+    size_t lens[4 + 8];
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (nargs < 0 || nargs > 8)
+        return EL_EINVAL;
+    argv[0] = "EVAL";
+    argv[1] = script;
+    argv[2] = "1";
+    argv[3] = key;
+    for (int i = 0; i < nargs; i++)
+        argv[4 + i] = args[i];
+    for (int i = 0; i < 4 + nargs; i++)
+        lens[i] = strlen(argv[i]);
+    struct cmd c = {4 + nargs, argv, lens, on_integer, out, EL_OK};
+    int rc = pipeline(r, 1, &c, server);
+
+    return rc == EL_OK ? c.rc : rc;
+}
+
+/* The guard reads only the value's first bytes (GETRANGE), never a whole
+ * 1 MiB course, and compares numbers: versions stay below 2^53, exact in
+ * Lua's doubles. */
+int el_redis_set_versioned(struct el_redis *r, const char *key, uint64_t version, const void *val,
+                           size_t len, int64_t ttl_ms)
+{
+    static const char script[] =
+        "local h = redis.call('GETRANGE', KEYS[1], 0, 24) "
+        "local v = tonumber(string.match(h, '^#(%d+):')) "
+        "if v and v > tonumber(ARGV[2]) then return 0 end "
+        "redis.call('SET', KEYS[1], '#' .. ARGV[2] .. ':' .. ARGV[1], 'PX', ARGV[3]) "
+        "return 1";
+    char ver[24], ms[24];
+    const char *argv[7] = {"EVAL", script, "1", key, val ? (const char *)val : "", ver, ms};
+    size_t lens[7];
+    int64_t set = 0;
+    int rc;
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (key == NULL || (val == NULL && len > 0) || version >= (1ULL << 53))
+        return EL_EINVAL;
+    lens[0] = 4;
+    lens[1] = sizeof(script) - 1;
+    lens[2] = 1;
+    lens[3] = strlen(key);
+    lens[4] = len;
+    lens[5] = (size_t)snprintf(ver, sizeof(ver), "%llu", (unsigned long long)version);
+    lens[6] = (size_t)snprintf(ms, sizeof(ms), "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 1));
+    rc = command(r, 7, argv, lens, on_integer, &set);
+    if (rc == EL_OK && set == 0)
+        rc = EL_ECONFLICT;
+    return rc;
+}
+
+int el_redis_get_versioned(struct el_redis *r, const char *key, struct el_buf *out,
+                           uint64_t *version)
+{
+    size_t start = out ? out->len : 0, i;
+    uint64_t v = 0;
+    int rc = el_redis_get(r, key, out);
+
+    *version = 0;
+    if (rc != EL_OK || out->len == start || out->data[start] != '#')
+        return rc;
+    for (i = start + 1; i < out->len && i < start + 21; i++) {
+        if (out->data[i] < '0' || out->data[i] > '9')
+            break;
+        v = v * 10 + (uint64_t)(out->data[i] - '0');
+    }
+    if (i == start + 1 || i >= out->len || out->data[i] != ':')
+        return EL_EPROTO; /* not a header we wrote */
+    i++;
+    memmove(out->data + start, out->data + i, out->len - i);
+    out->len -= i - start;
+    out->data[out->len] = '\0';
+    *version = v;
+    return EL_OK;
+}
+
+int el_redis_lease(struct el_redis *r, const char *key, const char *owner, int64_t ttl_ms)
+{
+    static const char script[] =
+        "local v = redis.call('GET', KEYS[1]) "
+        "if v == false or v == ARGV[1] then "
+        "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
+        "return 0";
+    char ms[24];
+    const char *argv[6] = {"EVAL", script, "1", key, owner, ms};
+    size_t lens[6];
+    int64_t held = 0;
+    int rc;
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    if (key == NULL || owner == NULL)
+        return EL_EINVAL;
+    snprintf(ms, sizeof(ms), "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 1));
+    for (int i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    rc = command(r, 6, argv, lens, on_integer, &held);
+    return rc == EL_OK && held == 0 ? EL_ECONFLICT : rc;
 }

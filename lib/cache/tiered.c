@@ -178,6 +178,66 @@ static uint64_t inval_mark(uint64_t h)
     return atomic_load(&inval_seq[h % INVAL_STRIPES]) + atomic_load(&inval_epoch);
 }
 
+/* Put b into L1 unless key was invalidated since mark was read -- and if it
+ * is invalidated while we put (an announcement handled between our check
+ * and our put would have dropped the entry before it existed), take it out
+ * again: what we hold may be older than what the announcement was about.
+ * At worst that costs one miss. */
+static void l1_put_unless_moved(struct el_l1 *l1, const char *key, struct el_blob *b,
+                                uint64_t expires, uint64_t h, uint64_t mark)
+{
+    if (l1 == NULL || inval_mark(h) != mark)
+        return;
+    best_effort(el_l1_put(l1, key, b, expires, el_now_ms()));
+    if (inval_mark(h) != mark)
+        el_l1_del(l1, key);
+}
+
+static int l2_get(struct el_tiered *t, const char *key, struct el_buf *body,
+                  struct el_blob **out);
+
+/* After a write: put b (NULL: nothing of ours) into L1, where the version
+ * guard orders it against this process's other writers. An invalidation of
+ * key since mark -- another writer here, or another process's announcement,
+ * which empties L1 and so loses the guard's knowledge -- means a newer
+ * version may exist that L1 no longer shows: then L1 takes what Redis holds
+ * now (the guard keeps the higher of the two), until no invalidation
+ * arrives meanwhile; after a few rounds, or without Redis, the entry is
+ * dropped and the next read fetches it. */
+static void l1_settle(struct el_tiered *t, const char *key, uint64_t h, uint64_t mark,
+                      struct el_blob *b, int64_t ttl)
+{
+    struct el_blob *own = NULL;
+    struct el_buf body;
+    int tries = 0, force = b == NULL;
+
+    if (t->l1 == NULL)
+        return;
+    el_buf_init(&body, EL_RESPONSE_MAX);
+    for (;;) {
+        if (b)
+            best_effort(el_l1_put(t->l1, key, b, el_now_ms() + (uint64_t)ttl, el_now_ms()));
+        if (!force && inval_mark(h) == mark)
+            break;
+        force = 0;
+        mark = inval_mark(h);
+        el_blob_unref(own);
+        own = b = NULL;
+        if (tries++ == 3 || t->redis == NULL || l2_get(t, key, &body, &own) != EL_OK) {
+            el_l1_del(t->l1, key);
+            break;
+        }
+        b = own;
+    }
+    el_blob_unref(own);
+    el_buf_cleanup(&body);
+}
+
+uint64_t el_tiered_mark(const char *key)
+{
+    return inval_mark(hash_key(key));
+}
+
 void el_tiered_dropped(struct el_l1 *l1, const char *key)
 {
     atomic_fetch_add(&inval_seq[hash_key(key) % INVAL_STRIPES], 1);
@@ -314,24 +374,46 @@ int64_t el_tiered_jitter(int64_t ttl_ms)
 }
 
 /* Make the blob for a 200 (body) or a cached not-found (neg_body). */
-static struct el_blob *make_blob(struct el_tiered *t, int status, const char *body, size_t len)
+static struct el_blob *make_blob(struct el_tiered *t, int status, const char *body, size_t len,
+                                 uint64_t version)
 {
-    if (status == 404)
-        return el_blob_new(404, t->opts.neg_body, strlen(t->opts.neg_body));
-    return el_blob_new(200, body, len);
+    struct el_blob *b = status == 404
+                            ? el_blob_new(404, t->opts.neg_body, strlen(t->opts.neg_body))
+                            : el_blob_new(status, body, len);
+
+    if (b)
+        b->version = version;
+    return b;
+}
+
+/* Write a value into Redis for a fill or a write: versioned values through
+ * the guard (never over a newer version), unversioned ones plainly
+ * (overwrite) or, for a fill, only where nothing is (NX). */
+static int l2_put(struct el_tiered *t, const char *key, const struct el_blob *b, int overwrite,
+                  int64_t ttl)
+{
+    const char *v = b->status == 404 ? "" : b->data;
+    size_t n = b->status == 404 ? 0 : b->len;
+
+    if (b->version > 0)
+        return el_redis_set_versioned(t->redis, key, b->version, v, n, ttl);
+    if (overwrite)
+        return el_redis_set(t->redis, key, v, n, ttl);
+    return el_redis_set_nx(t->redis, key, v, n, ttl);
 }
 
 /* L2 read into a blob: EL_OK, EL_ENOTFOUND, or a Redis failure. */
 static int l2_get(struct el_tiered *t, const char *key, struct el_buf *body, struct el_blob **out)
 {
+    uint64_t version = 0;
     int rc;
 
     el_buf_reset(body);
-    rc = el_redis_get(t->redis, key, body);
+    rc = el_redis_get_versioned(t->redis, key, body, &version);
     if (rc != EL_OK)
         return rc;
     /* An empty value is a cached not-found; anything else is the body. */
-    *out = make_blob(t, body->len == 0 ? 404 : 200, body->data, body->len);
+    *out = make_blob(t, body->len == 0 ? 404 : 200, body->data, body->len, version);
     return *out ? EL_OK : EL_ENOMEM;
 }
 
@@ -411,6 +493,7 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
     struct el_buf body;
     uint64_t h = hash_key(key), mark = inval_mark(h);
     int64_t ttl;
+    uint64_t version = 0;
     int rc, status, leased = -1;
     char token[33] = "";
 
@@ -431,7 +514,25 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
     }
 
     el_buf_reset(&body);
-    status = load(arg, &body);
+    status = load(arg, &body, &version);
+    if (status >= 400 && status < 600 && status != 404) {
+        /* An answer that cannot be built (the loader's error document):
+         * cached here, briefly, so a storm of such requests does not
+         * rebuild it each time -- but not in Redis, whose values are
+         * documents and not-founds only. */
+        *out = make_blob(t, status, body.data, body.len, 0);
+        if (*out == NULL) {
+            rc = EL_ENOMEM;
+        } else {
+            *layer = EL_LAYER_MISS;
+            l1_put_unless_moved(t->l1, key, *out, el_now_ms() + (uint64_t)t->opts.neg_ttl_ms, h,
+                                mark);
+            rc = EL_OK;
+        }
+        if (leased == 1)
+            lease_release(t, key, token);
+        goto out;
+    }
     if (status != 200 && status != 404) {
         rc = status < 0 ? status : EL_EIO;
         if (leased == 1)
@@ -445,7 +546,7 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
         }
         goto out;
     }
-    *out = make_blob(t, status, body.data, body.len);
+    *out = make_blob(t, status, body.data, body.len, version);
     if (*out == NULL) {
         rc = EL_ENOMEM;
         goto out;
@@ -453,14 +554,11 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
     *layer = EL_LAYER_MISS;
     ttl = el_tiered_jitter(status == 404 ? t->opts.neg_ttl_ms : t->opts.ttl_ms);
     /* An invalidation arrived while we read: what we hold may predate the
-     * write. Return it to this caller, cache it nowhere. NX: never replace
-     * a value a write has put there since. */
-    if (inval_mark(h) == mark && refresh)
-        best_effort(el_redis_set(t->redis, key, status == 404 ? "" : (*out)->data,
-                                 status == 404 ? 0 : (*out)->len, ttl));
-    else if (inval_mark(h) == mark)
-        best_effort(el_redis_set_nx(t->redis, key, status == 404 ? "" : (*out)->data,
-                                    status == 404 ? 0 : (*out)->len, ttl));
+     * write. Return it to this caller, cache it nowhere. Otherwise never
+     * replace a value a write has put there since: versioned values pass
+     * the version guard, others are written NX (a refresh overwrites). */
+    if (inval_mark(h) == mark)
+        best_effort(l2_put(t, key, *out, refresh, ttl));
     if (leased == 1)
         lease_release(t, key, token);
 
@@ -475,10 +573,10 @@ fill_l1:
         atomic_store(&stale->checked_ms, el_now_ms());
         el_blob_unref(*out);
         *out = el_blob_ref(stale);
-    } else if (t->l1 && inval_mark(h) == mark) {
+    } else if (t->l1) {
         int64_t l1_ttl = (*out)->status == 404 ? t->opts.neg_ttl_ms : t->opts.ttl_ms;
-        best_effort(el_l1_put(t->l1, key, *out, el_now_ms() + (uint64_t)el_tiered_jitter(l1_ttl),
-                              el_now_ms()));
+        l1_put_unless_moved(t->l1, key, *out, el_now_ms() + (uint64_t)el_tiered_jitter(l1_ttl), h,
+                            mark);
     }
     rc = EL_OK;
 out:
@@ -492,6 +590,25 @@ static int l1_trusted(struct el_tiered *t, struct el_blob *b, uint64_t now)
 {
     return el_bus_fresh(t->bus, now) ||
            now - atomic_load(&b->checked_ms) <= (uint64_t)t->opts.max_stale_ms;
+}
+
+struct el_blob *el_tiered_peek(struct el_tiered *t, const char *key)
+{
+    uint64_t now = el_now_ms(), expires = 0;
+    struct el_blob *b;
+
+    if (t->l1 == NULL || (b = el_l1_get(t->l1, key, now, &expires)) == NULL)
+        return NULL;
+    /* Exactly el_tiered_get's conditions for an L1 answer with nothing
+     * else to do: trusted, and not due for the early refresh of a hot key
+     * (that refresh is a store read, so it is a worker's). */
+    if (!l1_trusted(t, b, now) ||
+        (b->status == 200 && expires - now < (uint64_t)t->opts.ttl_ms / 10)) {
+        el_blob_unref(b);
+        return NULL;
+    }
+    el_stats_count(t->opts.type, EL_LAYER_L1);
+    return b;
 }
 
 int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, void *arg,
@@ -604,22 +721,62 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
     return rc;
 }
 
-int el_tiered_set(struct el_tiered *t, const char *key, const char *body, size_t len)
+static int put_version(struct el_tiered *t, const char *key, int status, const char *body,
+                       size_t len, uint64_t version, int64_t ttl)
 {
-    struct el_blob *b = el_blob_new(200, body, len);
-    int64_t ttl = el_tiered_jitter(t->opts.ttl_ms);
+    struct el_blob *b = make_blob(t, status, body, len, version);
+    uint64_t h = hash_key(key), mark;
+    int rc = EL_OK;
 
     if (b == NULL)
         return EL_ENOMEM;
     /* Any fill of key already in flight here predates this write. */
     el_tiered_dropped(NULL, key);
-    if (t->redis && el_redis_set(t->redis, key, body, len, ttl) != EL_OK)
-        pending_add(key);
-    if (t->l1)
-        best_effort(el_l1_put(t->l1, key, b, el_now_ms() + (uint64_t)ttl, el_now_ms()));
+    mark = inval_mark(h);
+    if (t->redis) {
+        rc = l2_put(t, key, b, 1, ttl);
+        if (rc != EL_OK && rc != EL_ECONFLICT)
+            pending_add(key);
+    }
+    /* EL_ECONFLICT: Redis has a newer version (another writer's); ours
+     * must not go into L1, which that writer's announcement may already
+     * have emptied: L1 takes Redis's version instead. */
+    l1_settle(t, key, h, mark, rc == EL_ECONFLICT ? NULL : b, ttl);
     el_blob_unref(b);
     best_effort(el_bus_publish_key(t->bus, key));
     return EL_OK;
+}
+
+int el_tiered_set(struct el_tiered *t, const char *key, const char *body, size_t len,
+                  uint64_t version)
+{
+    return put_version(t, key, 200, body, len, version, el_tiered_jitter(t->opts.ttl_ms));
+}
+
+void el_tiered_fill(struct el_tiered *t, const char *key, const char *body, size_t len,
+                    uint64_t version)
+{
+    struct el_blob *b;
+    uint64_t h = hash_key(key), mark = inval_mark(h);
+    int64_t ttl = el_tiered_jitter(t->opts.ttl_ms);
+
+    if (version == 0 || t->redis == NULL || (b = make_blob(t, 200, body, len, version)) == NULL)
+        return;
+    /* Redis first: it says whether ours is the newest version known. A
+     * write announced after our mark was taken is caught by the mark. */
+    if (l2_put(t, key, b, 0, ttl) == EL_OK)
+        l1_put_unless_moved(t->l1, key, b, el_now_ms() + (uint64_t)ttl, h, mark);
+    el_blob_unref(b);
+}
+
+int el_tiered_set_deleted(struct el_tiered *t, const char *key)
+{
+    return put_version(t, key, 404, NULL, 0, EL_VERSION_DELETED, t->opts.neg_ttl_ms);
+}
+
+int el_tiered_set_not_found(struct el_tiered *t, const char *key, uint64_t version)
+{
+    return put_version(t, key, 404, NULL, 0, version, t->opts.neg_ttl_ms);
 }
 
 void el_tiered_invalidate(struct el_tiered *t, const char *key)

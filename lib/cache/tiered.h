@@ -41,10 +41,14 @@ struct el_tiered_opts {
 };
 
 /* Loads one document from the store: appends its JSON to body and returns
- * 200, returns 404 when the store has no such document, or returns a
- * negative el code (EL_EUNAVAIL, EL_ENOMEM, ...) on failure. Called at most
- * once per miss, by the single-flight leader, from the requesting thread. */
-typedef int (*el_tiered_load_fn)(void *arg, struct el_buf *body);
+ * 200, returns 404 when the store has no such document, returns another
+ * 4xx/5xx status with an error document in body when the answer cannot be
+ * built (served, and cached in L1 only, for neg_ttl_ms), or returns a
+ * negative el code (EL_EUNAVAIL, EL_ENOMEM, ...) on failure. *version is 0
+ * on entry; a loader of a versioned document sets it to the document's
+ * revision (see "version guard" below). Called at most once per miss, by
+ * the single-flight leader, from the requesting thread. */
+typedef int (*el_tiered_load_fn)(void *arg, struct el_buf *body, uint64_t *version);
 
 /* l1 and redis are borrowed and must outlive the tiered cache; either may be
  * NULL (a layer switched off). Returns NULL when out of memory. */
@@ -58,10 +62,50 @@ void el_tiered_free(struct el_tiered *t);
 int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, void *arg,
                   struct el_blob **out, enum el_layer *layer) EL_WUR;
 
-/* Cache a freshly written document (status 200, body) under key in Redis
- * and L1, replacing what was there: after a write, the next read on this
- * process returns the new version. EL_ENOMEM; Redis failures are ignored. */
-int el_tiered_set(struct el_tiered *t, const char *key, const char *body, size_t len);
+/* The version guard. A versioned document carries its store revision,
+ * which grows with every committed write; L1 and Redis replace an entry only
+ * with one of an equal or higher version (el_l1_put, el_redis_set_versioned),
+ * so writers' and fills' cache updates may land in any order and the caches
+ * still end at the newest committed version. Version 0 means unversioned
+ * (course lists): the older rules apply (fills NX, writes overwrite). */
+
+/* A deleted document's version: above every revision, so no fill that read
+ * the document before its delete can bring it back. (2^53 - 1: the guard's
+ * Lua compares doubles.) */
+#define EL_VERSION_DELETED ((1ULL << 53) - 1)
+
+/* Cache a freshly written document (status 200, body) of the given version
+ * under key in Redis and L1, replacing what was there unless that is newer,
+ * and announce it: after a write, the next read on this process returns this
+ * version or a newer one. EL_ENOMEM; Redis failures are ignored (the key is
+ * cleaned from Redis later, see el_tiered_replay). */
+int el_tiered_set(struct el_tiered *t, const char *key, const char *body, size_t len,
+                  uint64_t version);
+
+/* Cache a document read from the store on the way (e.g. the items of a
+ * list query), as a fill: only where nothing newer is (the version guard),
+ * into L1 only when Redis took it and no invalidation of key came in
+ * meanwhile. No announcement. version > 0. */
+void el_tiered_fill(struct el_tiered *t, const char *key, const char *body, size_t len,
+                    uint64_t version);
+
+/* After a delete: cache a not-found (neg_body, neg_ttl_ms) with version
+ * EL_VERSION_DELETED under key in Redis and L1 and announce it. */
+int el_tiered_set_deleted(struct el_tiered *t, const char *key);
+
+/* After a write that leaves the document unservable (a draft): cache a
+ * not-found of that version, like a delete's tombstone but replaced by the
+ * next version (its publication). */
+int el_tiered_set_not_found(struct el_tiered *t, const char *key, uint64_t version);
+
+/* The part of el_tiered_get that never blocks: a new reference to key's
+ * L1 entry when el_tiered_get would serve it from L1 with no other work --
+ * present, unexpired, trusted (bus fresh or recently verified) and not in
+ * the last tenth of its TTL (a hot key's early refresh reads the store) --
+ * counted as an L1 hit; otherwise NULL, and the caller goes through
+ * el_tiered_get (on a thread that may block). Touches only L1's shard lock
+ * and atomics. */
+struct el_blob *el_tiered_peek(struct el_tiered *t, const char *key);
 
 /* Drop key from L1 and Redis (after a write) and tell every other process
  * through the bus. */
@@ -87,6 +131,12 @@ void el_tiered_set_bus(struct el_tiered *t, struct el_bus *bus);
 void el_tiered_dropped(struct el_l1 *l1, const char *key);
 void el_tiered_dropped_all(struct el_l1 *l1);
 void el_tiered_filled(const char *key);
+
+/* The invalidation mark of key: it moves whenever key (or everything) is
+ * dropped here or by a bus message. A caller that reads a value to put into
+ * L1 takes the mark first and puts only if it has not moved (auth.c caches
+ * sessions this way, outside the tiered read path). */
+uint64_t el_tiered_mark(const char *key);
 
 /* How many threads are inside the single flight for key right now (its
  * leader and waiters); 0 when no miss is in progress. Diagnostic, for tests

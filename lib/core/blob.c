@@ -8,6 +8,7 @@
 #include "core/el.h"
 #include "core/hash.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ struct el_blob *el_blob_new(int status, const void *data, size_t len)
         return NULL;
     atomic_init(&b->refs, 1);
     atomic_init(&b->checked_ms, el_now_ms());
+    b->version = 0;
     b->status = status;
     b->len = len;
     if (len)
@@ -45,7 +47,9 @@ void el_blob_unref(struct el_blob *b)
         free(b);
 }
 
+/* What the allocator really set aside for the blob (its size class), not
+ * just what was asked for: the L1 budget is a bound on memory. */
 size_t el_blob_footprint(const struct el_blob *b)
 {
-    return sizeof(*b) + b->len + 1;
+    return malloc_usable_size((void *)b);
 }

@@ -20,6 +20,10 @@ struct el_blob {
      * when made, moved forward when a revalidation finds them unchanged.
      * The one field that changes after creation; the bytes never do. */
     _Atomic uint64_t checked_ms;
+    /* The document's revision in the store (0: not versioned). Set by the
+     * maker before the blob is shared; caches refuse to replace a blob with
+     * one of a lower version (tiered.h). */
+    uint64_t version;
     int status;             /* 200 for a document, 404 for a cached miss */
     size_t len;             /* body length */
     char etag[EL_ETAG_MAX]; /* quoted, e.g. "\"9f86d081884c7d65\"" */
@@ -36,7 +40,8 @@ struct el_blob *el_blob_ref(struct el_blob *b);
 /* Drop a reference; the last one frees the blob. b may be NULL. */
 void el_blob_unref(struct el_blob *b);
 
-/* Bytes the blob occupies, for cache accounting. */
+/* Bytes the blob occupies in the heap (malloc_usable_size: header, body
+ * and the allocator's rounding), for cache accounting. */
 size_t el_blob_footprint(const struct el_blob *b);
 
 #endif /* EL_BLOB_H */

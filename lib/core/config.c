@@ -10,18 +10,24 @@
  *
  * A variable is "set" when a lookup returns non-NULL, even if empty: an
  * empty REDIS_URL disables L2, an empty number is an error. The env file is
- * read whole before any lookup; unknown keys in it are ignored (the same file
- * may feed other tools), and a later line wins over an earlier one. */
+ * read whole before any lookup, and a later line wins over an earlier one.
+ * A key in the file that is no variable of ours is an error naming the key
+ * and the closest known one: "WORKER=8" silently ignored would leave an
+ * operator believing the pool has 8 threads. (The process environment is
+ * not checked that way: it holds everything else on the machine.) */
 #include "core/config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cache/redis.h"
+#include "http/forwarded.h"
 
 #define DEFAULT_DB_URI "sqlite:var/elearn.db"
 #define DEFAULT_REDIS_URL "redis://127.0.0.1:6379/0"
@@ -45,12 +51,22 @@ static const struct int_var {
     {"REDIS_TIMEOUT_MS", 10, 5000, 100, offsetof(struct el_config, redis_timeout_ms)},
     {"DB_TIMEOUT_MS", 100, 30000, 1500, offsetof(struct el_config, db_timeout_ms)},
     {"IDLE_TIMEOUT", 1, 3600, 60, offsetof(struct el_config, idle_timeout_s)},
+    {"REQUEST_TIMEOUT", 1, 3600, 30, offsetof(struct el_config, request_timeout_s)},
+    {"SEND_TIMEOUT", 1, 3600, 30, offsetof(struct el_config, send_timeout_s)},
+    {"EVENT_THREADS", 1, 64, 1, offsetof(struct el_config, event_threads)},
     {"L1_MAX_STALE", 50, 60000, 1000, offsetof(struct el_config, l1_max_stale_ms)},
     {"CACHE_WARM_MS", 0, 60000, 3000, offsetof(struct el_config, cache_warm_ms)},
 };
 
+/* Every variable that is not an integer; with int_vars, the known keys. */
+static const char *const str_vars[] = {
+    "DB_URI",  "MONGO_URI",  "REDIS_URL",       "JWT_SECRET", "L1_MAX_BYTES",
+    "DATA_DIR", "LOG_FILE",  "ACCESS_LOG",      "TRUSTED_PROXIES", "INSTANCE",
+};
+
 struct kv {
     char *key, *val;
+    unsigned lineno;
 };
 
 /* Where values come from: the lookup function first, then the file. */
@@ -59,6 +75,7 @@ struct source {
     void *arg;
     struct kv *kv; /* env file entries in file order; owned */
     size_t n, cap;
+    const char *path; /* the env file, for messages */
 };
 
 static const char *lookup(const struct source *src, const char *name)
@@ -147,7 +164,8 @@ static int is_space(char c)
     return c == ' ' || c == '\t';
 }
 
-static int add_kv(struct source *src, const char *key, size_t klen, const char *val, size_t vlen)
+static int add_kv(struct source *src, const char *key, size_t klen, const char *val, size_t vlen,
+                  unsigned lineno)
 {
     char *k, *v;
 
@@ -167,7 +185,7 @@ static int add_kv(struct source *src, const char *key, size_t klen, const char *
         free(v);
         return EL_ENOMEM;
     }
-    src->kv[src->n++] = (struct kv){k, v};
+    src->kv[src->n++] = (struct kv){k, v, lineno};
     return EL_OK;
 }
 
@@ -230,7 +248,7 @@ static int parse_line(struct source *src, char *line, const char *path, unsigned
                 end = p + 1;
         }
     }
-    if (add_kv(src, key, klen, val, (size_t)(end - val)) != EL_OK)
+    if (add_kv(src, key, klen, val, (size_t)(end - val), lineno) != EL_OK)
         return el_err_set(err, EL_ENOMEM, "out of memory reading %s", path);
     return EL_OK;
 }
@@ -264,6 +282,84 @@ out:
     free(line);
     fclose(f);
     return rc;
+}
+
+/* ---- unknown keys ----------------------------------------------------- */
+
+static int known_key(const char *k)
+{
+    for (size_t i = 0; i < sizeof(int_vars) / sizeof(int_vars[0]); i++)
+        if (strcmp(int_vars[i].name, k) == 0)
+            return 1;
+    for (size_t i = 0; i < sizeof(str_vars) / sizeof(str_vars[0]); i++)
+        if (strcmp(str_vars[i], k) == 0)
+            return 1;
+    return 0;
+}
+
+/* Levenshtein distance, case-insensitive (keys are short: <= 64 compared). */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strnlen(a, 64), lb = strnlen(b, 64), row[65];
+
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j], cost = (a[i - 1] | 0x20) != (b[j - 1] | 0x20);
+            size_t best = diag + cost;
+
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *el_config_closest_key(const char *key)
+{
+    const char *best = NULL;
+    size_t bd = SIZE_MAX, d;
+
+    for (size_t i = 0; i < sizeof(int_vars) / sizeof(int_vars[0]); i++)
+        if ((d = distance(key, int_vars[i].name)) < bd) {
+            bd = d;
+            best = int_vars[i].name;
+        }
+    for (size_t i = 0; i < sizeof(str_vars) / sizeof(str_vars[0]); i++)
+        if ((d = distance(key, str_vars[i])) < bd) {
+            bd = d;
+            best = str_vars[i];
+        }
+    /* A suggestion only when it is plausibly a typo: at most a third of the
+     * key's letters wrong (and at least 2 allowed, for short keys). */
+    return best != NULL && bd <= (strlen(key) / 3 > 2 ? strlen(key) / 3 : 2) ? best : NULL;
+}
+
+static int check_keys(const struct source *src, struct el_err *err)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        const char *k = src->kv[i].key, *near;
+        char s[SHOWN_MAX];
+
+        if (known_key(k))
+            continue;
+        shown(s, sizeof(s), k);
+        near = el_config_closest_key(k);
+        if (near != NULL)
+            return el_err_set(err, EL_EINVAL, "%s: unknown variable in %.120s:%u (did you mean %s?)",
+                              s, src->path, src->kv[i].lineno, near);
+        return el_err_set(err, EL_EINVAL, "%s: unknown variable in %.120s:%u", s, src->path,
+                          src->kv[i].lineno);
+    }
+    return EL_OK;
 }
 
 /* ---- values ----------------------------------------------------------- */
@@ -419,20 +515,120 @@ static int load_l1_max_bytes(struct el_config *c, const struct source *src, stru
     return EL_OK;
 }
 
+/* DATA_DIR: where a relative sqlite: path lives. Unset: systemd's
+ * $STATE_DIRECTORY (StateDirectory=; the first when it lists several), else
+ * the working directory. */
+static int load_data_dir(struct el_config *c, const struct source *src, struct el_err *err)
+{
+    const char *v = lookup(src, "DATA_DIR");
+    char cwd[PATH_MAX];
+
+    if (v != NULL) {
+        if (*v != '/')
+            return bad_value(err, "DATA_DIR", "must be an absolute directory path", v);
+        return set_str(c->data_dir, "DATA_DIR", v, err);
+    }
+    v = lookup(src, "STATE_DIRECTORY");
+    if (v != NULL && *v == '/') {
+        size_t n = strcspn(v, ":");
+
+        if (n >= EL_CONFIG_STR)
+            return el_err_set(err, EL_EINVAL, "STATE_DIRECTORY: too long");
+        memcpy(c->data_dir, v, n);
+        c->data_dir[n] = '\0';
+        return EL_OK;
+    }
+    if (getcwd(cwd, sizeof(cwd)) == NULL)
+        return el_err_set(err, EL_EIO, "DATA_DIR: unset, and the working directory is unknown: %s",
+                          strerror(errno));
+    return set_str(c->data_dir, "DATA_DIR", cwd, err);
+}
+
+/* store_uri: db_uri with a relative sqlite path made absolute against
+ * data_dir, so the file does not move with the working directory. */
+static int resolve_store_uri(struct el_config *c, struct el_err *err)
+{
+    int n;
+
+    if (strncmp(c->db_uri, "sqlite:", 7) != 0 || c->db_uri[7] == '/')
+        return set_str(c->store_uri, "DB_URI", c->db_uri, err);
+    n = snprintf(c->store_uri, sizeof(c->store_uri), "sqlite:%s%s%s", c->data_dir,
+                 c->data_dir[strlen(c->data_dir) - 1] == '/' ? "" : "/", c->db_uri + 7);
+    if (n < 0 || (size_t)n >= sizeof(c->store_uri))
+        return el_err_set(err, EL_EINVAL, "DB_URI: too long once resolved against DATA_DIR");
+    return EL_OK;
+}
+
+/* LOG_FILE, ACCESS_LOG, TRUSTED_PROXIES, INSTANCE. */
+static int load_logging(struct el_config *c, const struct source *src, struct el_err *err)
+{
+    const char *v;
+    struct el_err perr = {0, ""};
+    int rc;
+
+    v = lookup(src, "LOG_FILE");
+    if (v != NULL && *v != '\0' && *v != '/')
+        return bad_value(err, "LOG_FILE", "must be an absolute file path, or empty for stderr", v);
+    if (v != NULL && (rc = set_str(c->log_file, "LOG_FILE", v, err)) != EL_OK)
+        return rc;
+
+    v = lookup(src, "ACCESS_LOG");
+    if (v == NULL || strcmp(v, "on") == 0)
+        c->access_log = 1;
+    else if (strcmp(v, "off") == 0)
+        c->access_log = 0;
+    else
+        return bad_value(err, "ACCESS_LOG", "must be on or off", v);
+
+    v = lookup(src, "TRUSTED_PROXIES");
+    if (v != NULL) {
+        if (el_forwarded_check(v, &perr) != EL_OK)
+            return bad_value(err, "TRUSTED_PROXIES", perr.msg, v);
+        if ((rc = set_str(c->trusted_proxies, "TRUSTED_PROXIES", v, err)) != EL_OK)
+            return rc;
+    }
+
+    v = lookup(src, "INSTANCE");
+    if (v != NULL) {
+        size_t n = strlen(v);
+
+        if (n == 0 || n >= sizeof(c->instance) || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                           "abcdefghijklmnopqrstuvwxyz"
+                                                           "0123456789._:@/-") != n)
+            return bad_value(err, "INSTANCE",
+                             "must be 1-64 characters of A-Z a-z 0-9 . _ : @ / -", v);
+        memcpy(c->instance, v, n + 1);
+    } else {
+        char host[64] = "localhost";
+
+        if (gethostname(host, sizeof(host)) != 0)
+            snprintf(host, sizeof(host), "localhost");
+        host[sizeof(host) - 1] = '\0';
+        snprintf(c->instance, sizeof(c->instance), "%.40s:%d", host, (int)getpid());
+    }
+    return EL_OK;
+}
+
 int el_config_load(struct el_config *cfg, const char *env_file, el_config_getenv_fn getenv_fn,
                    void *arg, struct el_err *err)
 {
-    struct source src = {getenv_fn, arg, NULL, 0, 0};
+    struct source src = {getenv_fn, arg, NULL, 0, 0, NULL};
     struct el_config c;
     int rc;
 
     memset(&c, 0, sizeof(c));
     if (env_file != NULL) {
+        src.path = env_file;
         rc = read_env_file(&src, env_file, err);
+        if (rc == EL_OK)
+            rc = check_keys(&src, err);
         if (rc != EL_OK)
             goto out;
     }
     if ((rc = load_db_uri(&c, &src, err)) != EL_OK ||
+        (rc = load_data_dir(&c, &src, err)) != EL_OK ||
+        (rc = resolve_store_uri(&c, err)) != EL_OK ||
+        (rc = load_logging(&c, &src, err)) != EL_OK ||
         (rc = load_redis_url(&c, &src, err)) != EL_OK ||
         (rc = load_jwt_secret(&c, &src, err)) != EL_OK ||
         (rc = load_l1_max_bytes(&c, &src, err)) != EL_OK)

@@ -17,6 +17,15 @@ struct el_config {
     char db_uri[EL_CONFIG_STR];    /* DB_URI (or MONGO_URI); default sqlite:var/elearn.db */
     char redis_url[EL_CONFIG_STR]; /* REDIS_URL; "" disables L2; default redis://127.0.0.1:6379/0 */
     char jwt_secret[EL_CONFIG_STR];/* JWT_SECRET; required, >= 32 chars */
+    char data_dir[EL_CONFIG_STR];  /* DATA_DIR (absolute); default $STATE_DIRECTORY
+                                    * (systemd), else the working directory */
+    char store_uri[EL_CONFIG_STR]; /* db_uri with a relative sqlite: path
+                                    * resolved against data_dir: what to open */
+    char log_file[EL_CONFIG_STR];  /* LOG_FILE (absolute); "" = stderr */
+    int access_log;                /* ACCESS_LOG on (1, default) | off (0) */
+    char trusted_proxies[EL_CONFIG_STR]; /* TRUSTED_PROXIES: addresses/CIDRs whose
+                                          * X-Forwarded-For is believed; "" none */
+    char instance[65];             /* INSTANCE label; default "<hostname>:<pid>" */
     int access_token_expire_minutes; /* 1-1440, default 15 */
     int refresh_token_expire_days;   /* 1-30, default 7 */
     int course_ttl;        /* COURSE_TTL seconds, 1-86400, default 300 */
@@ -33,6 +42,14 @@ struct el_config {
     int idle_timeout_s;    /* IDLE_TIMEOUT, seconds a kept-alive web-server
                             * connection may idle before we close it; 1-3600,
                             * default 60 */
+    int request_timeout_s; /* REQUEST_TIMEOUT, seconds a request may take to
+                            * arrive in full once its first byte has; 1-3600,
+                            * default 30 */
+    int send_timeout_s;    /* SEND_TIMEOUT, seconds a response may take to
+                            * drain to the web server; 1-3600, default 30 */
+    int event_threads;     /* EVENT_THREADS, threads reading and writing
+                            * connections (and serving L1 hits); 1-64,
+                            * default 1 */
 };
 
 /* Looks a variable up; returns NULL when unset. */
@@ -43,8 +60,15 @@ typedef const char *(*el_config_getenv_fn)(const char *name, void *arg);
  * lines; optional surrounding single or double quotes; "export " prefix
  * allowed). Returns 0, or EL_EINVAL with err->msg like
  * "COURSE_TTL: must be an integer between 1 and 86400 (got \"abc\")", or
- * EL_EIO when the env file cannot be read. */
+ * EL_EIO when the env file cannot be read. Keys of the env file must all be
+ * known variables (the environment may hold anything). */
 int el_config_load(struct el_config *cfg, const char *env_file, el_config_getenv_fn getenv_fn,
                    void *arg, struct el_err *err) EL_WUR;
+
+/* The known variable closest to key (an unknown one), or NULL when none is
+ * close enough to be a plausible typo. An unknown key in the env file makes
+ * el_config_load fail with "KEY: unknown variable in FILE:LINE (did you mean
+ * KNOWN?)". */
+const char *el_config_closest_key(const char *key);
 
 #endif /* EL_CONFIG_H */

@@ -25,7 +25,8 @@
     X(EIO, -8, "input/output error")                                       \
     X(EPROTO, -9, "protocol error")                                        \
     X(EDISABLED, -10, "disabled by configuration")                         \
-    X(ELIMIT, -11, "rate limited")
+    X(ELIMIT, -11, "rate limited")                                         \
+    X(EFORBIDDEN, -12, "not permitted")
 
 enum el_errno {
 #define EL_ERRNO_ENUM(name, val, msg) EL_##name = (val),

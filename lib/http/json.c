@@ -7,6 +7,8 @@
 
 #include <json-c/json.h>
 
+#include "core/text.h"
+
 #define DEPTH_MAX 8
 
 struct el_json {
@@ -63,7 +65,18 @@ int el_json_strings(const char *body, size_t len, const struct el_json_field *fi
             json_object_put(root);
             return EL_EINVAL;
         }
-        *fields[i].out = json_object_get_string(val);
+        /* The same rule as course bodies: a NUL would silently cut a
+         * password or name short in every C string downstream, and bytes
+         * that are not UTF-8 would be stored and served as invalid JSON. */
+        const char *sv = json_object_get_string(val);
+        size_t sl = (size_t)json_object_get_string_len(val);
+        if (memchr(sv, '\0', sl) != NULL || !el_utf8_valid(sv, sl)) {
+            el_err_set(err, EL_EINVAL, "%s: must be valid UTF-8 without NUL characters",
+                       fields[i].name);
+            json_object_put(root);
+            return EL_EINVAL;
+        }
+        *fields[i].out = sv;
     }
     for (i = 0; i < n; i++) {
         if (fields[i].required && *fields[i].out == NULL) {

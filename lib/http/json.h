@@ -3,9 +3,11 @@
  *
  * el_json_strings parses a body that must be one JSON object whose members
  * are all listed in fields and are all strings: the shape of the auth
- * endpoints' bodies. Anything else is EL_EINVAL -- a 422 -- with a detail
- * naming the field: "body: must be a JSON object", "unknown field: x",
- * "x: must be a string", "x: field required". EL_ENOMEM (a 503, not the
+ * endpoints' bodies. Anything else is a 422 with a detail naming the field:
+ * "body: must be a JSON object", "unknown field: x", "x: must be a string",
+ * "x: field required", and "x: must be valid UTF-8 without NUL characters"
+ * for a string that is not well-formed UTF-8 or holds a NUL (a "\u0000"
+ * escape) -- the rule course bodies follow too. EL_ENOMEM (a 503, not the
  * client's fault) when memory runs out. */
 #ifndef EL_JSON_H
 #define EL_JSON_H

@@ -153,11 +153,30 @@ static int parse_int(const char *s, int max, int *out)
     return 0;
 }
 
-enum param { P_SEARCH, P_CATEGORY, P_DIFFICULTY, P_SORT_BY, P_PAGE, P_PAGE_SIZE, P__COUNT };
+/* Exactly 24 hex digits (an ObjectId). */
+static int hex24(const char *s)
+{
+    for (int i = 0; i < 24; i++)
+        if (el_hex_digit(s[i]) < 0)
+            return 0;
+    return s[24] == '\0';
+}
+
+enum param {
+    P_SEARCH,
+    P_CATEGORY,
+    P_DIFFICULTY,
+    P_SORT_BY,
+    P_PAGE,
+    P_PAGE_SIZE,
+    P_INSTRUCTOR_ID,
+    P__COUNT
+};
 
 static const char *const param_names[P__COUNT] = {
     [P_SEARCH] = "search",   [P_CATEGORY] = "category", [P_DIFFICULTY] = "difficulty",
     [P_SORT_BY] = "sort_by", [P_PAGE] = "page",         [P_PAGE_SIZE] = "page_size",
+    [P_INSTRUCTOR_ID] = "instructor_id",
 };
 
 /* Make a decoded name fit to quote in a one-line message: cut it to at
@@ -187,7 +206,7 @@ static int set_param(enum param p, const char *raw, size_t rawlen, struct el_cou
                      struct el_err *err)
 {
     const char *name = param_names[p];
-    char small[16];
+    char small[32];
     char *dst;
     size_t cap, n;
     enum decode_status st;
@@ -250,6 +269,19 @@ static int set_param(enum param p, const char *raw, size_t rawlen, struct el_cou
             return el_err_set(err, EL_EINVAL, "page_size: must be an integer between 1 and %d",
                               EL_COURSE_PAGE_SIZE_MAX);
         return EL_OK;
+    case P_INSTRUCTOR_ID:
+        if (st == DEC_OK && strcmp(small, "me") == 0) {
+            q->instructor_me = true;
+            return EL_OK;
+        }
+        if (st != DEC_OK || !hex24(small))
+            return el_err_set(err, EL_EINVAL,
+                              "instructor_id: must be \"me\" or a 24-character hex ObjectId");
+        for (int i = 0; i < 24; i++)
+            q->instructor_id[i] = (small[i] >= 'A' && small[i] <= 'F') ? (char)(small[i] + 32)
+                                                                        : small[i];
+        q->instructor_id[24] = '\0';
+        return EL_OK;
     case P__COUNT:
         break;
     }
@@ -259,7 +291,9 @@ static int set_param(enum param p, const char *raw, size_t rawlen, struct el_cou
 /* Empty segments ("a=1&&b=2", a trailing '&') carry nothing and are
  * skipped, as every form encoder may produce them. A name without '=' has
  * an empty value. The result is written to *out only on success. */
-int el_course_query_parse(const char *qs, struct el_course_query *out, struct el_err *err)
+/* Parse qs accepting only the parameters whose bit is set in allowed. */
+static int parse_query(const char *qs, unsigned allowed, struct el_course_query *out,
+                       struct el_err *err)
 {
     struct el_course_query q;
     unsigned seen = 0;
@@ -269,6 +303,7 @@ int el_course_query_parse(const char *qs, struct el_course_query *out, struct el
     q.sort = EL_SORT_RECENT;
     q.page = 1;
     q.page_size = EL_COURSE_PAGE_SIZE_DEFAULT;
+    q.published_only = true;
 
     while (*p) {
         const char *end = strchr(p, '&');
@@ -293,7 +328,7 @@ int el_course_query_parse(const char *qs, struct el_course_query *out, struct el
         if (n == 0)
             return el_err_set(err, EL_EINVAL, "a query parameter has an empty name");
         for (int i = 0; st == DEC_OK && i < P__COUNT; i++)
-            if (strcmp(name, param_names[i]) == 0)
+            if ((allowed & (1u << i)) && strcmp(name, param_names[i]) == 0)
                 which = i;
         if (which < 0) {
             /* A name too long for the buffer (DEC_LONG) is unknown too;
@@ -317,8 +352,14 @@ int el_course_query_parse(const char *qs, struct el_course_query *out, struct el
     return EL_OK;
 }
 
-/* The canonical form is "v1|search=<len>:<bytes>|category=<len>:<bytes>|
- * difficulty=<len>:<bytes>|sort=<name>|page=<n>|page_size=<n>". Strings are
+int el_course_query_parse(const char *qs, struct el_course_query *out, struct el_err *err)
+{
+    return parse_query(qs, (1u << P__COUNT) - 1, out, err);
+}
+
+/* The canonical form is "v2|search=<len>:<bytes>|category=<len>:<bytes>|
+ * difficulty=<len>:<bytes>|sort=<name>|page=<n>|page_size=<n>|
+ * published_only=<0|1>|instructor=<24 hex, "me" or empty>". Strings are
  * length-prefixed, so no value can imitate a separator. search is
  * lowercased (ASCII only) first: both stores match it case-insensitively,
  * so "Python" and "python" select the same page and may share a cache
@@ -339,10 +380,12 @@ void el_course_query_digest(const struct el_course_query *q, char out[41])
     search[slen] = '\0';
     n = snprintf(
         canon, sizeof(canon),
-        "v1|search=%zu:%s|category=%zu:%.*s|difficulty=%zu:%.*s|sort=%s|page=%d|page_size=%d", slen,
-        search, strnlen(q->category, EL_COURSE_CATEGORY_MAX), EL_COURSE_CATEGORY_MAX, q->category,
-        strnlen(q->difficulty, sizeof(q->difficulty) - 1), (int)sizeof(q->difficulty) - 1,
-        q->difficulty, el_sort_name(q->sort), q->page, q->page_size);
+        "v2|search=%zu:%s|category=%zu:%.*s|difficulty=%zu:%.*s|sort=%s|page=%d|page_size=%d"
+        "|published_only=%d|instructor=%.24s",
+        slen, search, strnlen(q->category, EL_COURSE_CATEGORY_MAX), EL_COURSE_CATEGORY_MAX,
+        q->category, strnlen(q->difficulty, sizeof(q->difficulty) - 1),
+        (int)sizeof(q->difficulty) - 1, q->difficulty, el_sort_name(q->sort), q->page,
+        q->page_size, q->published_only ? 1 : 0, q->instructor_me ? "me" : q->instructor_id);
     /* canon is sized for the largest fields, so n always fits; EVP_Digest
      * only fails on allocation, which the one-shot API does not do for
      * SHA-1. Either way a zero digest is safer than garbage. */
@@ -438,14 +481,15 @@ static struct json_object *jrating(double r)
     return json_object_new_double_s(r, s);
 }
 
-static struct json_object *module_json(const struct el_module *m)
+/* A module; in a summary without its content. */
+static struct json_object *module_json(const struct el_module *m, bool summary)
 {
     struct json_object *o = json_object_new_object();
 
     if (o == NULL)
         return NULL;
     if (put(o, "_id", json_object_new_string(m->id)) || put(o, "title", jstr(m->title)) ||
-        put(o, "content", jstr(m->content)) ||
+        (!summary && put(o, "content", jstr(m->content))) ||
         put(o, "duration_minutes", json_object_new_int(m->duration_minutes)) ||
         put(o, "order", json_object_new_int(m->order))) {
         json_object_put(o);
@@ -454,9 +498,10 @@ static struct json_object *module_json(const struct el_module *m)
     return o;
 }
 
-/* Build the json-c tree of c in the documented field order; NULL when out
- * of memory. The caller owns the result (json_object_put). */
-static struct json_object *course_json(const struct el_course *c)
+/* Build the json-c tree of c in the documented field order -- a summary
+ * leaves out the modules' content -- or NULL when out of memory. The caller
+ * owns the result (json_object_put). */
+static struct json_object *course_json(const struct el_course *c, bool summary)
 {
     struct json_object *o = json_object_new_object();
     struct json_object *tags = NULL, *mods = NULL;
@@ -490,7 +535,7 @@ static struct json_object *course_json(const struct el_course *c)
     if (mods == NULL || put(o, "modules", mods))
         goto fail;
     for (i = 0; i < c->nmodules; i++) {
-        struct json_object *m = module_json(&c->modules[i]);
+        struct json_object *m = module_json(&c->modules[i], summary);
         if (m == NULL || json_object_array_add(mods, m) != 0) {
             json_object_put(m);
             goto fail;
@@ -521,7 +566,12 @@ static int emit(struct json_object *obj, struct el_buf *out)
 
 int el_course_to_json(const struct el_course *c, struct el_buf *out)
 {
-    return emit(course_json(c), out);
+    return emit(course_json(c, false), out);
+}
+
+int el_course_summary_to_json(const struct el_course *c, struct el_buf *out)
+{
+    return emit(course_json(c, true), out);
 }
 
 int el_course_page_to_json(const struct el_course_page *p, const struct el_course_query *q,
@@ -541,7 +591,7 @@ int el_course_page_to_json(const struct el_course_page *p, const struct el_cours
     if (items == NULL || put(o, "items", items))
         goto fail;
     for (i = 0; i < p->nitems; i++) {
-        struct json_object *c = course_json(&p->items[i]);
+        struct json_object *c = course_json(&p->items[i], true);
         if (c == NULL || json_object_array_add(items, c) != 0) {
             json_object_put(c);
             goto fail;
@@ -551,4 +601,75 @@ int el_course_page_to_json(const struct el_course_page *p, const struct el_cours
 fail:
     json_object_put(o);
     return EL_ENOMEM;
+}
+
+void el_enrollment_page_cleanup(struct el_enrollment_page *p)
+{
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < p->nitems; i++)
+        el_course_cleanup(&p->items[i]);
+    free(p->items);
+    free(p->enrolled_at);
+    memset(p, 0, sizeof(*p));
+}
+
+/* A summary is the course without its modules (what a list of "my
+ * courses" shows), plus when the caller enrolled. */
+int el_enrollment_page_to_json(const struct el_enrollment_page *p, int page, int page_size,
+                               struct el_buf *out)
+{
+    struct json_object *o = json_object_new_object();
+    struct json_object *items;
+    size_t i;
+
+    if (o == NULL)
+        return EL_ENOMEM;
+    if (put(o, "total", json_object_new_int64(p->total)) ||
+        put(o, "page", json_object_new_int(page)) ||
+        put(o, "page_size", json_object_new_int(page_size)))
+        goto fail;
+    items = json_object_new_array_ext((int)p->nitems);
+    if (items == NULL || put(o, "items", items))
+        goto fail;
+    for (i = 0; i < p->nitems; i++) {
+        struct json_object *c = course_json(&p->items[i], true);
+
+        if (c != NULL) {
+            json_object_object_del(c, "modules");
+            if (put(c, "enrolled_at", jdate(p->enrolled_at[i]))) {
+                json_object_put(c);
+                c = NULL;
+            }
+        }
+        if (c == NULL || json_object_array_add(items, c) != 0) {
+            json_object_put(c);
+            goto fail;
+        }
+    }
+    return emit(o, out);
+fail:
+    json_object_put(o);
+    return EL_ENOMEM;
+}
+
+double el_rating_average(int64_t sum, int64_t count)
+{
+    if (count <= 0 || sum <= 0)
+        return 0.0;
+    /* round(10 * sum / count) half up, in integers */
+    return (double)((sum * 20 + count) / (2 * count)) / 10.0;
+}
+
+int el_page_query_parse(const char *qs, int *page, int *page_size, struct el_err *err)
+{
+    struct el_course_query q;
+    int rc;
+
+    /* The same rules and messages as GET /courses for the two it takes. */
+    if ((rc = parse_query(qs, (1u << P_PAGE) | (1u << P_PAGE_SIZE), &q, err)) != EL_OK)
+        return rc;
+    *page = q.page;
+    *page_size = q.page_size;
+    return EL_OK;
 }

@@ -20,6 +20,7 @@
 #define EL_COURSE_CATEGORY_MAX 64 /* bytes of the category parameter */
 #define EL_COURSE_PAGE_SIZE_MAX 100
 #define EL_COURSE_PAGE_SIZE_DEFAULT 12
+#define EL_COURSE_MODULES_MAX 50 /* modules in one course */
 
 struct el_module {
     char id[EL_OID_HEX];
@@ -45,6 +46,10 @@ struct el_course {
     bool published;
     int64_t created_at; /* ms since the Unix epoch, UTC */
     int64_t updated_at;
+    /* The store's revision of this document: 1 when inserted, + 1 in the
+     * same transaction / atomic update as every write to it (patch, module,
+     * enroll). Never in the JSON; the caches' version guard (tiered.h). */
+    uint64_t rev;
     struct el_module *modules;
     size_t nmodules;
 };
@@ -71,6 +76,15 @@ struct el_course_query {
     enum el_sort sort;
     int page;      /* >= 1 */
     int page_size; /* 1 - 100 */
+    /* Visibility (issue 12). The parser sets published_only (the public
+     * catalogue never shows drafts); only a handler that has checked the
+     * caller may clear it. instructor_id: "" for any instructor, else only
+     * this one's courses (24 hex, lowercase); the query string's
+     * instructor_id=me sets instructor_me instead, for the handler to
+     * resolve. */
+    bool published_only;
+    bool instructor_me;
+    char instructor_id[EL_OID_HEX];
 };
 
 /* Parse and validate a raw query string (QUERY_STRING, percent-encoded,
@@ -92,9 +106,41 @@ struct el_course_page {
 };
 void el_course_page_cleanup(struct el_course_page *p);
 
-/* Append the JSON of one course / one page response
- * ({"total","page","page_size","items"}) to out. */
+/* One page of the courses a user is enrolled in (GET /users/me/enrollments),
+ * newest enrollment first: items[i] (summary fields only, no modules) was
+ * enrolled in at enrolled_at[i] (ms since the epoch). */
+struct el_enrollment_page {
+    int64_t total;
+    struct el_course *items;
+    int64_t *enrolled_at;
+    size_t nitems;
+};
+void el_enrollment_page_cleanup(struct el_enrollment_page *p);
+
+/* {"total","page","page_size","items":[{summary..., "enrolled_at"}]} */
+int el_enrollment_page_to_json(const struct el_enrollment_page *p, int page, int page_size,
+                               struct el_buf *out) EL_WUR;
+
+/* A page of a list that is not a GET /courses query (page, page_size). */
+int el_page_query_parse(const char *qs, int *page, int *page_size, struct el_err *err) EL_WUR;
+
+/* Append the JSON of one course / one course summary / one page response
+ * ({"total","page","page_size","items"}) to out.
+ *
+ * A summary is the course without its modules' content (modules keep _id,
+ * title, duration_minutes and order, so the module count and the total
+ * duration stay): what list items carry, so one course with large modules
+ * cannot make a list page large. With the input limits of course_input.c
+ * (title 200, description 5000, tag 32 and module title 200 characters,
+ * 20 tags, 50 modules) a summary is at most EL_COURSE_SUMMARY_MAX bytes --
+ * every character escaped to six bytes ("\u0001") included -- and a page
+ * of EL_COURSE_PAGE_SIZE_MAX summaries at most EL_COURSE_PAGE_MAX bytes,
+ * under the 16 MiB a cached response may have (tiered.c). Ordinary text
+ * (one to four bytes a character) stays under a sixth of that. */
+#define EL_COURSE_SUMMARY_MAX (112u * 1024)
+#define EL_COURSE_PAGE_MAX (EL_COURSE_PAGE_SIZE_MAX * EL_COURSE_SUMMARY_MAX + 1024)
 int el_course_to_json(const struct el_course *c, struct el_buf *out) EL_WUR;
+int el_course_summary_to_json(const struct el_course *c, struct el_buf *out) EL_WUR;
 int el_course_page_to_json(const struct el_course_page *p, const struct el_course_query *q,
                            struct el_buf *out) EL_WUR;
 
@@ -155,6 +201,21 @@ int el_course_patch_parse(const char *json, size_t len, struct el_course_patch *
                           struct el_err *err) EL_WUR;
 int el_module_patch_parse(const char *json, size_t len, struct el_module_patch *out,
                           struct el_err *err) EL_WUR;
+
+/* POST /courses/{id}/modules: title, content, duration_minutes required,
+ * order optional (0 in out->order when absent: the store puts the module
+ * last). */
+int el_module_create_parse(const char *json, size_t len, struct el_module *out,
+                           struct el_err *err) EL_WUR;
+void el_module_cleanup(struct el_module *m);
+
+/* PUT /courses/{id}/rating: {"stars": 1..5}, nothing else. */
+int el_rating_parse(const char *json, size_t len, int *stars, struct el_err *err) EL_WUR;
+
+/* The average of sum stars over count ratings, rounded half up to one
+ * decimal place by integer arithmetic, so both stores agree to the bit
+ * (0.0 when count is 0). */
+double el_rating_average(int64_t sum, int64_t count);
 
 /* Format ms since the epoch as ISO 8601 UTC with milliseconds,
  * e.g. "2026-11-26T11:37:55.123Z" (out needs 25 bytes). */

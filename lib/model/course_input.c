@@ -43,7 +43,7 @@
 #define TAGS_MAX 20
 #define TAG_MAX 32
 #define COURSE_DURATION_MAX 10000
-#define MODULES_MAX 50
+#define MODULES_MAX EL_COURSE_MODULES_MAX
 #define CONTENT_MAX 20000
 #define MODULE_DURATION_MAX 1000
 #define ORDER_MAX 1000
@@ -672,4 +672,62 @@ void el_module_patch_cleanup(struct el_module_patch *p)
     free(p->m.title);
     free(p->m.content);
     memset(p, 0, sizeof(*p));
+}
+
+/* ---- issue 12: module create, rating ----------------------------------- */
+
+int el_module_create_parse(const char *json, size_t len, struct el_module *out,
+                           struct el_err *err)
+{
+    struct json_object *o;
+    const struct field *miss;
+    unsigned set = 0;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if ((rc = parse_body(json, len, &o, err)) != EL_OK)
+        return rc;
+    rc = parse_module(o, "", out, &set, err);
+    json_object_put(o);
+    if (rc == EL_OK &&
+        (miss = first_missing(module_fields, NMODULE_FIELDS, MODULE_CREATE_REQUIRED, set)))
+        rc = el_err_set(err, EL_EINVAL, "%s: is required", miss->name);
+    if (rc != EL_OK)
+        el_module_cleanup(out);
+    return rc;
+}
+
+void el_module_cleanup(struct el_module *m)
+{
+    if (m == NULL)
+        return;
+    free(m->title);
+    free(m->content);
+    memset(m, 0, sizeof(*m));
+}
+
+int el_rating_parse(const char *json, size_t len, int *stars, struct el_err *err)
+{
+    struct json_object *o;
+    int rc = EL_OK, have = 0;
+
+    if ((rc = parse_body(json, len, &o, err)) != EL_OK)
+        return rc;
+    json_object_object_foreach(o, key, val)
+    {
+        char name[NAME_BUF];
+
+        field_name(name, sizeof(name), "", key);
+        if (strcmp(key, "stars") != 0) {
+            rc = el_err_set(err, EL_EINVAL, "unknown field: %s", name);
+            break;
+        }
+        if ((rc = get_int(val, "stars", 1, 5, stars, err)) != EL_OK)
+            break;
+        have = 1;
+    }
+    json_object_put(o);
+    if (rc == EL_OK && !have)
+        rc = el_err_set(err, EL_EINVAL, "stars: is required");
+    return rc;
 }

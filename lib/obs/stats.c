@@ -23,7 +23,8 @@ static atomic_uint_fast64_t store_queries, store_failures, store_micros;
 
 const char *el_cache_type_name(enum el_cache_type t)
 {
-    static const char *const names[EL_TYPE__COUNT] = {"courses", "courses_list", "sessions"};
+    static const char *const names[EL_TYPE__COUNT] = {"courses", "courses_list", "sessions",
+                                                             "course_summaries"};
     return (unsigned)t < EL_TYPE__COUNT ? names[t] : "unknown";
 }
 
@@ -238,9 +239,12 @@ int el_stats_cluster(struct el_redis *r, struct el_stats_snapshot *out)
 #define ROUTE_OTHER 1
 #define ROUTE_FIRST 2
 
+#define NCODES 6 /* status classes 1xx..5xx; [0] unused */
+
 struct route_slot {
     char name[EL_STATS_ROUTE_LEN];
     struct el_histogram h[NLAYERS];
+    atomic_uint_fast64_t codes[NCODES]; /* responses by status / 100 */
 };
 
 static struct route_slot routes[EL_STATS_ROUTES_MAX] = {
@@ -296,7 +300,30 @@ static struct route_slot *route_find(const char *route)
 
 void el_stats_request(const char *route, const char *layer, uint64_t micros)
 {
-    el_histogram_observe(&route_find(route)->h[layer_index(layer)], micros);
+    el_stats_response(route, layer, 0, micros);
+}
+
+void el_stats_response(const char *route, const char *layer, int status, uint64_t micros)
+{
+    struct route_slot *r = route_find(route);
+
+    el_histogram_observe(&r->h[layer_index(layer)], micros);
+    if (status >= 100 && status < 600)
+        atomic_fetch_add_explicit(&r->codes[status / 100], 1, memory_order_relaxed);
+}
+
+/* Who this process is, for /metrics; set once at start-up. */
+static struct {
+    char instance[72], version[40], commit[48];
+    int64_t start_ms;
+} identity = {"unknown", "unknown", "unknown", 0};
+
+void el_stats_set_identity(const char *instance, const char *version, const char *commit)
+{
+    snprintf(identity.instance, sizeof(identity.instance), "%s", instance ? instance : "unknown");
+    snprintf(identity.version, sizeof(identity.version), "%s", version ? version : "unknown");
+    snprintf(identity.commit, sizeof(identity.commit), "%s", commit ? commit : "unknown");
+    identity.start_ms = el_wall_ms();
 }
 
 void el_stats_reset(void)
@@ -315,9 +342,12 @@ void el_stats_reset(void)
     el_must(pthread_mutex_unlock(&flush_lock));
     /* Registered names stay: they are the routing table's, not counts. */
     n = atomic_load_explicit(&nroutes, memory_order_acquire);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         for (int l = 0; l < NLAYERS; l++)
             el_histogram_reset(&routes[i].h[l]);
+        for (int c = 0; c < NCODES; c++)
+            atomic_store(&routes[i].codes[c], 0);
+    }
 }
 
 /* ---- reports -------------------------------------------------------------- */
@@ -534,13 +564,86 @@ static int request_family(struct el_buf *b)
     return rc;
 }
 
+/* elearn_requests_total{route,method,code}: the registry's "GET /x" names
+ * split into method and route; "unmatched" and "other" have method "none". */
+static int requests_family(struct el_buf *b)
+{
+    static const char name[] = "elearn_requests_total";
+    int n, rc;
+
+    rc = family(b, name, "counter",
+                "Responses by route pattern, method and status class (2xx, 4xx, 5xx ...).");
+    n = atomic_load_explicit(&nroutes, memory_order_acquire);
+    for (int i = 0; i < n && rc == EL_OK; i++) {
+        const char *full = routes[i].name, *sp = strchr(full, ' ');
+        char method[16] = "none";
+        const char *route = full;
+
+        if (sp != NULL && (size_t)(sp - full) < sizeof(method)) {
+            memcpy(method, full, (size_t)(sp - full));
+            method[sp - full] = '\0';
+            route = sp + 1;
+        }
+        for (int c = 1; c < NCODES && rc == EL_OK; c++) {
+            uint64_t v = atomic_load_explicit(&routes[i].codes[c], memory_order_relaxed);
+
+            if (v == 0)
+                continue;
+            rc = el_buf_addf(b, "%s{route=\"", name);
+            if (rc == EL_OK)
+                rc = add_label_value(b, route);
+            if (rc == EL_OK)
+                rc = el_buf_addf(b, "\",method=\"");
+            if (rc == EL_OK)
+                rc = add_label_value(b, method);
+            if (rc == EL_OK)
+                rc = el_buf_addf(b, "\",code=\"%dxx\"} %llu\n", c, (unsigned long long)v);
+        }
+    }
+    return rc;
+}
+
+static int identity_families(struct el_buf *b)
+{
+    int rc = family(b, "elearn_build_info", "gauge", "Always 1; the build's version and commit.");
+
+    if (rc == EL_OK)
+        rc = el_buf_adds(b, "elearn_build_info{version=\"");
+    if (rc == EL_OK)
+        rc = add_label_value(b, identity.version);
+    if (rc == EL_OK)
+        rc = el_buf_adds(b, "\",commit=\"");
+    if (rc == EL_OK)
+        rc = add_label_value(b, identity.commit);
+    if (rc == EL_OK)
+        rc = el_buf_adds(b, "\"} 1\n");
+    if (rc == EL_OK)
+        rc = family(b, "elearn_instance_info", "gauge",
+                    "Always 1; which responder process answered this scrape (INSTANCE).");
+    if (rc == EL_OK)
+        rc = el_buf_adds(b, "elearn_instance_info{elearn_instance=\"");
+    if (rc == EL_OK)
+        rc = add_label_value(b, identity.instance);
+    if (rc == EL_OK)
+        rc = el_buf_addf(b, "\",pid=\"%d\"} 1\n", (int)getpid());
+    if (rc == EL_OK)
+        rc = family(b, "process_start_time_seconds", "gauge",
+                    "Start time of the process since the Unix epoch in seconds.");
+    if (rc == EL_OK)
+        rc = el_buf_addf(b, "process_start_time_seconds %lld.%03d\n",
+                         (long long)(identity.start_ms / 1000), (int)(identity.start_ms % 1000));
+    return rc;
+}
+
 int el_stats_metrics(const struct el_stats_gauges *g, struct el_buf *out)
 {
     struct el_stats_snapshot s;
     int rc;
 
     el_stats_snapshot(&s);
-    rc = cache_family(out, "elearn_cache_requests_total",
+    rc = identity_families(out);
+    if (rc == EL_OK)
+        rc = cache_family(out, "elearn_cache_requests_total",
                       "Cache lookups of this process by type and the layer that answered.", &s);
     if (rc == EL_OK && g->cluster != NULL)
         rc = cache_family(out, "elearn_cluster_cache_requests_total",
@@ -561,6 +664,8 @@ int el_stats_metrics(const struct el_stats_gauges *g, struct el_buf *out)
         rc = sample(out, "elearn_redis_enabled", g->redis >= 0);
     if (rc == EL_OK && g->bus != NULL)
         rc = bus_families(out, g->bus);
+    if (rc == EL_OK)
+        rc = requests_family(out);
     if (rc == EL_OK)
         rc = request_family(out);
     return rc;

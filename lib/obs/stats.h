@@ -34,6 +34,7 @@ enum el_cache_type {
     EL_TYPE_COURSE,      /* "courses" */
     EL_TYPE_COURSE_LIST, /* "courses_list" */
     EL_TYPE_SESSION,     /* "sessions" */
+    EL_TYPE_COURSE_SUMMARY, /* "course_summaries": list items (app/lists.c) */
     EL_TYPE__COUNT
 };
 
@@ -110,6 +111,15 @@ int el_stats_cluster(struct el_redis *r, struct el_stats_snapshot *out) EL_WUR;
  * (counted as layer="none"). Lock-free except the first time a route is
  * seen. Any thread. */
 void el_stats_request(const char *route, const char *layer, uint64_t micros);
+
+/* el_stats_request, and count the response in its status class (status
+ * 100-599; anything else is not counted) for elearn_requests_total. */
+void el_stats_response(const char *route, const char *layer, int status, uint64_t micros);
+
+/* The process's identity on /metrics: elearn_instance_info{elearn_instance,
+ * pid}, elearn_build_info{version, commit}, process_start_time_seconds (the
+ * time of this call). Once at start-up, before requests. */
+void el_stats_set_identity(const char *instance, const char *version, const char *commit);
 
 /* ---- reports ----------------------------------------------------------- */
 

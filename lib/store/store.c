@@ -55,13 +55,19 @@ const char *el_store_kind(const struct el_store *s)
 /* Count a query: a not-found answer is a successful query. */
 static int counted(int rc, uint64_t t0)
 {
-    el_stats_store_query(el_now_us() - t0, rc != EL_OK && rc != EL_ENOTFOUND && rc != EL_ECONFLICT);
+    el_stats_store_query(el_now_us() - t0, rc != EL_OK && rc != EL_ENOTFOUND &&
+                                               rc != EL_ECONFLICT && rc != EL_EFORBIDDEN);
     return rc;
 }
 
 int el_store_ping(struct el_store *s)
 {
     return s->ops->ping(s);
+}
+
+int el_store_version(struct el_store *s, char *out, size_t n)
+{
+    return s->ops->version(s, out, n);
 }
 
 int el_store_course_get(struct el_store *s, const char *id, struct el_course *out)
@@ -194,4 +200,44 @@ int el_store_revocations_live(struct el_store *s, int64_t now_ms,
                               void *arg)
 {
     COUNTED(revocations_live, now_ms, fn, arg);
+}
+
+/* ---- issue 12 ------------------------------------------------------------ */
+
+int el_store_unenroll(struct el_store *s, const char *course_id, const char *user_id,
+                      int64_t *count)
+{
+    COUNTED(unenroll, course_id, user_id, count);
+}
+
+int el_store_enrollments(struct el_store *s, const char *user_id, int page, int page_size,
+                         struct el_enrollment_page *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (page < 1 || page_size < 1 || page_size > EL_COURSE_PAGE_SIZE_MAX)
+        return EL_EINVAL;
+    COUNTED(enrollments, user_id, page, page_size, out);
+}
+
+int el_store_module_add(struct el_store *s, const char *course_id, struct el_module *m,
+                        int64_t now_ms, struct el_course *out)
+{
+    memset(out, 0, sizeof(*out));
+    COUNTED(module_add, course_id, m, now_ms, out);
+}
+
+int el_store_module_delete(struct el_store *s, const char *course_id, const char *module_id,
+                           int64_t now_ms, struct el_course *out)
+{
+    memset(out, 0, sizeof(*out));
+    COUNTED(module_delete, course_id, module_id, now_ms, out);
+}
+
+int el_store_rate(struct el_store *s, const char *course_id, const char *user_id, int stars,
+                  int64_t now_ms, struct el_course *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (stars < 1 || stars > 5)
+        return EL_EINVAL;
+    COUNTED(rate, course_id, user_id, stars, now_ms, out);
 }

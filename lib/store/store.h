@@ -54,12 +54,18 @@ const char *el_store_kind(const struct el_store *s);
 /* 0 when the database answers now. */
 int el_store_ping(struct el_store *s) EL_WUR;
 
+/* The server's version into out ("7.0.2" for MongoDB's buildInfo, the
+ * SQLite library's for sqlite), for `elearn-fcgi --check-config --connect`. */
+int el_store_version(struct el_store *s, char *out, size_t n) EL_WUR;
+
 /* Fill *out with course id (24 hex). */
 int el_store_course_get(struct el_store *s, const char *id, struct el_course *out) EL_WUR;
 
-/* Fill *out with one page of courses matching q (published or not: the list
- * shows every course in this version), ordered as q->sort says with _id
- * ascending as the tie-breaker. */
+/* Fill *out with one page of courses matching q, ordered as q->sort says
+ * with _id ascending as the tie-breaker. Drafts (published false) are left
+ * out when q->published_only; q->instructor_id, when set, keeps only that
+ * instructor's courses. Items are what summaries need (course.h): every
+ * module's content is "" (it is not read). */
 int el_store_course_list(struct el_store *s, const struct el_course_query *q,
                          struct el_course_page *out) EL_WUR;
 
@@ -79,7 +85,8 @@ int el_store_course_update(struct el_store *s, const char *id, const struct el_c
 
 /* Apply p to module module_id of course course_id (both 24 hex), set the
  * course's updated_at, fill *out with the whole course after the update.
- * EL_ENOTFOUND when the course or the module does not exist. */
+ * EL_ENOTFOUND when the course or the module does not exist. A change of
+ * duration_minutes recomputes the course's (the module rule below). */
 int el_store_module_update(struct el_store *s, const char *course_id, const char *module_id,
                            const struct el_module_patch *p, int64_t now_ms,
                            struct el_course *out) EL_WUR;
@@ -93,6 +100,48 @@ int el_store_course_delete(struct el_store *s, const char *id) EL_WUR;
  * does not exist. */
 int el_store_enroll(struct el_store *s, const char *course_id, const char *user_id,
                     int64_t *count) EL_WUR;
+
+/* ---- issue 12: drafts, my learning, modules, ratings ------------------- */
+
+/* Undo user_id's enrollment in course_id and decrement enrollment_count,
+ * returning the new count in *count. EL_ENOTFOUND when the user is not
+ * enrolled (or there is no such course). A rating the user gave stays. */
+int el_store_unenroll(struct el_store *s, const char *course_id, const char *user_id,
+                      int64_t *count) EL_WUR;
+
+/* One page (page >= 1, page_size 1-100) of the courses user_id is enrolled
+ * in, newest enrollment first (ties: course id ascending); items carry no
+ * modules. */
+int el_store_enrollments(struct el_store *s, const char *user_id, int page, int page_size,
+                         struct el_enrollment_page *out) EL_WUR;
+
+/* The module rule: a course lasts as long as its modules together. Every
+ * module write (add, delete, a module's duration_minutes) sets the course's
+ * duration_minutes to the sum of its modules' (0 when none are left) in the
+ * same atomic step, and bumps updated_at. As on create, where modules are
+ * given their sum is the duration; a course PATCH may still set
+ * duration_minutes directly (a course whose modules do not cover all of
+ * it), until the next module write. */
+
+/* Add module m to course_id. m->id is generated (written back); m->order 0
+ * means "last" (one more than the largest order). *out is the course after
+ * the write. EL_ENOTFOUND when no such course, EL_ETOOBIG when it already
+ * has EL_COURSE_MODULES_MAX modules. */
+int el_store_module_add(struct el_store *s, const char *course_id, struct el_module *m,
+                        int64_t now_ms, struct el_course *out) EL_WUR;
+
+/* Remove module module_id from course_id; *out is the course after it.
+ * EL_ENOTFOUND when the course or the module does not exist. */
+int el_store_module_delete(struct el_store *s, const char *course_id, const char *module_id,
+                           int64_t now_ms, struct el_course *out) EL_WUR;
+
+/* user_id gives course_id stars (1-5); a second call replaces the first.
+ * rating_count counts raters and rating is the exact average (one decimal,
+ * el_rating_average) under any number of concurrent raters. *out is the
+ * course after the write. EL_ENOTFOUND when no such course, EL_EFORBIDDEN
+ * when the user is not enrolled in it. */
+int el_store_rate(struct el_store *s, const char *course_id, const char *user_id, int stars,
+                  int64_t now_ms, struct el_course *out) EL_WUR;
 
 /* ---- users ------------------------------------------------------------ */
 

@@ -13,6 +13,7 @@ struct el_store_ops {
     void (*close)(struct el_store *s);
     void (*thread_cleanup)(struct el_store *s);
     int (*ping)(struct el_store *s);
+    int (*version)(struct el_store *s, char *out, size_t n);
     int (*course_get)(struct el_store *s, const char *id, struct el_course *out);
     int (*course_list)(struct el_store *s, const struct el_course_query *q,
                        struct el_course_page *out);
@@ -40,6 +41,17 @@ struct el_store_ops {
                    int *revoked);
     int (*revocations_live)(struct el_store *s, int64_t now_ms,
                             int (*fn)(const char *id, int64_t expires_ms, void *arg), void *arg);
+    /* issue 12 */
+    int (*unenroll)(struct el_store *s, const char *course_id, const char *user_id,
+                    int64_t *count);
+    int (*enrollments)(struct el_store *s, const char *user_id, int page, int page_size,
+                       struct el_enrollment_page *out);
+    int (*module_add)(struct el_store *s, const char *course_id, struct el_module *m,
+                      int64_t now_ms, struct el_course *out);
+    int (*module_delete)(struct el_store *s, const char *course_id, const char *module_id,
+                         int64_t now_ms, struct el_course *out);
+    int (*rate)(struct el_store *s, const char *course_id, const char *user_id, int stars,
+                int64_t now_ms, struct el_course *out);
 };
 
 /* Every backend's state struct begins with this. */

@@ -52,6 +52,8 @@
 #define COLL_ENROLLMENTS "enrollments"
 #define COLL_REFRESH "refresh_tokens"
 #define COLL_REVOCATIONS "revocations"
+#define COLL_RATINGS "ratings"
+#define REWRITE_TRIES 16 /* guarded module rewrites before giving up (EL_ECONFLICT) */
 #define DEFAULT_DB "elearn"
 #define CONNECT_TIMEOUT_MS 1000
 
@@ -64,6 +66,7 @@ struct mongo_store {
     char *db;                   /* database name */
     atomic_int indexes;         /* IDX_* */
     atomic_uint sets_ready;     /* bit i: index_sets[i] exists */
+    mongoc_write_concern_t *majority; /* auth-critical writes (auth_critical) */
 };
 
 static const struct el_store_ops mongo_ops;
@@ -108,6 +111,7 @@ static bool unavailable_code(uint32_t code)
     case 89:    /* NetworkTimeout */
     case 91:    /* ShutdownInProgress */
     case 189:   /* PrimarySteppedDown */
+    case 64:    /* WriteConcernFailed: no majority within wtimeout */
     case 262:   /* ExceededTimeLimit */
     case 9001:  /* SocketException */
     case 10107: /* NotWritablePrimary */
@@ -181,6 +185,7 @@ static const struct index_def course_indexes[] = {
     {"enrollment_count_-1__id_1", {"enrollment_count", "_id"}, {-1, 1}, 0},
     {"rating_-1__id_1", {"rating", "_id"}, {-1, 1}, 0},
     {"duration_minutes_1__id_1", {"duration_minutes", "_id"}, {1, 1}, 0},
+    {"instructor_id_1_created_at_-1", {"instructor_id", "created_at"}, {1, -1}, 0},
 };
 /* One account per email. */
 static const struct index_def user_indexes[] = {
@@ -188,6 +193,11 @@ static const struct index_def user_indexes[] = {
 };
 /* One enrollment per student and course; also serves the course delete. */
 static const struct index_def enrollment_indexes[] = {
+    {"course_id_1_user_id_1", {"course_id", "user_id"}, {1, 1}, IX_UNIQUE},
+    {"user_id_1_created_at_-1", {"user_id", "created_at"}, {1, -1}, 0},
+};
+/* One rating per student and course. */
+static const struct index_def rating_indexes[] = {
     {"course_id_1_user_id_1", {"course_id", "user_id"}, {1, 1}, IX_UNIQUE},
 };
 /* A user's tokens (user delete); expired ones go by themselves. */
@@ -203,7 +213,15 @@ static const struct index_def revocation_indexes[] = {
 
 /* The indexes of each collection, one createIndexes command each. Sets with
  * a unique index come first: they are what writes wait for. */
-enum { SET_USERS, SET_ENROLLMENTS, SET_COURSES, SET_REFRESH, SET_REVOCATIONS, NSETS };
+enum {
+    SET_USERS,
+    SET_ENROLLMENTS,
+    SET_RATINGS,
+    SET_COURSES,
+    SET_REFRESH,
+    SET_REVOCATIONS,
+    NSETS
+};
 static const struct {
     const char *coll;
     const struct index_def *defs;
@@ -211,6 +229,7 @@ static const struct {
 } index_sets[NSETS] = {
     [SET_USERS] = {COLL_USERS, DEFS(user_indexes)},
     [SET_ENROLLMENTS] = {COLL_ENROLLMENTS, DEFS(enrollment_indexes)},
+    [SET_RATINGS] = {COLL_RATINGS, DEFS(rating_indexes)},
     [SET_COURSES] = {COLLECTION, DEFS(course_indexes)},
     [SET_REFRESH] = {COLL_REFRESH, DEFS(refresh_indexes)},
     [SET_REVOCATIONS] = {COLL_REVOCATIONS, DEFS(revocation_indexes)},
@@ -317,12 +336,32 @@ static int require_indexes(struct mongo_store *s, mongoc_client_t *client, int s
 
 /* Borrow a client for one call, with a handle on collection name. Never
  * fails: the pool blocks while all maxPoolSize clients are in use. */
+/* Auth-critical collections -- users (role changes, deletions),
+ * refresh_tokens (issue, claim), revocations -- are written with
+ * w: "majority" and a wtimeout inside DB_TIMEOUT_MS: on a replica set a w:1
+ * write can be rolled back in an election, and a revocation or a claim
+ * that is rolled back would let a token live again. A write that is not
+ * acknowledged by a majority in time fails (WriteConcernFailed, EL_EUNAVAIL:
+ * 503 with Retry-After) although it may still apply later; every one of
+ * these writes is idempotent or guarded, so the client's retry is safe,
+ * and libmongoc's retryable writes (retryWrites, on by default) make its
+ * own one retry exactly-once on the server. Course writes keep the URI's
+ * write concern (a lost course edit is not a security matter). On a
+ * standalone server "majority" is the server itself. */
+static int auth_critical(const char *name)
+{
+    return strcmp(name, COLL_USERS) == 0 || strcmp(name, COLL_REFRESH) == 0 ||
+           strcmp(name, COLL_REVOCATIONS) == 0;
+}
+
 static mongoc_client_t *client_pop_coll(struct mongo_store *s, const char *name,
                                         mongoc_collection_t **coll)
 {
     mongoc_client_t *client = mongoc_client_pool_pop(s->pool);
 
     *coll = mongoc_client_get_collection(client, s->db, name);
+    if (auth_critical(name))
+        mongoc_collection_set_write_concern(*coll, s->majority);
     return client;
 }
 
@@ -576,6 +615,9 @@ static int doc_to_course(const bson_t *doc, struct el_course *c)
             c->created_at = iter_ms(&it);
         } else if (strcmp(k, "updated_at") == 0) {
             c->updated_at = iter_ms(&it);
+        } else if (strcmp(k, "rev") == 0 && BSON_ITER_HOLDS_NUMBER(&it)) {
+            int64_t r = bson_iter_as_int64(&it);
+            c->rev = r > 0 ? (uint64_t)r : 0;
         } else if (strcmp(k, "modules") == 0 && c->modules == NULL) {
             rc = read_modules(&it, c);
         }
@@ -597,12 +639,37 @@ static const char *or_empty(const char *s)
     return s ? s : "";
 }
 
+/* "modules": c's modules, in c's order. */
+static bool append_modules(bson_t *doc, const struct el_course *c)
+{
+    bson_t arr, sub;
+    bson_oid_t oid;
+    char idx[16];
+    const char *k;
+    bool ok = BSON_APPEND_ARRAY_BEGIN(doc, "modules", &arr);
+
+    for (uint32_t i = 0; ok && i < c->nmodules; i++) {
+        const struct el_module *m = &c->modules[i];
+
+        bson_uint32_to_string(i, &k, idx, sizeof(idx));
+        ok = BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &sub);
+        bson_oid_init_from_string(&oid, m->id);
+        ok = ok && BSON_APPEND_OID(&sub, "_id", &oid);
+        ok = ok && BSON_APPEND_UTF8(&sub, "title", or_empty(m->title));
+        ok = ok && BSON_APPEND_UTF8(&sub, "content", or_empty(m->content));
+        ok = ok && BSON_APPEND_INT32(&sub, "duration_minutes", m->duration_minutes);
+        ok = ok && BSON_APPEND_INT32(&sub, "order", m->order);
+        ok = ok && bson_append_document_end(&arr, &sub);
+    }
+    return ok && bson_append_array_end(doc, &arr);
+}
+
 /* The document for c, whose ids are final and valid. bson_append_*
  * fails only past the 2 GiB BSON limit; the server's 16 MiB limit is
  * checked by libmongoc on insert. */
 static int course_to_doc(const struct el_course *c, bson_t *doc)
 {
-    bson_t arr, sub;
+    bson_t arr;
     bson_oid_t oid;
     char idx[16];
     const char *k;
@@ -633,21 +700,11 @@ static int course_to_doc(const struct el_course *c, bson_t *doc)
     ok = ok && BSON_APPEND_BOOL(doc, "published", c->published);
     ok = ok && BSON_APPEND_DATE_TIME(doc, "created_at", c->created_at);
     ok = ok && BSON_APPEND_DATE_TIME(doc, "updated_at", c->updated_at);
-    ok = ok && BSON_APPEND_ARRAY_BEGIN(doc, "modules", &arr);
-    for (uint32_t i = 0; ok && i < c->nmodules; i++) {
-        const struct el_module *m = &c->modules[i];
-
-        bson_uint32_to_string(i, &k, idx, sizeof(idx));
-        ok = BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &sub);
-        bson_oid_init_from_string(&oid, m->id);
-        ok = ok && BSON_APPEND_OID(&sub, "_id", &oid);
-        ok = ok && BSON_APPEND_UTF8(&sub, "title", or_empty(m->title));
-        ok = ok && BSON_APPEND_UTF8(&sub, "content", or_empty(m->content));
-        ok = ok && BSON_APPEND_INT32(&sub, "duration_minutes", m->duration_minutes);
-        ok = ok && BSON_APPEND_INT32(&sub, "order", m->order);
-        ok = ok && bson_append_document_end(&arr, &sub);
-    }
-    ok = ok && bson_append_array_end(doc, &arr);
+    ok = ok && BSON_APPEND_INT64(doc, "rev", c->rev > 0 ? (int64_t)c->rev : 1);
+    ok = ok && append_modules(doc, c);
+    /* The stars behind rating (issue 12): what rating and rating_count
+     * imply for a course inserted with them (seed data). */
+    ok = ok && BSON_APPEND_INT64(doc, "rating_sum", llround(c->rating * c->rating_count));
     return ok ? EL_OK : EL_ETOOBIG;
 }
 
@@ -692,6 +749,14 @@ static void list_filter(const struct el_course_query *q, bson_t *filter)
         BSON_APPEND_UTF8(filter, "category", q->category);
     if (q->difficulty[0])
         BSON_APPEND_UTF8(filter, "difficulty", q->difficulty);
+    if (q->published_only)
+        BSON_APPEND_BOOL(filter, "published", true);
+    if (q->instructor_id[0]) {
+        bson_oid_t oid;
+
+        bson_oid_init_from_string(&oid, q->instructor_id); /* validated by the caller */
+        BSON_APPEND_OID(filter, "instructor_id", &oid);
+    }
     if (q->search[0] == '\0')
         return;
     search_regex(q->search, re);
@@ -729,6 +794,11 @@ static void list_opts(const struct el_course_query *q, int64_t skip, bson_t *opt
     if (skip > 0)
         BSON_APPEND_INT64(opts, "skip", skip);
     BSON_APPEND_INT64(opts, "limit", q->page_size);
+    /* List items are summaries (course.h): the modules' content, nearly all
+     * of a large course, stays in the database. */
+    BSON_APPEND_DOCUMENT_BEGIN(opts, "projection", &sort);
+    BSON_APPEND_INT32(&sort, "modules.content", 0);
+    bson_append_document_end(opts, &sort);
 }
 
 /* ---- operations -------------------------------------------------------- */
@@ -745,6 +815,28 @@ static int mongo_ping(struct el_store *base)
     BSON_APPEND_INT32(&cmd, "ping", 1);
     if (!mongoc_client_command_simple(client, "admin", &cmd, NULL, NULL, &error))
         rc = map_error(&error, "ping");
+    bson_destroy(&cmd);
+    return client_push(s, client, coll, rc);
+}
+
+static int mongo_version(struct el_store *base, char *out, size_t n)
+{
+    struct mongo_store *s = from(base);
+    mongoc_collection_t *coll;
+    mongoc_client_t *client = client_pop(s, &coll);
+    bson_t cmd = BSON_INITIALIZER, reply;
+    bson_iter_t it;
+    bson_error_t error;
+    int rc = EL_OK;
+
+    BSON_APPEND_INT32(&cmd, "buildInfo", 1);
+    if (!mongoc_client_command_simple(client, "admin", &cmd, NULL, &reply, &error))
+        rc = map_error(&error, "buildInfo");
+    else if (bson_iter_init_find(&it, &reply, "version") && BSON_ITER_HOLDS_UTF8(&it))
+        snprintf(out, n, "%s", bson_iter_utf8(&it, NULL));
+    else
+        rc = EL_EPROTO;
+    bson_destroy(&reply);
     bson_destroy(&cmd);
     return client_push(s, client, coll, rc);
 }
@@ -852,7 +944,8 @@ static int mongo_course_list(struct el_store *base, const struct el_course_query
     if (q->page < 1 || q->page_size < 1 || q->page_size > EL_COURSE_PAGE_SIZE_MAX ||
         (unsigned)q->sort > EL_SORT_DURATION || !valid_text(q->search, sizeof(q->search)) ||
         !valid_text(q->category, sizeof(q->category)) ||
-        !valid_text(q->difficulty, sizeof(q->difficulty)))
+        !valid_text(q->difficulty, sizeof(q->difficulty)) ||
+        (q->instructor_id[0] && !el_oid_valid(q->instructor_id)))
         return EL_EINVAL;
     client = client_pop(s, &coll);
     rc = fetch_page(coll, q, out);
@@ -905,6 +998,7 @@ static int mongo_course_insert(struct el_store *base, struct el_course *c)
     }
     if (!course_text_valid(c))
         return EL_EINVAL;
+    c->rev = 1; /* a new document's first revision, as in the SQLite store */
     if ((rc = course_to_doc(c, &doc)) != EL_OK)
         goto out;
     client = client_pop(s, &coll);
@@ -940,8 +1034,8 @@ static int mongo_course_count(struct el_store *base, int64_t *n)
  * turn; the first failure ends it (one timeout when the server is away). */
 static int mongo_reset(struct el_store *base)
 {
-    static const char *const names[] = {COLLECTION, COLL_ENROLLMENTS, COLL_USERS, COLL_REFRESH,
-                                        COLL_REVOCATIONS};
+    static const char *const names[] = {COLLECTION,   COLL_ENROLLMENTS, COLL_USERS,
+                                        COLL_REFRESH, COLL_REVOCATIONS, COLL_RATINGS};
     struct mongo_store *s = from(base);
     mongoc_collection_t *coll;
     mongoc_client_t *client = client_pop(s, &coll);
@@ -1127,6 +1221,16 @@ static bool append_tags(bson_t *doc, const char *key, char *const *tags, size_t 
     return ok && bson_append_array_end(doc, &arr);
 }
 
+/* {$inc: {rev: 1}}: every update of a course moves its revision in the same
+ * atomic update (el_course.rev). */
+static bool append_rev_inc(bson_t *update)
+{
+    bson_t inc;
+
+    return BSON_APPEND_DOCUMENT_BEGIN(update, "$inc", &inc) && BSON_APPEND_INT64(&inc, "rev", 1) &&
+           bson_append_document_end(update, &inc);
+}
+
 /* {$set: {the flagged fields, updated_at}}. Only the flagged fields are
  * named, so a concurrent update of other fields is never overwritten with
  * stale values (no read-modify-write). */
@@ -1152,6 +1256,7 @@ static int course_patch_update(const struct el_course_patch *p, int64_t now_ms, 
         ok = BSON_APPEND_BOOL(&set, "published", v->published);
     ok = ok && BSON_APPEND_DATE_TIME(&set, "updated_at", now_ms);
     ok = ok && bson_append_document_end(update, &set);
+    ok = ok && append_rev_inc(update);
     return ok ? EL_OK : EL_ETOOBIG;
 }
 
@@ -1173,6 +1278,7 @@ static int module_patch_update(const struct el_module_patch *p, int64_t now_ms, 
         ok = BSON_APPEND_INT32(&set, "modules.$.order", m->order);
     ok = ok && BSON_APPEND_DATE_TIME(&set, "updated_at", now_ms);
     ok = ok && bson_append_document_end(update, &set);
+    ok = ok && append_rev_inc(update);
     return ok ? EL_OK : EL_ETOOBIG;
 }
 
@@ -1240,6 +1346,192 @@ static int mongo_course_update(struct el_store *base, const char *id,
     return rc;
 }
 
+/* ---- issue 12: module writes that change the course's duration --------- *
+ *
+ * The module rule (store.h) needs the sum of every module's duration,
+ * which no single update operator can compute (and pipeline updates are
+ * not for every server). So: read the course, edit its module list in C,
+ * and write the list and the sum back with findAndModify guarded by the
+ * module array exactly as it was read (raw BSON, so equality is exact).
+ * If another writer changed the modules in between, the guard fails and
+ * the whole step is retried on the new state; other fields are never
+ * written, so concurrent course PATCHes are not lost. */
+
+typedef int (*module_edit_fn)(struct el_course *c, void *arg);
+
+/* What find_one hands over: the course and its raw "modules" value. */
+struct snapshot {
+    struct el_course *c;
+    bson_t modules;
+    bool has_modules;
+};
+
+static int snapshot_conv(const bson_t *doc, void *arg)
+{
+    struct snapshot *sn = arg;
+    bson_iter_t it;
+    const uint8_t *data;
+    uint32_t len;
+    bson_t tmp;
+    int rc = doc_to_course(doc, sn->c);
+
+    if (rc != EL_OK)
+        return rc;
+    if (bson_iter_init_find(&it, doc, "modules") && BSON_ITER_HOLDS_ARRAY(&it)) {
+        bson_iter_array(&it, &len, &data);
+        if (!bson_init_static(&tmp, data, len))
+            return EL_EPROTO;
+        bson_copy_to(&tmp, &sn->modules);
+        sn->has_modules = true;
+    }
+    return EL_OK;
+}
+
+static int modules_rewrite(struct mongo_store *s, const char *course_id, module_edit_fn edit,
+                           void *arg, int64_t now_ms, struct el_course *out)
+{
+    mongoc_collection_t *coll;
+    mongoc_client_t *client;
+    bson_oid_t oid;
+    int rc = EL_ECONFLICT;
+
+    if (take_oid(course_id, &oid) != EL_OK)
+        return EL_EINVAL;
+    client = client_pop(s, &coll);
+    for (int attempt = 0; attempt < REWRITE_TRIES; attempt++) {
+        struct el_course cur = {0};
+        struct snapshot sn = {&cur, BSON_INITIALIZER, false};
+        bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, set, exists, reply, after;
+        int64_t sum = 0;
+
+        BSON_APPEND_OID(&query, "_id", &oid);
+        rc = find_one(coll, &query, NULL, snapshot_conv, &sn);
+        if (rc == EL_OK)
+            rc = edit(&cur, arg);
+        if (rc == EL_OK) {
+            for (size_t i = 0; i < cur.nmodules; i++)
+                sum += cur.modules[i].duration_minutes;
+            qsort(cur.modules, cur.nmodules, sizeof(*cur.modules), cmp_module);
+            if (sn.has_modules) {
+                BSON_APPEND_ARRAY(&query, "modules", &sn.modules);
+            } else {
+                BSON_APPEND_DOCUMENT_BEGIN(&query, "modules", &exists);
+                BSON_APPEND_BOOL(&exists, "$exists", false);
+                bson_append_document_end(&query, &exists);
+            }
+            BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+            if (!append_modules(&set, &cur))
+                rc = EL_ETOOBIG;
+            BSON_APPEND_INT32(&set, "duration_minutes", (int32_t)sum);
+            BSON_APPEND_DATE_TIME(&set, "updated_at", now_ms);
+            bson_append_document_end(&update, &set);
+            append_rev_inc(&update);
+        }
+        if (rc == EL_OK) {
+            rc = modify_one(coll, &query, &update, NULL, &reply, &after);
+            if (rc == EL_OK)
+                rc = doc_to_course(&after, out);
+            bson_destroy(&reply);
+            if (rc == EL_ENOTFOUND)
+                rc = EL_ECONFLICT; /* the guard failed: changed meanwhile, go again */
+        }
+        el_course_cleanup(&cur);
+        bson_destroy(&sn.modules);
+        bson_destroy(&query);
+        bson_destroy(&update);
+        if (rc != EL_ECONFLICT)
+            break;
+        el_course_cleanup(out);
+    }
+    if (rc != EL_OK)
+        el_course_cleanup(out);
+    return client_push(s, client, coll, rc);
+}
+
+struct patch_arg {
+    const char *module_id;
+    const struct el_module_patch *p;
+};
+
+/* The module of c with id (either case); NULL when none. */
+static struct el_module *find_module(struct el_course *c, const char *id)
+{
+    for (size_t i = 0; i < c->nmodules; i++)
+        if (strcasecmp(c->modules[i].id, id) == 0)
+            return &c->modules[i];
+    return NULL;
+}
+
+static int edit_patch(struct el_course *c, void *arg)
+{
+    const struct patch_arg *a = arg;
+    const struct el_module *v = &a->p->m;
+    struct el_module *m = find_module(c, a->module_id);
+    char *t;
+
+    if (m == NULL)
+        return EL_ENOTFOUND;
+    if (a->p->fields & EL_MF_TITLE) {
+        if ((t = strdup(or_empty(v->title))) == NULL)
+            return EL_ENOMEM;
+        free(m->title);
+        m->title = t;
+    }
+    if (a->p->fields & EL_MF_CONTENT) {
+        if ((t = strdup(or_empty(v->content))) == NULL)
+            return EL_ENOMEM;
+        free(m->content);
+        m->content = t;
+    }
+    if (a->p->fields & EL_MF_DURATION)
+        m->duration_minutes = v->duration_minutes;
+    if (a->p->fields & EL_MF_ORDER)
+        m->order = v->order;
+    return EL_OK;
+}
+
+static int edit_add(struct el_course *c, void *arg)
+{
+    const struct el_module *v = arg;
+    struct el_module *mods, *m;
+    int max = 0;
+
+    if (c->nmodules >= EL_COURSE_MODULES_MAX)
+        return EL_ETOOBIG;
+    for (size_t i = 0; i < c->nmodules; i++)
+        if (c->modules[i].order > max)
+            max = c->modules[i].order;
+    mods = realloc(c->modules, (c->nmodules + 1) * sizeof(*mods));
+    if (mods == NULL)
+        return EL_ENOMEM;
+    c->modules = mods;
+    m = &mods[c->nmodules];
+    memset(m, 0, sizeof(*m));
+    c->nmodules++;
+    memcpy(m->id, v->id, sizeof(m->id));
+    m->duration_minutes = v->duration_minutes;
+    m->order = v->order > 0 ? v->order : max + 1;
+    if ((m->title = strdup(or_empty(v->title))) == NULL ||
+        (m->content = strdup(or_empty(v->content))) == NULL)
+        return EL_ENOMEM;
+    return EL_OK;
+}
+
+static int edit_delete(struct el_course *c, void *arg)
+{
+    struct el_module *m = find_module(c, arg);
+    size_t i;
+
+    if (m == NULL)
+        return EL_ENOTFOUND;
+    i = (size_t)(m - c->modules);
+    free(m->title);
+    free(m->content);
+    memmove(m, m + 1, (c->nmodules - i - 1) * sizeof(*m));
+    c->nmodules--;
+    return EL_OK;
+}
+
 /* The filter names the module too, so a missing module is "no match"
  * (EL_ENOTFOUND) and the positional update changes exactly that element.
  * Modules come back ordered by order, then id, as doc_to_course sorts. */
@@ -1257,6 +1549,12 @@ static int mongo_module_update(struct el_store *base, const char *course_id, con
         ((p->fields & EL_MF_TITLE) && !utf8_ok(p->m.title)) ||
         ((p->fields & EL_MF_CONTENT) && !utf8_ok(p->m.content)))
         return EL_EINVAL;
+    if (p->fields & EL_MF_DURATION) /* the module rule: the course's sum changes too */
+    {
+        struct patch_arg a = {module_id, p};
+
+        return modules_rewrite(from(base), course_id, edit_patch, &a, now_ms, out);
+    }
     BSON_APPEND_OID(&query, "_id", &cid);
     BSON_APPEND_OID(&query, "modules._id", &mid);
     if ((rc = module_patch_update(p, now_ms, &update)) == EL_OK)
@@ -1288,6 +1586,8 @@ static int delete_with_dependents(struct mongo_store *s, const char *parent, con
         bson_reinit(&filter);
         BSON_APPEND_OID(&filter, field, &oid);
         cc = mongoc_client_get_collection(client, s->db, child);
+        if (auth_critical(child))
+            mongoc_collection_set_write_concern(cc, s->majority);
         rc = delete_docs(cc, &filter, true, NULL);
         mongoc_collection_destroy(cc);
     }
@@ -1342,6 +1642,7 @@ static int mongo_enroll(struct el_store *base, const char *course_id, const char
     BSON_APPEND_DATE_TIME(&doc, "created_at", el_wall_ms());
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &inc);
     BSON_APPEND_INT32(&inc, "enrollment_count", 1);
+    BSON_APPEND_INT64(&inc, "rev", 1);
     bson_append_document_end(&update, &inc);
     BSON_APPEND_INT32(&fields, "enrollment_count", 1);
 
@@ -1784,6 +2085,7 @@ static void mongo_close(struct el_store *base)
     struct mongo_store *s = from(base);
 
     mongoc_client_pool_destroy(s->pool);
+    mongoc_write_concern_destroy(s->majority);
     free(s->db);
     free(s);
 }
@@ -1821,6 +2123,19 @@ static int uri_defaults(mongoc_uri_t *uri, struct el_err *err)
         ok = ok && mongoc_uri_set_option_as_bool(uri, MONGOC_URI_RETRYREADS, false);
     if (mongoc_uri_get_appname(uri) == NULL)
         ok = ok && mongoc_uri_set_appname(uri, "elearn");
+    /* Every read goes to the primary, whatever the URI asks: a cache fill
+     * from a lagging secondary would be served for its whole TTL (and a
+     * revocation or refresh token read there may not be there yet). */
+    const mongoc_read_prefs_t *rp = mongoc_uri_get_read_prefs_t(uri);
+    if (rp == NULL || mongoc_read_prefs_get_mode(rp) != MONGOC_READ_PRIMARY) {
+        mongoc_read_prefs_t *primary = mongoc_read_prefs_new(MONGOC_READ_PRIMARY);
+
+        if (rp != NULL)
+            fprintf(stderr, "store: mongo: readPreference in DB_URI overridden: elearn reads "
+                            "from the primary\n");
+        mongoc_uri_set_read_prefs_t(uri, primary);
+        mongoc_read_prefs_destroy(primary);
+    }
     return ok ? EL_OK : el_err_set(err, EL_EINVAL, "mongo: cannot set the URI's timeouts");
 }
 
@@ -1848,6 +2163,10 @@ int el_store_mongo_open(const char *uri_string, struct el_store **out, struct el
         goto fail;
     }
     s->base.ops = &mongo_ops;
+    /* wtimeout: two thirds of DB_TIMEOUT_MS, so the answer (even "not
+     * acknowledged") arrives before the socket timeout gives up on it. */
+    s->majority = mongoc_write_concern_new();
+    mongoc_write_concern_set_wmajority(s->majority, db_timeout_ms() * 2 / 3);
     atomic_init(&s->indexes, IDX_NEEDED);
     atomic_init(&s->sets_ready, 0u);
     s->pool = mongoc_client_pool_new_with_error(uri, &error); /* copies uri */
@@ -1867,11 +2186,368 @@ int el_store_mongo_open(const char *uri_string, struct el_store **out, struct el
     *out = &s->base;
     return EL_OK;
 fail:
-    if (s)
+    if (s) {
         free(s->db);
+        mongoc_write_concern_destroy(s->majority);
+    }
     free(s);
     mongoc_uri_destroy(uri);
     return rc;
+}
+
+/* ---- issue 12: unenroll, my learning, module add/delete, ratings -------- */
+
+/* The enrollment first, then the count: a failure in between leaves the
+ * count one high until the course is next counted -- never an enrollment
+ * counted twice. */
+static int mongo_unenroll(struct el_store *base, const char *course_id, const char *user_id,
+                          int64_t *count)
+{
+    struct mongo_store *s = from(base);
+    mongoc_collection_t *courses, *enrollments;
+    mongoc_client_t *client;
+    bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, fields = BSON_INITIALIZER;
+    bson_t reply, after, inc;
+    bson_oid_t cid, uid;
+    bson_iter_t it;
+    int64_t n = 0;
+    int rc;
+
+    if ((rc = take_oid(course_id, &cid)) != EL_OK || (rc = take_oid(user_id, &uid)) != EL_OK)
+        return rc;
+    BSON_APPEND_OID(&query, "course_id", &cid);
+    BSON_APPEND_OID(&query, "user_id", &uid);
+    client = client_pop(s, &courses);
+    enrollments = mongoc_client_get_collection(client, s->db, COLL_ENROLLMENTS);
+    rc = delete_docs(enrollments, &query, false, &n);
+    if (rc == EL_OK && n == 0)
+        rc = EL_ENOTFOUND;
+    if (rc == EL_OK) {
+        bson_reinit(&query);
+        BSON_APPEND_OID(&query, "_id", &cid);
+        BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &inc);
+        BSON_APPEND_INT32(&inc, "enrollment_count", -1);
+        BSON_APPEND_INT64(&inc, "rev", 1);
+        bson_append_document_end(&update, &inc);
+        BSON_APPEND_INT32(&fields, "enrollment_count", 1);
+        rc = modify_one(courses, &query, &update, &fields, &reply, &after);
+        if (rc == EL_OK) {
+            if (!bson_iter_init_find(&it, &after, "enrollment_count"))
+                rc = EL_EPROTO;
+            else if (count)
+                *count = bson_iter_as_int64(&it);
+        }
+        bson_destroy(&reply);
+    }
+    mongoc_collection_destroy(enrollments);
+    bson_destroy(&query);
+    bson_destroy(&update);
+    bson_destroy(&fields);
+    return client_push(s, client, courses, rc);
+}
+
+struct my_row {
+    struct el_enrollment_page *page;
+    bson_oid_t ids[EL_COURSE_PAGE_SIZE_MAX];
+};
+
+/* One enrollment document: remember its course and date. */
+static int enrollment_conv(const bson_t *doc, struct my_row *r)
+{
+    struct el_enrollment_page *p = r->page;
+    bson_iter_t it;
+
+    if (!bson_iter_init_find(&it, doc, "course_id") || !BSON_ITER_HOLDS_OID(&it))
+        return EL_EIO;
+    bson_oid_copy(bson_iter_oid(&it), &r->ids[p->nitems]);
+    p->enrolled_at[p->nitems] =
+        bson_iter_init_find(&it, doc, "created_at") ? iter_ms(&it) : 0;
+    p->nitems++;
+    return EL_OK;
+}
+
+/* The page of enrollments, then their courses in one find ($in), placed
+ * in enrollment order. A course deleted in between leaves its row out. */
+static int my_page(struct mongo_store *s, mongoc_client_t *client, mongoc_collection_t *courses,
+                   const bson_oid_t *uid, int page, int page_size, struct my_row *r)
+{
+    struct el_enrollment_page *p = r->page;
+    mongoc_collection_t *enr = mongoc_client_get_collection(client, s->db, COLL_ENROLLMENTS);
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort, in, arr, proj;
+    mongoc_cursor_t *cursor = NULL;
+    const bson_t *doc;
+    bson_error_t error;
+    int64_t skip = (int64_t)(page - 1) * page_size;
+    struct el_course *found = NULL;
+    size_t nfound = 0;
+    char idx[16];
+    const char *k;
+    int rc = EL_OK;
+
+    BSON_APPEND_OID(&filter, "user_id", uid);
+    p->total = mongoc_collection_count_documents(enr, &filter, NULL, NULL, NULL, &error);
+    if (p->total < 0) {
+        rc = map_error(&error, "count");
+        p->total = 0;
+        goto out;
+    }
+    if (p->total <= skip)
+        goto out;
+    p->items = calloc((size_t)page_size, sizeof(*p->items));
+    p->enrolled_at = calloc((size_t)page_size, sizeof(*p->enrolled_at));
+    found = calloc((size_t)page_size, sizeof(*found));
+    if (p->items == NULL || p->enrolled_at == NULL || found == NULL) {
+        rc = EL_ENOMEM;
+        goto out;
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+    BSON_APPEND_INT32(&sort, "created_at", -1);
+    BSON_APPEND_INT32(&sort, "course_id", 1);
+    bson_append_document_end(&opts, &sort);
+    if (skip > 0)
+        BSON_APPEND_INT64(&opts, "skip", skip);
+    BSON_APPEND_INT64(&opts, "limit", page_size);
+    cursor = mongoc_collection_find_with_opts(enr, &filter, &opts, NULL);
+    while (rc == EL_OK && mongoc_cursor_next(cursor, &doc)) {
+        if (p->nitems == (size_t)page_size) {
+            rc = EL_EPROTO;
+            break;
+        }
+        rc = enrollment_conv(doc, r);
+    }
+    if (rc == EL_OK && mongoc_cursor_error(cursor, &error))
+        rc = map_error(&error, "find");
+    mongoc_cursor_destroy(cursor);
+    cursor = NULL;
+    if (rc != EL_OK || p->nitems == 0)
+        goto out;
+
+    bson_reinit(&filter);
+    bson_reinit(&opts);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
+    BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
+    for (uint32_t i = 0; i < p->nitems; i++) {
+        bson_uint32_to_string(i, &k, idx, sizeof(idx));
+        BSON_APPEND_OID(&arr, k, &r->ids[i]);
+    }
+    bson_append_array_end(&in, &arr);
+    bson_append_document_end(&filter, &in);
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+    BSON_APPEND_INT32(&proj, "modules", 0);
+    bson_append_document_end(&opts, &proj);
+    cursor = mongoc_collection_find_with_opts(courses, &filter, &opts, NULL);
+    while (rc == EL_OK && mongoc_cursor_next(cursor, &doc) && nfound < p->nitems)
+        rc = doc_to_course(doc, &found[nfound++]);
+    if (rc == EL_OK && mongoc_cursor_error(cursor, &error))
+        rc = map_error(&error, "find");
+    if (rc == EL_OK) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < p->nitems; i++) {
+            char hex[EL_OID_HEX];
+
+            bson_oid_to_string(&r->ids[i], hex);
+            for (size_t j = 0; j < nfound; j++) {
+                if (found[j].id[0] && strcmp(found[j].id, hex) == 0) {
+                    p->items[n] = found[j];
+                    p->enrolled_at[n] = p->enrolled_at[i];
+                    memset(&found[j], 0, sizeof(found[j]));
+                    n++;
+                    break;
+                }
+            }
+        }
+        p->nitems = n;
+    }
+out:
+    for (size_t j = 0; found && j < nfound; j++)
+        el_course_cleanup(&found[j]);
+    free(found);
+    mongoc_cursor_destroy(cursor);
+    mongoc_collection_destroy(enr);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    return rc;
+}
+
+static int mongo_enrollments(struct el_store *base, const char *user_id, int page,
+                             int page_size, struct el_enrollment_page *out)
+{
+    struct mongo_store *s = from(base);
+    mongoc_collection_t *courses;
+    mongoc_client_t *client;
+    struct my_row *r;
+    bson_oid_t uid;
+    int rc;
+
+    if ((rc = take_oid(user_id, &uid)) != EL_OK)
+        return rc;
+    if ((r = calloc(1, sizeof(*r))) == NULL)
+        return EL_ENOMEM;
+    r->page = out;
+    client = client_pop(s, &courses);
+    rc = my_page(s, client, courses, &uid, page, page_size, r);
+    free(r);
+    if (rc != EL_OK)
+        el_enrollment_page_cleanup(out);
+    return client_push(s, client, courses, rc);
+}
+
+static int mongo_module_add(struct el_store *base, const char *course_id, struct el_module *m,
+                            int64_t now_ms, struct el_course *out)
+{
+    if (m->id[0] == '\0')
+        el_oid_new(m->id);
+    if (!el_oid_valid(m->id) || !utf8_ok(m->title) || !utf8_ok(m->content))
+        return EL_EINVAL;
+    return modules_rewrite(from(base), course_id, edit_add, m, now_ms, out);
+}
+
+static int mongo_module_delete(struct el_store *base, const char *course_id,
+                               const char *module_id, int64_t now_ms, struct el_course *out)
+{
+    if (module_id == NULL || !el_oid_valid(module_id))
+        return EL_EINVAL;
+    return modules_rewrite(from(base), course_id, edit_delete, (void *)module_id, now_ms, out);
+}
+
+/* The rater's own document first (the unique index makes it one per
+ * rater, and findAndModify hands back the stars it replaced), then $inc of
+ * the course's rating_sum and rating_count by the difference -- atomic on
+ * one document, so concurrent raters all count. Last, rating is set from
+ * the sum and count the $inc returned, guarded by those two values: a
+ * guard that no longer matches means a later rater moved them and sets
+ * rating itself, and any write that does match writes the average of
+ * exactly the sum and count it names. A failure after the first step
+ * leaves the rating recorded but not yet counted (as with enroll). */
+static int rate_apply(struct mongo_store *s, mongoc_client_t *client, mongoc_collection_t *courses,
+                      const bson_oid_t *cid, const bson_oid_t *uid, int stars, int64_t now_ms)
+{
+    mongoc_collection_t *ratings = mongoc_client_get_collection(client, s->db, COLL_RATINGS);
+    mongoc_find_and_modify_opts_t *fam = NULL;
+    bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, fields = BSON_INITIALIZER;
+    bson_t reply = BSON_INITIALIZER, after, set, inc;
+    bson_error_t error;
+    bson_iter_t it, v;
+    int64_t old = 0, sum, count, matched;
+    bool had = false;
+    int rc = EL_OK;
+
+    BSON_APPEND_OID(&query, "course_id", cid);
+    BSON_APPEND_OID(&query, "user_id", uid);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    BSON_APPEND_INT32(&set, "stars", stars);
+    BSON_APPEND_DATE_TIME(&set, "updated_at", now_ms);
+    bson_append_document_end(&update, &set);
+    fam = mongoc_find_and_modify_opts_new();
+    mongoc_find_and_modify_opts_set_update(fam, &update);
+    mongoc_find_and_modify_opts_set_flags(fam, MONGOC_FIND_AND_MODIFY_UPSERT);
+    /* Two first ratings by one rater at once: the unique index lets one
+     * upsert in and fails the other, which then finds the document. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bson_destroy(&reply);
+        if (mongoc_collection_find_and_modify_with_opts(ratings, &query, fam, &reply, &error)) {
+            rc = EL_OK;
+            break;
+        }
+        bson_init(&reply);
+        rc = map_error(&error, "findAndModify");
+        if (rc != EL_ECONFLICT)
+            break;
+    }
+    if (rc == EL_OK && bson_iter_init_find(&it, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+        bson_iter_recurse(&it, &v) && bson_iter_find(&v, "stars")) {
+        old = bson_iter_as_int64(&v);
+        had = true;
+    }
+    bson_destroy(&reply);
+    if (rc != EL_OK)
+        goto out;
+
+    bson_reinit(&query);
+    bson_reinit(&update);
+    BSON_APPEND_OID(&query, "_id", cid);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &inc);
+    BSON_APPEND_INT64(&inc, "rating_sum", stars - (had ? old : 0));
+    BSON_APPEND_INT32(&inc, "rating_count", had ? 0 : 1);
+    BSON_APPEND_INT64(&inc, "rev", 1);
+    bson_append_document_end(&update, &inc);
+    BSON_APPEND_INT32(&fields, "rating_sum", 1);
+    BSON_APPEND_INT32(&fields, "rating_count", 1);
+    rc = modify_one(courses, &query, &update, &fields, &reply, &after);
+    if (rc == EL_OK) {
+        if (!bson_iter_init_find(&it, &after, "rating_sum"))
+            rc = EL_EPROTO;
+        sum = rc == EL_OK ? bson_iter_as_int64(&it) : 0;
+        if (rc == EL_OK && !bson_iter_init_find(&it, &after, "rating_count"))
+            rc = EL_EPROTO;
+        count = rc == EL_OK ? bson_iter_as_int64(&it) : 0;
+    }
+    bson_destroy(&reply);
+    if (rc != EL_OK)
+        goto out;
+    bson_reinit(&query);
+    bson_reinit(&update);
+    BSON_APPEND_OID(&query, "_id", cid);
+    BSON_APPEND_INT64(&query, "rating_sum", sum);
+    BSON_APPEND_INT64(&query, "rating_count", count);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    BSON_APPEND_DOUBLE(&set, "rating", el_rating_average(sum, count));
+    bson_append_document_end(&update, &set);
+    append_rev_inc(&update);
+    rc = update_one(courses, &query, &update, false, &matched);
+out:
+    mongoc_find_and_modify_opts_destroy(fam);
+    mongoc_collection_destroy(ratings);
+    bson_destroy(&query);
+    bson_destroy(&update);
+    bson_destroy(&fields);
+    return rc;
+}
+
+static int course_conv(const bson_t *doc, void *arg)
+{
+    return doc_to_course(doc, arg);
+}
+
+static int mongo_rate(struct el_store *base, const char *course_id, const char *user_id,
+                      int stars, int64_t now_ms, struct el_course *out)
+{
+    struct mongo_store *s = from(base);
+    mongoc_collection_t *courses, *enrollments;
+    mongoc_client_t *client;
+    bson_t query = BSON_INITIALIZER;
+    bson_oid_t cid, uid;
+    int rc;
+
+    if ((rc = take_oid(course_id, &cid)) != EL_OK || (rc = take_oid(user_id, &uid)) != EL_OK)
+        return rc;
+    client = client_pop(s, &courses);
+    enrollments = mongoc_client_get_collection(client, s->db, COLL_ENROLLMENTS);
+    BSON_APPEND_OID(&query, "_id", &cid);
+    rc = require_indexes(s, client, SET_RATINGS);
+    if (rc == EL_OK)
+        rc = find_one(courses, &query, NULL, NULL, NULL);
+    if (rc == EL_OK) {
+        bson_reinit(&query);
+        BSON_APPEND_OID(&query, "course_id", &cid);
+        BSON_APPEND_OID(&query, "user_id", &uid);
+        rc = find_one(enrollments, &query, NULL, NULL, NULL);
+        if (rc == EL_ENOTFOUND)
+            rc = EL_EFORBIDDEN;
+    }
+    if (rc == EL_OK)
+        rc = rate_apply(s, client, courses, &cid, &uid, stars, now_ms);
+    if (rc == EL_OK) {
+        bson_reinit(&query);
+        BSON_APPEND_OID(&query, "_id", &cid);
+        rc = find_one(courses, &query, NULL, course_conv, out);
+        if (rc != EL_OK)
+            el_course_cleanup(out);
+    }
+    mongoc_collection_destroy(enrollments);
+    bson_destroy(&query);
+    return client_push(s, client, courses, rc);
 }
 
 static const struct el_store_ops mongo_ops = {
@@ -1879,6 +2555,7 @@ static const struct el_store_ops mongo_ops = {
     .close = mongo_close,
     .thread_cleanup = NULL, /* nothing per thread: clients go back to the pool */
     .ping = mongo_ping,
+    .version = mongo_version,
     .course_get = mongo_course_get,
     .course_list = mongo_course_list,
     .course_insert = mongo_course_insert,
@@ -1898,4 +2575,9 @@ static const struct el_store_ops mongo_ops = {
     .revoke = mongo_revoke,
     .revoked = mongo_revoked,
     .revocations_live = mongo_revocations_live,
+    .unenroll = mongo_unenroll,
+    .enrollments = mongo_enrollments,
+    .module_add = mongo_module_add,
+    .module_delete = mongo_module_delete,
+    .rate = mongo_rate,
 };

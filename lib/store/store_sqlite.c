@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,9 @@
 #include "model/oid.h"
 #include "core/text.h"
 
-#define SCHEMA_VERSION 2   /* 2: users, enrollments, refresh tokens, revocations */
+#define SCHEMA_VERSION 4   /* 2: users, enrollments, refresh tokens, revocations;
+                            * 3: ratings, courses.rating_sum (issue 12);
+                            * 4: courses.rev (the caches' version guard) */
 #define SEP 0xFF           /* search_text field separator: a byte UTF-8 never uses */
 #define TOKEN_ID_MAX 64    /* bytes of a refresh token's jti/sid or a revoked id */
 #define HOUSEKEEP_BATCH 64 /* expired rows deleted per call that adds one */
@@ -54,6 +57,8 @@
 #define COURSE_COLS                                                                                \
     "id, title, description, category, difficulty, tags, instructor_id, duration_minutes, "        \
     "rating, rating_count, enrollment_count, published, created_at, updated_at"
+/* What a course read selects: the columns and the revision (column 14). */
+#define COURSE_READ_COLS COURSE_COLS ", rev"
 #define USER_COLS "id, email, name, role, password_hash, created_at"
 
 static const char schema_sql[] =
@@ -72,7 +77,9 @@ static const char schema_sql[] =
     " published INTEGER NOT NULL,"
     " created_at INTEGER NOT NULL," /* ms since the epoch, UTC */
     " updated_at INTEGER NOT NULL,"
-    " search_text BLOB NOT NULL);"
+    " search_text BLOB NOT NULL,"
+    " rating_sum INTEGER NOT NULL DEFAULT 0," /* version 3; see add_rating_sum */
+    " rev INTEGER NOT NULL DEFAULT 1);"       /* version 4; see el_course.rev */
     "CREATE TABLE IF NOT EXISTS modules ("
     " id TEXT PRIMARY KEY NOT NULL,"
     " course_id TEXT NOT NULL REFERENCES courses(id) ON DELETE CASCADE,"
@@ -111,7 +118,16 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS revocations ("
     " id TEXT PRIMARY KEY NOT NULL," /* a token's jti or a login's sid */
     " expires_at INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS revocations_expiry ON revocations(expires_at);";
+    "CREATE INDEX IF NOT EXISTS revocations_expiry ON revocations(expires_at);"
+    /* version 3 */
+    "CREATE TABLE IF NOT EXISTS ratings ("
+    " course_id TEXT NOT NULL REFERENCES courses(id) ON DELETE CASCADE,"
+    " user_id TEXT NOT NULL,"
+    " stars INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (course_id, user_id)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS enrollments_user ON enrollments(user_id, created_at DESC, course_id);"
+    "CREATE INDEX IF NOT EXISTS courses_instructor ON courses(instructor_id, created_at DESC);";
 
 enum stmt_id {
     ST_BEGIN,
@@ -121,6 +137,7 @@ enum stmt_id {
     ST_PING,
     ST_GET,
     ST_MODULES,
+    ST_MODULES_SUMMARY,
     ST_INSERT_COURSE,
     ST_INSERT_MODULE,
     ST_COUNT_ALL,
@@ -150,6 +167,20 @@ enum stmt_id {
     ST_RESET_USERS,
     ST_RESET_REFRESH,
     ST_RESET_REVOCATIONS,
+    /* issue 12 */
+    ST_UNENROLL,
+    ST_UNENROLL_COUNT,
+    ST_MY_COUNT,
+    ST_MY_PAGE,
+    ST_COURSE_EXISTS,
+    ST_MODULE_STATS,
+    ST_MODULE_DELETE,
+    ST_DURATION_SUM,
+    ST_ENROLLED,
+    ST_RATING_GET,
+    ST_RATING_PUT,
+    ST_RATING_APPLY,
+    ST_RESET_RATINGS,
     ST__COUNT
 };
 
@@ -159,11 +190,17 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_PING] = "SELECT count(*) FROM sqlite_schema",
-    [ST_GET] = "SELECT " COURSE_COLS " FROM courses WHERE id = ?1",
+    [ST_GET] = "SELECT " COURSE_READ_COLS " FROM courses WHERE id = ?1",
     [ST_MODULES] = "SELECT id, title, content, duration_minutes, ord FROM modules"
                    " WHERE course_id = ?1 ORDER BY ord, id",
-    [ST_INSERT_COURSE] = "INSERT INTO courses (" COURSE_COLS ", search_text) VALUES"
-                         " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    /* For list items, which are summaries (course.h): no content. */
+    [ST_MODULES_SUMMARY] = "SELECT id, title, '', duration_minutes, ord FROM modules"
+                           " WHERE course_id = ?1 ORDER BY ord, id",
+    /* rating_sum: the stars behind rating, as near as a given rating and
+     * count say (seeded courses have no ratings rows). */
+    [ST_INSERT_COURSE] = "INSERT INTO courses (" COURSE_COLS ", search_text, rating_sum) VALUES"
+                         " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+                         " CAST(round(?9 * ?10) AS INTEGER))",
     [ST_INSERT_MODULE] =
         "INSERT INTO modules (id, course_id, title, content, duration_minutes, ord)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -172,16 +209,16 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_RESET_COURSES] = "DELETE FROM courses",
     [ST_UPDATE_COURSE] = "UPDATE courses SET title = ?2, description = ?3, category = ?4,"
                          " difficulty = ?5, tags = ?6, duration_minutes = ?7, published = ?8,"
-                         " updated_at = ?9, search_text = ?10 WHERE id = ?1",
+                         " updated_at = ?9, search_text = ?10, rev = rev + 1 WHERE id = ?1",
     /* NULL keeps a column as it is: the caller binds only flagged fields. */
     [ST_UPDATE_MODULE] = "UPDATE modules SET title = coalesce(?3, title),"
                          " content = coalesce(?4, content),"
                          " duration_minutes = coalesce(?5, duration_minutes),"
                          " ord = coalesce(?6, ord) WHERE id = ?1 AND course_id = ?2",
-    [ST_TOUCH_COURSE] = "UPDATE courses SET updated_at = ?2 WHERE id = ?1",
+    [ST_TOUCH_COURSE] = "UPDATE courses SET updated_at = ?2, rev = rev + 1 WHERE id = ?1",
     [ST_DELETE_COURSE] = "DELETE FROM courses WHERE id = ?1", /* modules, enrollments cascade */
-    [ST_ENROLL_COUNT] = "UPDATE courses SET enrollment_count = enrollment_count + 1"
-                        " WHERE id = ?1 RETURNING enrollment_count",
+    [ST_ENROLL_COUNT] = "UPDATE courses SET enrollment_count = enrollment_count + 1,"
+                        " rev = rev + 1 WHERE id = ?1 RETURNING enrollment_count",
     [ST_ENROLL] = "INSERT INTO enrollments (course_id, user_id, created_at) VALUES (?1, ?2, ?3)",
     [ST_USER_INSERT] = "INSERT INTO users (" USER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_USER_GET] = "SELECT " USER_COLS " FROM users WHERE id = ?1",
@@ -209,6 +246,34 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_RESET_USERS] = "DELETE FROM users",
     [ST_RESET_REFRESH] = "DELETE FROM refresh_tokens",
     [ST_RESET_REVOCATIONS] = "DELETE FROM revocations",
+    [ST_UNENROLL] = "DELETE FROM enrollments WHERE course_id = ?1 AND user_id = ?2",
+    [ST_UNENROLL_COUNT] = "UPDATE courses SET enrollment_count = max(enrollment_count - 1, 0),"
+                          " rev = rev + 1 WHERE id = ?1 RETURNING enrollment_count",
+    [ST_MY_COUNT] = "SELECT count(*) FROM enrollments WHERE user_id = ?1",
+    [ST_MY_PAGE] = "SELECT c.id, c.title, c.description, c.category, c.difficulty, c.tags,"
+                   " c.instructor_id, c.duration_minutes, c.rating, c.rating_count,"
+                   " c.enrollment_count, c.published, c.created_at, c.updated_at, e.created_at"
+                   " FROM enrollments e JOIN courses c ON c.id = e.course_id"
+                   " WHERE e.user_id = ?1 ORDER BY e.created_at DESC, e.course_id"
+                   " LIMIT ?2 OFFSET ?3",
+    [ST_COURSE_EXISTS] = "SELECT 1 FROM courses WHERE id = ?1",
+    [ST_MODULE_STATS] = "SELECT count(*), coalesce(max(ord), 0) FROM modules WHERE course_id = ?1",
+    [ST_MODULE_DELETE] = "DELETE FROM modules WHERE id = ?1 AND course_id = ?2",
+    [ST_DURATION_SUM] = "UPDATE courses SET duration_minutes = (SELECT coalesce(sum("
+                        "duration_minutes), 0) FROM modules WHERE course_id = ?1),"
+                        " updated_at = ?2, rev = rev + 1 WHERE id = ?1",
+    [ST_ENROLLED] = "SELECT 1 FROM enrollments WHERE course_id = ?1 AND user_id = ?2",
+    [ST_RATING_GET] = "SELECT stars FROM ratings WHERE course_id = ?1 AND user_id = ?2",
+    [ST_RATING_PUT] = "INSERT INTO ratings (course_id, user_id, stars, updated_at)"
+                      " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(course_id, user_id) DO UPDATE"
+                      " SET stars = excluded.stars, updated_at = excluded.updated_at",
+    /* The average in integers, rounded half up as el_rating_average does
+     * (the right-hand sides all see the row as it was). */
+    [ST_RATING_APPLY] = "UPDATE courses SET rating_sum = rating_sum + ?2,"
+                        " rating_count = rating_count + ?3,"
+                        " rating = ((rating_sum + ?2) * 20 + (rating_count + ?3))"
+                        " / (2 * (rating_count + ?3)) / 10.0, rev = rev + 1 WHERE id = ?1",
+    [ST_RESET_RATINGS] = "DELETE FROM ratings",
 };
 
 /* List filters: a bit each, so every combination has its own statement
@@ -217,7 +282,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 #define F_CATEGORY 1
 #define F_DIFFICULTY 2
 #define F_SEARCH 4
-#define NFILTERS 8
+#define F_PUBLISHED 8
+#define F_INSTRUCTOR 16
+#define NFILTERS 32
 #define NSORTS 4
 
 static const char *const order_sql[NSORTS] = {
@@ -231,6 +298,7 @@ static const char *const order_sql[NSORTS] = {
  * el_store_close(), which runs when no call is in flight. */
 struct conn {
     sqlite3 *db;
+    bool writing; /* inside a BEGIN IMMEDIATE transaction */
     sqlite3_stmt *st[ST__COUNT];
     sqlite3_stmt *list[NSORTS][NFILTERS];
     sqlite3_stmt *count[NFILTERS];
@@ -241,6 +309,11 @@ struct conn {
 struct sqlite_store {
     struct el_store base;
     char *path;
+    /* The file we opened (see file_check): a write is acknowledged only
+     * while path still names it. */
+    dev_t dev;
+    ino_t ino;
+    atomic_int file_gone; /* 1 while path does not name it (logged once) */
     pthread_key_t key;    /* this thread's struct conn */
     pthread_mutex_t lock; /* guards conns only; never held during a query */
     struct conn *conns;
@@ -407,11 +480,38 @@ static int stmt(struct conn *c, enum stmt_id id, sqlite3_stmt **out)
     return rc;
 }
 
+/* The store refuses to lie: SQLite keeps writing to the file it opened
+ * even when that file has been deleted, replaced or moved -- data nobody
+ * will find after a restart. So a write is begun, and acknowledged, only
+ * while the path still names the file we opened (same device and inode,
+ * one stat(2): about a microsecond next to a write's milliseconds); health
+ * pings check the same. Back to normal once the file is back at its path.
+ * Reads go on from the open file meanwhile: what they return was true. */
+static int file_check(struct sqlite_store *s)
+{
+    struct stat st;
+    int gone = stat(s->path, &st) != 0 || st.st_dev != s->dev || st.st_ino != s->ino;
+
+    if (gone != atomic_exchange(&s->file_gone, gone))
+        fprintf(stderr, gone ? "store: sqlite: '%s' is no longer the file we opened (deleted, "
+                               "moved or replaced): refusing writes until it is back\n"
+                             : "store: sqlite: '%s' is back: accepting writes\n",
+                s->path);
+    return gone ? EL_EUNAVAIL : EL_OK;
+}
+
 /* Run a statement that returns no rows we need, and reset it. */
 static int exec_stmt(struct conn *c, enum stmt_id id)
 {
     sqlite3_stmt *st;
-    int rc = stmt(c, id, &st);
+    int rc;
+
+    if (id == ST_BEGIN_WRITE) {
+        if ((rc = file_check(c->owner)) != EL_OK)
+            return rc;
+        c->writing = true;
+    }
+    rc = stmt(c, id, &st);
 
     if (rc != EL_OK)
         return rc;
@@ -424,10 +524,15 @@ static int exec_stmt(struct conn *c, enum stmt_id id)
  * has not already done so after the error). Returns the final status. */
 static int tx_end(struct conn *c, int rc)
 {
+    bool wrote = c->writing;
+
+    c->writing = false;
     if (rc == EL_OK) {
         rc = exec_stmt(c, ST_COMMIT);
+        /* Committed into a file that is no longer at its path: lost on the
+         * next start, so not acknowledged (see file_check). */
         if (rc == EL_OK)
-            return EL_OK;
+            return wrote ? file_check(c->owner) : EL_OK;
     }
     if (!sqlite3_get_autocommit(c->db))
         (void)exec_stmt(c, ST_ROLLBACK);
@@ -530,15 +635,17 @@ static int row_to_course(sqlite3_stmt *st, struct el_course *c)
     c->published = sqlite3_column_int(st, 11) != 0;
     c->created_at = sqlite3_column_int64(st, 12);
     c->updated_at = sqlite3_column_int64(st, 13);
+    c->rev = (uint64_t)sqlite3_column_int64(st, 14);
     return EL_OK;
 }
 
-/* Read c's modules (ordered by ord, then id) into c. */
-static int load_modules(struct conn *c, struct el_course *course)
+/* Read c's modules (ordered by ord, then id) into c; for a summary with
+ * every content "". */
+static int load_modules(struct conn *c, struct el_course *course, bool summary)
 {
     sqlite3_stmt *st;
     size_t cap = 0;
-    int rc = stmt(c, ST_MODULES, &st);
+    int rc = stmt(c, summary ? ST_MODULES_SUMMARY : ST_MODULES, &st);
 
     if (rc != EL_OK)
         return rc;
@@ -654,11 +761,20 @@ static struct sqlite_store *from(struct el_store *s)
 static int sqlite_ping(struct el_store *base)
 {
     struct conn *c;
-    int rc = conn_get(from(base), &c, NULL);
+    int rc = file_check(from(base));
 
+    if (rc == EL_OK)
+        rc = conn_get(from(base), &c, NULL);
     if (rc != EL_OK)
         return rc;
     return exec_stmt(c, ST_PING);
+}
+
+static int sqlite_version(struct el_store *base, char *out, size_t n)
+{
+    EL_UNUSED(base);
+    snprintf(out, n, "%s", sqlite3_libversion());
+    return EL_OK;
 }
 
 /* Fetch course id (lowercase hex) and its modules inside the caller's
@@ -681,7 +797,7 @@ out:
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (rc == EL_OK)
-        rc = load_modules(c, out);
+        rc = load_modules(c, out, false);
     return rc;
 }
 
@@ -711,16 +827,18 @@ static int sqlite_course_get(struct el_store *base, const char *id, struct el_co
 static int list_stmt(struct conn *c, int filters, enum el_sort sort, bool count, sqlite3_stmt **out)
 {
     sqlite3_stmt **slot = count ? &c->count[filters] : &c->list[sort][filters];
-    char sql[512];
+    char sql[768];
     int n, rc;
 
     *out = NULL;
     if (*slot == NULL) {
         n = snprintf(
-            sql, sizeof(sql), "SELECT %s FROM courses WHERE 1%s%s%s%s%s%s",
-            count ? "count(*)" : COURSE_COLS, filters & F_CATEGORY ? " AND category = ?1" : "",
+            sql, sizeof(sql), "SELECT %s FROM courses WHERE 1%s%s%s%s%s%s%s%s",
+            count ? "count(*)" : COURSE_READ_COLS, filters & F_CATEGORY ? " AND category = ?1" : "",
             filters & F_DIFFICULTY ? " AND difficulty = ?2" : "",
-            filters & F_SEARCH ? " AND instr(search_text, ?3) > 0" : "", count ? "" : " ORDER BY ",
+            filters & F_SEARCH ? " AND instr(search_text, ?3) > 0" : "",
+            filters & F_PUBLISHED ? " AND published = 1" : "",
+            filters & F_INSTRUCTOR ? " AND instructor_id = ?6" : "", count ? "" : " ORDER BY ",
             count ? "" : order_sql[sort], count ? "" : " LIMIT ?4 OFFSET ?5");
         if (n < 0 || (size_t)n >= sizeof(sql))
             return EL_EINVAL; /* cannot happen: the longest form fits */
@@ -742,6 +860,8 @@ static int bind_filters(sqlite3_stmt *st, int filters, const struct el_course_qu
         rc = sqlite3_bind_text(st, 2, q->difficulty, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK && (filters & F_SEARCH))
         rc = sqlite3_bind_blob(st, 3, needle, (int)needle_len, SQLITE_STATIC);
+    if (rc == SQLITE_OK && (filters & F_INSTRUCTOR))
+        rc = sqlite3_bind_text(st, 6, q->instructor_id, -1, SQLITE_STATIC);
     return map_rc(rc);
 }
 
@@ -796,7 +916,7 @@ static int fetch_page(struct conn *c, const struct el_course_query *q, int filte
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     for (size_t i = 0; rc == EL_OK && i < out->nitems; i++)
-        rc = load_modules(c, &out->items[i]);
+        rc = load_modules(c, &out->items[i], true);
     return rc;
 }
 
@@ -815,6 +935,17 @@ static int sqlite_course_list(struct el_store *base, const struct el_course_quer
         filters |= F_CATEGORY;
     if (q->difficulty[0])
         filters |= F_DIFFICULTY;
+    if (q->published_only)
+        filters |= F_PUBLISHED;
+    if (q->instructor_id[0]) {
+        /* Stored lowercase (id_lower); a hand-built query may not be. */
+        if (strnlen(q->instructor_id, EL_OID_HEX) != 24 || !el_oid_valid(q->instructor_id))
+            return EL_EINVAL;
+        for (int i = 0; i < 24; i++)
+            if (q->instructor_id[i] >= 'A' && q->instructor_id[i] <= 'F')
+                return EL_EINVAL;
+        filters |= F_INSTRUCTOR;
+    }
     if (needle_len > 0) {
         /* A needle holding the separator could match across fields; valid
          * UTF-8 (all el_course_query_parse lets through) never does. */
@@ -952,6 +1083,8 @@ static int sqlite_course_insert(struct el_store *base, struct el_course *course)
     if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
         goto out;
     rc = tx_end(c, insert_rows(c, course, id, instructor, mod_ids));
+    if (rc == EL_OK)
+        course->rev = 1; /* the column's default */
 out:
     free(mod_ids);
     return rc;
@@ -986,7 +1119,9 @@ static int sqlite_reset(struct el_store *base)
         return rc;
     if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
         return rc;
-    rc = exec_stmt(c, ST_RESET_ENROLLMENTS);
+    rc = exec_stmt(c, ST_RESET_RATINGS);
+    if (rc == EL_OK)
+        rc = exec_stmt(c, ST_RESET_ENROLLMENTS);
     if (rc == EL_OK)
         rc = exec_stmt(c, ST_RESET_MODULES);
     if (rc == EL_OK)
@@ -1006,7 +1141,15 @@ static int sqlite_reset(struct el_store *base)
  * failed (bad is the OR of the binds' results), then reset it. */
 static int step_once(struct conn *c, sqlite3_stmt *st, int bad)
 {
-    int rc = bad ? bind_error(c) : map_rc(sqlite3_step(st));
+    /* A write outside a transaction is checked like a transaction's
+     * (see file_check). */
+    bool alone = sqlite3_get_autocommit(c->db) && !sqlite3_stmt_readonly(st);
+    int rc = alone && !bad ? file_check(c->owner) : EL_OK;
+
+    if (rc == EL_OK)
+        rc = bad ? bind_error(c) : map_rc(sqlite3_step(st));
+    if (rc == EL_OK && alone)
+        rc = file_check(c->owner);
 
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -1150,6 +1293,20 @@ static int sqlite_course_update(struct el_store *base, const char *id,
     return rc;
 }
 
+/* The module rule (store.h): the course's duration_minutes becomes the sum
+ * of its modules', and updated_at now_ms, in the caller's transaction. */
+static int sum_duration(struct conn *c, const char *cid, int64_t now_ms)
+{
+    sqlite3_stmt *st;
+    int rc = stmt(c, ST_DURATION_SUM, &st), bad;
+
+    if (rc != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_int64(st, 2, now_ms);
+    return step_once(c, st, bad);
+}
+
 /* Update one module's flagged columns and the course's updated_at. */
 static int update_module(struct conn *c, const char *cid, const char *mid,
                          const struct el_module_patch *p, int64_t now_ms)
@@ -1176,7 +1333,11 @@ static int update_module(struct conn *c, const char *cid, const char *mid,
      * none means no such module in that course (or no such course). */
     if (rc == EL_OK && sqlite3_changes(c->db) == 0)
         return EL_ENOTFOUND;
-    if (rc != EL_OK || (rc = stmt(c, ST_TOUCH_COURSE, &st)) != EL_OK)
+    if (rc != EL_OK)
+        return rc;
+    if (p->fields & EL_MF_DURATION)
+        return sum_duration(c, cid, now_ms); /* the module rule (store.h) */
+    if ((rc = stmt(c, ST_TOUCH_COURSE, &st)) != EL_OK)
         return rc;
     bad = sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
     bad |= sqlite3_bind_int64(st, 2, now_ms);
@@ -1658,6 +1819,300 @@ static int sqlite_revocations_live(struct el_store *base, int64_t now_ms,
     return rc;
 }
 
+/* ---- issue 12: unenroll, my learning, modules, ratings ------------------- */
+
+/* Step a statement expected to return at most one row whose first column
+ * is an integer: *v gets it and *found 1, or *found 0 when there is none. */
+static int step_int(struct conn *c, sqlite3_stmt *st, int bad, int64_t *v, int *found)
+{
+    int rc;
+
+    *found = 0;
+    if (bad) {
+        rc = bind_error(c);
+    } else {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *v = sqlite3_column_int64(st, 0);
+            *found = 1;
+            rc = EL_OK;
+        } else {
+            rc = rc == SQLITE_DONE ? EL_OK : map_rc(rc);
+        }
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+/* Bind (?1, ?2) = (a, b) to statement which and step it for one integer. */
+static int pair_int(struct conn *c, enum stmt_id which, const char *a, const char *b, int64_t *v,
+                    int *found)
+{
+    sqlite3_stmt *st;
+    int rc = stmt(c, which, &st), bad;
+
+    if (rc != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    if (b)
+        bad |= sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    return step_int(c, st, bad, v, found);
+}
+
+static int unenroll_rows(struct conn *c, const char *cid, const char *uid, int64_t *count)
+{
+    sqlite3_stmt *st;
+    int rc, found, bad;
+
+    if ((rc = stmt(c, ST_UNENROLL, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 2, uid, -1, SQLITE_STATIC);
+    if ((rc = step_once(c, st, bad)) != EL_OK)
+        return rc;
+    if (sqlite3_changes(c->db) == 0)
+        return EL_ENOTFOUND;
+    if ((rc = pair_int(c, ST_UNENROLL_COUNT, cid, NULL, count, &found)) != EL_OK)
+        return rc;
+    return found ? EL_OK : EL_ENOTFOUND;
+}
+
+static int sqlite_unenroll(struct el_store *base, const char *course_id, const char *user_id,
+                           int64_t *count)
+{
+    char cid[EL_OID_HEX], uid[EL_OID_HEX];
+    int64_t n = 0;
+    struct conn *c;
+    int rc;
+
+    if ((rc = take_id(cid, course_id)) != EL_OK || (rc = take_id(uid, user_id)) != EL_OK)
+        return rc;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+        return rc;
+    rc = tx_end(c, unenroll_rows(c, cid, uid, &n));
+    if (rc == EL_OK && count)
+        *count = n;
+    return rc;
+}
+
+static int my_page(struct conn *c, const char *uid, int page, int page_size,
+                   struct el_enrollment_page *out)
+{
+    sqlite3_stmt *st;
+    int rc, found, bad;
+
+    if ((rc = pair_int(c, ST_MY_COUNT, uid, NULL, &out->total, &found)) != EL_OK)
+        return rc;
+    if (out->total <= (int64_t)(page - 1) * page_size)
+        return EL_OK;
+    out->items = calloc((size_t)page_size, sizeof(*out->items));
+    out->enrolled_at = calloc((size_t)page_size, sizeof(*out->enrolled_at));
+    if (out->items == NULL || out->enrolled_at == NULL)
+        return EL_ENOMEM;
+    if ((rc = stmt(c, ST_MY_PAGE, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_int(st, 2, page_size);
+    bad |= sqlite3_bind_int64(st, 3, (int64_t)(page - 1) * page_size);
+    rc = bad ? bind_error(c) : EL_OK;
+    while (rc == EL_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->nitems == (size_t)page_size) {
+            rc = EL_EIO; /* LIMIT broken: cannot happen */
+            break;
+        }
+        out->enrolled_at[out->nitems] = sqlite3_column_int64(st, 14);
+        rc = row_to_course(st, &out->items[out->nitems++]);
+    }
+    if (rc == SQLITE_DONE)
+        rc = EL_OK;
+    else if (rc > 0)
+        rc = map_rc(rc);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+static int sqlite_enrollments(struct el_store *base, const char *user_id, int page,
+                              int page_size, struct el_enrollment_page *out)
+{
+    char uid[EL_OID_HEX];
+    struct conn *c;
+    int rc;
+
+    if ((rc = take_id(uid, user_id)) != EL_OK)
+        return rc;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN)) != EL_OK)
+        return rc;
+    rc = tx_end(c, my_page(c, uid, page, page_size, out));
+    if (rc != EL_OK)
+        el_enrollment_page_cleanup(out);
+    return rc;
+}
+
+/* Insert m as the course's last module (or at m->order) and apply the
+ * module rule, inside the caller's write transaction. */
+static int add_module_rows(struct conn *c, const char *cid, struct el_module *m, int64_t now_ms)
+{
+    sqlite3_stmt *st;
+    int64_t n = 0;
+    int rc, found, bad;
+
+    if ((rc = pair_int(c, ST_COURSE_EXISTS, cid, NULL, &n, &found)) != EL_OK)
+        return rc;
+    if (!found)
+        return EL_ENOTFOUND;
+    if ((rc = stmt(c, ST_MODULE_STATS, &st)) != EL_OK)
+        return rc;
+    if (sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC) != SQLITE_OK)
+        return bind_error(c);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        n = sqlite3_column_int64(st, 0);
+        if (m->order <= 0)
+            m->order = sqlite3_column_int(st, 1) + 1;
+        rc = EL_OK;
+    } else {
+        rc = map_rc(rc == SQLITE_DONE ? SQLITE_CORRUPT : rc);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != EL_OK)
+        return rc;
+    if (n >= EL_COURSE_MODULES_MAX)
+        return EL_ETOOBIG;
+    if ((rc = stmt(c, ST_INSERT_MODULE, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, m->id, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 2, cid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 3, or_empty(m->title), -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 4, or_empty(m->content), -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_int(st, 5, m->duration_minutes);
+    bad |= sqlite3_bind_int(st, 6, m->order);
+    if ((rc = step_once(c, st, bad)) != EL_OK)
+        return rc;
+    return sum_duration(c, cid, now_ms);
+}
+
+static int sqlite_module_add(struct el_store *base, const char *course_id, struct el_module *m,
+                             int64_t now_ms, struct el_course *out)
+{
+    char cid[EL_OID_HEX];
+    struct conn *c;
+    int rc;
+
+    if ((rc = take_id(cid, course_id)) != EL_OK)
+        return rc;
+    if (m->id[0] == '\0')
+        el_oid_new(m->id);
+    if (!el_oid_valid(m->id))
+        return EL_EINVAL;
+    id_lower(m->id, m->id);
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+        return rc;
+    rc = add_module_rows(c, cid, m, now_ms);
+    if (rc == EL_OK)
+        rc = fetch_course(c, cid, out);
+    rc = tx_end(c, rc);
+    if (rc != EL_OK)
+        el_course_cleanup(out);
+    return rc;
+}
+
+static int sqlite_module_delete(struct el_store *base, const char *course_id,
+                                const char *module_id, int64_t now_ms, struct el_course *out)
+{
+    char cid[EL_OID_HEX], mid[EL_OID_HEX];
+    sqlite3_stmt *st;
+    struct conn *c;
+    int rc, bad;
+
+    if ((rc = take_id(cid, course_id)) != EL_OK || (rc = take_id(mid, module_id)) != EL_OK)
+        return rc;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+        return rc;
+    if ((rc = stmt(c, ST_MODULE_DELETE, &st)) == EL_OK) {
+        bad = sqlite3_bind_text(st, 1, mid, -1, SQLITE_STATIC);
+        bad |= sqlite3_bind_text(st, 2, cid, -1, SQLITE_STATIC);
+        rc = step_once(c, st, bad);
+        if (rc == EL_OK && sqlite3_changes(c->db) == 0)
+            rc = EL_ENOTFOUND;
+    }
+    if (rc == EL_OK)
+        rc = sum_duration(c, cid, now_ms);
+    if (rc == EL_OK)
+        rc = fetch_course(c, cid, out);
+    rc = tx_end(c, rc);
+    if (rc != EL_OK)
+        el_course_cleanup(out);
+    return rc;
+}
+
+/* Course, enrollment, the rater's previous stars, then the new rating and
+ * the course's sum and count -- one write transaction, so concurrent
+ * raters (threads or processes) take turns and the average is exact. */
+static int rate_rows(struct conn *c, const char *cid, const char *uid, int stars, int64_t now_ms)
+{
+    sqlite3_stmt *st;
+    int64_t v = 0, old = 0;
+    int rc, found, had, bad;
+
+    if ((rc = pair_int(c, ST_COURSE_EXISTS, cid, NULL, &v, &found)) != EL_OK)
+        return rc;
+    if (!found)
+        return EL_ENOTFOUND;
+    if ((rc = pair_int(c, ST_ENROLLED, cid, uid, &v, &found)) != EL_OK)
+        return rc;
+    if (!found)
+        return EL_EFORBIDDEN;
+    if ((rc = pair_int(c, ST_RATING_GET, cid, uid, &old, &had)) != EL_OK)
+        return rc;
+    if ((rc = stmt(c, ST_RATING_PUT, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_text(st, 2, uid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_int(st, 3, stars);
+    bad |= sqlite3_bind_int64(st, 4, now_ms);
+    if ((rc = step_once(c, st, bad)) != EL_OK)
+        return rc;
+    if ((rc = stmt(c, ST_RATING_APPLY, &st)) != EL_OK)
+        return rc;
+    bad = sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+    bad |= sqlite3_bind_int64(st, 2, stars - (had ? old : 0));
+    bad |= sqlite3_bind_int(st, 3, had ? 0 : 1);
+    return step_once(c, st, bad);
+}
+
+static int sqlite_rate(struct el_store *base, const char *course_id, const char *user_id,
+                       int stars, int64_t now_ms, struct el_course *out)
+{
+    char cid[EL_OID_HEX], uid[EL_OID_HEX];
+    struct conn *c;
+    int rc;
+
+    if ((rc = take_id(cid, course_id)) != EL_OK || (rc = take_id(uid, user_id)) != EL_OK)
+        return rc;
+    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
+        return rc;
+    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+        return rc;
+    rc = rate_rows(c, cid, uid, stars, now_ms);
+    if (rc == EL_OK)
+        rc = fetch_course(c, cid, out);
+    rc = tx_end(c, rc);
+    if (rc != EL_OK)
+        el_course_cleanup(out);
+    return rc;
+}
+
 static void sqlite_thread_cleanup(struct el_store *base)
 {
     struct sqlite_store *s = from(base);
@@ -1724,6 +2179,29 @@ out:
     return rc;
 }
 
+/* Version 3 added courses.rating_sum; a courses table made by an older
+ * version lacks it. It is added, and filled with the sum the course's
+ * rating and rating_count imply, inside the schema transaction. */
+static int add_rating_sum(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('courses')"
+                                    " WHERE name = 'rating_sum'", -1, &st, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return SQLITE_OK; /* there already */
+    if (rc != SQLITE_DONE)
+        return rc;
+    return sqlite3_exec(db,
+                        "ALTER TABLE courses ADD COLUMN rating_sum INTEGER NOT NULL DEFAULT 0;"
+                        "UPDATE courses SET rating_sum = CAST(round(rating * rating_count)"
+                        " AS INTEGER);",
+                        NULL, NULL, NULL);
+}
+
 /* WAL mode (persistent in the file) and the schema, in the opening
  * thread's connection. Several responders may open the file at once:
  * BEGIN IMMEDIATE makes them take turns, and every statement is
@@ -1770,9 +2248,21 @@ static int create_schema(struct conn *c, const char *path, struct el_err *err)
                         version, SCHEMA_VERSION);
         goto out;
     }
+    if (rc == SQLITE_OK && version < SCHEMA_VERSION)
+        rc = add_rating_sum(c->db);
     if (rc == SQLITE_OK && version < SCHEMA_VERSION) {
-        /* Every version so far only adds tables and indexes, which
-         * schema_sql has just created: no data to migrate. */
+        /* Version 4 adds courses.rev to a table that may predate it (a
+         * fresh file has it already); every other version only adds tables
+         * and indexes, which schema_sql has just created. */
+        sqlite3_stmt *probe = NULL;
+
+        if (sqlite3_prepare_v2(c->db, "SELECT rev FROM courses LIMIT 0", -1, &probe, NULL) !=
+            SQLITE_OK)
+            rc = sqlite3_exec(c->db, "ALTER TABLE courses ADD COLUMN rev INTEGER NOT NULL DEFAULT 1",
+                              NULL, NULL, NULL);
+        sqlite3_finalize(probe);
+    }
+    if (rc == SQLITE_OK && version < SCHEMA_VERSION) {
         char sql[64];
 
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
@@ -1829,6 +2319,17 @@ int el_store_sqlite_open(const char *path, struct el_store **out, struct el_err 
     rc = conn_get(s, &c, err);
     if (rc == EL_OK)
         rc = create_schema(c, path, err);
+    if (rc == EL_OK) {
+        struct stat st;
+
+        if (stat(path, &st) == 0) {
+            s->dev = st.st_dev;
+            s->ino = st.st_ino;
+        } else {
+            rc = el_err_set(err, EL_EUNAVAIL, "sqlite: cannot stat '%s': %s", path,
+                            strerror(errno));
+        }
+    }
     if (rc != EL_OK) {
         sqlite_close(&s->base);
         return rc;
@@ -1842,6 +2343,7 @@ static const struct el_store_ops sqlite_ops = {
     .close = sqlite_close,
     .thread_cleanup = sqlite_thread_cleanup,
     .ping = sqlite_ping,
+    .version = sqlite_version,
     .course_get = sqlite_course_get,
     .course_list = sqlite_course_list,
     .course_insert = sqlite_course_insert,
@@ -1861,4 +2363,9 @@ static const struct el_store_ops sqlite_ops = {
     .revoke = sqlite_revoke,
     .revoked = sqlite_revoked,
     .revocations_live = sqlite_revocations_live,
+    .unenroll = sqlite_unenroll,
+    .enrollments = sqlite_enrollments,
+    .module_add = sqlite_module_add,
+    .module_delete = sqlite_module_delete,
+    .rate = sqlite_rate,
 };

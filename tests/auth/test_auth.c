@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
 #include "auth/auth.h"
+#include "cache/bus.h"
 #include "cache/key.h"
+#include "cache/tiered.h"
 #include "auth/password.h"
 #include "obs/stats.h"
 #include "store/store.h"
@@ -66,6 +69,30 @@ static void fx_open(struct fx *f, const char *redis_url)
     CU_ASSERT_PTR_NOT_NULL_FATAL(f->auth);
 }
 
+static int synced(struct el_auth *a)
+{
+    struct el_auth_sync_state st;
+
+    el_auth_sync_state(a, &st);
+    return st.synced;
+}
+
+/* The marker of the bucket holding id, or "" when it has none. */
+static void marker_of(const char *id, char *out, size_t n)
+{
+    redisContext *c = redisConnect("127.0.0.1", atoi(unit_env("EL_TEST_REDIS_PORT")));
+    char key[EL_KEY_MAX];
+    redisReply *rep;
+
+    CU_ASSERT_FATAL(c != NULL && c->err == 0);
+    freeReplyObject(redisCommand(c, "SELECT 5"));
+    el_key_auth_bucket(key, sizeof(key), el_key_auth_bucket_index(id));
+    rep = redisCommand(c, "HGET %s @sync", key);
+    snprintf(out, n, "%s", rep && rep->type == REDIS_REPLY_STRING ? rep->str : "");
+    freeReplyObject(rep);
+    redisFree(c);
+}
+
 static void fx_close(struct fx *f)
 {
     el_auth_free(f->auth);
@@ -79,8 +106,10 @@ static void fresh(struct fx *f)
     CU_ASSERT_EQUAL_FATAL(el_store_reset(store), EL_OK);
     redis_cmd("FLUSHDB");
     fx_open(f, unit_redis_url(5));
-    /* A live Redis starts out trusted for revocations. */
-    redis_cmd("SET " EL_KEY_REVOCATIONS_SYNCED " 1");
+    /* The first tick copies every bucket from the store into Redis (as the
+     * responder's chores thread does at start); then Redis is trusted. */
+    el_auth_tick(f->auth);
+    CU_ASSERT_FATAL(synced(f->auth));
 }
 
 static void bearer(char *out, size_t n, const char *token)
@@ -91,7 +120,9 @@ static void bearer(char *out, size_t n, const char *token)
 static void must_register(struct fx *f, const char *email, struct el_user *u)
 {
     struct el_err err = {0};
-    CU_ASSERT_EQUAL_FATAL(el_auth_register(f->auth, email, "correct horse battery", "Ann", u, &err),
+    int retry;
+    CU_ASSERT_EQUAL_FATAL(el_auth_register(f->auth, email, "correct horse battery", "Ann",
+                                           "10.9.9.9", u, &retry, &err),
                           EL_OK);
 }
 
@@ -118,6 +149,7 @@ static void test_register_login_me(void)
     struct el_token_pair tp;
     struct el_principal p;
     struct el_err err = {0};
+    int retry;
 
     fresh(&f);
     must_register(&f, "Ann@Example.com", &u);
@@ -132,12 +164,16 @@ static void test_register_login_me(void)
     CU_ASSERT_STRING_EQUAL(p.name, "Ann");
     /* Duplicate email (any case) is a conflict. */
     struct el_user dup;
-    CU_ASSERT_EQUAL(el_auth_register(f.auth, "ANN@example.com", "another password", "A", &dup, &err),
+    CU_ASSERT_EQUAL(el_auth_register(f.auth, "ANN@example.com", "another password", "A", "10.9.9.9",
+                                     &dup, &retry, &err),
                     EL_ECONFLICT);
     /* Validation. */
-    CU_ASSERT_EQUAL(el_auth_register(f.auth, "not-an-email", "long enough pw", "A", &dup, &err),
+    CU_ASSERT_EQUAL(el_auth_register(f.auth, "not-an-email", "long enough pw", "A", "10.9.9.9", &dup,
+                                     &retry, &err),
                     EL_EINVAL);
-    CU_ASSERT_EQUAL(el_auth_register(f.auth, "b@example.com", "short", "A", &dup, &err), EL_EINVAL);
+    CU_ASSERT_EQUAL(el_auth_register(f.auth, "b@example.com", "short", "A", "10.9.9.9", &dup,
+                                     &retry, &err),
+                    EL_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "password"));
     el_user_cleanup(&u);
     fx_close(&f);
@@ -279,6 +315,112 @@ static void test_throttling_without_redis(void)
     fx_close(&f);
 }
 
+/* Many concurrent wrong passwords for one email: each attempt is counted
+ * before its password is checked, so exactly EL_AUTH_MAX_FAIL_EMAIL of
+ * them are checked and every other one is throttled. */
+struct guesser {
+    struct fx *f;
+    const char *client;
+    int rc;
+};
+
+static void *guess(void *arg)
+{
+    struct guesser *g = arg;
+    struct el_token_pair tp;
+    struct el_err err = {0};
+    int retry;
+
+    g->rc = el_auth_login(g->f->auth, "many@example.com", "bad password", g->client, NOW, &tp,
+                          &retry, &err);
+    return NULL;
+}
+
+static void concurrent_guesses(const char *redis_url)
+{
+    enum { N = 16 };
+    struct fx f;
+    struct el_user u;
+    struct guesser g[N];
+    pthread_t th[N];
+    int checked = 0, limited = 0;
+
+    CU_ASSERT_EQUAL_FATAL(el_store_reset(store), EL_OK);
+    if (redis_url)
+        redis_cmd("FLUSHDB");
+    fx_open(&f, redis_url);
+    must_register(&f, "many@example.com", &u);
+    for (int i = 0; i < N; i++) {
+        g[i] = (struct guesser){&f, i % 2 ? "5.5.5.5" : "6.6.6.6", 0};
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, guess, &g[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        checked += g[i].rc == EL_EINVAL;
+        limited += g[i].rc == EL_ELIMIT;
+    }
+    CU_ASSERT_EQUAL(checked, EL_AUTH_MAX_FAIL_EMAIL);
+    CU_ASSERT_EQUAL(limited, N - EL_AUTH_MAX_FAIL_EMAIL);
+    el_user_cleanup(&u);
+    fx_close(&f);
+}
+
+static void test_throttle_concurrent(void)
+{
+    concurrent_guesses(unit_redis_url(5));
+}
+
+static void test_throttle_concurrent_local(void)
+{
+    concurrent_guesses("redis://127.0.0.1:1/0");
+}
+
+/* A successful login gives its address attempt back: 20 good logins from
+ * one address never throttle it. */
+static void test_success_not_counted(void)
+{
+    struct fx f;
+    struct el_user u;
+    struct el_token_pair tp;
+
+    fresh(&f);
+    must_register(&f, "good@example.com", &u);
+    for (int i = 0; i < EL_AUTH_MAX_FAIL_IP + 5; i++)
+        must_login(&f, "good@example.com", &tp);
+    el_user_cleanup(&u);
+    fx_close(&f);
+}
+
+static void test_register_throttled(void)
+{
+    struct fx f;
+    struct el_user u;
+    struct el_err err = {0};
+    char em[64];
+    int retry = 0, i;
+
+    fresh(&f);
+    for (i = 0; i < EL_AUTH_MAX_REGISTER_IP; i++) {
+        snprintf(em, sizeof(em), "reg%d@example.com", i);
+        /* Invalid input is not an attempt: it never reaches the store. */
+        CU_ASSERT_EQUAL(el_auth_register(f.auth, em, "short", "Ann", "7.7.7.7", &u, &retry, &err),
+                        EL_EINVAL);
+        CU_ASSERT_EQUAL(el_auth_register(f.auth, em, "correct horse battery", "Ann", "7.7.7.7", &u,
+                                         &retry, &err),
+                        EL_OK);
+        el_user_cleanup(&u);
+    }
+    CU_ASSERT_EQUAL(el_auth_register(f.auth, "one-more@example.com", "correct horse battery",
+                                     "Ann", "7.7.7.7", &u, &retry, &err),
+                    EL_ELIMIT);
+    CU_ASSERT(retry > 800 && retry <= 900);
+    CU_ASSERT_EQUAL(el_auth_register(f.auth, "one-more@example.com", "correct horse battery",
+                                     "Ann", "8.8.8.8", &u, &retry, &err),
+                    EL_OK);
+    el_user_cleanup(&u);
+    fx_close(&f);
+}
+
 static void test_refresh_rotation_and_reuse(void)
 {
     struct fx f;
@@ -358,6 +500,7 @@ static void test_logout_revokes_everywhere(void)
 
     fresh(&a);
     fx_open(&b, unit_redis_url(5)); /* another process: its own L1 */
+    el_auth_tick(b.auth);
     must_register(&a, "lo@example.com", &u);
     must_login(&a, "lo@example.com", &tp);
     CU_ASSERT_EQUAL(auth_as(&b, tp.access_token, &p, &err), EL_OK);
@@ -379,19 +522,92 @@ static void test_revocation_survives_flush(void)
     struct el_token_pair tp;
     struct el_principal p;
     struct el_err err = {0};
-    struct el_buf v;
+    char m[64], jti[EL_JTI_LEN];
 
     fresh(&f);
     must_register(&f, "fl@example.com", &u);
     must_login(&f, "fl@example.com", &tp);
     CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_OK);
     CU_ASSERT_EQUAL(el_auth_logout(f.auth, &p, NOW), EL_OK);
-    redis_cmd("FLUSHDB"); /* Redis forgets every revocation */
+    snprintf(jti, sizeof(jti), "%s", p.jti);
+    redis_cmd("FLUSHDB"); /* Redis forgets every revocation, markers too */
     CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_EINVAL);
-    /* ...and has them back, with the sentinel, after that first request. */
-    el_buf_init(&v, 64);
-    CU_ASSERT_EQUAL(el_redis_get(f.redis, EL_KEY_REVOCATIONS_SYNCED, &v), EL_OK);
-    el_buf_cleanup(&v);
+    CU_ASSERT_FALSE(synced(f.auth));
+    /* ...and has them back, with the markers, after the next tick. */
+    el_auth_tick(f.auth);
+    CU_ASSERT(synced(f.auth));
+    marker_of(jti, m, sizeof(m));
+    CU_ASSERT_EQUAL(strlen(m), 40); /* the master's run_id */
+    CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "Token has been revoked");
+    el_user_cleanup(&u);
+    fx_close(&f);
+}
+
+/* Eviction takes a bucket -- revocations and marker together, as they are
+ * one hash -- while every other key (and the other buckets' markers)
+ * stays: the token is still refused, by the store, until the bucket is
+ * copied back. */
+static void test_revocation_survives_eviction(void)
+{
+    struct fx f;
+    struct el_user u;
+    struct el_token_pair tp;
+    struct el_principal p;
+    struct el_err err = {0};
+    char key[EL_KEY_MAX], cmd[EL_KEY_MAX + 8], m[64], jti[EL_JTI_LEN];
+
+    fresh(&f);
+    must_register(&f, "ev@example.com", &u);
+    must_login(&f, "ev@example.com", &tp);
+    CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_OK);
+    CU_ASSERT_EQUAL(el_auth_logout(f.auth, &p, NOW), EL_OK);
+    snprintf(jti, sizeof(jti), "%s", p.jti);
+    el_key_auth_bucket(key, sizeof(key), el_key_auth_bucket_index(p.jti));
+    snprintf(cmd, sizeof(cmd), "DEL %s", key);
+    redis_cmd(cmd);
+    el_key_auth_bucket(key, sizeof(key), el_key_auth_bucket_index(p.sid));
+    snprintf(cmd, sizeof(cmd), "DEL %s", key);
+    redis_cmd(cmd);
+    CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "Token has been revoked");
+    el_auth_tick(f.auth);
+    marker_of(jti, m, sizeof(m));
+    CU_ASSERT_EQUAL(strlen(m), 40);
+    CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_EINVAL);
+    el_user_cleanup(&u);
+    fx_close(&f);
+}
+
+/* A bucket copied to another master (what a promoted replica holds after
+ * a failover: the old master's marker, maybe without the last revocation)
+ * is not trusted: the marker must name the server that answers. */
+static void test_marker_of_another_master(void)
+{
+    struct fx f;
+    struct el_user u;
+    struct el_token_pair tp;
+    struct el_principal p;
+    struct el_err err = {0};
+    char key[EL_KEY_MAX], cmd[2 * EL_KEY_MAX], m[64], jti[EL_JTI_LEN];
+
+    fresh(&f);
+    must_register(&f, "fo@example.com", &u);
+    must_login(&f, "fo@example.com", &tp);
+    CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_OK);
+    CU_ASSERT_EQUAL(el_store_revoke(store, p.jti, (NOW + 900) * 1000LL), EL_OK);
+    snprintf(jti, sizeof(jti), "%s", p.jti);
+    /* The revocation reached the store only (lost with the old master);
+     * the bucket says it is complete -- for another server. */
+    el_key_auth_bucket(key, sizeof(key), el_key_auth_bucket_index(p.jti));
+    snprintf(cmd, sizeof(cmd), "HSET %s @sync 0123456789012345678901234567890123456789", key);
+    redis_cmd(cmd);
+    CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "Token has been revoked");
+    el_auth_tick(f.auth);
+    marker_of(jti, m, sizeof(m));
+    CU_ASSERT_EQUAL(strlen(m), 40);
+    CU_ASSERT_STRING_NOT_EQUAL(m, "0123456789012345678901234567890123456789");
     CU_ASSERT_EQUAL(auth_as(&f, tp.access_token, &p, &err), EL_EINVAL);
     el_user_cleanup(&u);
     fx_close(&f);
@@ -429,6 +645,7 @@ static void test_role_change_and_deletion(void)
 
     fresh(&a);
     fx_open(&b, unit_redis_url(5));
+    el_auth_tick(b.auth);
     must_register(&a, "role@example.com", &u);
     must_login(&a, "role@example.com", &tp);
     CU_ASSERT_EQUAL(auth_as(&b, tp.access_token, &p, &err), EL_OK);
@@ -446,6 +663,141 @@ static void test_role_change_and_deletion(void)
     fx_close(&b);
 }
 
+/* ---- auth without a round trip (the local path) ------------------------- */
+
+struct bused {
+    struct fx f;
+    struct el_bus *bus;
+};
+
+static void revoked_to_auth(void *arg, const char *id, int64_t ms)
+{
+    struct bused *b = arg;
+    el_auth_revoked_heard(b->f.auth, id, ms);
+}
+
+static void heard_key(void *arg, const char *key)
+{
+    struct bused *b = arg;
+    el_tiered_dropped(b->f.l1, key);
+}
+
+static void heard_reset(void *arg, const char *why)
+{
+    struct bused *b = arg;
+    EL_UNUSED(why);
+    el_tiered_dropped_all(b->f.l1);
+}
+
+/* A "process": auth with its own L1, Redis handle and bus. */
+static void bused_open(struct bused *b)
+{
+    struct el_bus_opts bo = {.heartbeat_ms = 50, .max_stale_ms = 1000};
+    struct el_bus_handlers h = {b, heard_key, NULL, NULL, heard_reset, NULL, NULL};
+    struct el_err err = {0};
+
+    fx_open(&b->f, unit_redis_url(5));
+    h.revoked = revoked_to_auth;
+    CU_ASSERT_EQUAL_FATAL(el_bus_start(unit_redis_url(5), b->f.redis, &h, &bo, &b->bus, &err),
+                          EL_OK);
+    el_auth_set_bus(b->f.auth, b->bus);
+}
+
+static void bused_close(struct bused *b)
+{
+    el_bus_stop(b->bus);
+    fx_close(&b->f);
+}
+
+static int local_ok(struct bused *b)
+{
+    struct el_auth_sync_state st;
+
+    el_auth_tick(b->f.auth);
+    el_auth_sync_state(b->f.auth, &st);
+    return st.local_trusted && st.synced;
+}
+
+static uint64_t local_hits(struct bused *b)
+{
+    struct el_auth_sync_state st;
+
+    el_auth_sync_state(b->f.auth, &st);
+    return st.local_hits;
+}
+
+static void until(int (*cond)(struct bused *), struct bused *b)
+{
+    uint64_t deadline = el_now_ms() + 5000;
+
+    while (!cond(b) && el_now_ms() < deadline)
+        usleep(5000);
+    CU_ASSERT_FATAL(cond(b));
+}
+
+static void test_local_path(void)
+{
+    struct bused a, b;
+    struct el_user u;
+    struct el_token_pair tp, tp2;
+    struct el_principal p;
+    struct el_err err = {0};
+    uint64_t h0, deadline;
+    int rc;
+
+    CU_ASSERT_EQUAL_FATAL(el_store_reset(store), EL_OK);
+    redis_cmd("FLUSHDB");
+    bused_open(&a);
+    bused_open(&b);
+    until(local_ok, &a);
+    until(local_ok, &b);
+    must_register(&a.f, "local@example.com", &u);
+    must_login(&a.f, "local@example.com", &tp);
+    must_login(&a.f, "local@example.com", &tp2);
+    /* The first request on b fills its L1 session from Redis; the next
+     * ones need no round trip. */
+    CU_ASSERT_EQUAL(auth_as(&b.f, tp.access_token, &p, &err), EL_OK);
+    h0 = local_hits(&b);
+    for (int i = 0; i < 20; i++)
+        CU_ASSERT_EQUAL(auth_as(&b.f, tp.access_token, &p, &err), EL_OK);
+    CU_ASSERT_EQUAL(local_hits(&b) - h0, 20);
+    CU_ASSERT_STRING_EQUAL(p.role, "student");
+
+    /* A logout on a reaches b through the bus. */
+    CU_ASSERT_EQUAL(auth_as(&a.f, tp.access_token, &p, &err), EL_OK);
+    CU_ASSERT_EQUAL(el_auth_logout(a.f.auth, &p, NOW), EL_OK);
+    CU_ASSERT_EQUAL(auth_as(&a.f, tp.access_token, &p, &err), EL_EINVAL); /* at once here */
+    deadline = el_now_ms() + 2000;
+    while ((rc = auth_as(&b.f, tp.access_token, &p, &err)) == EL_OK && el_now_ms() < deadline)
+        usleep(1000);
+    CU_ASSERT_EQUAL(rc, EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "Token has been revoked");
+    CU_ASSERT_EQUAL(auth_as(&b.f, tp2.access_token, &p, &err), EL_OK); /* the other login */
+
+    /* A role change: a's invalidation drops b's L1 copy through the bus. */
+    CU_ASSERT_EQUAL(el_store_user_update(store, u.id, "instructor", NULL), EL_OK);
+    el_auth_session_invalidate(a.f.auth, u.id);
+    deadline = el_now_ms() + 2000;
+    while ((rc = auth_as(&b.f, tp2.access_token, &p, &err)) == EL_OK &&
+           strcmp(p.role, "instructor") != 0 && el_now_ms() < deadline)
+        usleep(1000);
+    CU_ASSERT_EQUAL(rc, EL_OK);
+    CU_ASSERT_STRING_EQUAL(p.role, "instructor");
+
+    /* The bus stops: b no longer trusts its local state (once the
+     * channel is stale) and asks Redis -- still correct. */
+    el_bus_stop(b.bus);
+    b.bus = NULL;
+    el_auth_set_bus(b.f.auth, NULL);
+    h0 = local_hits(&b);
+    CU_ASSERT_EQUAL(auth_as(&b.f, tp2.access_token, &p, &err), EL_OK);
+    CU_ASSERT_EQUAL(auth_as(&b.f, tp.access_token, &p, &err), EL_EINVAL);
+    CU_ASSERT_EQUAL(local_hits(&b), h0);
+    el_user_cleanup(&u);
+    bused_close(&a);
+    bused_close(&b);
+}
+
 void test_auth_register(void)
 {
     CU_pSuite s = CU_add_suite("auth", suite_init, suite_clean);
@@ -456,10 +808,18 @@ void test_auth_register(void)
     CU_add_test(s, "unknown email and wrong password alike", test_bad_credentials_alike);
     CU_add_test(s, "throttling per email and per address", test_throttling);
     CU_add_test(s, "throttling without Redis", test_throttling_without_redis);
+    CU_add_test(s, "concurrent guesses never pass the limit", test_throttle_concurrent);
+    CU_add_test(s, "concurrent guesses, Redis down", test_throttle_concurrent_local);
+    CU_add_test(s, "successful logins are not counted", test_success_not_counted);
+    CU_add_test(s, "registration throttled per address", test_register_throttled);
     CU_add_test(s, "refresh rotation, reuse revokes the login", test_refresh_rotation_and_reuse);
     CU_add_test(s, "concurrent refresh: exactly one wins", test_concurrent_refresh_one_wins);
     CU_add_test(s, "logout revokes on every process", test_logout_revokes_everywhere);
     CU_add_test(s, "revocation survives FLUSHDB", test_revocation_survives_flush);
+    CU_add_test(s, "revocation survives eviction of its bucket", test_revocation_survives_eviction);
+    CU_add_test(s, "a marker of another master is not trusted", test_marker_of_another_master);
+    CU_add_test(s, "local path: no round trip, revocations and role changes heard",
+                test_local_path);
     CU_add_test(s, "revocation enforced with Redis down", test_revocation_with_redis_down);
     CU_add_test(s, "role change and deletion take effect", test_role_change_and_deletion);
 }

@@ -14,6 +14,8 @@ struct seen {
     char key[128];
     int keys, resets, fills;
     uint64_t gen;
+    int dim;
+    uint64_t dim_gen;
     char why[128];
 };
 
@@ -31,6 +33,15 @@ static void on_gen(void *arg, uint64_t gen)
     struct seen *s = arg;
     pthread_mutex_lock(&s->lock);
     s->gen = gen;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void on_dim(void *arg, int dim, uint64_t gen)
+{
+    struct seen *s = arg;
+    pthread_mutex_lock(&s->lock);
+    s->dim = dim;
+    s->dim_gen = gen;
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -60,7 +71,7 @@ struct node {
 
 static void node_start(struct node *n)
 {
-    struct el_bus_handlers h = {&n->seen, on_key, on_gen, on_filled, on_reset};
+    struct el_bus_handlers h = {&n->seen, on_key, on_gen, on_filled, on_reset, NULL, on_dim};
     struct el_bus_opts o = {.heartbeat_ms = 50, .max_stale_ms = 300};
 
     memset(n, 0, sizeof(*n));
@@ -115,6 +126,12 @@ static void test_invalidation_reaches_the_other(void)
     AWAIT(&b, b.seen.keys == 1 && strcmp(b.seen.key, "course:abc") == 0);
     CU_ASSERT_EQUAL(el_bus_publish_generation(b.bus, 42), EL_OK);
     AWAIT(&a, a.seen.gen == 42);
+    /* A list-generation dimension: its own handler, not the generation's. */
+    CU_ASSERT_EQUAL(el_bus_publish_list_dim(b.bus, 3, 77), EL_OK);
+    AWAIT(&a, a.seen.dim == 3 && a.seen.dim_gen == 77);
+    pthread_mutex_lock(&a.seen.lock);
+    CU_ASSERT_EQUAL(a.seen.gen, 42);
+    pthread_mutex_unlock(&a.seen.lock);
     CU_ASSERT_EQUAL(el_bus_publish_filled(a.bus, "course:abc"), EL_OK);
     AWAIT(&b, b.seen.fills == 1);
     /* A process does not apply its own messages (it did so locally). */
@@ -123,6 +140,97 @@ static void test_invalidation_reaches_the_other(void)
     CU_ASSERT_EQUAL(a.seen.fills, 0);
     pthread_mutex_unlock(&a.seen.lock);
     /* No gap was seen: still one reset each. */
+    pthread_mutex_lock(&b.seen.lock);
+    CU_ASSERT_EQUAL(b.seen.resets, 1);
+    pthread_mutex_unlock(&b.seen.lock);
+    node_stop(&a);
+    node_stop(&b);
+}
+
+static uint64_t beats(struct node *n)
+{
+    struct el_bus_stats st;
+
+    el_bus_stats(n->bus, &st);
+    return st.heartbeats;
+}
+
+/* One heartbeat sender for all (the lease holder), not one per process:
+ * of 30 heartbeats, most come from one node (each node used to send its
+ * own, a third each); when it stops, another takes over and everyone
+ * stays fresh. */
+static void test_one_heartbeat_sender(void)
+{
+    struct node n[3];
+    uint64_t b0[3], d[3], total = 0, top = 0;
+    int leader = 0;
+
+    for (int i = 0; i < 3; i++)
+        node_start(&n[i]);
+    for (int i = 0; i < 3; i++)
+        await_fresh(&n[i]);
+    for (int i = 0; i < 3; i++)
+        b0[i] = beats(&n[i]);
+    {
+        uint64_t deadline = el_now_ms() + 10000;
+        do {
+            total = 0;
+            for (int i = 0; i < 3; i++)
+                total += (d[i] = beats(&n[i]) - b0[i]);
+            sched_yield();
+        } while (total < 30 && el_now_ms() < deadline);
+    }
+    CU_ASSERT_FATAL(total >= 30);
+    for (int i = 0; i < 3; i++)
+        if (d[i] > top) {
+            top = d[i];
+            leader = i;
+        }
+    /* (Others beat too when the holder is late by half of max_stale, which
+     * a loaded machine can make happen: most, not all.) */
+    CU_ASSERT(top * 10 >= total * 6);
+    node_stop(&n[leader]);
+    {
+        int other = (leader + 1) % 3;
+        uint64_t before = beats(&n[other]) + beats(&n[(leader + 2) % 3]);
+        uint64_t deadline = el_now_ms() + 5000;
+
+        while (beats(&n[other]) + beats(&n[(leader + 2) % 3]) < before + 10 &&
+               el_now_ms() < deadline)
+            sched_yield();
+        CU_ASSERT(beats(&n[other]) + beats(&n[(leader + 2) % 3]) >= before + 10);
+        await_fresh(&n[other]);
+        await_fresh(&n[(leader + 2) % 3]);
+        node_stop(&n[other]);
+        node_stop(&n[(leader + 2) % 3]);
+    }
+}
+
+/* A batch goes out as one message and is applied part by part. */
+static void test_batch_is_one_message(void)
+{
+    struct node a, b;
+    struct el_bus_stats s0, s1;
+
+    node_start(&a);
+    node_start(&b);
+    await_fresh(&a);
+    await_fresh(&b);
+    el_bus_stats(a.bus, &s0);
+    el_bus_batch_begin(a.bus);
+    CU_ASSERT_EQUAL(el_bus_publish_key(a.bus, "course:one"), EL_OK);
+    el_bus_batch_begin(a.bus); /* nested: still one message */
+    CU_ASSERT_EQUAL(el_bus_publish_key(a.bus, "course_summary:one"), EL_OK);
+    CU_ASSERT_EQUAL(el_bus_publish_generation(a.bus, 9), EL_OK);
+    CU_ASSERT_EQUAL(el_bus_batch_end(a.bus), EL_OK);
+    CU_ASSERT_EQUAL(el_bus_publish_list_dim(a.bus, 2, 5), EL_OK);
+    CU_ASSERT_EQUAL(el_bus_batch_end(a.bus), EL_OK);
+    AWAIT(&b, b.seen.keys == 2 && strcmp(b.seen.key, "course_summary:one") == 0 &&
+                  b.seen.gen == 9 && b.seen.dim == 2 && b.seen.dim_gen == 5);
+    el_bus_stats(a.bus, &s1);
+    /* One message for the four (heartbeats are not batched: not counted). */
+    CU_ASSERT_EQUAL((s1.published - s1.heartbeats) - (s0.published - s0.heartbeats), 1);
+    /* No gap seen for it. */
     pthread_mutex_lock(&b.seen.lock);
     CU_ASSERT_EQUAL(b.seen.resets, 1);
     pthread_mutex_unlock(&b.seen.lock);
@@ -187,6 +295,9 @@ void test_bus_register(void)
 {
     CU_pSuite s = CU_add_suite("bus", NULL, NULL);
 
+    CU_add_test(s, "one heartbeat sender (a lease), another when it stops",
+                test_one_heartbeat_sender);
+    CU_add_test(s, "a batch is one message, applied part by part", test_batch_is_one_message);
     CU_add_test(s, "invalidation, generation, fill reach the other process",
                 test_invalidation_reaches_the_other);
     CU_add_test(s, "a sequence gap drops L1", test_gap_drops_l1);

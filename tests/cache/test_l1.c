@@ -12,6 +12,7 @@
  * gives each shard at least 64 KiB); everything else holds for any shard
  * count. */
 #include <math.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,12 +102,16 @@ static void test_put_get(void)
 static void test_accounting(void)
 {
     struct el_blob *b = blob_str("0123456789");
-    uint64_t c1 = cost_of("k", b), c9 = cost_of("k12345678", b);
+    uint64_t c1 = cost_of("k", b),
+             c41 = cost_of("k1234567890123456789012345678901234567890", b);
 
-    /* Blob footprint + key + a per-entry overhead that is really there (at
-     * least an entry's links and bookkeeping, a few pointers' worth). */
-    CU_ASSERT_EQUAL(c9 - c1, 8);
-    CU_ASSERT(c1 >= el_blob_footprint(b) + 1 + 4 * sizeof(void *));
+    /* What the allocator holds: the blob with its header and rounding, the
+     * entry with its key (in 16-byte size classes), and an index share of
+     * at least a few pointers' worth. */
+    CU_ASSERT(c41 - c1 >= 40 - 16 && c41 - c1 <= 40 + 16);
+    CU_ASSERT_EQUAL(el_blob_footprint(b), malloc_usable_size(b));
+    CU_ASSERT(el_blob_footprint(b) >= sizeof(*b) + 11);
+    CU_ASSERT(c1 >= el_blob_footprint(b) + 2 + 8 * sizeof(void *));
     el_blob_unref(b);
 }
 
@@ -143,6 +148,40 @@ static void test_replace(void)
     CU_ASSERT_EQUAL(refs(b2), 1);
     el_blob_unref(b1);
     el_blob_unref(b2);
+}
+
+/* The version guard: a live entry is never replaced by a lower version;
+ * an equal or higher one replaces it, and so does anything once the entry
+ * has expired. */
+static void test_version_guard(void)
+{
+    struct el_l1 *c = el_l1_new(1u << 20);
+    struct el_blob *v2 = blob_str("v2"), *v1 = blob_str("v1"), *v3 = blob_str("v3"), *g;
+
+    v1->version = 1;
+    v2->version = 2;
+    v3->version = 3;
+    CU_ASSERT_EQUAL(el_l1_put(c, "k", v2, 100, 0), EL_OK);
+    CU_ASSERT_EQUAL(el_l1_put(c, "k", v1, 100, 0), EL_ECONFLICT);
+    CU_ASSERT_EQUAL(refs(v1), 1); /* nothing kept of the refused put */
+    g = el_l1_get(c, "k", 0, NULL);
+    CU_ASSERT_PTR_EQUAL(g, v2);
+    el_blob_unref(g);
+    CU_ASSERT_EQUAL(el_l1_put(c, "k", v2, 200, 0), EL_OK); /* equal: new expiry */
+    CU_ASSERT_EQUAL(el_l1_put(c, "k", v3, 100, 0), EL_OK);
+    g = el_l1_get(c, "k", 0, NULL);
+    CU_ASSERT_PTR_EQUAL(g, v3);
+    el_blob_unref(g);
+    /* Once v3 has expired, an older version may be cached again. */
+    CU_ASSERT_EQUAL(el_l1_put(c, "k", v1, 300, 150), EL_OK);
+    g = el_l1_get(c, "k", 150, NULL);
+    CU_ASSERT_PTR_EQUAL(g, v1);
+    el_blob_unref(g);
+    CU_ASSERT_EQUAL(stats(c).entries, 1);
+    el_l1_free(c);
+    el_blob_unref(v1);
+    el_blob_unref(v2);
+    el_blob_unref(v3);
 }
 
 static void test_del(void)
@@ -869,6 +908,7 @@ void test_l1_register(void)
     CU_add_test(s, "put and get", test_put_get);
     CU_add_test(s, "accounting", test_accounting);
     CU_add_test(s, "replace", test_replace);
+    CU_add_test(s, "version guard", test_version_guard);
     CU_add_test(s, "del", test_del);
     CU_add_test(s, "clear", test_clear);
     CU_add_test(s, "del_prefix", test_del_prefix);

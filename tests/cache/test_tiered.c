@@ -22,12 +22,14 @@ struct loader {
     struct el_tiered *gate;  /* when set: wait for gate_users in the flight */
     const char *gate_key;
     int gate_users;
+    uint64_t version;        /* the document's revision, 0: unversioned */
 };
 
-static int load(void *arg, struct el_buf *body)
+static int load(void *arg, struct el_buf *body, uint64_t *version)
 {
     struct loader *l = arg;
 
+    *version = l->version;
     atomic_fetch_add(&l->calls, 1);
     if (l->gate) {
         /* Hold the flight open until every thread has joined it, so the
@@ -36,7 +38,8 @@ static int load(void *arg, struct el_buf *body)
         while (el_tiered_inflight(l->gate, l->gate_key) < l->gate_users && el_now_ms() < deadline)
             sched_yield();
     }
-    if (l->status == 200 && el_buf_adds(body, l->body) != EL_OK)
+    if ((l->status == 200 || (l->status >= 400 && l->status != 404)) &&
+        el_buf_adds(body, l->body) != EL_OK)
         return EL_ENOMEM;
     return l->status;
 }
@@ -331,7 +334,7 @@ static void bus_filled(void *arg, const char *key)
 static void proc_start(struct proc *p, const char *url)
 {
     struct el_tiered_opts o = {.type = EL_TYPE_COURSE, .ttl_ms = 60000, .neg_body = NEG};
-    struct el_bus_handlers h = {p, NULL, NULL, bus_filled, NULL};
+    struct el_bus_handlers h = {p, NULL, NULL, bus_filled, NULL, NULL, NULL};
     uint64_t deadline;
 
     p->l1 = el_l1_new(1 << 20);
@@ -362,8 +365,9 @@ struct cluster_load {
 
 /* The store: hold the first query until every process has a miss in
  * flight for the key, so they really are concurrent. */
-static int cluster_loader(void *arg, struct el_buf *body)
+static int cluster_loader(void *arg, struct el_buf *body, uint64_t *version)
 {
+    EL_UNUSED(version);
     struct cluster_load *cl = arg;
     uint64_t deadline = el_now_ms() + 5000;
     int all = 0;
@@ -432,10 +436,11 @@ struct racing_load {
 };
 
 /* A store read during which another process's write is announced. */
-static int load_then_invalidated(void *arg, struct el_buf *body)
+static int load_then_invalidated(void *arg, struct el_buf *body, uint64_t *version)
 {
     struct racing_load *rl = arg;
 
+    EL_UNUSED(version);
     atomic_fetch_add(&rl->calls, 1);
     el_tiered_dropped(rl->l1, "course:race");
     return el_buf_adds(body, "{\"v\":\"old\"}") == EL_OK ? 200 : EL_ENOMEM;
@@ -559,6 +564,247 @@ static void test_hot_key_refreshed_early(void)
     teardown(&f);
 }
 
+struct slow_fill {
+    struct el_l1 *l1;
+    struct el_redis *redis;
+};
+
+/* A store read of revision 4 during which revision 6 is written into
+ * Redis and L1 (as another writer would), with no announcement. */
+static int load_while_written(void *arg, struct el_buf *body, uint64_t *version)
+{
+    struct slow_fill *sf = arg;
+    struct el_blob *six = el_blob_new(200, "{\"v\":6}", 7);
+
+    six->version = 6;
+    CU_ASSERT_EQUAL(el_redis_set_versioned(sf->redis, "course:g", 6, six->data, six->len, 60000),
+                    EL_OK);
+    CU_ASSERT_EQUAL(el_l1_put(sf->l1, "course:g", six, el_now_ms() + 60000, el_now_ms()), EL_OK);
+    el_blob_unref(six);
+    *version = 4;
+    return el_buf_adds(body, "{\"v\":4}") == EL_OK ? 200 : EL_ENOMEM;
+}
+
+/* The version guard: writers' cache updates that land in the opposite
+ * order of their commits, and fills that read an older revision, never
+ * move L1 or Redis backwards; the version travels with the bytes into
+ * another process's L1. */
+static void test_version_guard(void)
+{
+    struct fixture a, b;
+    struct loader old = {.status = 200, .body = "{\"v\":4}", .version = 4};
+    struct el_blob *blob;
+    enum el_layer layer;
+    struct el_buf v;
+    uint64_t ver = 0;
+
+    flushdb();
+    setup(&a, unit_redis_url(3));
+    setup(&b, unit_redis_url(3));
+    CU_ASSERT_EQUAL(el_tiered_set(a.t, "course:g", "{\"v\":6}", 7, 6), EL_OK);
+    CU_ASSERT_EQUAL(el_tiered_set(a.t, "course:g", "{\"v\":5}", 7, 5), EL_OK); /* late */
+    blob = el_l1_get(a.l1, "course:g", el_now_ms(), NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(blob);
+    CU_ASSERT_STRING_EQUAL(blob->data, "{\"v\":6}");
+    CU_ASSERT_EQUAL(blob->version, 6);
+    el_blob_unref(blob);
+    el_buf_init(&v, 64);
+    CU_ASSERT_EQUAL(el_redis_get_versioned(a.redis, "course:g", &v, &ver), EL_OK);
+    CU_ASSERT_STRING_EQUAL(v.data, "{\"v\":6}");
+    CU_ASSERT_EQUAL(ver, 6);
+    el_buf_cleanup(&v);
+    /* Another process: served from Redis with its version. */
+    CU_ASSERT_EQUAL(el_tiered_get(b.t, "course:g", load, &old, &blob, &layer), EL_OK);
+    CU_ASSERT_EQUAL(layer, EL_LAYER_L2);
+    CU_ASSERT_EQUAL(blob->version, 6);
+    el_blob_unref(blob);
+    /* A fill that read revision 4 while another process's write of 6
+     * landed (its announcement not yet heard) changes nothing: L1 and
+     * Redis keep 6. */
+    el_l1_clear(b.l1);
+    CU_ASSERT_EQUAL(el_redis_del(b.redis, "course:g"), EL_OK);
+    {
+        struct slow_fill sf = {.l1 = b.l1, .redis = b.redis};
+        CU_ASSERT_EQUAL(el_tiered_get(b.t, "course:g", load_while_written, &sf, &blob, &layer),
+                        EL_OK);
+        CU_ASSERT_EQUAL(layer, EL_LAYER_MISS);
+        CU_ASSERT_EQUAL(blob->version, 4); /* this caller gets what it read */
+        el_blob_unref(blob);
+    }
+    blob = el_l1_get(b.l1, "course:g", el_now_ms(), NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(blob);
+    CU_ASSERT_EQUAL(blob->version, 6);
+    el_blob_unref(blob);
+    el_buf_init(&v, 64);
+    CU_ASSERT_EQUAL(el_redis_get_versioned(b.redis, "course:g", &v, &ver), EL_OK);
+    CU_ASSERT_EQUAL(ver, 6);
+    el_buf_cleanup(&v);
+    teardown(&a);
+    teardown(&b);
+}
+
+/* A fill that read the course before its delete cannot bring it back. */
+static void test_delete_tombstone(void)
+{
+    struct fixture f;
+    struct loader before = {.status = 200, .body = "{\"v\":9}", .version = 9};
+    struct el_blob *blob;
+    enum el_layer layer;
+
+    flushdb();
+    setup(&f, unit_redis_url(3));
+    CU_ASSERT_EQUAL(el_tiered_set_deleted(f.t, "course:d"), EL_OK);
+    CU_ASSERT_EQUAL(el_tiered_get(f.t, "course:d", load, &before, &blob, &layer), EL_OK);
+    CU_ASSERT_EQUAL(blob->status, 404);
+    CU_ASSERT_EQUAL(atomic_load(&before.calls), 0);
+    el_blob_unref(blob);
+    /* Even straight into the layers: both refuse the older version. */
+    blob = el_blob_new(200, "{\"v\":9}", 7);
+    blob->version = 9;
+    CU_ASSERT_EQUAL(el_l1_put(f.l1, "course:d", blob, el_now_ms() + 60000, el_now_ms()),
+                    EL_ECONFLICT);
+    el_blob_unref(blob);
+    CU_ASSERT_EQUAL(el_redis_set_versioned(f.redis, "course:d", 9, "{}", 2, 60000), EL_ECONFLICT);
+    teardown(&f);
+}
+
+#define GUARD_THREADS 8
+#define GUARD_WRITES 50
+
+struct guard_writer {
+    struct fixture *f;
+    int first;
+};
+
+/* Versions first, first + GUARD_THREADS, ... written as fast as possible
+ * by each thread, so updates of neighbouring versions race. */
+static void *guard_write(void *arg)
+{
+    struct guard_writer *w = arg;
+    char body[32];
+
+    for (int i = 0; i < GUARD_WRITES; i++) {
+        uint64_t ver = (uint64_t)(w->first + i * GUARD_THREADS);
+        int n = snprintf(body, sizeof(body), "{\"v\":%llu}", (unsigned long long)ver);
+        CU_ASSERT_EQUAL(el_tiered_set(w->f->t, "course:race2", body, (size_t)n, ver), EL_OK);
+    }
+    return NULL;
+}
+
+static void test_version_guard_concurrent(void)
+{
+    struct fixture f[2];
+    struct guard_writer w[GUARD_THREADS];
+    pthread_t th[GUARD_THREADS];
+    uint64_t last = GUARD_THREADS * GUARD_WRITES;
+    struct el_buf v;
+    uint64_t ver = 0;
+    char want[32];
+
+    flushdb();
+    setup(&f[0], unit_redis_url(3));
+    setup(&f[1], unit_redis_url(3));
+    for (int i = 0; i < GUARD_THREADS; i++) {
+        w[i] = (struct guard_writer){.f = &f[i % 2], .first = i + 1};
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, guard_write, &w[i]), 0);
+    }
+    for (int i = 0; i < GUARD_THREADS; i++)
+        pthread_join(th[i], NULL);
+    snprintf(want, sizeof(want), "{\"v\":%llu}", (unsigned long long)last);
+    el_buf_init(&v, 64);
+    CU_ASSERT_EQUAL(el_redis_get_versioned(f[0].redis, "course:race2", &v, &ver), EL_OK);
+    CU_ASSERT_EQUAL(ver, last);
+    CU_ASSERT_STRING_EQUAL(v.data, want);
+    el_buf_cleanup(&v);
+    for (int i = 0; i < 2; i++) {
+        struct el_blob *b = el_l1_get(f[i].l1, "course:race2", el_now_ms(), NULL);
+        /* Each process's L1 holds at least the newest version its own
+         * writers put (f[0] wrote up to last - 1; with no bus between the
+         * two here, it may not have heard of last), or nothing. */
+        if (b)
+            CU_ASSERT(b->version >= last - (uint64_t)(i == 0 ? 1 : 0));
+        el_blob_unref(b);
+    }
+    teardown(&f[0]);
+    teardown(&f[1]);
+}
+
+/* An answer that cannot be built (here a 422 the loader made) is served
+ * with its status and cached in L1 for the not-found TTL -- a storm of such
+ * requests makes one load -- and never in Redis. */
+static void test_error_answer_cached_briefly(void)
+{
+    struct fixture f;
+    struct loader l = {.status = 422, .body = "{\"detail\":\"too large\"}"};
+    struct el_blob *blob;
+    enum el_layer layer;
+    struct el_buf v;
+    uint64_t expires = 0;
+
+    flushdb();
+    setup(&f, unit_redis_url(3));
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(el_tiered_get(f.t, "courses_list:1:x", load, &l, &blob, &layer), EL_OK);
+        CU_ASSERT_EQUAL(blob->status, 422);
+        CU_ASSERT_STRING_EQUAL(blob->data, "{\"detail\":\"too large\"}");
+        CU_ASSERT_EQUAL(layer, i == 0 ? EL_LAYER_MISS : EL_LAYER_L1);
+        el_blob_unref(blob);
+    }
+    CU_ASSERT_EQUAL(atomic_load(&l.calls), 1);
+    blob = el_l1_get(f.l1, "courses_list:1:x", el_now_ms(), &expires);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(blob);
+    CU_ASSERT(expires <= el_now_ms() + 30000); /* the not-found TTL, not the 60 s one */
+    el_blob_unref(blob);
+    el_buf_init(&v, 64);
+    CU_ASSERT_EQUAL(el_redis_get(f.redis, "courses_list:1:x", &v), EL_ENOTFOUND);
+    el_buf_cleanup(&v);
+    teardown(&f);
+}
+
+/* el_tiered_peek answers exactly when el_tiered_get would answer from L1
+ * with nothing else to do: never for a miss, an entry due for its early
+ * refresh, or one the silent bus no longer vouches for. */
+static void test_peek_only_what_l1_would_serve(void)
+{
+    struct el_tiered_opts o = {.type = EL_TYPE_COURSE, .ttl_ms = 60000, .neg_body = NEG,
+                               .max_stale_ms = 200};
+    struct el_bus_handlers h = {0};
+    struct loader l = {.status = 200, .body = "{\"v\":1}"};
+    struct el_blob *hot = el_blob_new(200, "{\"v\":0}", 7), *blob, *peeked;
+    struct el_l1 *l1 = el_l1_new(1 << 20);
+    struct el_redis *dead;
+    struct el_bus *bus;
+    struct el_tiered *t;
+    enum el_layer layer;
+
+    CU_ASSERT_EQUAL_FATAL(el_redis_new("redis://127.0.0.1:1/0", NULL, &dead, NULL), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_bus_start("redis://127.0.0.1:1/0", dead, &h, NULL, &bus, NULL), EL_OK);
+    t = el_tiered_new(l1, dead, &o);
+    el_tiered_set_bus(t, bus);
+    CU_ASSERT_PTR_NULL(el_tiered_peek(t, "course:p")); /* a miss */
+    CU_ASSERT_EQUAL(el_tiered_get(t, "course:p", load, &l, &blob, &layer), EL_OK);
+    CU_ASSERT_EQUAL(layer, EL_LAYER_MISS);
+    peeked = el_tiered_peek(t, "course:p"); /* just checked: served */
+    CU_ASSERT_PTR_EQUAL(peeked, blob);
+    el_blob_unref(peeked);
+    /* the bus silent and the check old: a worker must revalidate it */
+    atomic_store(&blob->checked_ms, el_now_ms() - 1000);
+    CU_ASSERT_PTR_NULL(el_tiered_peek(t, "course:p"));
+    el_blob_unref(blob);
+    /* in the last tenth of its TTL: a worker refreshes it */
+    CU_ASSERT_EQUAL(el_l1_put(l1, "course:h", hot, el_now_ms() + 3000, el_now_ms()), EL_OK);
+    el_blob_unref(hot);
+    CU_ASSERT_PTR_NULL(el_tiered_peek(t, "course:h"));
+    /* dropped (another process wrote it) */
+    el_tiered_dropped(l1, "course:p");
+    CU_ASSERT_PTR_NULL(el_tiered_peek(t, "course:p"));
+    CU_ASSERT_EQUAL(atomic_load(&l.calls), 1);
+    el_tiered_free(t);
+    el_bus_stop(bus);
+    el_redis_free(dead);
+    el_l1_free(l1);
+}
+
 void test_tiered_register(void)
 {
     CU_pSuite s = CU_add_suite("tiered", NULL, NULL);
@@ -575,4 +821,10 @@ void test_tiered_register(void)
     CU_add_test(s, "a fill never overwrites a write in Redis", test_fill_never_overwrites_a_write);
     CU_add_test(s, "silent bus: revalidate, then STALE", test_silent_bus_revalidates_then_stale);
     CU_add_test(s, "a hot key is refreshed before it expires", test_hot_key_refreshed_early);
+    CU_add_test(s, "version guard: out-of-order writes and old fills", test_version_guard);
+    CU_add_test(s, "version guard: a delete's tombstone", test_delete_tombstone);
+    CU_add_test(s, "version guard: 8 racing writers, 2 processes", test_version_guard_concurrent);
+    CU_add_test(s, "an answer that cannot be built is cached briefly, in L1 only",
+                test_error_answer_cached_briefly);
+    CU_add_test(s, "peek serves only what L1 would", test_peek_only_what_l1_would_serve);
 }

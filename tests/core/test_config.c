@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CUnit/CUnit.h>
 
@@ -102,6 +103,9 @@ static const struct int_case {
     {"REDIS_TIMEOUT_MS", offsetof(struct el_config, redis_timeout_ms), 10, 5000},
     {"DB_TIMEOUT_MS", offsetof(struct el_config, db_timeout_ms), 100, 30000},
     {"IDLE_TIMEOUT", offsetof(struct el_config, idle_timeout_s), 1, 3600},
+    {"REQUEST_TIMEOUT", offsetof(struct el_config, request_timeout_s), 1, 3600},
+    {"SEND_TIMEOUT", offsetof(struct el_config, send_timeout_s), 1, 3600},
+    {"EVENT_THREADS", offsetof(struct el_config, event_threads), 1, 64},
     {"L1_MAX_STALE", offsetof(struct el_config, l1_max_stale_ms), 50, 60000},
     {"CACHE_WARM_MS", offsetof(struct el_config, cache_warm_ms), 0, 60000},
 };
@@ -364,7 +368,6 @@ static void test_env_file(void)
                "REFRESH_TOKEN_EXPIRE_DAYS=2\n"     /* the later line wins */
                "DB_URI=sqlite:/srv/db#1.db\n"      /* '#' not after a space is data */
                "L1_MAX_BYTES=\"1M\"\n"
-               "SOMETHING_ELSE=ignored by us\n"
                "REDIS_TIMEOUT_MS=250");            /* no final newline */
     CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, path, table_getenv, env, &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.jwt_secret, SECRET);
@@ -502,6 +505,104 @@ static void test_process_environment(void)
     }
 }
 
+/* ---- unknown keys, DATA_DIR, logging variables ------------------------- */
+
+static void test_unknown_key(void)
+{
+    const char *path = unit_tmp_path("config-typo.env");
+    struct el_config cfg;
+    struct el_err err = {0, ""};
+
+    write_file(path, "JWT_SECRET=" SECRET "\n# fine\nWORKER=8\n");
+    CU_ASSERT_EQUAL(el_config_load(&cfg, path, table_getenv, (struct var[]){{NULL, NULL}}, &err),
+                    EL_EINVAL);
+    check_msg(&err, "WORKER", "unknown variable");
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, ":3 "));             /* the line */
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "did you mean WORKERS?"));
+
+    /* Nothing close: no suggestion, still an error. */
+    write_file(path, "JWT_SECRET=" SECRET "\nPYTHONPATH=/x\n");
+    CU_ASSERT_EQUAL(el_config_load(&cfg, path, table_getenv, (struct var[]){{NULL, NULL}}, &err),
+                    EL_EINVAL);
+    check_msg(&err, "PYTHONPATH", "unknown variable");
+    CU_ASSERT_PTR_NULL(strstr(err.msg, "did you mean"));
+
+    /* The process environment may hold anything. */
+    CU_ASSERT_EQUAL(load1(&cfg, "WORKER", "8", &err), 0);
+
+    CU_ASSERT_STRING_EQUAL(el_config_closest_key("REDIS_ULR"), "REDIS_URL");
+    CU_ASSERT_STRING_EQUAL(el_config_closest_key("course_ttl"), "COURSE_TTL");
+    CU_ASSERT_STRING_EQUAL(el_config_closest_key("JWT_SECRETS"), "JWT_SECRET");
+    CU_ASSERT_STRING_EQUAL(el_config_closest_key("LOGFILE"), "LOG_FILE");
+    CU_ASSERT_PTR_NULL(el_config_closest_key("HOME"));
+}
+
+static void test_data_dir(void)
+{
+    struct var rel[] = {{"JWT_SECRET", SECRET}, {"DB_URI", "sqlite:db/e.db"},
+                        {"DATA_DIR", "/srv/elearn"}, {NULL, NULL}};
+    struct var sysd[] = {{"JWT_SECRET", SECRET}, {"STATE_DIRECTORY", "/var/lib/elearn:/x"},
+                         {NULL, NULL}};
+    struct var abs[] = {{"JWT_SECRET", SECRET}, {"DB_URI", "sqlite:/a/b.db"},
+                        {"DATA_DIR", "/srv"}, {NULL, NULL}};
+    struct var mongo[] = {{"JWT_SECRET", SECRET}, {"DB_URI", "mongodb://h/x"}, {NULL, NULL}};
+    struct el_config cfg;
+    struct el_err err = {0, ""};
+    char cwd[1024], want[1100];
+
+    CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, NULL, table_getenv, rel, &err), 0);
+    CU_ASSERT_STRING_EQUAL(cfg.db_uri, "sqlite:db/e.db"); /* as given, for messages */
+    CU_ASSERT_STRING_EQUAL(cfg.store_uri, "sqlite:/srv/elearn/db/e.db");
+    CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, NULL, table_getenv, sysd, &err), 0);
+    CU_ASSERT_STRING_EQUAL(cfg.data_dir, "/var/lib/elearn");
+    CU_ASSERT_STRING_EQUAL(cfg.store_uri, "sqlite:/var/lib/elearn/var/elearn.db");
+    CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, NULL, table_getenv, abs, &err), 0);
+    CU_ASSERT_STRING_EQUAL(cfg.store_uri, "sqlite:/a/b.db");
+    CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, NULL, table_getenv, mongo, &err), 0);
+    CU_ASSERT_STRING_EQUAL(cfg.store_uri, "mongodb://h/x");
+    /* Default: the working directory. */
+    CU_ASSERT_EQUAL_FATAL(load1(&cfg, NULL, NULL, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(getcwd(cwd, sizeof(cwd)));
+    snprintf(want, sizeof(want), "sqlite:%s/var/elearn.db", strcmp(cwd, "/") ? cwd : "");
+    CU_ASSERT_STRING_EQUAL(cfg.store_uri, want);
+    CU_ASSERT_EQUAL(load1(&cfg, "DATA_DIR", "relative/dir", &err), EL_EINVAL);
+    check_msg(&err, "DATA_DIR", "absolute");
+}
+
+static void test_logging_vars(void)
+{
+    struct el_config cfg;
+    struct el_err err = {0, ""};
+
+    CU_ASSERT_EQUAL_FATAL(load1(&cfg, NULL, NULL, &err), 0);
+    CU_ASSERT_STRING_EQUAL(cfg.log_file, "");
+    CU_ASSERT_EQUAL(cfg.access_log, 1);
+    CU_ASSERT_STRING_EQUAL(cfg.trusted_proxies, "");
+    CU_ASSERT(strlen(cfg.instance) > 2 && strchr(cfg.instance, ':') != NULL);
+
+    CU_ASSERT_EQUAL(load1(&cfg, "ACCESS_LOG", "off", &err), 0);
+    CU_ASSERT_EQUAL(cfg.access_log, 0);
+    CU_ASSERT_EQUAL(load1(&cfg, "ACCESS_LOG", "no", &err), EL_EINVAL);
+    check_msg(&err, "ACCESS_LOG", "on or off");
+
+    CU_ASSERT_EQUAL(load1(&cfg, "LOG_FILE", "/var/log/elearn/a.log", &err), 0);
+    CU_ASSERT_STRING_EQUAL(cfg.log_file, "/var/log/elearn/a.log");
+    CU_ASSERT_EQUAL(load1(&cfg, "LOG_FILE", "a.log", &err), EL_EINVAL);
+    check_msg(&err, "LOG_FILE", "absolute");
+
+    CU_ASSERT_EQUAL(load1(&cfg, "TRUSTED_PROXIES", "10.0.0.0/8, ::1 192.0.2.1", &err), 0);
+    CU_ASSERT_STRING_EQUAL(cfg.trusted_proxies, "10.0.0.0/8, ::1 192.0.2.1");
+    CU_ASSERT_EQUAL(load1(&cfg, "TRUSTED_PROXIES", "10.0.0.0/33", &err), EL_EINVAL);
+    check_msg(&err, "TRUSTED_PROXIES", "10.0.0.0/33");
+    CU_ASSERT_EQUAL(load1(&cfg, "TRUSTED_PROXIES", "example.org", &err), EL_EINVAL);
+
+    CU_ASSERT_EQUAL(load1(&cfg, "INSTANCE", "web1/2", &err), 0);
+    CU_ASSERT_STRING_EQUAL(cfg.instance, "web1/2");
+    CU_ASSERT_EQUAL(load1(&cfg, "INSTANCE", "a\"b", &err), EL_EINVAL); /* a label value */
+    check_msg(&err, "INSTANCE", NULL);
+    CU_ASSERT_EQUAL(load1(&cfg, "INSTANCE", "", &err), EL_EINVAL);
+}
+
 void test_config_register(void)
 {
     CU_pSuite s = CU_add_suite("config", NULL, NULL);
@@ -521,4 +622,7 @@ void test_config_register(void)
     CU_add_test(s, "env file: malformed lines name file:line", test_env_file_malformed);
     CU_add_test(s, "env file: unreadable is EL_EIO", test_env_file_unreadable);
     CU_add_test(s, "process environment beats the file", test_process_environment);
+    CU_add_test(s, "env file: unknown keys are errors with a suggestion", test_unknown_key);
+    CU_add_test(s, "DATA_DIR resolves relative sqlite paths", test_data_dir);
+    CU_add_test(s, "LOG_FILE, ACCESS_LOG, TRUSTED_PROXIES, INSTANCE", test_logging_vars);
 }

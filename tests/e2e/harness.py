@@ -100,11 +100,14 @@ TIME_FACTOR = _time_factor()
 CONFIG_VARS = ('DB_URI', 'MONGO_URI', 'REDIS_URL', 'JWT_SECRET', 'ACCESS_TOKEN_EXPIRE_MINUTES',
                'REFRESH_TOKEN_EXPIRE_DAYS', 'COURSE_TTL', 'COURSE_LIST_TTL', 'L1_MAX_BYTES',
                'WORKERS', 'REDIS_TIMEOUT_MS', 'DB_TIMEOUT_MS', 'IDLE_TIMEOUT', 'L1_MAX_STALE',
-               'CACHE_WARM_MS')
+               'CACHE_WARM_MS', 'REQUEST_TIMEOUT', 'SEND_TIMEOUT', 'EVENT_THREADS', 'DATA_DIR',
+               'STATE_DIRECTORY', 'LOG_FILE', 'ACCESS_LOG', 'TRUSTED_PROXIES', 'INSTANCE',
+               'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES')
 
 OID = re.compile(r'^[0-9a-f]{24}$')
-# "<METHOD> <PATH> <STATUS> <LAYER|-> <MICROS>us"
-LOG_LINE = re.compile(r'^([A-Z]+) (\S+) (\d{3}) (L1|L2|MISS|-) (\d+)us$')
+# "<UTC TIME> <CLIENT> <METHOD> <PATH[?QUERY]> <STATUS> <LAYER|-> <MICROS>us <BYTES>B <REQUEST ID>"
+LOG_LINE = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S+ ([A-Z]+) (\S+) (\d{3}) '
+                      r'(L1|L2|MISS|STALE|-) (\d+)us \d+B \S+$')
 
 
 # --------------------------------------------------------------------------
@@ -293,15 +296,21 @@ class Procs:
             self.stop(p, timeout=8)
 
 
-def start_nginx(stack, name, sockets):
+def start_nginx(stack, name, sockets, user=None):
     """nginx from conf/nginx.conf with one upstream server per socket;
-    returns (port, prefix, Popen). Not yet known to answer."""
+    returns (port, prefix, Popen). Not yet known to answer. user: the
+    workers' "user group" (render_nginx's EL_NGINX_USER), e.g. the
+    production "www-data www-data"."""
     port = free_port()
     prefix = os.path.join(stack.tmp, 'nginx-' + name)
+    env = dict(os.environ, EL_TESTS_DIR=os.path.join(ROOT, 'tests'))
+    env.pop('EL_NGINX_USER', None)
+    if user:
+        env['EL_NGINX_USER'] = user
     subprocess.run(['sh', '-c', '. "$0"; render_nginx "$@"', os.path.join(ROOT, 'tests/lib.sh'),
                     os.path.join(ROOT, 'conf/nginx.conf'), prefix, str(port),
                     os.path.join(ROOT, 'www')] + list(sockets),
-                   check=True, env=dict(os.environ, EL_TESTS_DIR=os.path.join(ROOT, 'tests')))
+                   check=True, env=env)
     p = stack.procs.start('nginx ' + name,
                           ['nginx', '-p', prefix, '-c', os.path.join(prefix, 'nginx.conf'),
                            '-e', os.path.join(prefix, 'logs/error.log'), '-g', 'daemon off;'],
@@ -753,6 +762,13 @@ def token_of(name):
             raise AssertionError('login of %s failed: %r' % (name, r))
         _tokens[name] = r.json()['access_token']
     return _tokens[name]
+
+
+def summary(course):
+    """A course as a list item shows it: the modules without their content
+    (lib/model/course.h, el_course_summary_to_json)."""
+    return dict(course, modules=[{k: v for k, v in m.items() if k != 'content'}
+                                 for m in course['modules']])
 
 
 def course_body(tag, **over):

@@ -23,6 +23,8 @@ static void test_ok(void)
     el_json_free(doc);
 }
 
+#define U8 "a: must be valid UTF-8 without NUL characters"
+
 static void test_rejections(void)
 {
     static const struct {
@@ -36,6 +38,15 @@ static void test_rejections(void)
         {"{\"a\":1}", "a: must be a string"},
         {"{\"a\":\"x\",\"$where\":\"1\"}", "unknown field: $where"},
         {"{\"a\":{\"$gt\":\"\"}}", "a: must be a string"},
+        /* A NUL would cut a password short in every C string after this. */
+        {"{\"a\":\"Abcdefghij\\u0000long passphrase\"}", U8},
+        {"{\"a\":\"ok\",\"b\":\"\\u0000\"}", "b: must be valid UTF-8 without NUL characters"},
+        /* Raw bytes that are not UTF-8: a lone continuation byte, an
+         * overlong '/', a surrogate, a truncated sequence. */
+        {"{\"a\":\"x\x80y\"}", U8},
+        {"{\"a\":\"\xc0\xaf\"}", U8},
+        {"{\"a\":\"\xed\xa0\x80\"}", U8},
+        {"{\"a\":\"\xe2\x82\"}", U8},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *a, *b;

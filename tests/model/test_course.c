@@ -260,11 +260,11 @@ static void test_digest(void)
     /* Known vectors: SHA-1 of the documented canonical form. */
     q = parse_ok("");
     el_course_query_digest(&q, a);
-    CU_ASSERT_STRING_EQUAL(a, "668b1a57d75bb90226304d2352b174215f7855bd");
+    CU_ASSERT_STRING_EQUAL(a, "61969a389c74046859b8145b08023e2479c13418");
     q = parse_ok("search=PyThOn&category=programming&difficulty=beginner&sort_by=top_rated"
                  "&page=3&page_size=24");
     el_course_query_digest(&q, a);
-    CU_ASSERT_STRING_EQUAL(a, "75013ccfbb20af1eeab7c43fb1f537f4848d7dd9");
+    CU_ASSERT_STRING_EQUAL(a, "166521de9b704e0783c799564a6b86aa52a8c13c");
 
     /* Order, spelling and explicit defaults do not matter. */
     q = parse_ok("page_size=24&page=03&sort_by=top_rated&difficulty=beginner&category=programming"
@@ -273,18 +273,19 @@ static void test_digest(void)
     CU_ASSERT_STRING_EQUAL(a, b);
     q = parse_ok("sort_by=recent&page=1&page_size=12&search=&category=");
     el_course_query_digest(&q, b);
-    CU_ASSERT_STRING_EQUAL(b, "668b1a57d75bb90226304d2352b174215f7855bd");
+    CU_ASSERT_STRING_EQUAL(b, "61969a389c74046859b8145b08023e2479c13418");
 
     /* Each field changes it. */
     const char *variants[] = {
         "search=python", "category=python", "difficulty=advanced", "sort_by=duration",
         "page=2",        "page_size=13",    "search=PYTHON+",      "category=Programming",
+        "instructor_id=me", "instructor_id=5b00000000000000000000bb",
     };
     char seen[sizeof(variants) / sizeof(variants[0])][41];
     for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
         q = parse_ok(variants[i]);
         el_course_query_digest(&q, seen[i]);
-        CU_ASSERT_STRING_NOT_EQUAL(seen[i], "668b1a57d75bb90226304d2352b174215f7855bd");
+        CU_ASSERT_STRING_NOT_EQUAL(seen[i], "61969a389c74046859b8145b08023e2479c13418");
         for (size_t j = 0; j < i; j++)
             CU_ASSERT_STRING_NOT_EQUAL(seen[i], seen[j]);
     }
@@ -367,6 +368,18 @@ static const char sample_json[] =
     "\"duration_minutes\":45,\"order\":1},{\"_id\":\"65a1b2c3d4e5f60718293a4d\",\"title\":\"Two\","
     "\"content\":\"<b>&</b>\",\"duration_minutes\":50,\"order\":2}]}";
 
+/* sample_json as a summary: the modules without their content. */
+static const char sample_summary_json[] =
+    "{\"_id\":\"65a1b2c3d4e5f60718293a4b\",\"title\":\"Caf\xc3\xa9 \\\"quoted\\\" / slash\","
+    "\"description\":\"line1\\nline2\\ttab \\\\ back\",\"category\":\"programming\","
+    "\"difficulty\":\"beginner\",\"tags\":[\"c\",\"\xf0\x9f\x8e\x93\"],"
+    "\"instructor_id\":\"000000000000000000000001\",\"duration_minutes\":95,\"rating\":4.0,"
+    "\"rating_count\":10,\"enrollment_count\":1234,\"published\":true,"
+    "\"created_at\":\"2026-11-26T11:37:55.123Z\",\"updated_at\":\"2026-11-26T11:37:55.124Z\","
+    "\"modules\":[{\"_id\":\"65a1b2c3d4e5f60718293a4c\",\"title\":\"One\","
+    "\"duration_minutes\":45,\"order\":1},{\"_id\":\"65a1b2c3d4e5f60718293a4d\",\"title\":\"Two\","
+    "\"duration_minutes\":50,\"order\":2}]}";
+
 static void test_course_json(void)
 {
     struct el_course c;
@@ -433,6 +446,90 @@ static void test_course_json_edges(void)
     el_buf_cleanup(&b);
 }
 
+static void test_summary_json(void)
+{
+    struct el_course c;
+    struct el_module mods[2];
+    char *tags[2];
+    struct el_buf b;
+
+    sample_course(&c, mods, tags);
+    el_buf_init(&b, 1 << 16);
+    CU_ASSERT_EQUAL_FATAL(el_course_summary_to_json(&c, &b), EL_OK);
+    CU_ASSERT_STRING_EQUAL(b.data, sample_summary_json);
+    el_buf_cleanup(&b);
+}
+
+/* The largest summary the input limits allow -- every text field at its
+ * maximum of characters that each escape to six bytes ("\u0001"), whose
+ * modules' content (not in a summary) at its maximum too -- stays within
+ * EL_COURSE_SUMMARY_MAX, and a full page of them within EL_COURSE_PAGE_MAX,
+ * under the 16 MiB a cached response may have. The limits are the ones the
+ * input parser enforces: a body one character over is refused. */
+static void test_summary_bound(void)
+{
+    static struct el_module mods[50];
+    static char *tags[20];
+    static struct el_course items[EL_COURSE_PAGE_SIZE_MAX];
+    char *title = malloc(201), *desc = malloc(5001), *tag = malloc(33), *content = malloc(20001);
+    struct el_course c;
+    struct el_course_page p;
+    struct el_course_query q = parse_ok("page_size=100");
+    struct el_buf b;
+
+    CU_ASSERT_FATAL(title && desc && tag && content);
+    memset(title, 1, 200);
+    title[200] = '\0';
+    memset(desc, 1, 5000);
+    desc[5000] = '\0';
+    memset(tag, 1, 32);
+    tag[32] = '\0';
+    memset(content, 1, 20000);
+    content[20000] = '\0';
+    memset(&c, 0, sizeof(c));
+    memcpy(c.id, "65a1b2c3d4e5f60718293a4b", 25);
+    memcpy(c.instructor_id, "65a1b2c3d4e5f60718293a4b", 25);
+    c.title = title;
+    c.description = desc;
+    c.category = (char *)"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+    c.difficulty = (char *)"intermediate";
+    for (int i = 0; i < 20; i++)
+        tags[i] = tag;
+    c.tags = tags;
+    c.ntags = 20;
+    for (int i = 0; i < 50; i++) {
+        memcpy(mods[i].id, "65a1b2c3d4e5f60718293a4c", 25);
+        mods[i].title = title;
+        mods[i].content = content;
+        mods[i].duration_minutes = 1000;
+        mods[i].order = 1000;
+    }
+    c.modules = mods;
+    c.nmodules = 50;
+    c.duration_minutes = 10000;
+    c.rating = 5.0;
+    c.rating_count = c.enrollment_count = 2147483647;
+    c.created_at = c.updated_at = 253402300799999LL; /* 9999-12-31 */
+    el_buf_init(&b, 64u << 20);
+    CU_ASSERT_EQUAL_FATAL(el_course_summary_to_json(&c, &b), EL_OK);
+    CU_ASSERT(b.len <= EL_COURSE_SUMMARY_MAX);
+    CU_ASSERT(b.len > EL_COURSE_SUMMARY_MAX * 8 / 10); /* the bound is not loose */
+    el_buf_reset(&b);
+    for (int i = 0; i < EL_COURSE_PAGE_SIZE_MAX; i++)
+        items[i] = c;
+    p.total = 1000000;
+    p.items = items;
+    p.nitems = EL_COURSE_PAGE_SIZE_MAX;
+    CU_ASSERT_EQUAL_FATAL(el_course_page_to_json(&p, &q, &b), EL_OK);
+    CU_ASSERT(b.len <= EL_COURSE_PAGE_MAX);
+    CU_ASSERT(EL_COURSE_PAGE_MAX < (16u << 20));
+    el_buf_cleanup(&b);
+    free(title);
+    free(desc);
+    free(tag);
+    free(content);
+}
+
 static void test_page_json(void)
 {
     struct el_course items[2];
@@ -453,7 +550,7 @@ static void test_page_json(void)
     CU_ASSERT_EQUAL(el_buf_addf(&want,
                                 "{\"total\":5000000000,\"page\":3,\"page_size\":2,"
                                 "\"items\":[%s,%s]}",
-                                sample_json, sample_json),
+                                sample_summary_json, sample_summary_json),
                     EL_OK);
     CU_ASSERT_STRING_EQUAL(b.data, want.data);
 
@@ -517,6 +614,53 @@ static void test_cleanup(void)
     CU_ASSERT_EQUAL(p.total, 0);
 }
 
+/* instructor_id, the visibility default, page-only queries,
+ * the rating average. */
+static void test_query_visibility(void)
+{
+    struct el_course_query q;
+    struct el_err err = {0, ""};
+    int page = 0, size = 0;
+
+    q = parse_ok("");
+    CU_ASSERT_TRUE(q.published_only); /* the public catalogue by default */
+    CU_ASSERT_FALSE(q.instructor_me);
+    CU_ASSERT_STRING_EQUAL(q.instructor_id, "");
+    q = parse_ok("instructor_id=me");
+    CU_ASSERT_TRUE(q.instructor_me);
+    CU_ASSERT_STRING_EQUAL(q.instructor_id, "");
+    q = parse_ok("instructor_id=5B00000000000000000000BB");
+    CU_ASSERT_STRING_EQUAL(q.instructor_id, "5b00000000000000000000bb"); /* lowercased */
+    CU_ASSERT_FALSE(q.instructor_me);
+    parse_bad("instructor_id=", "instructor_id: must be \"me\" or a 24-character hex ObjectId");
+    parse_bad("instructor_id=ME", "instructor_id: must be \"me\" or a 24-character hex ObjectId");
+    parse_bad("instructor_id=5b00000000000000000000b",
+              "instructor_id: must be \"me\" or a 24-character hex ObjectId");
+    parse_bad("instructor_id=5b00000000000000000000bbb",
+              "instructor_id: must be \"me\" or a 24-character hex ObjectId");
+    parse_bad("instructor_id=%7B%22%24ne%22%3A1%7D",
+              "instructor_id: must be \"me\" or a 24-character hex ObjectId");
+    parse_bad("instructor_id=me&instructor_id=me", "instructor_id: given more than once");
+
+    CU_ASSERT_EQUAL(el_page_query_parse("page=2&page_size=5", &page, &size, &err), EL_OK);
+    CU_ASSERT_EQUAL(page, 2);
+    CU_ASSERT_EQUAL(size, 5);
+    CU_ASSERT_EQUAL(el_page_query_parse("", &page, &size, &err), EL_OK);
+    CU_ASSERT_EQUAL(page, 1);
+    CU_ASSERT_EQUAL(size, EL_COURSE_PAGE_SIZE_DEFAULT);
+    CU_ASSERT_EQUAL(el_page_query_parse("sort_by=recent", &page, &size, &err), EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "unknown query parameter: sort_by");
+    CU_ASSERT_EQUAL(el_page_query_parse("page_size=0", &page, &size, &err), EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "page_size: must be an integer between 1 and 100");
+
+    CU_ASSERT_DOUBLE_EQUAL(el_rating_average(0, 0), 0.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(el_rating_average(9, 2), 4.5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(el_rating_average(10, 3), 3.3, 1e-12);  /* 3.333 */
+    CU_ASSERT_DOUBLE_EQUAL(el_rating_average(67, 20), 3.4, 1e-12); /* 3.35: half up */
+    CU_ASSERT_DOUBLE_EQUAL(el_rating_average(5, 1), 5.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(el_rating_average(149, 33), 4.5, 1e-12);
+}
+
 void test_course_register(void)
 {
     CU_pSuite s = CU_add_suite("course", NULL, NULL);
@@ -531,9 +675,13 @@ void test_course_register(void)
     CU_add_test(s, "query: bad escapes, NUL, invalid UTF-8", test_query_bad_encoding);
     CU_add_test(s, "query: unknown and repeated parameters", test_query_unknown_and_repeated);
     CU_add_test(s, "query digest: canonical and unambiguous", test_digest);
+    CU_add_test(s, "query: instructor_id, drafts hidden by default, page-only",
+                test_query_visibility);
     CU_add_test(s, "iso8601 dates", test_iso8601);
     CU_add_test(s, "course JSON: field order and escaping", test_course_json);
     CU_add_test(s, "course JSON: empty fields and ratings", test_course_json_edges);
+    CU_add_test(s, "summary JSON: no module content", test_summary_json);
+    CU_add_test(s, "the largest summary and page fit their bounds", test_summary_bound);
     CU_add_test(s, "page JSON", test_page_json);
     CU_add_test(s, "cleanup frees and zeroes", test_cleanup);
 }

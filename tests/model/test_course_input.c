@@ -865,6 +865,53 @@ static void test_module_patch(void)
     mpatch_bad("{\"title\":\"\\u0000\"}", "title: must be valid UTF-8 without NUL characters");
 }
 
+static void test_module_create_and_rating(void)
+{
+    struct el_module m;
+    struct el_err err = {0, ""};
+    int stars = 0;
+    static const struct {
+        const char *json, *msg;
+    } bad[] = {
+        {"{\"title\":\"T\",\"content\":\"c\"}", "duration_minutes: is required"},
+        {"{\"content\":\"c\",\"duration_minutes\":5}", "title: is required"},
+        {"{\"title\":\"\",\"content\":\"c\",\"duration_minutes\":5}",
+         "title: must be a string of 1 to 200 characters"},
+        {"{\"title\":\"T\",\"content\":\"c\",\"duration_minutes\":5,\"order\":0}",
+         "order: must be an integer between 1 and 1000"},
+        {"{\"title\":\"T\",\"content\":\"c\",\"duration_minutes\":5,\"x\":1}", "unknown field: x"},
+        {"[]", NULL},
+    };
+
+    const char *good = "{\"title\":\"T\",\"content\":\"c\",\"duration_minutes\":5}";
+
+    CU_ASSERT_EQUAL_FATAL(el_module_create_parse(good, strlen(good), &m, &err), EL_OK);
+    CU_ASSERT_STRING_EQUAL(m.title, "T");
+    CU_ASSERT_EQUAL(m.duration_minutes, 5);
+    CU_ASSERT_EQUAL(m.order, 0); /* the store puts it last */
+    el_module_cleanup(&m);
+    CU_ASSERT_PTR_NULL(m.title);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CU_ASSERT_EQUAL(el_module_create_parse(bad[i].json, strlen(bad[i].json), &m, &err),
+                        EL_EINVAL);
+        if (bad[i].msg)
+            CU_ASSERT_STRING_EQUAL(err.msg, bad[i].msg);
+        CU_ASSERT_TRUE(all_zero(&m, sizeof(m)));
+    }
+
+    CU_ASSERT_EQUAL(el_rating_parse("{\"stars\":4}", 11, &stars, &err), EL_OK);
+    CU_ASSERT_EQUAL(stars, 4);
+    CU_ASSERT_EQUAL(el_rating_parse("{\"stars\":6}", 11, &stars, &err), EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "stars: must be an integer between 1 and 5");
+    CU_ASSERT_EQUAL(el_rating_parse("{\"stars\":4.5}", 13, &stars, &err), EL_EINVAL);
+    CU_ASSERT_EQUAL(el_rating_parse("{\"stars\":\"4\"}", 13, &stars, &err), EL_EINVAL);
+    CU_ASSERT_EQUAL(el_rating_parse("{}", 2, &stars, &err), EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "stars: is required");
+    CU_ASSERT_EQUAL(el_rating_parse("{\"stars\":4,\"x\":1}", 17, &stars, &err), EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "unknown field: x");
+    CU_ASSERT_EQUAL(el_rating_parse("{\"stars\":4,\"stars\":5}", 21, &stars, &err), EL_EINVAL);
+}
+
 void test_course_input_register(void)
 {
     CU_pSuite s = CU_add_suite("course_input", NULL, NULL);
@@ -891,4 +938,5 @@ void test_course_input_register(void)
     CU_add_test(s, "patch: fields and flags", test_patch_fields);
     CU_add_test(s, "patch: rules", test_patch_rules);
     CU_add_test(s, "module patch", test_module_patch);
+    CU_add_test(s, "module create and rating bodies", test_module_create_and_rating);
 }

@@ -868,11 +868,57 @@ static void test_request_registry_full(void)
     el_buf_cleanup(&b);
 }
 
+/* elearn_requests_total by route, method and status class; the build,
+ * instance and start-time families. */
+static void test_requests_and_identity(void)
+{
+    static struct parsed ps;
+    struct el_stats_gauges g = {0};
+    struct el_buf b;
+    char pidlabel[96];
+
+    el_stats_reset();
+    el_stats_set_identity("web1:7", "1.2.3", "abc123def456");
+    el_stats_response("GET /courses/{id}", "L1", 200, 40);
+    el_stats_response("GET /courses/{id}", "L1", 304, 40);
+    el_stats_response("GET /courses/{id}", NULL, 404, 40);
+    el_stats_response("GET /courses/{id}", NULL, 422, 40);
+    el_stats_response("POST /courses", NULL, 503, 40);
+    el_stats_response(NULL, NULL, 404, 40);
+    el_stats_response("GET /health", NULL, 999, 40); /* not a status: not counted */
+    g.redis = -1;
+    el_buf_init(&b, 1 << 20);
+    CU_ASSERT_EQUAL_FATAL(el_stats_metrics(&g, &b), EL_OK);
+    parse_metrics(b.data, &ps);
+    CU_ASSERT_EQUAL(ps.bad_lines, 0);
+    CU_ASSERT_EQUAL(value_of(&ps, "elearn_requests_total",
+                             "route=\"/courses/{id}\",method=\"GET\",code=\"2xx\""), 1);
+    CU_ASSERT_EQUAL(value_of(&ps, "elearn_requests_total",
+                             "route=\"/courses/{id}\",method=\"GET\",code=\"3xx\""), 1);
+    CU_ASSERT_EQUAL(value_of(&ps, "elearn_requests_total",
+                             "route=\"/courses/{id}\",method=\"GET\",code=\"4xx\""), 2);
+    CU_ASSERT_EQUAL(value_of(&ps, "elearn_requests_total",
+                             "route=\"/courses\",method=\"POST\",code=\"5xx\""), 1);
+    CU_ASSERT_EQUAL(value_of(&ps, "elearn_requests_total",
+                             "route=\"unmatched\",method=\"none\",code=\"4xx\""), 1);
+    CU_ASSERT_PTR_NULL(strstr(b.data, "route=\"/health\""));
+    CU_ASSERT_EQUAL(value_of(&ps, "elearn_build_info",
+                             "version=\"1.2.3\",commit=\"abc123def456\""), 1);
+    snprintf(pidlabel, sizeof(pidlabel), "elearn_instance=\"web1:7\",pid=\"%d\"", (int)getpid());
+    CU_ASSERT_EQUAL(value_of(&ps, "elearn_instance_info", pidlabel), 1);
+    CU_ASSERT(value_of(&ps, "process_start_time_seconds", "") > 1.7e9);
+    CU_ASSERT(value_of(&ps, "process_start_time_seconds", "") <= (double)el_wall_ms() / 1000 + 1);
+    el_buf_cleanup(&b);
+    el_stats_reset();
+}
+
 void test_stats_register(void)
 {
     CU_pSuite s = CU_add_suite("stats", NULL, NULL);
 
     CU_add_test(s, "counters, snapshot and reset", test_counters);
+    CU_add_test(s, "requests by route, method, status class; identity",
+                test_requests_and_identity);
     CU_add_test(s, "histogram bucket math", test_histogram_buckets);
     CU_add_test(s, "histogram observe, read and text", test_histogram_observe);
     CU_add_test(s, "metrics text parses and holds the counts", test_metrics_format);

@@ -9,6 +9,7 @@
  * and compared id by id; documents are compared as the JSON bytes the API
  * would send. A third suite, "store_sqlite_file", covers what only the
  * SQLite backend has: its file, directory and lock handling. */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,15 @@ static char *course_json(const struct el_course *c)
     return el_buf_take(&b, NULL);
 }
 
+static char *summary_json(const struct el_course *c)
+{
+    struct el_buf b;
+
+    el_buf_init(&b, 1 << 20);
+    CU_ASSERT_EQUAL(el_course_summary_to_json(c, &b), EL_OK);
+    return el_buf_take(&b, NULL);
+}
+
 static char *page_json(const struct el_course_page *p, const struct el_course_query *q)
 {
     struct el_buf b;
@@ -146,6 +156,15 @@ static char *page_json(const struct el_course_page *p, const struct el_course_qu
     el_buf_init(&b, 1 << 22);
     CU_ASSERT_EQUAL(el_course_page_to_json(p, q, &b), EL_OK);
     return el_buf_take(&b, NULL);
+}
+
+/* Parse qs into a query of every course, drafts included (thread-safe). */
+static int parse_every(const char *qs, struct el_course_query *q)
+{
+    int rc = el_course_query_parse(qs, q, NULL);
+
+    q->published_only = false;
+    return rc;
 }
 
 static struct el_course_query query(const char *qs)
@@ -158,6 +177,8 @@ static struct el_course_query query(const char *qs)
         fprintf(stderr, "\n  bad test query \"%s\": %s\n", qs, err.msg);
         CU_FAIL_FATAL("bad test query");
     }
+    /* These tests list every course; drafts are test_list_visibility's. */
+    q.published_only = false;
     return q;
 }
 
@@ -663,10 +684,14 @@ static void test_list_json_matches_inserted(void)
         for (j = 0; j < NCATALOG && strcmp(in[j].id, p.items[i].id) != 0; j++)
             ;
         CU_ASSERT_FATAL(j < NCATALOG);
-        char *a = course_json(&in[j]), *b = course_json(&p.items[i]);
+        /* Items are summaries: every module there, its content not read. */
+        char *a = summary_json(&in[j]), *b = summary_json(&p.items[i]);
         CU_ASSERT_STRING_EQUAL(a, b);
         free(a);
         free(b);
+        CU_ASSERT_EQUAL(p.items[i].nmodules, in[j].nmodules);
+        for (size_t m = 0; m < p.items[i].nmodules; m++)
+            CU_ASSERT_STRING_EQUAL(p.items[i].modules[m].content, "");
     }
     el_course_page_cleanup(&p);
     for (size_t i = 0; i < NCATALOG; i++)
@@ -714,7 +739,7 @@ static void *conc_worker(void *arg)
         el_course_cleanup(&got);
 
         el_buf_reset(&b);
-        if (el_course_query_parse(conc_queries[k], &q, NULL) != EL_OK ||
+        if (parse_every(conc_queries[k], &q) != EL_OK ||
             el_store_course_list(store, &q, &p) != EL_OK ||
             el_course_page_to_json(&p, &q, &b) != EL_OK)
             c->errors++;
@@ -966,6 +991,9 @@ static void test_module_update(void)
     in[0].modules[1] = in[0].modules[2];
     in[0].modules[2] = m0;
     in[0].updated_at = T0 + 5353;
+    /* The module rule: the course lasts as long as its modules together. */
+    in[0].duration_minutes = 77 + in[0].modules[0].duration_minutes +
+                             in[0].modules[1].duration_minutes;
     check_same_course(&in[0], &out);
     check_stored(&in[0]);
     el_course_cleanup(&out);
@@ -1055,6 +1083,55 @@ static void test_enroll(void)
     check_stored(&in[1]);
     for (int i = 0; i < 2; i++)
         el_course_cleanup(&in[i]);
+}
+
+/* The revision: 1 on insert, + 1 with every write to the course, read back
+ * by get and list, so caches can tell a newer document from an older one.
+ * Concurrent enrolls each move it once. */
+static void test_revision(void)
+{
+    struct el_course in[1], got, out;
+    struct el_course_patch cp;
+    struct el_module_patch mp;
+    struct el_course_query q;
+    struct el_course_page page;
+    struct el_err err = {0, ""};
+    char mid[EL_OID_HEX];
+    int64_t count = 0;
+
+    insert_all(store, catalog, 1, in);
+    CU_ASSERT_EQUAL(in[0].rev, 1);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, in[0].id, &got), EL_OK);
+    CU_ASSERT_EQUAL(got.rev, 1);
+    el_course_cleanup(&got);
+    memset(&cp, 0, sizeof(cp));
+    cp.fields = EL_CF_TITLE;
+    cp.c.title = xstrdup("Revised");
+    CU_ASSERT_EQUAL_FATAL(el_store_course_update(store, in[0].id, &cp, T0 + 1, &out), EL_OK);
+    CU_ASSERT_EQUAL(out.rev, 2);
+    el_course_cleanup(&out);
+    el_course_patch_cleanup(&cp);
+    memset(&mp, 0, sizeof(mp));
+    mp.fields = EL_MF_DURATION;
+    mp.m.duration_minutes = 5;
+    module_id(&catalog[0], 0, mid);
+    CU_ASSERT_EQUAL_FATAL(el_store_module_update(store, in[0].id, mid, &mp, T0 + 2, &out), EL_OK);
+    CU_ASSERT_EQUAL(out.rev, 3);
+    el_course_cleanup(&out);
+    el_module_patch_cleanup(&mp);
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, "5a0000000000000000000001", &count), EL_OK);
+    /* A refused enrollment changes nothing, the revision included. */
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, "5a0000000000000000000001", &count),
+                    EL_ECONFLICT);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, in[0].id, &got), EL_OK);
+    CU_ASSERT_EQUAL(got.rev, 4);
+    el_course_cleanup(&got);
+    CU_ASSERT_EQUAL_FATAL(el_course_query_parse("", &q, &err), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_list(store, &q, &page), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(page.nitems, 1);
+    CU_ASSERT_EQUAL(page.items[0].rev, 4);
+    el_course_page_cleanup(&page);
+    el_course_cleanup(&in[0]);
 }
 
 /* ---- users -------------------------------------------------------------- */
@@ -1315,6 +1392,7 @@ static void test_concurrent_enroll(void)
     CU_ASSERT_EQUAL(seen, (1u << NCLAIMERS) - 1);
     CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, in[0].id, &got), EL_OK);
     CU_ASSERT_EQUAL(got.enrollment_count, 100 + NCLAIMERS);
+    CU_ASSERT_EQUAL(got.rev, 1 + NCLAIMERS); /* one revision per enrollment */
     el_course_cleanup(&got);
     el_course_cleanup(&in[0]);
 }
@@ -1838,7 +1916,8 @@ static void test_sqlite_schema_upgrade(void)
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
     CU_ASSERT_EQUAL(sqlite3_exec(db,
                                  "DROP TABLE users; DROP TABLE enrollments; DROP TABLE "
-                                 "refresh_tokens; DROP TABLE revocations; PRAGMA user_version = 1;",
+                                 "refresh_tokens; DROP TABLE revocations; ALTER TABLE courses "
+                                 "DROP COLUMN rev; PRAGMA user_version = 1;",
                                  NULL, NULL, NULL),
                     SQLITE_OK);
     sqlite3_close(db);
@@ -1846,19 +1925,449 @@ static void test_sqlite_schema_upgrade(void)
     CU_ASSERT_EQUAL_FATAL(el_store_open(uri, &s, &err), EL_OK);
     CU_ASSERT_EQUAL(el_store_course_get(s, c.id, &got), EL_OK); /* data kept */
     check_same_course(&c, &got);
+    CU_ASSERT_EQUAL(got.rev, 1); /* version 4: the revision column, 1 for old rows */
     el_course_cleanup(&got);
     make_user(&u, "v1@example.com", "admin");
     CU_ASSERT_EQUAL(el_store_user_insert(s, &u), EL_OK); /* new tables there */
     el_user_cleanup(&u);
     el_store_close(s);
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
-    CU_ASSERT_EQUAL(count_rows(db, "PRAGMA user_version"), 2);
-    CU_ASSERT_EQUAL(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+    CU_ASSERT_EQUAL(count_rows(db, "PRAGMA user_version"), 4);
+    CU_ASSERT_EQUAL(sqlite3_exec(db, "PRAGMA user_version = 5", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     s = NULL;
     CU_ASSERT_EQUAL(el_store_open(uri, &s, &err), EL_EUNAVAIL);
     CU_ASSERT_PTR_NULL(s);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "newer"));
+    el_course_cleanup(&c);
+}
+
+/* The store refuses to lie: with its file deleted, moved or replaced under
+ * it, writes (in a transaction or alone) and pings fail with EL_EUNAVAIL,
+ * reads go on; with the file back, everything works again, and every write
+ * that was acknowledged is in it. */
+static void test_sqlite_file_gone(void)
+{
+    const char *path = unit_tmp_path("gone.db");
+    char uri[600], moved[600], other[600];
+    struct el_store *s = NULL, *o = NULL;
+    struct el_course c[4], got;
+    int64_t n = 0, count = 0;
+
+    snprintf(uri, sizeof(uri), "sqlite:%s", path);
+    snprintf(moved, sizeof(moved), "%s.moved", path);
+    snprintf(other, sizeof(other), "sqlite:%s.other", path);
+    CU_ASSERT_EQUAL_FATAL(el_store_open(uri, &s, NULL), EL_OK);
+    for (int i = 0; i < 4; i++)
+        build(&catalog[i], &c[i]);
+    CU_ASSERT_EQUAL(el_store_course_insert(s, &c[0]), EL_OK);
+    CU_ASSERT_EQUAL(el_store_ping(s), EL_OK);
+
+    /* Moved away (also what a delete looks like from here). */
+    CU_ASSERT_EQUAL_FATAL(rename(path, moved), 0);
+    CU_ASSERT_EQUAL(el_store_course_insert(s, &c[1]), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(el_store_enroll(s, c[0].id, "5a0000000000000000000001", &count), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(el_store_course_delete(s, c[0].id), EL_EUNAVAIL); /* one statement */
+    CU_ASSERT_EQUAL(el_store_ping(s), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(el_store_course_get(s, c[0].id, &got), EL_OK); /* reads go on */
+    el_course_cleanup(&got);
+
+    /* Back: writes again. */
+    CU_ASSERT_EQUAL_FATAL(rename(moved, path), 0);
+    CU_ASSERT_EQUAL(el_store_ping(s), EL_OK);
+    CU_ASSERT_EQUAL(el_store_course_insert(s, &c[2]), EL_OK);
+
+    /* Replaced by another database file at the same path. */
+    CU_ASSERT_EQUAL_FATAL(rename(path, moved), 0);
+    CU_ASSERT_EQUAL_FATAL(el_store_open(other, &o, NULL), EL_OK);
+    el_store_close(o);
+    snprintf(other, sizeof(other), "%s.other", path);
+    CU_ASSERT_EQUAL_FATAL(rename(other, path), 0);
+    CU_ASSERT_EQUAL(el_store_course_insert(s, &c[3]), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(el_store_ping(s), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL_FATAL(rename(moved, path), 0);
+    el_store_close(s);
+
+    /* After a restart: exactly the acknowledged courses. */
+    CU_ASSERT_EQUAL_FATAL(el_store_open(uri, &s, NULL), EL_OK);
+    CU_ASSERT_EQUAL(el_store_course_count(s, &n), EL_OK);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(el_store_course_get(s, c[0].id, &got), EL_OK);
+    el_course_cleanup(&got);
+    CU_ASSERT_EQUAL(el_store_course_get(s, c[2].id, &got), EL_OK);
+    el_course_cleanup(&got);
+    el_store_close(s);
+    for (int i = 0; i < 4; i++)
+        el_course_cleanup(&c[i]);
+}
+
+/* ---- issue 12: drafts, my learning, modules, ratings -------------------- */
+
+#define INSTR_B "5b00000000000000000000bb"
+
+/* A course of instructor INSTR_B, published or a draft. */
+static void insert_owned(const char *title, bool published, struct el_course *out)
+{
+    static const struct spec sp = {NULL, "x", NULL, "owned", "beginner", {"mine"}, T0 + 100,
+                                   0, 0.0, 30, 2};
+
+    build(&sp, out);
+    free(out->title);
+    out->title = xstrdup(title);
+    strcpy(out->instructor_id, INSTR_B);
+    out->published = published;
+    CU_ASSERT_EQUAL_FATAL(el_store_course_insert(store, out), EL_OK);
+}
+
+static int64_t list_total(struct el_course_query *q, const char *must_not_contain)
+{
+    struct el_course_page p;
+    int64_t total;
+
+    CU_ASSERT_EQUAL_FATAL(el_store_course_list(store, q, &p), EL_OK);
+    total = p.total;
+    for (size_t i = 0; i < p.nitems; i++) {
+        if (must_not_contain)
+            CU_ASSERT_STRING_NOT_EQUAL(p.items[i].title, must_not_contain);
+        if (q->instructor_id[0])
+            CU_ASSERT_STRING_EQUAL(p.items[i].instructor_id, q->instructor_id);
+        if (q->published_only)
+            CU_ASSERT_TRUE(p.items[i].published);
+    }
+    el_course_page_cleanup(&p);
+    return total;
+}
+
+static void test_list_visibility(void)
+{
+    struct el_course pub, draft;
+    struct el_course_query q;
+    size_t drafts = 0;
+
+    insert_all(store, catalog, NCATALOG, NULL);
+    for (size_t i = 0; i < NCATALOG; i++)
+        drafts += catalog[i].enrollment % 2 != 0; /* build(): odd counts are drafts */
+    CU_ASSERT_FATAL(drafts > 0);
+    insert_owned("B published", true, &pub);
+    insert_owned("B draft", false, &draft);
+
+    /* The public catalogue: no drafts, in totals or items. */
+    q = query("page_size=100");
+    q.published_only = true;
+    CU_ASSERT_EQUAL(list_total(&q, "B draft"), (int64_t)(NCATALOG - drafts + 1));
+    q.published_only = false;
+    CU_ASSERT_EQUAL(list_total(&q, NULL), (int64_t)(NCATALOG + 2));
+    /* One instructor's courses, with and without drafts; with the other
+     * filters and sorts too. */
+    q = query("page_size=100&instructor_id=" INSTR_B);
+    q.published_only = false;
+    CU_ASSERT_EQUAL(list_total(&q, NULL), 2);
+    q.published_only = true;
+    CU_ASSERT_EQUAL(list_total(&q, "B draft"), 1);
+    q = query("sort_by=top_rated&category=owned&search=mine&instructor_id=" INSTR_B);
+    q.published_only = false;
+    CU_ASSERT_EQUAL(list_total(&q, NULL), 2);
+    q = query("instructor_id=5b00000000000000000000cc");
+    q.published_only = false;
+    CU_ASSERT_EQUAL(list_total(&q, NULL), 0);
+    el_course_cleanup(&pub);
+    el_course_cleanup(&draft);
+}
+
+static void test_unenroll(void)
+{
+    struct el_course in[1], got;
+    const char *u1 = "5a0000000000000000000001", *u2 = "5a0000000000000000000002";
+    int64_t count = -1;
+
+    insert_all(store, catalog, 1, in); /* 100 enrolled */
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, u1, &count), EL_OK);
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, u2, &count), EL_OK);
+    CU_ASSERT_EQUAL(count, 102);
+    CU_ASSERT_EQUAL(el_store_unenroll(store, in[0].id, u1, &count), EL_OK);
+    CU_ASSERT_EQUAL(count, 101);
+    /* Twice, never enrolled, no such course: not found, count unchanged. */
+    CU_ASSERT_EQUAL(el_store_unenroll(store, in[0].id, u1, &count), EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_unenroll(store, in[0].id, "5a0000000000000000000003", &count),
+                    EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_unenroll(store, "650000000000000000000000", u2, &count),
+                    EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_unenroll(store, "{\"$ne\":1}", u2, &count), EL_EINVAL);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, in[0].id, &got), EL_OK);
+    CU_ASSERT_EQUAL(got.enrollment_count, 101);
+    el_course_cleanup(&got);
+    /* Enrolling again after leaving works. */
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, u1, &count), EL_OK);
+    CU_ASSERT_EQUAL(count, 102);
+    el_course_cleanup(&in[0]);
+}
+
+/* Wait (no sleep) until the wall clock has moved past t. */
+static int64_t next_ms(int64_t t)
+{
+    int64_t now;
+
+    while ((now = el_wall_ms()) <= t)
+        ;
+    return now;
+}
+
+static void test_my_enrollments(void)
+{
+    struct el_course in[4];
+    struct el_enrollment_page p;
+    const char *me = "5a00000000000000000000a1";
+    int64_t t = 0, count;
+    struct el_buf b;
+
+    insert_all(store, catalog, 4, in);
+    /* Enrolled in 0, 2, 3 -- in that order, a millisecond apart at least;
+     * someone else in 1. */
+    for (int i = 0; i < 4; i++) {
+        next_ms(t); /* after the previous enrollment's timestamp */
+        CU_ASSERT_EQUAL(el_store_enroll(store, in[i].id, i == 1 ? "5a00000000000000000000a2" : me,
+                                        &count),
+                        EL_OK);
+        t = el_wall_ms();
+    }
+    CU_ASSERT_EQUAL_FATAL(el_store_enrollments(store, me, 1, 10, &p), EL_OK);
+    CU_ASSERT_EQUAL(p.total, 3);
+    CU_ASSERT_EQUAL_FATAL(p.nitems, 3);
+    CU_ASSERT_STRING_EQUAL(p.items[0].id, in[3].id); /* newest first */
+    CU_ASSERT_STRING_EQUAL(p.items[1].id, in[2].id);
+    CU_ASSERT_STRING_EQUAL(p.items[2].id, in[0].id);
+    CU_ASSERT(p.enrolled_at[0] > p.enrolled_at[1] && p.enrolled_at[1] > p.enrolled_at[2]);
+    CU_ASSERT(p.enrolled_at[2] > T0);
+    CU_ASSERT_STRING_EQUAL(p.items[0].title, in[3].title);
+    CU_ASSERT_EQUAL(p.items[0].enrollment_count, in[3].enrollment_count + 1);
+    CU_ASSERT_EQUAL(p.items[0].nmodules, 0); /* a summary */
+    el_buf_init(&b, 1 << 20);
+    CU_ASSERT_EQUAL(el_enrollment_page_to_json(&p, 1, 10, &b), EL_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(b.data, "\"enrolled_at\":\""));
+    CU_ASSERT_PTR_NULL(strstr(b.data, "\"modules\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(b.data, "{\"total\":3,\"page\":1,\"page_size\":10,\"items\":["));
+    el_buf_cleanup(&b);
+    el_enrollment_page_cleanup(&p);
+    /* Paging, and past the end. */
+    CU_ASSERT_EQUAL_FATAL(el_store_enrollments(store, me, 2, 2, &p), EL_OK);
+    CU_ASSERT_EQUAL(p.total, 3);
+    CU_ASSERT_EQUAL_FATAL(p.nitems, 1);
+    CU_ASSERT_STRING_EQUAL(p.items[0].id, in[0].id);
+    el_enrollment_page_cleanup(&p);
+    CU_ASSERT_EQUAL(el_store_enrollments(store, me, 3, 2, &p), EL_OK);
+    CU_ASSERT_EQUAL(p.nitems, 0);
+    el_enrollment_page_cleanup(&p);
+    /* Unenrolled: gone from the list. Nobody's: empty. Bad input. */
+    CU_ASSERT_EQUAL(el_store_unenroll(store, in[2].id, me, &count), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_store_enrollments(store, me, 1, 10, &p), EL_OK);
+    CU_ASSERT_EQUAL(p.total, 2);
+    el_enrollment_page_cleanup(&p);
+    CU_ASSERT_EQUAL(el_store_enrollments(store, "5a00000000000000000000ff", 1, 10, &p), EL_OK);
+    CU_ASSERT_EQUAL(p.total, 0);
+    el_enrollment_page_cleanup(&p);
+    CU_ASSERT_EQUAL(el_store_enrollments(store, "nope", 1, 10, &p), EL_EINVAL);
+    CU_ASSERT_EQUAL(el_store_enrollments(store, me, 0, 10, &p), EL_EINVAL);
+    CU_ASSERT_EQUAL(el_store_enrollments(store, me, 1, 101, &p), EL_EINVAL);
+    for (int i = 0; i < 4; i++)
+        el_course_cleanup(&in[i]);
+}
+
+static int module_sum(const struct el_course *c)
+{
+    int sum = 0;
+
+    for (size_t i = 0; i < c->nmodules; i++)
+        sum += c->modules[i].duration_minutes;
+    return sum;
+}
+
+static void test_module_add_delete(void)
+{
+    static const struct spec big = {NULL, "Fifty", NULL, "x", "beginner", {NULL}, T0, 0, 0.0,
+                                    100, EL_COURSE_MODULES_MAX};
+    struct el_course in[1], out, full;
+    struct el_module m;
+    char mid[EL_OID_HEX], first[EL_OID_HEX];
+
+    insert_all(store, catalog, 1, in); /* 3 modules, orders 1..3 */
+    memset(&m, 0, sizeof(m));
+    m.title = xstrdup("Bonus <b>lesson</b>");
+    m.content = xstrdup("Extra.");
+    m.duration_minutes = 15;
+    CU_ASSERT_EQUAL_FATAL(el_store_module_add(store, in[0].id, &m, T0 + 777, &out), EL_OK);
+    CU_ASSERT_EQUAL(strlen(m.id), 24); /* generated, written back */
+    CU_ASSERT_EQUAL_FATAL(out.nmodules, 4);
+    CU_ASSERT_STRING_EQUAL(out.modules[3].id, m.id); /* last */
+    CU_ASSERT_EQUAL(out.modules[3].order, 4);
+    CU_ASSERT_STRING_EQUAL(out.modules[3].title, "Bonus <b>lesson</b>");
+    CU_ASSERT_EQUAL(out.duration_minutes, module_sum(&out));
+    CU_ASSERT_EQUAL(out.duration_minutes, 120 + 15);
+    CU_ASSERT_EQUAL(out.updated_at, T0 + 777);
+    check_stored(&out);
+    snprintf(first, sizeof(first), "%s", out.modules[0].id);
+    el_course_cleanup(&out);
+    /* A given order puts it there. */
+    free(m.title);
+    m.title = xstrdup("Prelude");
+    m.id[0] = '\0';
+    m.order = 1;
+    m.duration_minutes = 5;
+    CU_ASSERT_EQUAL_FATAL(el_store_module_add(store, in[0].id, &m, T0 + 778, &out), EL_OK);
+    CU_ASSERT_EQUAL(out.nmodules, 5);
+    CU_ASSERT_EQUAL(out.duration_minutes, 140);
+    el_course_cleanup(&out);
+
+    /* Delete the first module: the sum follows. */
+    CU_ASSERT_EQUAL_FATAL(el_store_module_delete(store, in[0].id, first, T0 + 888, &out), EL_OK);
+    CU_ASSERT_EQUAL(out.nmodules, 4);
+    for (size_t i = 0; i < out.nmodules; i++)
+        CU_ASSERT_STRING_NOT_EQUAL(out.modules[i].id, first);
+    CU_ASSERT_EQUAL(out.duration_minutes, module_sum(&out));
+    CU_ASSERT_EQUAL(out.updated_at, T0 + 888);
+    check_stored(&out);
+    el_course_cleanup(&out);
+    /* Again; a module of no course; no such course; bad ids. */
+    CU_ASSERT_EQUAL(el_store_module_delete(store, in[0].id, first, T0, &out), EL_ENOTFOUND);
+    module_id(&catalog[5], 0, mid);
+    CU_ASSERT_EQUAL(el_store_module_delete(store, in[0].id, mid, T0, &out), EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_module_delete(store, "650000000000000000000000", first, T0, &out),
+                    EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_module_delete(store, in[0].id, "x", T0, &out), EL_EINVAL);
+    m.id[0] = '\0';
+    CU_ASSERT_EQUAL(el_store_module_add(store, "650000000000000000000000", &m, T0, &out),
+                    EL_ENOTFOUND);
+
+    /* A course at the limit takes no more. */
+    build(&big, &full);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_insert(store, &full), EL_OK);
+    m.id[0] = '\0';
+    CU_ASSERT_EQUAL(el_store_module_add(store, full.id, &m, T0, &out), EL_ETOOBIG);
+    CU_ASSERT_EQUAL_FATAL(el_store_module_delete(store, full.id, full.modules[0].id, T0, &out),
+                          EL_OK);
+    el_course_cleanup(&out);
+    m.id[0] = '\0';
+    CU_ASSERT_EQUAL(el_store_module_add(store, full.id, &m, T0, &out), EL_OK);
+    CU_ASSERT_EQUAL(out.nmodules, EL_COURSE_MODULES_MAX);
+    el_course_cleanup(&out);
+    el_course_cleanup(&full);
+    el_module_cleanup(&m);
+    el_course_cleanup(&in[0]);
+}
+
+static void test_rate(void)
+{
+    static const struct spec fresh = {NULL, "Unrated", NULL, "x", "beginner", {NULL}, T0, 0, 0.0,
+                                      10, 1};
+    struct el_course in[1], c, out;
+    const char *u1 = "5a0000000000000000000001", *u2 = "5a0000000000000000000002";
+    int64_t count;
+    int64_t seeded_sum;
+
+    build(&fresh, &c);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_insert(store, &c), EL_OK);
+    CU_ASSERT_EQUAL(el_store_rate(store, c.id, u1, 4, T0, &out), EL_EFORBIDDEN); /* not enrolled */
+    CU_ASSERT_EQUAL(el_store_rate(store, "650000000000000000000000", u1, 4, T0, &out),
+                    EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_rate(store, c.id, u1, 6, T0, &out), EL_EINVAL);
+    CU_ASSERT_EQUAL(el_store_rate(store, c.id, u1, 0, T0, &out), EL_EINVAL);
+    CU_ASSERT_EQUAL(el_store_enroll(store, c.id, u1, &count), EL_OK);
+    CU_ASSERT_EQUAL(el_store_enroll(store, c.id, u2, &count), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_store_rate(store, c.id, u1, 4, T0, &out), EL_OK);
+    CU_ASSERT_EQUAL(out.rating_count, 1);
+    CU_ASSERT_DOUBLE_EQUAL(out.rating, 4.0, 1e-9);
+    el_course_cleanup(&out);
+    CU_ASSERT_EQUAL_FATAL(el_store_rate(store, c.id, u2, 5, T0, &out), EL_OK);
+    CU_ASSERT_EQUAL(out.rating_count, 2);
+    CU_ASSERT_DOUBLE_EQUAL(out.rating, 4.5, 1e-9);
+    el_course_cleanup(&out);
+    /* A second rating replaces the first. */
+    CU_ASSERT_EQUAL_FATAL(el_store_rate(store, c.id, u1, 1, T0, &out), EL_OK);
+    CU_ASSERT_EQUAL(out.rating_count, 2);
+    CU_ASSERT_DOUBLE_EQUAL(out.rating, 3.0, 1e-9);
+    el_course_cleanup(&out);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, c.id, &out), EL_OK);
+    CU_ASSERT_DOUBLE_EQUAL(out.rating, 3.0, 1e-9);
+    el_course_cleanup(&out);
+    /* Leaving keeps the rating given. */
+    CU_ASSERT_EQUAL(el_store_unenroll(store, c.id, u1, &count), EL_OK);
+    CU_ASSERT_EQUAL(el_store_rate(store, c.id, u1, 5, T0, &out), EL_EFORBIDDEN);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, c.id, &out), EL_OK);
+    CU_ASSERT_EQUAL(out.rating_count, 2);
+    el_course_cleanup(&out);
+
+    /* A seeded rating (4.5 from 33 raters) counts as the sum it implies. */
+    insert_all(store, catalog, 1, in);
+    seeded_sum = llround(in[0].rating * in[0].rating_count);
+    CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, u1, &count), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_store_rate(store, in[0].id, u1, 1, T0, &out), EL_OK);
+    CU_ASSERT_EQUAL(out.rating_count, in[0].rating_count + 1);
+    CU_ASSERT_DOUBLE_EQUAL(out.rating, el_rating_average(seeded_sum + 1, in[0].rating_count + 1),
+                           1e-9);
+    el_course_cleanup(&out);
+    el_course_cleanup(&in[0]);
+    el_course_cleanup(&c);
+}
+
+#define NRATERS 100
+#define RATER_THREADS 10
+
+struct rater {
+    pthread_barrier_t *start;
+    const char *course;
+    int first; /* raters first .. first + NRATERS / RATER_THREADS - 1 */
+    int failures;
+};
+
+static void *rate_worker(void *arg)
+{
+    struct rater *w = arg;
+    struct el_course out;
+    char user[EL_OID_HEX];
+    int64_t count;
+
+    pthread_barrier_wait(w->start);
+    for (int i = w->first; i < w->first + NRATERS / RATER_THREADS; i++) {
+        snprintf(user, sizeof(user), "5a00000000000000000%05d", i);
+        if (el_store_enroll(store, w->course, user, &count) != EL_OK ||
+            el_store_rate(store, w->course, user, 1 + i % 5, T0, &out) != EL_OK)
+            w->failures++;
+        else
+            el_course_cleanup(&out);
+    }
+    el_store_thread_cleanup(store);
+    return NULL;
+}
+
+static void test_concurrent_rate(void)
+{
+    static const struct spec fresh = {NULL, "Crowd", NULL, "x", "beginner", {NULL}, T0, 0, 0.0,
+                                      10, 1};
+    struct rater w[RATER_THREADS];
+    pthread_t t[RATER_THREADS];
+    pthread_barrier_t start;
+    struct el_course c, got;
+    int64_t sum = 0;
+
+    build(&fresh, &c);
+    CU_ASSERT_EQUAL_FATAL(el_store_course_insert(store, &c), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&start, NULL, RATER_THREADS), 0);
+    for (int i = 0; i < RATER_THREADS; i++) {
+        w[i] = (struct rater){&start, c.id, i * (NRATERS / RATER_THREADS), 0};
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, rate_worker, &w[i]), 0);
+    }
+    for (int i = 0; i < RATER_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        CU_ASSERT_EQUAL(w[i].failures, 0);
+    }
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < NRATERS; i++)
+        sum += 1 + i % 5;
+    CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, c.id, &got), EL_OK);
+    CU_ASSERT_EQUAL(got.rating_count, NRATERS);
+    CU_ASSERT_EQUAL(got.enrollment_count, NRATERS);
+    CU_ASSERT_DOUBLE_EQUAL(got.rating, el_rating_average(sum, NRATERS), 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(got.rating, 3.0, 1e-9);
+    el_course_cleanup(&got);
     el_course_cleanup(&c);
 }
 
@@ -1878,7 +2387,7 @@ static const struct {
     {"pagination", test_pagination},
     {"search is case-insensitive over title, description, tags", test_search_case_insensitive},
     {"search metacharacters match literally", test_search_literal},
-    {"list items are byte-identical to the inserted JSON", test_list_json_matches_inserted},
+    {"list items are the inserted courses' summaries", test_list_json_matches_inserted},
     {"8 threads reading one store", test_concurrent_reads},
     {"course update: only flagged fields; lists and search follow", test_course_update},
     {"course update of a missing course", test_course_update_missing},
@@ -1886,11 +2395,19 @@ static const struct {
     {"course delete, twice; enrollments go with it", test_course_delete},
     {"enroll once, twice, missing course", test_enroll},
     {"8 threads enroll 8 students: count +8 exactly", test_concurrent_enroll},
+    {"the revision grows with every write", test_revision},
     {"users: insert, get, by email, conflicts, update, delete", test_users},
     {"reset deletes users too", test_reset_clears_users},
     {"refresh tokens: claim once, reuse, expiry, unknown", test_refresh_tokens},
     {"8 threads claim one refresh token: exactly one wins", test_concurrent_claim},
     {"revocations: jti, sid, expiry, later wins, live list", test_revocations},
+    {"drafts and one instructor's courses in lists", test_list_visibility},
+    {"unenroll: count down once, not enrolled, re-enroll", test_unenroll},
+    {"my enrollments: newest first, paged, summaries", test_my_enrollments},
+    {"modules: add (last or at an order), delete, at most 50; durations sum",
+     test_module_add_delete},
+    {"ratings: enrolled only, replace, exact average, seeded sums", test_rate},
+    {"100 concurrent raters: exact count and average", test_concurrent_rate},
 };
 
 static void add_contract(CU_pSuite s)
@@ -1925,4 +2442,6 @@ void test_store_register(void)
     CU_add_test(s, "unusable paths fail clearly", test_sqlite_unusable_paths);
     CU_add_test(s, "data persists; the file is in WAL mode", test_sqlite_file_persists_in_wal_mode);
     CU_add_test(s, "a version 1 file is upgraded; a newer one refused", test_sqlite_schema_upgrade);
+    CU_add_test(s, "file deleted, moved or replaced: writes refused until it is back",
+                test_sqlite_file_gone);
 }

@@ -339,6 +339,7 @@ static void check_indexes(const char *uri, const char *db)
         "enrollment_count_-1__id_1",
         "rating_-1__id_1",
         "duration_minutes_1__id_1",
+        "instructor_id_1_created_at_-1",
     };
     char names[16][64];
     size_t n = raw_index_names(uri, db, names, 16);
@@ -414,19 +415,22 @@ static void child_exec(char *const argv[], int out_fd, pid_t parent)
     _exit(127);
 }
 
-/* Start tests/mongo_server.py on m->port and return once it has printed
- * "ready" (it then accepts connections), or fail the test after 20 s. */
-static void mock_start(struct mock *m)
+/* Start tests/mongo_server.py on m->port (as the primary of replica set
+ * replset when not NULL) and return once it has printed "ready" (it then
+ * accepts connections), or fail the test after 20 s. */
+static void mock_start_args(struct mock *m, char *const *extra)
 {
     static char python[] = "/usr/bin/python3", opt[] = "--port";
     char port[16], buf[512];
-    char *argv[] = {python, (char *)server_script(), opt, port, NULL};
+    char *argv[16] = {python, (char *)server_script(), opt, port, NULL};
     uint64_t deadline = el_now_ms() + 20000;
     pid_t parent = getpid();
     size_t len = 0;
     int fds[2];
 
     snprintf(port, sizeof(port), "%d", m->port);
+    for (int i = 0; extra && extra[i] && i < 10; i++)
+        argv[4 + i] = extra[i];
     snprintf(m->uri, sizeof(m->uri), "mongodb://127.0.0.1:%d/%s", m->port, TEST_DB);
     CU_ASSERT_EQUAL_FATAL(pipe2(fds, O_CLOEXEC), 0);
     fflush(NULL);
@@ -454,6 +458,20 @@ static void mock_start(struct mock *m)
     }
     fprintf(stderr, "\n  mongo_server.py did not start: %s\n", buf);
     CU_FAIL_FATAL("mongo_server.py did not start"); /* the teardown stops it */
+}
+
+static void mock_start(struct mock *m)
+{
+    mock_start_args(m, NULL);
+}
+
+static void mock_start_set(struct mock *m, const char *replset)
+{
+    char set[64], opt[] = "--replset";
+    char *extra[] = {opt, set, NULL};
+
+    snprintf(set, sizeof(set), "%s", replset);
+    mock_start_args(m, extra);
 }
 
 /* SIGTERM exactly our server and reap it; returns its wait status. What
@@ -1630,6 +1648,190 @@ static void teardown(void)
         (void)mock_stop(live_mock);
 }
 
+/* ---- replica sets (issue 9) ---------------------------------------------- */
+
+struct wire_entry {
+    char cmd[32], coll[64], w[16], read_pref[32];
+    int64_t wtimeout;
+};
+
+/* The test server's command log (elearnLog), oldest first; returns n. */
+static int wire_log(const char *uri, struct wire_entry *out, int max)
+{
+    bson_t *cmd = BCON_NEW("elearnLog", BCON_INT32(1));
+    bson_t reply;
+    bson_error_t error;
+    bson_iter_t it, arr, doc, sub;
+    int n = 0;
+
+    CU_ASSERT_FATAL(raw_command(uri, "admin", cmd, &reply, &error));
+    if (bson_iter_init_find(&it, &reply, "log") && bson_iter_recurse(&it, &arr)) {
+        while (n < max && bson_iter_next(&arr) && bson_iter_recurse(&arr, &doc)) {
+            struct wire_entry *e = &out[n++];
+
+            memset(e, 0, sizeof(*e));
+            while (bson_iter_next(&doc)) {
+                const char *k = bson_iter_key(&doc);
+
+                if (strcmp(k, "cmd") == 0 && BSON_ITER_HOLDS_UTF8(&doc))
+                    snprintf(e->cmd, sizeof(e->cmd), "%s", bson_iter_utf8(&doc, NULL));
+                else if (strcmp(k, "coll") == 0 && BSON_ITER_HOLDS_UTF8(&doc))
+                    snprintf(e->coll, sizeof(e->coll), "%s", bson_iter_utf8(&doc, NULL));
+                else if (strcmp(k, "readPreference") == 0 && BSON_ITER_HOLDS_UTF8(&doc))
+                    snprintf(e->read_pref, sizeof(e->read_pref), "%s",
+                             bson_iter_utf8(&doc, NULL));
+                else if (strcmp(k, "writeConcern") == 0 && BSON_ITER_HOLDS_DOCUMENT(&doc) &&
+                         bson_iter_recurse(&doc, &sub)) {
+                    while (bson_iter_next(&sub)) {
+                        if (strcmp(bson_iter_key(&sub), "w") == 0 && BSON_ITER_HOLDS_UTF8(&sub))
+                            snprintf(e->w, sizeof(e->w), "%s", bson_iter_utf8(&sub, NULL));
+                        else if (strcmp(bson_iter_key(&sub), "w") == 0)
+                            snprintf(e->w, sizeof(e->w), "%d", (int)bson_iter_as_int64(&sub));
+                        else if (strcmp(bson_iter_key(&sub), "wtimeout") == 0)
+                            e->wtimeout = bson_iter_as_int64(&sub);
+                    }
+                }
+            }
+        }
+    }
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    return n;
+}
+
+static void simple(const char *uri, bson_t *cmd)
+{
+    bson_t reply;
+    bson_error_t error;
+
+    CU_ASSERT(raw_command(uri, "admin", cmd, &reply, &error));
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+}
+
+/* Against a replica-set member: auth-critical writes carry w: "majority"
+ * and a wtimeout inside DB_TIMEOUT_MS, course writes do not; every read is
+ * a primary read even though the URI asks for secondaryPreferred; a
+ * NotWritablePrimary (an election) is retried once by the driver and then
+ * answered EL_EUNAVAIL, never a wrong success; a majority that does not
+ * acknowledge in time is EL_EUNAVAIL (503). */
+static void test_replica_set_member(void)
+{
+    struct mock m = {0};
+    struct wire_entry log[64];
+    char uri[256], course[EL_OID_HEX];
+    struct el_course got;
+    struct el_store *s;
+    int64_t now = el_wall_ms();
+    int revoked = -1, n, critical = 0, course_writes = 0, reads = 0;
+
+    m.port = free_port();
+    mock_start_set(&m, "rs0");
+    snprintf(uri, sizeof(uri),
+             "mongodb://127.0.0.1:%d/%s?replicaSet=rs0&readPreference=secondaryPreferred", m.port,
+             TEST_DB);
+    s = open_store(uri);
+    CU_ASSERT_EQUAL_FATAL(el_store_reset(s), EL_OK);
+    insert_course(s, "Replicated", course);
+    simple(m.uri, BCON_NEW("elearnReset", BCON_INT32(1)));
+
+    CU_ASSERT_EQUAL(el_store_course_get(s, course, &got), EL_OK);
+    el_course_cleanup(&got);
+    CU_ASSERT_EQUAL(el_store_revoke(s, "rs-jti", now + 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_revoked(s, "rs-jti", NULL, now, &revoked), EL_OK);
+    CU_ASSERT_EQUAL(revoked, 1);
+    CU_ASSERT_EQUAL(el_store_refresh_insert(s, "rs-r", "5b0000000000000000000001", "rs-sid",
+                                            now + 60000),
+                    EL_OK);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(s, "rs-r", now), EL_OK);
+    insert_course(s, "Not critical", course);
+    n = wire_log(m.uri, log, 64);
+    for (int i = 0; i < n; i++) {
+        int write = strcmp(log[i].cmd, "insert") == 0 || strcmp(log[i].cmd, "update") == 0 ||
+                    strcmp(log[i].cmd, "delete") == 0 || strcmp(log[i].cmd, "findAndModify") == 0;
+
+        if (write && (strcmp(log[i].coll, "revocations") == 0 ||
+                      strcmp(log[i].coll, "refresh_tokens") == 0)) {
+            CU_ASSERT_STRING_EQUAL(log[i].w, "majority");
+            CU_ASSERT(log[i].wtimeout > 0 && log[i].wtimeout < el_store_timeout_ms());
+            critical++;
+        } else if (write && strcmp(log[i].coll, "courses") == 0) {
+            CU_ASSERT_STRING_NOT_EQUAL(log[i].w, "majority");
+            course_writes++;
+        } else if (strcmp(log[i].cmd, "find") == 0 || strcmp(log[i].cmd, "aggregate") == 0) {
+            /* A primary read carries no $readPreference, or "primary". */
+            CU_ASSERT(log[i].read_pref[0] == '\0' || strcmp(log[i].read_pref, "primary") == 0);
+            reads++;
+        }
+    }
+    CU_ASSERT_EQUAL(critical, 3);
+    CU_ASSERT(course_writes >= 1);
+    CU_ASSERT(reads >= 2);
+
+    /* One NotWritablePrimary: the driver's retryable write goes again. */
+    simple(m.uri, BCON_NEW("elearnFailWrites", BCON_INT32(1), "code", BCON_INT32(10107)));
+    CU_ASSERT_EQUAL(el_store_revoke(s, "rs-jti2", now + 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_revoked(s, "rs-jti2", NULL, now, &revoked), EL_OK);
+    CU_ASSERT_EQUAL(revoked, 1);
+    /* An election that outlasts the retry: unavailable, not a success. */
+    simple(m.uri, BCON_NEW("elearnFailWrites", BCON_INT32(5), "code", BCON_INT32(10107)));
+    CU_ASSERT_EQUAL(el_store_revoke(s, "rs-jti3", now + 60000), EL_EUNAVAIL);
+    simple(m.uri, BCON_NEW("elearnFailWrites", BCON_INT32(0)));
+    /* No majority within wtimeout: EL_EUNAVAIL (the app answers 503). */
+    simple(m.uri, BCON_NEW("elearnFailWrites", BCON_INT32(1), "code", BCON_INT32(64),
+                           "writeConcernError", BCON_BOOL(true)));
+    CU_ASSERT_EQUAL(el_store_refresh_insert(s, "rs-r2", "5b0000000000000000000001", "rs-sid",
+                                            now + 60000),
+                    EL_EUNAVAIL);
+    simple(m.uri, BCON_NEW("elearnFailWrites", BCON_INT32(0)));
+    el_store_close(s);
+    mock_stop(&m);
+}
+
+/* Two test servers, one replica set: the store follows an election. The
+ * old primary refuses writes (NotWritablePrimary); the driver's retryable
+ * write rediscovers the set and goes to the new primary -- never a write
+ * taken by a non-primary, never a wrong success. */
+static void test_replica_set_switch(void)
+{
+    struct mock a = {0}, b = {0};
+    char members[64], primary[32], uri[256];
+    char o_rs[] = "--replset", o_m[] = "--members", o_p[] = "--primary", rs[] = "rs0";
+    char *extra[] = {o_rs, rs, o_m, members, o_p, primary, NULL};
+    struct wire_entry log[64];
+    struct el_store *s;
+    int64_t now = el_wall_ms();
+    int revoked = -1, n, on_b = 0;
+
+    a.port = free_port();
+    b.port = free_port();
+    snprintf(members, sizeof(members), "127.0.0.1:%d,127.0.0.1:%d", a.port, b.port);
+    snprintf(primary, sizeof(primary), "127.0.0.1:%d", a.port);
+    mock_start_args(&a, extra);
+    mock_start_args(&b, extra);
+    snprintf(uri, sizeof(uri), "mongodb://127.0.0.1:%d,127.0.0.1:%d/%s?replicaSet=rs0", a.port,
+             b.port, TEST_DB);
+    s = open_store(uri);
+    CU_ASSERT_EQUAL(el_store_revoke(s, "sw-1", now + 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_revoked(s, "sw-1", NULL, now, &revoked), EL_OK);
+    CU_ASSERT_EQUAL(revoked, 1);
+
+    /* The election: b is the primary now. */
+    snprintf(primary, sizeof(primary), "127.0.0.1:%d", b.port);
+    simple(a.uri, BCON_NEW("elearnSetPrimary", BCON_UTF8(primary)));
+    simple(b.uri, BCON_NEW("elearnSetPrimary", BCON_UTF8(primary)));
+    CU_ASSERT_EQUAL(el_store_revoke(s, "sw-2", now + 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_revoked(s, "sw-2", NULL, now, &revoked), EL_OK);
+    CU_ASSERT_EQUAL(revoked, 1); /* read back from b, where it was written */
+    n = wire_log(b.uri, log, 64);
+    for (int i = 0; i < n; i++)
+        on_b += strcmp(log[i].cmd, "update") == 0 && strcmp(log[i].coll, "revocations") == 0;
+    CU_ASSERT_EQUAL(on_b, 1);
+    el_store_close(s);
+    mock_stop(&a);
+    mock_stop(&b);
+}
+
 void test_store_mongo_register(void)
 {
     CU_pSuite s = CU_add_suite_with_setup_and_teardown("store_mongo_specific", suite_init, NULL,
@@ -1662,4 +1864,8 @@ void test_store_mongo_register(void)
     CU_add_test(s, "new operations: unreachable fails fast, one timeout", test_user_token_ops_unreachable);
     CU_add_test(s, "token ids and emails are never operators", test_user_token_ops_injection);
     CU_add_test(s, "claim and enroll: the commands sent", test_user_token_ops_queries);
+    CU_add_test(s, "replica set: write concern, primary reads, elections",
+                test_replica_set_member);
+    CU_add_test(s, "replica set: an election between two servers is followed",
+                test_replica_set_switch);
 }

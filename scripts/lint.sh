@@ -3,7 +3,7 @@
 # (or a tool that is missing) makes the exit status non-zero.
 #
 #   1. clang-tidy with .clang-tidy (curated: see the comments there) over
-#      lib/, app/ (the responder and elearnctl) and tests/;
+#      lib/, app/ (the responder and elearnctl), tests/ and fuzz/;
 #   2. scan-build (the clang static analyzer, path-sensitive) over a fresh
 #      build of elearn-fcgi and elearnctl in build/scan, zero reports;
 #   3. cppcheck over lib/ and app/;
@@ -18,13 +18,14 @@ for tool in clang-tidy scan-build cppcheck pkg-config; do
     command -v "$tool" >/dev/null 2>&1 || { say "lint: $tool is not installed (make deps)"; exit 2; }
 done
 PKGS="fcgi hiredis libmongoc-1.0 libbson-1.0 json-c libjwt sqlite3 libargon2 libcrypto cunit"
-CFLAGS="-std=c11 -D_GNU_SOURCE -pthread -iquote lib -iquote tests $(pkg-config --cflags $PKGS)"
+CFLAGS="-std=c11 -D_GNU_SOURCE -pthread -iquote lib -iquote tests -iquote app -iquote build/gen $(pkg-config --cflags $PKGS)"
+make -s all >/dev/null || { say "lint: the build fails"; exit 1; } # (build/gen)
 
 # 1. clang-tidy, two files at a time (two cores).
 out=$(mktemp "${TMPDIR:-/tmp}/elearn-lint.XXXXXX")
 trap 'rm -f "$out"' EXIT
-say "== clang-tidy (.clang-tidy) over lib app tests"
-ls lib/*/*.c app/*.c tests/*.c tests/*/*.c |
+say "== clang-tidy (.clang-tidy) over lib app tests fuzz"
+ls lib/*/*.c app/*.c tests/*.c tests/*/*.c fuzz/*.c 2>/dev/null |
     xargs -P2 -n4 sh -c 'clang-tidy --quiet "$@" -- '"$CFLAGS"' 2>&1 || echo "clang-tidy failed on $*"' _ >"$out"
 if grep -Eq '(warning|error):|clang-tidy failed' "$out"; then
     grep -E '(warning|error):|clang-tidy failed' "$out" | sort -u

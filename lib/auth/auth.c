@@ -225,7 +225,7 @@ static void session_store_redis(struct el_auth *a, const char *user_id, const ch
     bucket_key(key, user_id);
     snprintf(field, sizeof(field), "s:%s", user_id);
     snprintf(num, sizeof(num), "%lld",
-             (long long)(el_wall_ms() + a->opts.session_ttl_s * 1000));
+             (long long)el_wall_ms() + (long long)a->opts.session_ttl_s * 1000);
     el_buf_init(&v, 4096);
     if (el_buf_addf(&v, "%s|", num) == EL_OK && el_buf_add(&v, bytes, len) == EL_OK) {
         vals[0] = v.data;

@@ -362,7 +362,7 @@ static void apply(struct el_bus *b, const char *id, char kind, char *rest)
 
         if (*end == ' ') {
             if (b->h.list_dim)
-                b->h.list_dim(b->h.arg, atoi(end + 1), gen);
+                b->h.list_dim(b->h.arg, (int)strtol(end + 1, NULL, 10), gen);
         } else if (b->h.generation) {
             b->h.generation(b->h.arg, gen);
         }
@@ -373,10 +373,17 @@ static void apply(struct el_bus *b, const char *id, char kind, char *rest)
             b->h.filled(b->h.arg, rest);
         break;
     case 'R': {
-        char rid[80];
+        char rid[80], *end;
+        size_t n = strcspn(rest, " ");
         int64_t ms;
 
-        if (b->h.revoked && sscanf(rest, "%79s %" SCNd64, rid, &ms) == 2)
+        if (b->h.revoked == NULL || n == 0 || n >= sizeof(rid) || rest[n] != ' ')
+            break;
+        memcpy(rid, rest, n);
+        rid[n] = '\0';
+        errno = 0;
+        ms = strtoll(rest + n + 1, &end, 10);
+        if (errno == 0 && end != rest + n + 1)
             b->h.revoked(b->h.arg, rid, ms);
         break;
     }

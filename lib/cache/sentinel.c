@@ -296,15 +296,15 @@ static redisContext *subscribe(struct el_sentinel *s, int *next)
 /* "+switch-master <name> <old-ip> <old-port> <new-ip> <new-port>" */
 static void on_switch(struct el_sentinel *s, const char *msg, size_t len)
 {
-    char buf[600], name[128], host[256];
+    char buf[600], name[128], host[256], portstr[16];
     int port;
 
     if (len >= sizeof(buf))
         return;
     memcpy(buf, msg, len);
     buf[len] = '\0';
-    if (sscanf(buf, "%127s %*s %*s %255s %d", name, host, &port) == 3 &&
-        strcmp(name, s->name) == 0 && port > 0 && port <= 65535 &&
+    if (sscanf(buf, "%127s %*s %*s %255s %15s", name, host, portstr) == 3 &&
+        parse_port(portstr, strlen(portstr), &port) == 0 && strcmp(name, s->name) == 0 &&
         host_ok(host, strlen(host), 1)) {
         fprintf(stderr, "redis: sentinel announced +switch-master %s -> %s:%d\n", name, host,
                 port);

@@ -277,9 +277,7 @@ static int set_param(enum param p, const char *raw, size_t rawlen, struct el_cou
         if (st != DEC_OK || !hex24(small))
             return el_err_set(err, EL_EINVAL,
                               "instructor_id: must be \"me\" or a 24-character hex ObjectId");
-        for (int i = 0; i < 24; i++)
-            q->instructor_id[i] = (small[i] >= 'A' && small[i] <= 'F') ? (char)(small[i] + 32)
-                                                                        : small[i];
+        el_ascii_lower(q->instructor_id, small, 24);
         q->instructor_id[24] = '\0';
         return EL_OK;
     case P__COUNT:
@@ -658,7 +656,7 @@ double el_rating_average(int64_t sum, int64_t count)
     if (count <= 0 || sum <= 0)
         return 0.0;
     /* round(10 * sum / count) half up, in integers */
-    return (double)((sum * 20 + count) / (2 * count)) / 10.0;
+    return (double)((sum * 20 + count) / (2 * count)) / 10.0; /* NOLINT(bugprone-integer-division) */
 }
 
 int el_page_query_parse(const char *qs, int *page, int *page_size, struct el_err *err)

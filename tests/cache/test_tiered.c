@@ -684,7 +684,7 @@ static void *guard_write(void *arg)
     char body[32];
 
     for (int i = 0; i < GUARD_WRITES; i++) {
-        uint64_t ver = (uint64_t)(w->first + i * GUARD_THREADS);
+        uint64_t ver = (uint64_t)w->first + (uint64_t)i * GUARD_THREADS;
         int n = snprintf(body, sizeof(body), "{\"v\":%llu}", (unsigned long long)ver);
         CU_ASSERT_EQUAL(el_tiered_set(w->f->t, "course:race2", body, (size_t)n, ver), EL_OK);
     }

@@ -13,6 +13,7 @@ static void test_utf8_next(void)
     CU_ASSERT_EQUAL(cp, 'a');
     CU_ASSERT_EQUAL(el_utf8_next("\xc3\xa9", 2, &cp), 2);
     CU_ASSERT_EQUAL(cp, 0xE9);
+    /* NOLINTNEXTLINE(misc-misleading-bidirectional): U+202E is the point */
     CU_ASSERT_EQUAL(el_utf8_next("\xe2\x80\xae", 3, &cp), 3);
     CU_ASSERT_EQUAL(cp, 0x202E);
     CU_ASSERT_EQUAL(el_utf8_next("\xf0\x9f\x98\x80", 4, &cp), 4);

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "auth/password.h"
 #include "http/form.h"
 #include "handlers.h"
 #include "http/json.h"
@@ -95,6 +96,15 @@ static int auth_failure(struct el_response *res, int rc, const struct el_err *er
     return unauthorized(res, err->msg[0] ? err->msg : "Invalid credentials");
 }
 
+/* A body el_json_strings refused: the client's mistake (422, the detail
+ * names the field), or ours (out of memory: 503). */
+static int body_error(struct el_response *res, int rc, const struct el_err *err)
+{
+    if (rc == EL_ENOMEM)
+        return el_response_error(res, 503, "Server out of memory, try again");
+    return el_response_error(res, 422, err->msg);
+}
+
 int handle_auth_register(const struct el_request *req, struct el_response *res)
 {
     const char *email, *password, *name;
@@ -109,8 +119,8 @@ int handle_auth_register(const struct el_request *req, struct el_response *res)
     el_buf_init(&body, EL_BODY_MAX);
     if ((status = el_request_body_or_reply(req, res, &body)) != 0)
         goto out;
-    if (el_json_strings(body.data, body.len, f, 3, &doc, &err) != EL_OK) {
-        status = el_response_error(res, 422, err.msg);
+    if ((rc = el_json_strings(body.data, body.len, f, 3, &doc, &err)) != EL_OK) {
+        status = body_error(res, rc, &err);
         goto out;
     }
     rc = el_auth_register(req->app->auth, email, password, name, req->remote_addr, &u, &retry,
@@ -157,8 +167,8 @@ int handle_auth_login(const struct el_request *req, struct el_response *res)
             goto out;
         email = femail;
         password = fpass;
-    } else if (el_json_strings(body.data, body.len, f, 2, &doc, &err) != EL_OK) {
-        status = el_response_error(res, 422, err.msg);
+    } else if ((rc = el_json_strings(body.data, body.len, f, 2, &doc, &err)) != EL_OK) {
+        status = body_error(res, rc, &err);
         goto out;
     }
     rc = el_auth_login(req->app->auth, email, password, req->remote_addr, now_s(), &tp, &retry,
@@ -184,8 +194,8 @@ int handle_auth_refresh(const struct el_request *req, struct el_response *res)
     el_buf_init(&body, EL_BODY_MAX);
     if ((status = el_request_body_or_reply(req, res, &body)) != 0)
         goto out;
-    if (el_json_strings(body.data, body.len, f, 1, &doc, &err) != EL_OK) {
-        status = el_response_error(res, 422, err.msg);
+    if ((rc = el_json_strings(body.data, body.len, f, 1, &doc, &err)) != EL_OK) {
+        status = body_error(res, rc, &err);
         goto out;
     }
     rc = el_auth_refresh(req->app->auth, token, now_s(), &tp, &err);

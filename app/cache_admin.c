@@ -16,6 +16,8 @@
 #include "app.h"
 #include "handlers.h"
 #include "cache/key.h"
+#include "http/json.h"
+#include "model/oid.h"
 #include "obs/stats.h"
 
 /* 0 when the caller is an admin, else the status set on res. */
@@ -40,17 +42,9 @@ static int out_of_memory(struct el_response *res)
  * Redis's INFO text). */
 static int add_string(struct el_buf *b, const char *name, const char *value)
 {
-    int rc = el_buf_addf(b, "\"%s\":\"", name);
+    int rc = el_buf_addf(b, "\"%s\":", name);
 
-    for (const unsigned char *p = (const unsigned char *)value; *p && rc == EL_OK; p++) {
-        if (*p == '"' || *p == '\\')
-            rc = el_buf_addf(b, "\\%c", *p);
-        else if (*p < 0x20)
-            rc = el_buf_addf(b, "\\u%04x", *p);
-        else
-            rc = el_buf_add(b, p, 1);
-    }
-    return rc == EL_OK ? el_buf_adds(b, "\"") : rc;
+    return rc == EL_OK ? el_json_add_string(b, value) : rc;
 }
 
 /* What Redis itself says, as the original service reported it. */

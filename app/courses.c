@@ -23,6 +23,7 @@
 #include "model/course.h"
 #include "handlers.h"
 #include "cache/key.h"
+#include "model/oid.h"
 #include "store/store.h"
 
 struct course_load {
@@ -502,7 +503,7 @@ void el_course_recache(struct el_app *app, const char *id)
     struct el_buf b;
 
     el_key_course(key, sizeof(key), id);
-    el_buf_init(&b, 16u << 20);
+    el_buf_init(&b, EL_RESPONSE_MAX);
     if (el_store_course_get(app->store, id, &c) == EL_OK) {
         if (!c.published ? el_tiered_set_not_found(app->courses, key, c.rev) != EL_OK
                          : el_course_to_json(&c, &b) != EL_OK ||

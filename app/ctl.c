@@ -789,7 +789,7 @@ static void drop_session(const char *user_id)
         return;
     }
     /* The URL may hold a password, so it is never printed. */
-    if ((rc = el_redis_new(url, NULL, &r, &err)) != EL_OK) {
+    if (el_redis_new(url, NULL, &r, &err) != EL_OK) {
         warn("REDIS_URL: %s; the cached session of user %s was not cleared", err.msg, user_id);
         return;
     }

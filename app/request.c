@@ -21,6 +21,7 @@
 #include "http/forwarded.h"
 #include "obs/log.h"
 #include "router.h"
+#include "http/json.h"
 
 /* What req->io points to: the body as fcgi.c received it. */
 struct io {
@@ -31,7 +32,7 @@ struct io {
 void el_response_init(struct el_response *res)
 {
     memset(res, 0, sizeof(*res));
-    el_buf_init(&res->body, 4u << 20);
+    el_buf_init(&res->body, EL_RESPONSE_MAX);
     res->content_type = "application/json";
 }
 
@@ -45,21 +46,9 @@ void el_response_cleanup(struct el_response *res)
 int el_response_error(struct el_response *res, int status, const char *detail)
 {
     el_buf_reset(&res->body);
-    if (el_buf_adds(&res->body, "{\"detail\":\"") != EL_OK)
-        goto fail;
-    /* Details are our own sentences, but may quote client input: escape. */
-    for (const unsigned char *p = (const unsigned char *)detail; *p; p++) {
-        int rc;
-        if (*p == '"' || *p == '\\')
-            rc = el_buf_addf(&res->body, "\\%c", *p);
-        else if (*p < 0x20)
-            rc = el_buf_addf(&res->body, "\\u%04x", *p);
-        else
-            rc = el_buf_add(&res->body, p, 1);
-        if (rc != EL_OK)
-            goto fail;
-    }
-    if (el_buf_adds(&res->body, "\"}") != EL_OK)
+    /* Details are our own sentences, but may quote client input: escaped. */
+    if (el_buf_adds(&res->body, "{\"detail\":") != EL_OK ||
+        el_json_add_string(&res->body, detail) != EL_OK || el_buf_adds(&res->body, "}") != EL_OK)
         goto fail;
     res->status = status;
     return status;

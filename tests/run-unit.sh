@@ -35,8 +35,8 @@ fi
 echo "== $BIN (redis :$REDIS_PORT, mongo $MONGO_URI)"
 set +e
 EL_TEST_REDIS_PORT=$REDIS_PORT EL_TEST_MONGO_URI=$MONGO_URI EL_TEST_TMPDIR=$TMP \
-    TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1 suppressions=$HERE/tsan.supp}" \
-    ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
+    TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1 allocator_may_return_null=1 suppressions=$HERE/tsan.supp}" \
+    ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1 allocator_may_return_null=1}" \
     "$BIN"
 rc=$?
 set -e

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <CUnit/Basic.h>
+#include <hiredis/hiredis.h>
 
 #include "unit.h"
 
@@ -29,6 +30,28 @@ const char *unit_redis_url(int db)
     return url;
 }
 
+int unit_redis_port(void)
+{
+    const char *s = unit_env("EL_TEST_REDIS_PORT");
+    char *end;
+    long port = strtol(s, &end, 10);
+
+    if (end == s || *end != '\0' || port <= 0 || port > 65535) {
+        CU_FAIL_FATAL("EL_TEST_REDIS_PORT is not a port number");
+        return 0;
+    }
+    return (int)port;
+}
+
+struct redisContext *unit_redis_raw(int db)
+{
+    redisContext *c = redisConnect("127.0.0.1", unit_redis_port());
+
+    CU_ASSERT_FATAL(c != NULL && c->err == 0);
+    freeReplyObject(redisCommand(c, "SELECT %d", db));
+    return c;
+}
+
 const char *unit_tmp_path(const char *name)
 {
     static __thread char path[512];
@@ -47,6 +70,8 @@ static void (*const suites[])(void) = {
     test_json_register,   test_form_register,
     test_stats_register,  test_fcgi_register,
     test_log_register,    test_forwarded_register,
+    test_oid_register,    test_hash_register,
+    test_text_register,
 };
 
 int main(void)

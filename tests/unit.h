@@ -20,6 +20,14 @@ const char *unit_env(const char *name);
 /* "redis://127.0.0.1:<EL_TEST_REDIS_PORT>/<db>" in a static buffer. */
 const char *unit_redis_url(int db);
 
+/* EL_TEST_REDIS_PORT as a number (fails the test when it is not one). */
+int unit_redis_port(void);
+
+/* A plain hiredis connection to the harness's redis-server, database db
+ * selected: for setting up and inspecting what the code under test sees.
+ * The caller redisFree()s it. */
+struct redisContext *unit_redis_raw(int db);
+
 /* A path under EL_TEST_TMPDIR in a static buffer (one per thread call). */
 const char *unit_tmp_path(const char *name);
 
@@ -34,6 +42,9 @@ UNIT_SUITE void test_blob_register(void);
 UNIT_SUITE void test_l1_register(void);
 UNIT_SUITE void test_config_register(void);
 UNIT_SUITE void test_course_register(void);
+UNIT_SUITE void test_oid_register(void);
+UNIT_SUITE void test_hash_register(void);
+UNIT_SUITE void test_text_register(void);
 UNIT_SUITE void test_store_register(void);
 UNIT_SUITE void test_store_mongo_register(void);
 UNIT_SUITE void test_redis_register(void);

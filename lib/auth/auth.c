@@ -14,7 +14,9 @@
 #include <strings.h>
 #include <time.h>
 
+#include "auth/password.h"
 #include "core/blob.h"
+#include "core/hash.h"
 #include "core/buf.h"
 #include "cache/bus.h"
 #include "cache/key.h"
@@ -100,12 +102,6 @@ struct el_auth {
     struct verified *verified; /* VERIFIED_SLOTS */
 };
 
-static void must(int rc)
-{
-    if (rc != 0)
-        abort();
-}
-
 /* Best-effort cache writes: the store already holds the truth. */
 static void best_effort(int rc)
 {
@@ -129,12 +125,12 @@ struct el_auth *el_auth_new(struct el_jwt *jwt, struct el_store *store, struct e
     if (a->opts.session_l1_ms <= 0)
         a->opts.session_l1_ms = 5000;
     atomic_init(&a->synced_epoch, UINT64_MAX); /* the first tick copies */
-    must(pthread_mutex_init(&a->sync_lock, NULL));
-    must(pthread_mutex_init(&a->fail_lock, NULL));
+    el_must(pthread_mutex_init(&a->sync_lock, NULL));
+    el_must(pthread_mutex_init(&a->fail_lock, NULL));
     for (int i = 0; i < VERIFIED_LOCKS; i++)
-        must(pthread_mutex_init(&a->vlock[i], NULL));
+        el_must(pthread_mutex_init(&a->vlock[i], NULL));
     for (int i = 0; i < LOCAL_SHARDS; i++)
-        must(pthread_mutex_init(&a->local[i].mu, NULL));
+        el_must(pthread_mutex_init(&a->local[i].mu, NULL));
     a->verified = calloc(VERIFIED_SLOTS, sizeof(*a->verified)); /* NULL: no cache */
     return a;
 }
@@ -229,7 +225,7 @@ static void session_store_redis(struct el_auth *a, const char *user_id, const ch
     bucket_key(key, user_id);
     snprintf(field, sizeof(field), "s:%s", user_id);
     snprintf(num, sizeof(num), "%lld",
-             (long long)(el_wall_ms() + a->opts.session_ttl_s * 1000));
+             (long long)el_wall_ms() + (long long)a->opts.session_ttl_s * 1000);
     el_buf_init(&v, 4096);
     if (el_buf_addf(&v, "%s|", num) == EL_OK && el_buf_add(&v, bytes, len) == EL_OK) {
         vals[0] = v.data;
@@ -477,7 +473,7 @@ out:
         fprintf(stderr, "auth: copying revocations into Redis failed (%s: %s); retrying\n", step,
                 el_strerror(rc));
     free(s.pf);
-    must(pthread_mutex_unlock(&a->sync_lock));
+    el_must(pthread_mutex_unlock(&a->sync_lock));
     return done;
 }
 
@@ -485,11 +481,7 @@ out:
 
 static uint64_t id_hash(const char *id)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-
-    for (const char *p = id; *p; p++)
-        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-    return h;
+    return el_fnv1a64_str(id);
 }
 
 /* Add id (revoked until expires_ms) to the local set; a later expiry wins. */
@@ -502,7 +494,7 @@ static void local_add(struct el_auth *a, const char *id, int64_t expires_ms)
 
     if (len == 0 || len > 64)
         return;
-    must(pthread_mutex_lock(&sh->mu));
+    el_must(pthread_mutex_lock(&sh->mu));
     for (e = *slot; e; e = e->next)
         if (strcmp(e->id, id) == 0)
             break;
@@ -518,7 +510,7 @@ static void local_add(struct el_auth *a, const char *id, int64_t expires_ms)
         /* Cannot remember it: the set is incomplete; stop trusting it. */
         atomic_store(&a->local_loaded, 0);
     }
-    must(pthread_mutex_unlock(&sh->mu));
+    el_must(pthread_mutex_unlock(&sh->mu));
 }
 
 /* 1 when id is in the local set and not expired at now_ms. */
@@ -529,13 +521,13 @@ static int local_has(struct el_auth *a, const char *id, int64_t now_ms)
     struct local_entry *e;
     int found = 0;
 
-    must(pthread_mutex_lock(&sh->mu));
+    el_must(pthread_mutex_lock(&sh->mu));
     for (e = sh->chain[(h / LOCAL_SHARDS) % LOCAL_CHAINS]; e; e = e->next)
         if (strcmp(e->id, id) == 0) {
             found = e->expires_ms > now_ms;
             break;
         }
-    must(pthread_mutex_unlock(&sh->mu));
+    el_must(pthread_mutex_unlock(&sh->mu));
     return found;
 }
 
@@ -544,7 +536,7 @@ static void local_prune(struct el_auth *a, unsigned shard, int64_t now_ms)
 {
     struct local_rev *sh = &a->local[shard % LOCAL_SHARDS];
 
-    must(pthread_mutex_lock(&sh->mu));
+    el_must(pthread_mutex_lock(&sh->mu));
     for (int c = 0; c < LOCAL_CHAINS; c++) {
         struct local_entry **pp = &sh->chain[c];
 
@@ -559,7 +551,7 @@ static void local_prune(struct el_auth *a, unsigned shard, int64_t now_ms)
             }
         }
     }
-    must(pthread_mutex_unlock(&sh->mu));
+    el_must(pthread_mutex_unlock(&sh->mu));
 }
 
 static int local_load_one(const char *id, int64_t expires_ms, void *arg)
@@ -974,23 +966,22 @@ static int verify_access(struct el_auth *a, const char *tok, int64_t now_s,
                          struct el_token_claims *c, struct el_err *err)
 {
     size_t len = strnlen(tok, EL_JWT_MAX);
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h;
     struct verified *v;
     pthread_mutex_t *lk;
     int hit = 0;
 
     if (a->verified == NULL || len >= EL_JWT_MAX)
         return el_jwt_verify(a->jwt, tok, EL_TOKEN_ACCESS, now_s, c, err);
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)tok[i]) * 0x100000001b3ULL;
+    h = el_fnv1a64(EL_FNV1A64_INIT, tok, len);
     v = &a->verified[h % VERIFIED_SLOTS];
     lk = &a->vlock[h % VERIFIED_LOCKS];
-    must(pthread_mutex_lock(lk));
+    el_must(pthread_mutex_lock(lk));
     if (v->len == len && memcmp(v->token, tok, len) == 0) {
         *c = v->claims;
         hit = 1;
     }
-    must(pthread_mutex_unlock(lk));
+    el_must(pthread_mutex_unlock(lk));
     if (hit) {
         if (c->exp > now_s && c->iat <= now_s + 60)
             return EL_OK;
@@ -998,11 +989,11 @@ static int verify_access(struct el_auth *a, const char *tok, int64_t now_s,
     }
     if (el_jwt_verify(a->jwt, tok, EL_TOKEN_ACCESS, now_s, c, err) != EL_OK)
         return EL_EINVAL;
-    must(pthread_mutex_lock(lk));
+    el_must(pthread_mutex_lock(lk));
     memcpy(v->token, tok, len);
     v->len = len;
     v->claims = *c;
-    must(pthread_mutex_unlock(lk));
+    el_must(pthread_mutex_unlock(lk));
     return EL_OK;
 }
 
@@ -1037,11 +1028,9 @@ int el_auth_authenticate(struct el_auth *a, const char *authorization, int64_t n
  * for the colliding key, never block an innocent one. */
 static struct local_fail *local_slot(struct el_auth *a, const char *key, uint64_t now)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = el_fnv1a64_str(key);
     struct local_fail *f;
 
-    for (const char *s = key; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
     f = &a->fails[h % LOCAL_FAILS];
     if (strcmp(f->key, key) != 0 || now >= f->window_end) {
         snprintf(f->key, sizeof(f->key), "%s", key);
@@ -1089,7 +1078,7 @@ static int reserve(struct el_auth *a, struct reservation *r, const char *key, in
     uint64_t now = el_now_ms();
     struct local_fail *f;
 
-    must(pthread_mutex_lock(&a->fail_lock));
+    el_must(pthread_mutex_lock(&a->fail_lock));
     f = local_slot(a, key, now);
     if (f->count < max) {
         f->count++;
@@ -1097,7 +1086,7 @@ static int reserve(struct el_auth *a, struct reservation *r, const char *key, in
     } else {
         *left_ms = (int64_t)(f->window_end - now);
     }
-    must(pthread_mutex_unlock(&a->fail_lock));
+    el_must(pthread_mutex_unlock(&a->fail_lock));
     return r->held;
 }
 
@@ -1112,20 +1101,20 @@ static void release(struct el_auth *a, struct reservation *r)
         best_effort(el_redis_decr_positive(a->redis, r->key));
         return;
     }
-    must(pthread_mutex_lock(&a->fail_lock));
+    el_must(pthread_mutex_lock(&a->fail_lock));
     struct local_fail *f = local_slot(a, r->key, el_now_ms());
     if (f->count > 0)
         f->count--;
-    must(pthread_mutex_unlock(&a->fail_lock));
+    el_must(pthread_mutex_unlock(&a->fail_lock));
 }
 
 static void fail_reset(struct el_auth *a, const char *key)
 {
     if (a->redis)
         best_effort(el_redis_del(a->redis, key));
-    must(pthread_mutex_lock(&a->fail_lock));
+    el_must(pthread_mutex_lock(&a->fail_lock));
     local_slot(a, key, el_now_ms())->count = 0;
-    must(pthread_mutex_unlock(&a->fail_lock));
+    el_must(pthread_mutex_unlock(&a->fail_lock));
 }
 
 static int retry_seconds(int64_t left_ms)

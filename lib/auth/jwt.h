@@ -20,10 +20,10 @@
 #include <stdint.h>
 
 #include "core/el.h"
+#include "model/user.h" /* EL_ROLE_MAX */
 
 #define EL_JWT_MAX 2048    /* longest token accepted, bytes */
 #define EL_JTI_LEN 33      /* 128-bit random id as 32 hex + NUL */
-#define EL_ROLE_MAX 16
 
 enum el_token_type { EL_TOKEN_ACCESS, EL_TOKEN_REFRESH };
 

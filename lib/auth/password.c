@@ -59,17 +59,6 @@ static pthread_mutex_t dummy_mu = PTHREAD_MUTEX_INITIALIZER;
 static char dummy[EL_PASSWORD_HASH_MAX];
 static int dummy_ready;
 
-static void lock(pthread_mutex_t *m)
-{
-    if (pthread_mutex_lock(m) != 0)
-        abort();
-}
-
-static void unlock(pthread_mutex_t *m)
-{
-    if (pthread_mutex_unlock(m) != 0)
-        abort();
-}
 
 static int online_cpus(void)
 {
@@ -94,23 +83,23 @@ void el_password_setup(const struct el_password_params *params, int nslots)
     /* argon2 needs 8 KiB per lane at least. */
     p.m_cost_kib = clamp(p.m_cost_kib, 8 * p.parallelism, M_MAX_KIB, defaults.m_cost_kib);
 
-    lock(&dummy_mu);
-    lock(&mu);
+    el_must(pthread_mutex_lock(&dummy_mu));
+    el_must(pthread_mutex_lock(&mu));
     cur = p;
     slots = nslots > 0 ? nslots : online_cpus();
     pthread_cond_broadcast(&slot_free); /* there may be more slots now */
-    unlock(&mu);
+    el_must(pthread_mutex_unlock(&mu));
     dummy_ready = 0;
-    unlock(&dummy_mu);
+    el_must(pthread_mutex_unlock(&dummy_mu));
 }
 
 int el_password_inflight(void)
 {
     int n;
 
-    lock(&mu);
+    el_must(pthread_mutex_lock(&mu));
     n = running + waiting;
-    unlock(&mu);
+    el_must(pthread_mutex_unlock(&mu));
     return n;
 }
 
@@ -118,9 +107,9 @@ int el_password_waiting(void)
 {
     int n;
 
-    lock(&mu);
+    el_must(pthread_mutex_lock(&mu));
     n = waiting;
-    unlock(&mu);
+    el_must(pthread_mutex_unlock(&mu));
     return n;
 }
 
@@ -130,32 +119,31 @@ int el_password_waiting(void)
  * hash never mixes two setups. */
 static int gate_enter(struct el_password_params *p)
 {
-    lock(&mu);
+    el_must(pthread_mutex_lock(&mu));
     if (slots == 0)
         slots = online_cpus();
     if (running + waiting >= 2 * slots) {
-        unlock(&mu);
+        el_must(pthread_mutex_unlock(&mu));
         return EL_EUNAVAIL;
     }
     if (running >= slots) {
         waiting++;
         while (running >= slots)
-            if (pthread_cond_wait(&slot_free, &mu) != 0)
-                abort();
+            el_must(pthread_cond_wait(&slot_free, &mu));
         waiting--;
     }
     running++;
     *p = cur;
-    unlock(&mu);
+    el_must(pthread_mutex_unlock(&mu));
     return EL_OK;
 }
 
 static void gate_leave(void)
 {
-    lock(&mu);
+    el_must(pthread_mutex_lock(&mu));
     running--;
     pthread_cond_signal(&slot_free);
-    unlock(&mu);
+    el_must(pthread_mutex_unlock(&mu));
 }
 
 /* getrandom(), or OpenSSL's CSPRNG where the kernel will not give bytes
@@ -287,9 +275,9 @@ int el_password_needs_rehash(const char *encoded)
 
     if (phc_parse(encoded, &h) != 0 || !phc_sane(&h))
         return 1;
-    lock(&mu);
+    el_must(pthread_mutex_lock(&mu));
     p = cur;
-    unlock(&mu);
+    el_must(pthread_mutex_unlock(&mu));
     return h.m < p.m_cost_kib || h.t < p.t_cost || h.p < p.parallelism || h.salt_len < SALT_LEN ||
            h.hash_len < HASH_LEN;
 }
@@ -358,7 +346,7 @@ static int dummy_get(char out[EL_PASSWORD_HASH_MAX])
 {
     int rc = EL_OK;
 
-    lock(&dummy_mu);
+    el_must(pthread_mutex_lock(&dummy_mu));
     if (!dummy_ready) {
         unsigned char raw[24];
         char pw[2 * sizeof(raw) + 1];
@@ -374,7 +362,7 @@ static int dummy_get(char out[EL_PASSWORD_HASH_MAX])
     }
     if (rc == EL_OK)
         memcpy(out, dummy, EL_PASSWORD_HASH_MAX);
-    unlock(&dummy_mu);
+    el_must(pthread_mutex_unlock(&dummy_mu));
     return rc;
 }
 

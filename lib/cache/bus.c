@@ -16,6 +16,7 @@
  * process is a new publisher and never looks like a gap. */
 #include "cache/bus.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,6 +25,8 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+
+#include "core/hash.h"
 
 #define PEERS 256 /* publishers remembered (direct-mapped by id) */
 
@@ -54,12 +57,6 @@ struct el_bus {
     atomic_int connected;
     _Atomic uint64_t received, gaps, resets, published, publish_failures, heartbeats;
 };
-
-static void must(int rc)
-{
-    if (rc != 0)
-        abort();
-}
 
 /* Send one numbered message; called with pub_lock held. */
 static int send_locked(struct el_bus *b, char kind, const char *arg)
@@ -147,7 +144,7 @@ static int publish_now(struct el_bus *b, char kind, const char *arg)
 
     if (b == NULL)
         return EL_EDISABLED;
-    must(pthread_mutex_lock(&b->pub_lock));
+    el_must(pthread_mutex_lock(&b->pub_lock));
     /* Messages of ours were lost: say so first. A subscriber that joined
      * after them cannot see the gap in our numbers, but it must still drop
      * what those messages would have invalidated. */
@@ -156,7 +153,7 @@ static int publish_now(struct el_bus *b, char kind, const char *arg)
     rc = send_locked(b, kind, arg);
     if (rc != EL_OK)
         b->lost = 1;
-    must(pthread_mutex_unlock(&b->pub_lock));
+    el_must(pthread_mutex_unlock(&b->pub_lock));
     return rc;
 }
 
@@ -276,12 +273,10 @@ static void reset(struct el_bus *b, const char *why)
  * the publisher is new to us), 0 on a gap. */
 static int in_sequence(struct el_bus *b, const char *id, uint64_t seq)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = el_fnv1a64_str(id);
     struct peer *p;
     int ok;
 
-    for (const char *s = id; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
     p = &b->peers[h % PEERS];
     if (strcmp(p->id, id) != 0) {
         /* New publisher (or an evicted slot): its past is before our
@@ -296,6 +291,36 @@ static int in_sequence(struct el_bus *b, const char *id, uint64_t seq)
     return ok;
 }
 
+/* Split "E1 <id> <seq> <kind>[ <rest>]" in place. -1 when malformed --
+ * including a sequence that is not a decimal number in range, which
+ * sscanf would convert without a word. */
+static int parse_message(char *buf, char id[17], uint64_t *seq, char *kind, char **rest)
+{
+    char *p, *end;
+    size_t n;
+
+    if (strncmp(buf, "E1 ", 3) != 0)
+        return -1;
+    p = buf + 3;
+    n = strcspn(p, " ");
+    if (n == 0 || n > 16 || p[n] != ' ')
+        return -1;
+    memcpy(id, p, n);
+    id[n] = '\0';
+    p += n + 1;
+    if (*p < '0' || *p > '9')
+        return -1;
+    errno = 0;
+    *seq = strtoull(p, &end, 10);
+    if (errno != 0 || *end != ' ' || end[1] == '\0' || end[1] == ' ')
+        return -1;
+    *kind = end[1];
+    *rest = end + 2;
+    if (**rest == ' ')
+        (*rest)++;
+    return 0;
+}
+
 static void apply(struct el_bus *b, const char *id, char kind, char *rest);
 
 static void on_message(const char *msg, size_t len, void *arg)
@@ -303,7 +328,6 @@ static void on_message(const char *msg, size_t len, void *arg)
     struct el_bus *b = arg;
     char buf[512], id[17], kind, *rest;
     uint64_t seq;
-    int off = 0;
 
     atomic_store_explicit(&b->last_heard_ms, el_now_ms(), memory_order_relaxed);
     atomic_fetch_add(&b->received, 1);
@@ -311,11 +335,8 @@ static void on_message(const char *msg, size_t len, void *arg)
         return;
     memcpy(buf, msg, len);
     buf[len] = '\0';
-    if (sscanf(buf, "E1 %16s %" SCNu64 " %c%n", id, &seq, &kind, &off) != 3)
+    if (parse_message(buf, id, &seq, &kind, &rest) != 0)
         return;
-    rest = buf + off;
-    if (*rest == ' ')
-        rest++;
     if (!in_sequence(b, id, seq)) {
         char why[96];
         atomic_fetch_add(&b->gaps, 1);
@@ -352,7 +373,7 @@ static void apply(struct el_bus *b, const char *id, char kind, char *rest)
 
         if (*end == ' ') {
             if (b->h.list_dim)
-                b->h.list_dim(b->h.arg, atoi(end + 1), gen);
+                b->h.list_dim(b->h.arg, (int)strtol(end + 1, NULL, 10), gen);
         } else if (b->h.generation) {
             b->h.generation(b->h.arg, gen);
         }
@@ -363,10 +384,17 @@ static void apply(struct el_bus *b, const char *id, char kind, char *rest)
             b->h.filled(b->h.arg, rest);
         break;
     case 'R': {
-        char rid[80];
+        char rid[80], *end;
+        size_t n = strcspn(rest, " ");
         int64_t ms;
 
-        if (b->h.revoked && sscanf(rest, "%79s %" SCNd64, rid, &ms) == 2)
+        if (b->h.revoked == NULL || n == 0 || n >= sizeof(rid) || rest[n] != ' ')
+            break;
+        memcpy(rid, rest, n);
+        rid[n] = '\0';
+        errno = 0;
+        ms = strtoll(rest + n + 1, &end, 10);
+        if (errno == 0 && end != rest + n + 1)
             b->h.revoked(b->h.arg, rid, ms);
         break;
     }
@@ -394,11 +422,11 @@ static int nap(struct el_bus *b, int ms)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
-    must(pthread_mutex_lock(&b->stop_lock));
+    el_must(pthread_mutex_lock(&b->stop_lock));
     if (!b->stop)
         pthread_cond_timedwait(&b->stop_cond, &b->stop_lock, &ts);
     stop = b->stop;
-    must(pthread_mutex_unlock(&b->stop_lock));
+    el_must(pthread_mutex_unlock(&b->stop_lock));
     return stop;
 }
 
@@ -406,9 +434,9 @@ static int stopping(struct el_bus *b)
 {
     int s;
 
-    must(pthread_mutex_lock(&b->stop_lock));
+    el_must(pthread_mutex_lock(&b->stop_lock));
     s = b->stop;
-    must(pthread_mutex_unlock(&b->stop_lock));
+    el_must(pthread_mutex_unlock(&b->stop_lock));
     return s;
 }
 
@@ -515,9 +543,9 @@ int el_bus_start(const char *redis_url, struct el_redis *pub, const struct el_bu
     }
     for (int i = 0; i < 8; i++)
         snprintf(b->id + 2 * i, 3, "%02x", rnd[i]);
-    must(pthread_mutex_init(&b->pub_lock, NULL));
-    must(pthread_mutex_init(&b->stop_lock, NULL));
-    must(pthread_cond_init(&b->stop_cond, NULL));
+    el_must(pthread_mutex_init(&b->pub_lock, NULL));
+    el_must(pthread_mutex_init(&b->stop_lock, NULL));
+    el_must(pthread_cond_init(&b->stop_cond, NULL));
     if (pthread_create(&b->thread, NULL, bus_main, b) != 0) {
         el_redis_free(b->sub_redis);
         free(b);
@@ -531,10 +559,10 @@ void el_bus_stop(struct el_bus *b)
 {
     if (b == NULL)
         return;
-    must(pthread_mutex_lock(&b->stop_lock));
+    el_must(pthread_mutex_lock(&b->stop_lock));
     b->stop = 1;
-    must(pthread_cond_signal(&b->stop_cond));
-    must(pthread_mutex_unlock(&b->stop_lock));
+    el_must(pthread_cond_signal(&b->stop_cond));
+    el_must(pthread_mutex_unlock(&b->stop_lock));
     pthread_join(b->thread, NULL);
     el_redis_free(b->sub_redis);
     pthread_mutex_destroy(&b->pub_lock);

@@ -1,6 +1,8 @@
 /* key.c -- cache-key builders (see key.h). */
 #include "cache/key.h"
 
+#include "core/hash.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -60,21 +62,13 @@ int el_key_refresh_tokens(char *dst, size_t n, const char *user_id)
 
 unsigned el_key_auth_bucket_index(const char *id)
 {
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a: the same in every process */
-
-    for (const char *s = id; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-    return (unsigned)(h % EL_KEY_AUTH_BUCKETS);
+    /* FNV-1a: the same in every process */
+    return (unsigned)(el_fnv1a64_str(id) % EL_KEY_AUTH_BUCKETS);
 }
 
 int el_key_auth_bucket(char *dst, size_t n, unsigned bucket)
 {
     return key_fmt(dst, n, "auth:{b%02u}", bucket % EL_KEY_AUTH_BUCKETS);
-}
-
-int el_key_analytics_course(char *dst, size_t n, const char *course_id)
-{
-    return key_fmt(dst, n, "analytics:course:%s", course_id);
 }
 
 int el_key_lease(char *dst, size_t n, const char *key)
@@ -95,18 +89,4 @@ int el_key_login_failures_ip(char *dst, size_t n, const char *addr)
 int el_key_register_ip(char *dst, size_t n, const char *addr)
 {
     return key_fmt(dst, n, "register_attempts:ip:%s", addr);
-}
-
-int el_oid_valid(const char *s)
-{
-    int i;
-
-    if (s == NULL)
-        return 0;
-    for (i = 0; i < 24; i++) {
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-            return 0;
-    }
-    return s[24] == '\0';
 }

@@ -4,7 +4,7 @@
  *
  * Each builder writes a NUL-terminated key into dst (size n) and returns its
  * length, or EL_ETOOBIG if it does not fit (dst then holds ""). Ids are
- * copied as given: callers validate them first (el_oid_valid). */
+ * copied as given: callers validate them first (el_oid_valid, model/oid.h). */
 #ifndef EL_KEY_H
 #define EL_KEY_H
 
@@ -43,7 +43,6 @@ int el_key_course_summary(char *dst, size_t n, const char *course_id);
 /* The Redis counter of a list-generation dimension ("courses_list:gen:popular"). */
 int el_key_list_gen(char *dst, size_t n, const char *dimension);
 int el_key_refresh_tokens(char *dst, size_t n, const char *user_id);
-int el_key_analytics_course(char *dst, size_t n, const char *course_id);
 /* The cluster-wide fill lease of a cache key (tiered.c). */
 int el_key_lease(char *dst, size_t n, const char *key);
 /* Failed-login counters for throttling: by email and by client address. */
@@ -51,9 +50,5 @@ int el_key_login_failures_email(char *dst, size_t n, const char *email);
 int el_key_login_failures_ip(char *dst, size_t n, const char *addr);
 /* Registration attempts per client address (throttling). */
 int el_key_register_ip(char *dst, size_t n, const char *addr);
-
-/* 1 if s is exactly 24 lowercase or uppercase hex digits (a MongoDB
- * ObjectId in hex), else 0. */
-int el_oid_valid(const char *s);
 
 #endif /* EL_KEY_H */

@@ -171,14 +171,12 @@ static uint64_t hash_key(const char *key, size_t len)
 
 static void lock(struct shard *s)
 {
-    if (pthread_mutex_lock(&s->lock) != 0)
-        abort();
+    el_must(pthread_mutex_lock(&s->lock));
 }
 
 static void unlock(struct shard *s)
 {
-    if (pthread_mutex_unlock(&s->lock) != 0)
-        abort();
+    el_must(pthread_mutex_unlock(&s->lock));
 }
 
 static struct shard *shard_of(struct el_l1 *c, uint64_t h)
@@ -365,7 +363,7 @@ static void maybe_grow(struct shard *s)
 
     if (s->count < s->nbuckets)
         return;
-    b = calloc(n, sizeof(*b));
+    b = calloc(n, sizeof(*b)); /* NOLINT(bugprone-sizeof-expression): an array of pointers */
     if (b == NULL)
         return;
     for (size_t i = 0; i < s->nbuckets; i++) {
@@ -503,6 +501,7 @@ struct el_l1 *el_l1_new(size_t max_bytes)
         s->budget = max_bytes / n;
         s->small_target = s->budget / 100 * SMALL_PERCENT;
         s->nbuckets = BUCKETS_INIT;
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
         s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
         if (s->buckets == NULL || pthread_mutex_init(&s->lock, &attr) != 0) {
             free(s->buckets);

@@ -698,7 +698,6 @@ static int pipeline(struct el_redis *r, int n, struct cmd *cmds, char *server)
                      (cn->c->err == REDIS_ERR_IO && (e == EPIPE || e == ECONNRESET)));
         for (int i = 0; i < got; i++)
             freeReplyObject(reps[i]);
-        got = 0;
         if (!retry)
             goto fail;
         conn_drop(cn);

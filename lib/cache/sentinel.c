@@ -39,12 +39,6 @@ struct el_sentinel {
     struct addr reported; /* watcher thread only */
 };
 
-static void must(int rc)
-{
-    if (rc != 0)
-        abort();
-}
-
 static int parse_port(const char *s, size_t n, int *out)
 {
     long v = 0;
@@ -143,8 +137,8 @@ int el_sentinel_new(const char *hosts, size_t hosts_len, const char *master_name
     }
     memcpy(s->name, master_name, nlen + 1);
     s->timeout_ms = timeout_ms > 0 ? timeout_ms : 100;
-    must(pthread_mutex_init(&s->stop_lock, NULL));
-    must(pthread_cond_init(&s->stop_cond, NULL));
+    el_must(pthread_mutex_init(&s->stop_lock, NULL));
+    el_must(pthread_cond_init(&s->stop_cond, NULL));
     *out = s;
     return EL_OK;
 }
@@ -248,7 +242,7 @@ static int stopping(struct el_sentinel *s, int wait_ms)
     struct timespec ts;
     int stop;
 
-    must(pthread_mutex_lock(&s->stop_lock));
+    el_must(pthread_mutex_lock(&s->stop_lock));
     if (!s->stop && wait_ms > 0) {
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += wait_ms / 1000;
@@ -260,7 +254,7 @@ static int stopping(struct el_sentinel *s, int wait_ms)
         pthread_cond_timedwait(&s->stop_cond, &s->stop_lock, &ts);
     }
     stop = s->stop;
-    must(pthread_mutex_unlock(&s->stop_lock));
+    el_must(pthread_mutex_unlock(&s->stop_lock));
     return stop;
 }
 
@@ -302,15 +296,15 @@ static redisContext *subscribe(struct el_sentinel *s, int *next)
 /* "+switch-master <name> <old-ip> <old-port> <new-ip> <new-port>" */
 static void on_switch(struct el_sentinel *s, const char *msg, size_t len)
 {
-    char buf[600], name[128], host[256];
+    char buf[600], name[128], host[256], portstr[16];
     int port;
 
     if (len >= sizeof(buf))
         return;
     memcpy(buf, msg, len);
     buf[len] = '\0';
-    if (sscanf(buf, "%127s %*s %*s %255s %d", name, host, &port) == 3 &&
-        strcmp(name, s->name) == 0 && port > 0 && port <= 65535 &&
+    if (sscanf(buf, "%127s %*s %*s %255s %15s", name, host, portstr) == 3 &&
+        parse_port(portstr, strlen(portstr), &port) == 0 && strcmp(name, s->name) == 0 &&
         host_ok(host, strlen(host), 1)) {
         fprintf(stderr, "redis: sentinel announced +switch-master %s -> %s:%d\n", name, host,
                 port);
@@ -395,10 +389,10 @@ void el_sentinel_free(struct el_sentinel *s)
     if (s == NULL)
         return;
     if (s->watching) {
-        must(pthread_mutex_lock(&s->stop_lock));
+        el_must(pthread_mutex_lock(&s->stop_lock));
         s->stop = 1;
-        must(pthread_cond_signal(&s->stop_cond));
-        must(pthread_mutex_unlock(&s->stop_lock));
+        el_must(pthread_cond_signal(&s->stop_cond));
+        el_must(pthread_mutex_unlock(&s->stop_lock));
         pthread_join(s->thread, NULL);
     }
     pthread_mutex_destroy(&s->stop_lock);

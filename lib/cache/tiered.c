@@ -27,6 +27,7 @@
 #include "cache/tiered.h"
 
 #include "cache/key.h"
+#include "core/hash.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -37,7 +38,6 @@
 #include <time.h>
 
 #define FLIGHT_STRIPES 32
-#define BODY_MAX (16u << 20) /* largest document we will cache or serve */
 
 struct flight {
     struct flight *next;
@@ -92,12 +92,6 @@ static void waiters_init(void)
         pthread_mutex_init(&waiters[i].lock, NULL);
 }
 
-static void must(int rc)
-{
-    if (rc != 0)
-        abort(); /* pthread mutex/cond failures are programming errors */
-}
-
 /* Cache writes to Redis are best effort: the read they belong to has already
  * succeeded, and a failure is already counted by the breaker. */
 static void best_effort(int rc)
@@ -107,13 +101,7 @@ static void best_effort(int rc)
 
 static uint64_t hash_key(const char *s)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-
-    while (*s) {
-        h ^= (unsigned char)*s++;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return el_fnv1a64_str(s);
 }
 
 /* Keys whose Redis write after a store write (the new version, or a DEL)
@@ -129,28 +117,55 @@ static void pending_add(const char *key)
 {
     char *k = strdup(key);
 
-    must(pthread_mutex_lock(&pending_lock));
+    el_must(pthread_mutex_lock(&pending_lock));
     if (k && npending < PENDING_MAX)
         pending[npending++] = k;
     else {
         pending_lost++;
         free(k);
     }
-    must(pthread_mutex_unlock(&pending_lock));
+    el_must(pthread_mutex_unlock(&pending_lock));
+}
+
+/* Put a key back on the queue (its DEL failed: Redis went away again). */
+static void pending_putback(char *key)
+{
+    el_must(pthread_mutex_lock(&pending_lock));
+    if (npending < PENDING_MAX)
+        pending[npending++] = key;
+    else {
+        pending_lost++;
+        free(key);
+    }
+    el_must(pthread_mutex_unlock(&pending_lock));
 }
 
 void el_tiered_replay(struct el_redis *redis, struct el_bus *bus)
 {
     int lost;
 
-    must(pthread_mutex_lock(&pending_lock));
-    while (npending > 0 && el_redis_del(redis, pending[npending - 1]) == EL_OK) {
-        best_effort(el_bus_publish_key(bus, pending[npending - 1]));
-        free(pending[--npending]);
+    /* One key at a time off the queue, its DEL and announcement outside the
+     * lock: request threads queueing keys never wait behind up to
+     * PENDING_MAX Redis round trips. */
+    for (;;) {
+        char *key;
+
+        el_must(pthread_mutex_lock(&pending_lock));
+        key = npending > 0 ? pending[--npending] : NULL;
+        el_must(pthread_mutex_unlock(&pending_lock));
+        if (key == NULL)
+            break;
+        if (el_redis_del(redis, key) != EL_OK) {
+            pending_putback(key); /* Redis is away again: next time */
+            break;
+        }
+        best_effort(el_bus_publish_key(bus, key));
+        free(key);
     }
+    el_must(pthread_mutex_lock(&pending_lock));
     lost = pending_lost;
     pending_lost = 0;
-    must(pthread_mutex_unlock(&pending_lock));
+    el_must(pthread_mutex_unlock(&pending_lock));
     if (lost)
         fprintf(stderr, "tiered: %d cache keys could not be cleaned from Redis after writes "
                         "(queue full); they expire by TTL\n", lost);
@@ -198,7 +213,7 @@ static void l1_settle(struct el_tiered *t, const char *key, uint64_t h, uint64_t
 
     if (t->l1 == NULL)
         return;
-    el_buf_init(&body, BODY_MAX);
+    el_buf_init(&body, EL_RESPONSE_MAX);
     for (;;) {
         if (b)
             best_effort(el_l1_put(t->l1, key, b, el_now_ms() + (uint64_t)ttl, el_now_ms()));
@@ -243,13 +258,13 @@ void el_tiered_filled(const char *key)
     struct waiter *w;
 
     pthread_once(&waiters_once, waiters_init);
-    must(pthread_mutex_lock(&waiters[h % LEASE_STRIPES].lock));
+    el_must(pthread_mutex_lock(&waiters[h % LEASE_STRIPES].lock));
     for (w = waiters[h % LEASE_STRIPES].head; w; w = w->next)
         if (strcmp(w->key, key) == 0) {
             w->filled = 1;
-            must(pthread_cond_signal(&w->cond));
+            el_must(pthread_cond_signal(&w->cond));
         }
-    must(pthread_mutex_unlock(&waiters[h % LEASE_STRIPES].lock));
+    el_must(pthread_mutex_unlock(&waiters[h % LEASE_STRIPES].lock));
 }
 
 static void waiter_add(struct waiter *w, const char *key, uint64_t h)
@@ -259,14 +274,14 @@ static void waiter_add(struct waiter *w, const char *key, uint64_t h)
     pthread_once(&waiters_once, waiters_init);
     w->key = key;
     w->filled = 0;
-    must(pthread_condattr_init(&ca));
-    must(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC));
-    must(pthread_cond_init(&w->cond, &ca));
+    el_must(pthread_condattr_init(&ca));
+    el_must(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC));
+    el_must(pthread_cond_init(&w->cond, &ca));
     pthread_condattr_destroy(&ca);
-    must(pthread_mutex_lock(&waiters[h % LEASE_STRIPES].lock));
+    el_must(pthread_mutex_lock(&waiters[h % LEASE_STRIPES].lock));
     w->next = waiters[h % LEASE_STRIPES].head;
     waiters[h % LEASE_STRIPES].head = w;
-    must(pthread_mutex_unlock(&waiters[h % LEASE_STRIPES].lock));
+    el_must(pthread_mutex_unlock(&waiters[h % LEASE_STRIPES].lock));
 }
 
 /* Wait until w is filled or ms pass; returns 1 when filled. */
@@ -282,12 +297,12 @@ static int waiter_wait(struct waiter *w, uint64_t h, int64_t ms)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
-    must(pthread_mutex_lock(&waiters[h % LEASE_STRIPES].lock));
+    el_must(pthread_mutex_lock(&waiters[h % LEASE_STRIPES].lock));
     while (!w->filled)
         if (pthread_cond_timedwait(&w->cond, &waiters[h % LEASE_STRIPES].lock, &ts) != 0)
             break;
     filled = w->filled;
-    must(pthread_mutex_unlock(&waiters[h % LEASE_STRIPES].lock));
+    el_must(pthread_mutex_unlock(&waiters[h % LEASE_STRIPES].lock));
     return filled;
 }
 
@@ -295,13 +310,13 @@ static void waiter_remove(struct waiter *w, uint64_t h)
 {
     struct waiter **pp;
 
-    must(pthread_mutex_lock(&waiters[h % LEASE_STRIPES].lock));
+    el_must(pthread_mutex_lock(&waiters[h % LEASE_STRIPES].lock));
     for (pp = &waiters[h % LEASE_STRIPES].head; *pp; pp = &(*pp)->next)
         if (*pp == w) {
             *pp = w->next;
             break;
         }
-    must(pthread_mutex_unlock(&waiters[h % LEASE_STRIPES].lock));
+    el_must(pthread_mutex_unlock(&waiters[h % LEASE_STRIPES].lock));
     pthread_cond_destroy(&w->cond);
 }
 
@@ -324,7 +339,7 @@ struct el_tiered *el_tiered_new(struct el_l1 *l1, struct el_redis *redis,
     if (t->opts.lease_ms <= 0)
         t->opts.lease_ms = 2000;
     for (int i = 0; i < FLIGHT_STRIPES; i++)
-        must(pthread_mutex_init(&t->stripes[i].lock, NULL));
+        el_must(pthread_mutex_init(&t->stripes[i].lock, NULL));
     return t;
 }
 
@@ -483,7 +498,7 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
     char token[33] = "";
 
     *out = NULL;
-    el_buf_init(&body, BODY_MAX);
+    el_buf_init(&body, EL_RESPONSE_MAX);
 
     rc = refresh ? EL_EDISABLED : l2_get(t, key, &body, out);
     if (rc == EL_OK) {
@@ -626,13 +641,13 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
 
     h = hash_key(key);
     s = &t->stripes[h % FLIGHT_STRIPES];
-    must(pthread_mutex_lock(&s->lock));
+    el_must(pthread_mutex_lock(&s->lock));
     for (f = s->head; f; f = f->next)
         if (f->hash == h && strcmp(f->key, key) == 0)
             break;
     if (f != NULL && refresh) {
         /* Someone is already refreshing it: serve the copy we have. */
-        must(pthread_mutex_unlock(&s->lock));
+        el_must(pthread_mutex_unlock(&s->lock));
         *out = hot;
         *layer = EL_LAYER_L1;
         el_stats_count(t->opts.type, EL_LAYER_L1);
@@ -642,18 +657,19 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
         f = calloc(1, sizeof(*f));
         if (f == NULL || (f->key = strdup(key)) == NULL) {
             free(f);
-            must(pthread_mutex_unlock(&s->lock));
+            el_must(pthread_mutex_unlock(&s->lock));
             el_blob_unref(stale);
+            el_blob_unref(hot);
             return EL_ENOMEM;
         }
         f->hash = h;
-        must(pthread_cond_init(&f->cond, NULL));
+        el_must(pthread_cond_init(&f->cond, NULL));
         f->next = s->head;
         s->head = f;
         leader = 1;
     }
     f->users++;
-    must(pthread_mutex_unlock(&s->lock));
+    el_must(pthread_mutex_unlock(&s->lock));
 
     if (leader) {
         struct el_blob *b = NULL;
@@ -668,7 +684,7 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
             el_blob_unref(b);
             rc = fetch(t, key, load, arg, stale ? stale : hot, refresh, &b, &l);
         }
-        must(pthread_mutex_lock(&s->lock));
+        el_must(pthread_mutex_lock(&s->lock));
         f->rc = rc;
         f->blob = b;
         f->layer = l;
@@ -680,18 +696,18 @@ int el_tiered_get(struct el_tiered *t, const char *key, el_tiered_load_fn load, 
                 *pp = f->next;
                 break;
             }
-        must(pthread_cond_broadcast(&f->cond));
+        el_must(pthread_cond_broadcast(&f->cond));
     } else {
-        must(pthread_mutex_lock(&s->lock));
+        el_must(pthread_mutex_lock(&s->lock));
         while (!f->done)
-            must(pthread_cond_wait(&f->cond, &s->lock));
+            el_must(pthread_cond_wait(&f->cond, &s->lock));
     }
 
     rc = f->rc;
     *layer = f->layer;
     *out = el_blob_ref(f->blob);
     last = --f->users == 0;
-    must(pthread_mutex_unlock(&s->lock));
+    el_must(pthread_mutex_unlock(&s->lock));
     if (last) {
         el_blob_unref(f->blob);
         pthread_cond_destroy(&f->cond);
@@ -783,10 +799,10 @@ int el_tiered_inflight(struct el_tiered *t, const char *key)
     struct flight *f;
     int n = 0;
 
-    must(pthread_mutex_lock(&s->lock));
+    el_must(pthread_mutex_lock(&s->lock));
     for (f = s->head; f; f = f->next)
         if (f->hash == h && strcmp(f->key, key) == 0)
             n = f->users;
-    must(pthread_mutex_unlock(&s->lock));
+    el_must(pthread_mutex_unlock(&s->lock));
     return n;
 }

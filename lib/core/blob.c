@@ -6,22 +6,12 @@
 #include "core/blob.h"
 
 #include "core/el.h"
+#include "core/hash.h"
 
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t fnv1a64(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 struct el_blob *el_blob_new(int status, const void *data, size_t len)
 {
@@ -38,8 +28,8 @@ struct el_blob *el_blob_new(int status, const void *data, size_t len)
     if (len)
         memcpy(b->data, data, len);
     b->data[len] = '\0';
-    h = fnv1a64(0xcbf29ce484222325ULL, &status, sizeof(status));
-    h = fnv1a64(h, data, len);
+    h = el_fnv1a64(EL_FNV1A64_INIT, &status, sizeof(status));
+    h = el_fnv1a64(h, data, len);
     snprintf(b->etag, sizeof(b->etag), "\"%016llx\"", (unsigned long long)h);
     return b;
 }

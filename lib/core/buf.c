@@ -37,7 +37,7 @@ static int buf_fail(struct el_buf *b, int code)
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
-    b->failed = 1;
+    b->failed = code;
     return code;
 }
 
@@ -49,7 +49,7 @@ static int buf_reserve(struct el_buf *b, size_t n)
     char *p;
 
     if (b->failed)
-        return EL_ETOOBIG;
+        return b->failed;
     if (n > b->max - b->len)
         return buf_fail(b, EL_ETOOBIG);
     need = b->len + n + 1;
@@ -100,7 +100,7 @@ int el_buf_vaddf(struct el_buf *b, const char *fmt, va_list ap)
     if ((size_t)n < sizeof(small))
         return el_buf_add(b, small, (size_t)n);
     if (buf_reserve(b, (size_t)n) != EL_OK)
-        return b->failed ? EL_ETOOBIG : EL_ENOMEM;
+        return b->failed;
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
     return EL_OK;

@@ -2,10 +2,10 @@
  * dynbuf). Every string and JSON body elearn builds goes through it.
  *
  * The buffer is always NUL-terminated (data[len] == 0) once anything has been
- * appended. A failed append (cap exceeded or out of memory) frees the
- * contents and leaves the buffer empty, so a caller that ignores a status
- * cannot go on with half a document; the next append fails too until
- * el_buf_reset(). */
+ * appended. A failed append (cap exceeded: EL_ETOOBIG, out of memory:
+ * EL_ENOMEM) frees the contents and leaves the buffer empty, so a caller
+ * that ignores a status cannot go on with half a document; the next append
+ * fails too, with the same code, until el_buf_reset(). */
 #ifndef EL_BUF_H
 #define EL_BUF_H
 
@@ -19,7 +19,7 @@ struct el_buf {
     size_t len;   /* bytes used, excluding the terminating NUL */
     size_t cap;   /* bytes allocated */
     size_t max;   /* hard cap on len */
-    int failed;   /* an append failed; see above */
+    int failed;   /* 0, or the code of the append that failed; see above */
 };
 
 /* Initialise caller storage with cap max (bytes of content). */

@@ -17,7 +17,7 @@ const char *el_strerror(int code)
     return "unknown error";
 }
 
-int el_err_set(struct el_err *err, int code, const char *fmt, ...)
+int(el_err_set)(struct el_err *err, int code, const char *fmt, ...)
 {
     va_list ap;
 

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #define EL_ERRNO_MAP(X)                                                    \
     X(OK, 0, "success")                                                    \
@@ -47,6 +48,27 @@ struct el_err {
  * can say `return el_err_set(err, EL_EINVAL, "bad %s", what);`. */
 int el_err_set(struct el_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+#ifdef __clang_analyzer__
+/* The analyzer reads one file at a time: show it that el_err_set returns
+ * its code, or every `return el_err_set(err, EL_EINVAL, ...)` looks like it
+ * might return EL_OK with the outputs unset. (code is evaluated twice here;
+ * only the analyzer sees this.) */
+#define el_err_set(err, code, ...) (el_err_set((err), (code), __VA_ARGS__), (code))
+#endif
+
+/* The largest response body, in one place: what a handler builds and what
+ * the cache keeps (a cached document is served as it is, so a larger one
+ * could be cached but never served). */
+#define EL_RESPONSE_MAX (4u << 20)
+
+/* For pthread calls that cannot fail in a correct program (locking a mutex
+ * we initialised, signalling a condition we own): abort if one does, rather
+ * than go on unsynchronised. The one copy of that rule. */
+static inline void el_must(int rc)
+{
+    if (rc != 0)
+        abort();
+}
 
 #define EL_WUR __attribute__((warn_unused_result))
 #define EL_UNUSED(x) ((void)(x))

@@ -25,9 +25,13 @@ int el_json_strings(const char *body, size_t len, const struct el_json_field *fi
     *doc = NULL;
     for (i = 0; i < n; i++)
         *fields[i].out = NULL;
-    if (len > (size_t)INT32_MAX || (tok = json_tokener_new_ex(DEPTH_MAX)) == NULL)
+    if (body == NULL)
+        len = 0; /* no body: "" (parsing len bytes of "" would read past it) */
+    if (len > (size_t)INT32_MAX)
         return el_err_set(err, EL_EINVAL, "body: must be a JSON object");
-    root = json_tokener_parse_ex(tok, body ? body : "", (int)len);
+    if ((tok = json_tokener_new_ex(DEPTH_MAX)) == NULL)
+        return el_err_set(err, EL_ENOMEM, "out of memory");
+    root = json_tokener_parse_ex(tok, body != NULL ? body : "", (int)len);
     /* The whole body must be one value: no trailing bytes but whitespace. */
     if (root && json_tokener_get_error(tok) == json_tokener_success) {
         size_t off = json_tokener_get_parse_end(tok);
@@ -84,7 +88,7 @@ int el_json_strings(const char *body, size_t len, const struct el_json_field *fi
     *doc = malloc(sizeof(**doc));
     if (*doc == NULL) {
         json_object_put(root);
-        return EL_ENOMEM;
+        return el_err_set(err, EL_ENOMEM, "out of memory");
     }
     (*doc)->root = root;
     return EL_OK;
@@ -96,4 +100,19 @@ void el_json_free(struct el_json *doc)
         json_object_put(doc->root);
         free(doc);
     }
+}
+
+int el_json_add_string(struct el_buf *out, const char *s)
+{
+    int rc = el_buf_adds(out, "\"");
+
+    for (const unsigned char *p = (const unsigned char *)s; *p && rc == EL_OK; p++) {
+        if (*p == '"' || *p == '\\')
+            rc = el_buf_addf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            rc = el_buf_addf(out, "\\u%04x", *p);
+        else
+            rc = el_buf_add(out, p, 1);
+    }
+    return rc == EL_OK ? el_buf_adds(out, "\"") : rc;
 }

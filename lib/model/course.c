@@ -277,9 +277,7 @@ static int set_param(enum param p, const char *raw, size_t rawlen, struct el_cou
         if (st != DEC_OK || !hex24(small))
             return el_err_set(err, EL_EINVAL,
                               "instructor_id: must be \"me\" or a 24-character hex ObjectId");
-        for (int i = 0; i < 24; i++)
-            q->instructor_id[i] = (small[i] >= 'A' && small[i] <= 'F') ? (char)(small[i] + 32)
-                                                                        : small[i];
+        el_ascii_lower(q->instructor_id, small, 24);
         q->instructor_id[24] = '\0';
         return EL_OK;
     case P__COUNT:
@@ -376,10 +374,7 @@ void el_course_query_digest(const struct el_course_query *q, char out[41])
     int n;
 
     slen = strnlen(q->search, EL_COURSE_SEARCH_MAX);
-    for (i = 0; i < slen; i++) {
-        char c = q->search[i];
-        search[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-    }
+    el_ascii_lower(search, q->search, slen);
     search[slen] = '\0';
     n = snprintf(
         canon, sizeof(canon),
@@ -661,7 +656,7 @@ double el_rating_average(int64_t sum, int64_t count)
     if (count <= 0 || sum <= 0)
         return 0.0;
     /* round(10 * sum / count) half up, in integers */
-    return (double)((sum * 20 + count) / (2 * count)) / 10.0;
+    return (double)((sum * 20 + count) / (2 * count)) / 10.0; /* NOLINT(bugprone-integer-division) */
 }
 
 int el_page_query_parse(const char *qs, int *page, int *page_size, struct el_err *err)
@@ -675,79 +670,4 @@ int el_page_query_parse(const char *qs, int *page, int *page_size, struct el_err
     *page = q.page;
     *page_size = q.page_size;
     return EL_OK;
-}
-
-/* ---- ObjectId ---------------------------------------------------------- */
-
-/* The 5 "random" bytes identify this process; the counter makes ids made
- * in the same second distinct. Both are set once (pthread_once) and again
- * in a forked child, so two pre-forked responders never share a prefix. */
-static pthread_once_t oid_once = PTHREAD_ONCE_INIT;
-static unsigned char oid_process[5];
-static atomic_uint_fast32_t oid_counter;
-
-/* getrandom() only fails on kernels older than 3.17 or with a seccomp
- * filter; time, pid and an address are then a weaker but still
- * per-process substitute. */
-static void fill_random(void *dst, size_t n)
-{
-    unsigned char *p = dst;
-    size_t got = 0;
-
-    while (got < n) {
-        ssize_t r = getrandom(p + got, n - got, 0);
-        if (r > 0)
-            got += (size_t)r;
-        else if (r < 0 && errno != EINTR)
-            break;
-    }
-    if (got < n) {
-        uint64_t x = (uint64_t)el_now_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)dst;
-        for (; got < n; got++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            p[got] = (unsigned char)x;
-        }
-    }
-}
-
-static void oid_seed(void)
-{
-    uint32_t start;
-
-    fill_random(oid_process, sizeof(oid_process));
-    fill_random(&start, sizeof(start));
-    atomic_store_explicit(&oid_counter, start & 0xFFFFFF, memory_order_relaxed);
-}
-
-static void oid_init(void)
-{
-    oid_seed();
-    /* The child of a fork() is single-threaded here, so reseeding without
-     * a lock is safe. */
-    pthread_atfork(NULL, NULL, oid_seed);
-}
-
-void el_oid_new(char out[EL_OID_HEX])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char b[12];
-    uint32_t secs = (uint32_t)(el_wall_ms() / 1000);
-    uint32_t cnt;
-    int i;
-
-    pthread_once(&oid_once, oid_init);
-    cnt = (uint32_t)atomic_fetch_add_explicit(&oid_counter, 1, memory_order_relaxed);
-    b[0] = (unsigned char)(secs >> 24);
-    b[1] = (unsigned char)(secs >> 16);
-    b[2] = (unsigned char)(secs >> 8);
-    b[3] = (unsigned char)secs;
-    memcpy(b + 4, oid_process, 5);
-    b[9] = (unsigned char)(cnt >> 16);
-    b[10] = (unsigned char)(cnt >> 8);
-    b[11] = (unsigned char)cnt;
-    for (i = 0; i < 12; i++) {
-        out[2 * i] = hex[b[i] >> 4];
-        out[2 * i + 1] = hex[b[i] & 15];
-    }
-    out[24] = '\0';
 }

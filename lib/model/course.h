@@ -14,8 +14,7 @@
 
 #include "core/buf.h"
 #include "core/el.h"
-
-#define EL_OID_HEX 25 /* 24 hex digits + NUL */
+#include "model/oid.h"
 
 #define EL_COURSE_SEARCH_MAX 200  /* bytes of the search parameter */
 #define EL_COURSE_CATEGORY_MAX 64 /* bytes of the category parameter */
@@ -221,9 +220,5 @@ double el_rating_average(int64_t sum, int64_t count);
 /* Format ms since the epoch as ISO 8601 UTC with milliseconds,
  * e.g. "2026-11-26T11:37:55.123Z" (out needs 25 bytes). */
 void el_iso8601(int64_t ms, char out[32]);
-
-/* A fresh ObjectId-style id in hex: 4-byte time, 5 random bytes, 3-byte
- * counter, as MongoDB makes them. Thread-safe. */
-void el_oid_new(char out[EL_OID_HEX]);
 
 #endif /* EL_COURSE_H */

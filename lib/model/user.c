@@ -18,6 +18,8 @@
 
 #include <json-c/json.h>
 
+#include "core/text.h"
+
 #define LOCAL_MAX 64 /* RFC 5321, 4.5.3.1.1 */
 
 void el_user_cleanup(struct el_user *u)
@@ -93,48 +95,6 @@ static int invisible(uint32_t cp)
            (cp >= 0x205F && cp <= 0x206F) || cp == 0x3000 || cp == 0xFEFF;
 }
 
-/* Decode one UTF-8 sequence at s (n bytes left) into *cp and return its
- * length, or 0 when it is not well-formed (overlong forms, surrogates and
- * values above U+10FFFF included, RFC 3629). */
-static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned char c = s[0];
-    unsigned char lo = 0x80, hi = 0xBF;
-    size_t len, i;
-    uint32_t v;
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2, v = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3, v = c & 0x0F;
-        if (c == 0xE0)
-            lo = 0xA0; /* overlong */
-        else if (c == 0xED)
-            hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4, v = c & 0x07;
-        if (c == 0xF0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xF4)
-            hi = 0x8F; /* above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (i = 1; i < len; i++) {
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    *cp = v;
-    return len;
-}
-
 int el_email_normalize(const char *in, char *out, size_t n)
 {
     const unsigned char *s = (const unsigned char *)in;
@@ -155,7 +115,7 @@ int el_email_normalize(const char *in, char *out, size_t n)
     for (i = 0; i < len; i += step) {
         uint32_t cp;
 
-        step = utf8_next(s + i, len - i, &cp);
+        step = el_utf8_next((const char *)s + i, len - i, &cp);
         if (step == 0 || cp <= 0x20 || cp == 0x7F || invisible(cp))
             return EL_EINVAL;
         if (cp == '@') {
@@ -174,8 +134,7 @@ int el_email_normalize(const char *in, char *out, size_t n)
 
     if (n < len + 1)
         return EL_ETOOBIG; /* a buffer smaller than EL_EMAIL_MAX + 1 */
-    for (i = 0; i < len; i++)
-        out[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] - 'A' + 'a' : s[i]);
+    el_ascii_lower(out, (const char *)s, len);
     out[len] = '\0';
     return EL_OK;
 }

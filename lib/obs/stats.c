@@ -21,12 +21,6 @@
 static atomic_uint_fast64_t hits[EL_TYPE__COUNT][EL_LAYER__COUNT];
 static atomic_uint_fast64_t store_queries, store_failures, store_micros;
 
-static void must(int rc)
-{
-    if (rc != 0)
-        abort(); /* pthread mutex failures are programming errors */
-}
-
 const char *el_cache_type_name(enum el_cache_type t)
 {
     static const char *const names[EL_TYPE__COUNT] = {"courses", "courses_list", "sessions",
@@ -132,10 +126,10 @@ void el_stats_pending(struct el_stats_snapshot *out)
 {
     struct el_stats_snapshot cur;
 
-    must(pthread_mutex_lock(&flush_lock));
+    el_must(pthread_mutex_lock(&flush_lock));
     el_stats_snapshot(&cur);
     pending_locked(&cur, out);
-    must(pthread_mutex_unlock(&flush_lock));
+    el_must(pthread_mutex_unlock(&flush_lock));
 }
 
 /* A key of its own for this process's totals: unique across the cluster
@@ -143,9 +137,8 @@ void el_stats_pending(struct el_stats_snapshot *out)
 static void new_own_key_locked(void)
 {
     unsigned char rnd[16];
-    size_t at = strlen(EL_STATS_PROCESS_KEY_PREFIX);
+    size_t at = (size_t)snprintf(own_key, sizeof(own_key), "%s", EL_STATS_PROCESS_KEY_PREFIX);
 
-    memcpy(own_key, EL_STATS_PROCESS_KEY_PREFIX, at);
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
         /* No entropy yet: the pid and the clock are unique enough here. */
         struct timespec ts;
@@ -166,7 +159,7 @@ void el_stats_flush(struct el_redis *r)
     uint64_t totals[NFIELDS];
     int idx[NFIELDS], n = 0;
 
-    must(pthread_mutex_lock(&flush_lock));
+    el_must(pthread_mutex_lock(&flush_lock));
     if (own_key[0] == '\0')
         new_own_key_locked();
     el_stats_snapshot(&cur);
@@ -187,7 +180,7 @@ void el_stats_flush(struct el_redis *r)
                      EL_OK)
         for (int k = 0; k < n; k++)
             *slot(&flushed, idx[k]) = *slot(&cur, idx[k]);
-    must(pthread_mutex_unlock(&flush_lock));
+    el_must(pthread_mutex_unlock(&flush_lock));
 }
 
 struct cluster_read {
@@ -213,13 +206,14 @@ static void on_cluster_field(const char *field, int64_t value, void *arg)
 int el_stats_cluster(struct el_redis *r, struct el_stats_snapshot *out)
 {
     struct el_stats_snapshot cur, pend;
-    struct cluster_read c = {out};
+    struct cluster_read c;
     int rc;
 
     memset(out, 0, sizeof(*out));
+    c.out = out;
     /* Under the flush lock, so a flush cannot move counts from "pending" to
      * "in Redis" between the two reads (they would be counted twice). */
-    must(pthread_mutex_lock(&flush_lock));
+    el_must(pthread_mutex_lock(&flush_lock));
     rc = el_redis_hgetall_int(r, EL_STATS_CLUSTER_KEY, on_cluster_field, &c);
     if (rc == EL_OK) {
         el_stats_snapshot(&cur);
@@ -227,7 +221,7 @@ int el_stats_cluster(struct el_redis *r, struct el_stats_snapshot *out)
         for (int i = 0; i < NFIELDS; i++)
             *slot(out, i) += *slot(&pend, i);
     }
-    must(pthread_mutex_unlock(&flush_lock));
+    el_must(pthread_mutex_unlock(&flush_lock));
     if (rc != EL_OK)
         memset(out, 0, sizeof(*out));
     return rc;
@@ -290,7 +284,7 @@ static struct route_slot *route_find(const char *route)
 
     /* First sight of this route: register it. Another thread may have done
      * so since the scan; look again under the lock. */
-    must(pthread_mutex_lock(&routes_lock));
+    el_must(pthread_mutex_lock(&routes_lock));
     n = atomic_load_explicit(&nroutes, memory_order_relaxed);
     for (int i = ROUTE_FIRST; i < n && found == NULL; i++)
         if (strcmp(routes[i].name, route) == 0)
@@ -300,7 +294,7 @@ static struct route_slot *route_find(const char *route)
         memcpy(found->name, route, strlen(route) + 1);
         atomic_store_explicit(&nroutes, n + 1, memory_order_release);
     }
-    must(pthread_mutex_unlock(&routes_lock));
+    el_must(pthread_mutex_unlock(&routes_lock));
     return found ? found : &routes[ROUTE_OTHER];
 }
 
@@ -342,10 +336,10 @@ void el_stats_reset(void)
     atomic_store(&store_queries, 0);
     atomic_store(&store_failures, 0);
     atomic_store(&store_micros, 0);
-    must(pthread_mutex_lock(&flush_lock));
+    el_must(pthread_mutex_lock(&flush_lock));
     memset(&flushed, 0, sizeof(flushed));
     new_own_key_locked(); /* counting starts again from 0: a new process */
-    must(pthread_mutex_unlock(&flush_lock));
+    el_must(pthread_mutex_unlock(&flush_lock));
     /* Registered names stay: they are the routing table's, not counts. */
     n = atomic_load_explicit(&nroutes, memory_order_acquire);
     for (int i = 0; i < n; i++) {

@@ -106,7 +106,7 @@ int el_store_reset(struct el_store *s)
     return s->ops->reset(s);
 }
 
-/* ---- issue 3: writes, users, tokens ------------------------------------ */
+/* ---- writes, users, tokens ------------------------------------ */
 
 /* Run a backend op, timed and counted like every other query. A backend
  * that lacks the op (none should) answers EL_EIO rather than crash. */

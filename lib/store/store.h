@@ -76,7 +76,7 @@ int el_store_course_insert(struct el_store *s, struct el_course *c) EL_WUR;
 /* Number of courses. */
 int el_store_course_count(struct el_store *s, int64_t *n) EL_WUR;
 
-/* ---- course writes (issue 3) ------------------------------------------- */
+/* ---- course writes ------------------------------------------- */
 
 /* Apply p to course id, set updated_at = now_ms, and fill *out with the
  * document as it is after the update. EL_ENOTFOUND when no such course. */

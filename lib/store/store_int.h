@@ -20,7 +20,7 @@ struct el_store_ops {
     int (*course_insert)(struct el_store *s, struct el_course *c);
     int (*course_count)(struct el_store *s, int64_t *n);
     int (*reset)(struct el_store *s);
-    /* issue 3 */
+    /* writes, users, enrollments, tokens */
     int (*course_update)(struct el_store *s, const char *id, const struct el_course_patch *p,
                          int64_t now_ms, struct el_course *out);
     int (*module_update)(struct el_store *s, const char *course_id, const char *module_id,

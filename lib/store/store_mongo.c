@@ -25,7 +25,7 @@
  * delete what expired, as SQLite's housekeeping does). No operation needs
  * a multi-document transaction, which a standalone mongod cannot run:
  * every exactly-once rule rests on one document's atomicity -- a unique
- * index, a guard in an update's filter, $inc, $max (see "issue 3" below).
+ * index, a guard in an update's filter, $inc, $max (see "shared pieces of the writes" below).
  * Because correctness depends on the unique indexes, the writes they guard
  * make sure of them first (require_indexes); the other indexes stay
  * best-effort.
@@ -44,7 +44,8 @@
 
 #include <mongoc/mongoc.h>
 
-#include "cache/key.h"
+#include "model/oid.h"
+#include "core/text.h"
 
 #define COLLECTION "courses"
 #define COLL_USERS "users"
@@ -471,8 +472,7 @@ static void iter_id(const bson_iter_t *it, char dst[EL_OID_HEX])
         const char *v = bson_iter_utf8(it, &len);
 
         if (len == 24 && el_oid_valid(v)) {
-            for (int i = 0; i < 24; i++)
-                dst[i] = (v[i] >= 'A' && v[i] <= 'F') ? (char)(v[i] - 'A' + 'a') : v[i];
+            el_ascii_lower(dst, v, 24);
             dst[24] = '\0';
         }
     }
@@ -1054,7 +1054,7 @@ static int mongo_reset(struct el_store *base)
     return client_push(s, client, coll, rc);
 }
 
-/* ---- issue 3: shared pieces --------------------------------------------- *
+/* ---- shared pieces of the writes --------------------------------------------- *
  *
  * Course writes, enrollments, users, refresh tokens, revocations. Each
  * exactly-once rule is one document's (file header); where an operation

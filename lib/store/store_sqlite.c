@@ -44,7 +44,8 @@
 #include <json-c/json.h>
 #include <sqlite3.h>
 
-#include "cache/key.h"
+#include "model/oid.h"
+#include "core/text.h"
 
 #define SCHEMA_VERSION 4   /* 2: users, enrollments, refresh tokens, revocations;
                             * 3: ratings, courses.rating_sum (issue 12);
@@ -320,17 +321,6 @@ struct sqlite_store {
 
 static const struct el_store_ops sqlite_ops;
 
-static void lock(pthread_mutex_t *m)
-{
-    if (pthread_mutex_lock(m) != 0)
-        abort();
-}
-
-static void unlock(pthread_mutex_t *m)
-{
-    if (pthread_mutex_unlock(m) != 0)
-        abort();
-}
 
 /* SQLite result code -> elearn status. Whatever is not the caller's fault
  * (busy, locked, I/O, full disk, a file gone read-only or corrupt) means
@@ -379,14 +369,14 @@ static void conn_unlink(struct conn *c)
 {
     struct sqlite_store *s = c->owner;
 
-    lock(&s->lock);
+    el_must(pthread_mutex_lock(&s->lock));
     if (c->prev)
         c->prev->next = c->next;
     else
         s->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    unlock(&s->lock);
+    el_must(pthread_mutex_unlock(&s->lock));
 }
 
 /* pthread key destructor: the thread is exiting with a connection. */
@@ -428,8 +418,9 @@ static int conn_open(struct sqlite_store *s, struct conn **out, struct el_err *e
     rc = sqlite3_exec(c->db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;", NULL, NULL,
                       NULL);
     if (rc != SQLITE_OK) {
-        rc = el_err_set(err, map_rc(rc), "sqlite: cannot configure '%s': %s", s->path,
-                        sqlite3_errmsg(c->db));
+        /* (map_rc says EL_OK for SQLITE_ROW/DONE: never a failure here.) */
+        rc = el_err_set(err, map_rc(rc) != EL_OK ? map_rc(rc) : EL_EUNAVAIL,
+                        "sqlite: cannot configure '%s': %s", s->path, sqlite3_errmsg(c->db));
         goto fail;
     }
     *out = c;
@@ -457,12 +448,12 @@ static int conn_get(struct sqlite_store *s, struct conn **out, struct el_err *er
         conn_close(c);
         return el_err_set(err, EL_ENOMEM, "sqlite: out of memory");
     }
-    lock(&s->lock);
+    el_must(pthread_mutex_lock(&s->lock));
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
-    unlock(&s->lock);
+    el_must(pthread_mutex_unlock(&s->lock));
     *out = c;
     return EL_OK;
 }
@@ -694,8 +685,7 @@ out:
  * and the needle get. */
 static void fold(char *dst, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        dst[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+    el_ascii_lower(dst, s, n);
 }
 
 /* Build search_text for c (see the file header). Caller frees *out. */
@@ -1145,7 +1135,7 @@ static int sqlite_reset(struct el_store *base)
     return tx_end(c, rc);
 }
 
-/* ---- issue 3: course writes --------------------------------------------- */
+/* ---- course writes --------------------------------------------- */
 
 /* Finish a statement that returns no row we need: step it unless a bind
  * failed (bad is the OR of the binds' results), then reset it. */
@@ -1409,7 +1399,7 @@ static int enroll_rows(struct conn *c, const char *cid, const char *uid, int64_t
 
     if ((rc = stmt(c, ST_ENROLL_COUNT, &st)) != EL_OK)
         return rc;
-    if ((rc = sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC)) != SQLITE_OK) {
+    if (sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC) != SQLITE_OK) {
         rc = bind_error(c);
     } else {
         rc = sqlite3_step(st);
@@ -2325,8 +2315,7 @@ int el_store_sqlite_open(const char *path, struct el_store **out, struct el_err 
         free(s);
         return el_err_set(err, EL_ENOMEM, "sqlite: no thread-specific key left");
     }
-    if (pthread_mutex_init(&s->lock, NULL) != 0)
-        abort();
+    el_must(pthread_mutex_init(&s->lock, NULL));
     rc = conn_get(s, &c, err);
     if (rc == EL_OK)
         rc = create_schema(c, path, err);

@@ -49,9 +49,8 @@ static int suite_clean(void)
 
 static void redis_cmd(const char *cmd)
 {
-    redisContext *c = redisConnect("127.0.0.1", atoi(unit_env("EL_TEST_REDIS_PORT")));
-    CU_ASSERT_FATAL(c != NULL && c->err == 0);
-    freeReplyObject(redisCommand(c, "SELECT 5"));
+    redisContext *c = unit_redis_raw(5);
+
     freeReplyObject(redisCommand(c, cmd));
     redisFree(c);
 }
@@ -81,7 +80,7 @@ static int synced(struct el_auth *a)
 /* The marker of the bucket holding id, or "" when it has none. */
 static void marker_of(const char *id, char *out, size_t n)
 {
-    redisContext *c = redisConnect("127.0.0.1", atoi(unit_env("EL_TEST_REDIS_PORT")));
+    redisContext *c = redisConnect("127.0.0.1", unit_redis_port());
     char key[EL_KEY_MAX];
     redisReply *rep;
 

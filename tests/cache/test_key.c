@@ -18,8 +18,6 @@ static void test_spelling(void)
     CU_ASSERT_STRING_EQUAL(k, "refresh_tokens:u1");
     el_key_auth_bucket(k, sizeof(k), 7);
     CU_ASSERT_STRING_EQUAL(k, "auth:{b07}");
-    el_key_analytics_course(k, sizeof(k), "c1");
-    CU_ASSERT_STRING_EQUAL(k, "analytics:course:c1");
 }
 
 /* Redis Cluster's slot of a key: CRC16 (XMODEM) of its hash tag -- the
@@ -94,18 +92,6 @@ static void test_truncation(void)
     CU_ASSERT_STRING_EQUAL(k, "");
 }
 
-static void test_oid_valid(void)
-{
-    CU_ASSERT_TRUE(el_oid_valid("65a1b2c3d4e5f60718293a4b"));
-    CU_ASSERT_TRUE(el_oid_valid("65A1B2C3D4E5F60718293A4B"));
-    CU_ASSERT_FALSE(el_oid_valid("65a1b2c3d4e5f60718293a4"));   /* 23 */
-    CU_ASSERT_FALSE(el_oid_valid("65a1b2c3d4e5f60718293a4bc")); /* 25 */
-    CU_ASSERT_FALSE(el_oid_valid("65a1b2c3d4e5f60718293a4g"));
-    CU_ASSERT_FALSE(el_oid_valid("{\"$gt\":\"\"}"));
-    CU_ASSERT_FALSE(el_oid_valid(""));
-    CU_ASSERT_FALSE(el_oid_valid(NULL));
-}
-
 void test_key_register(void)
 {
     CU_pSuite s = CU_add_suite("key", NULL, NULL);
@@ -114,5 +100,4 @@ void test_key_register(void)
     CU_add_test(s, "generation changes list key", test_generation_changes_list_key);
     CU_add_test(s, "truncation is an error", test_truncation);
     CU_add_test(s, "cluster slots of the auth buckets", test_cluster_slots);
-    CU_add_test(s, "ObjectId validation", test_oid_valid);
 }

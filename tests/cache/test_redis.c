@@ -48,7 +48,7 @@ static void pause_ms(int ms)
 
 static int test_port(void)
 {
-    return atoi(unit_env("EL_TEST_REDIS_PORT"));
+    return unit_redis_port();
 }
 
 static struct el_redis *open_url(const char *url, int timeout_ms, int rmin, int rmax)
@@ -140,7 +140,7 @@ static int raw_clients(redisContext *c)
     int n = -1;
 
     if (rep && rep->type == REDIS_REPLY_STRING && (p = strstr(rep->str, "connected_clients:")))
-        n = atoi(p + strlen("connected_clients:"));
+        n = (int)strtol(p + strlen("connected_clients:"), NULL, 10);
     freeReplyObject(rep);
     return n;
 }
@@ -669,7 +669,7 @@ static void test_connect_timeout(void)
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = htons((uint16_t)port);
     CU_ASSERT_FATAL(filler >= 0);
-    connect(filler, (struct sockaddr *)&a, sizeof(a));
+    (void)connect(filler, (struct sockaddr *)&a, sizeof(a)); /* non-blocking: in progress */
     pfd.fd = filler;
     pfd.events = POLLOUT;
     CU_ASSERT_FATAL(poll(&pfd, 1, 2000) == 1); /* the one queue slot is taken */

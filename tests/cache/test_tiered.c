@@ -46,12 +46,7 @@ static int load(void *arg, struct el_buf *body, uint64_t *version)
 
 static redisContext *raw(void)
 {
-    redisContext *c = redisConnect("127.0.0.1", atoi(unit_env("EL_TEST_REDIS_PORT")));
-
-    CU_ASSERT_FATAL(c != NULL && c->err == 0);
-    redisReply *r = redisCommand(c, "SELECT 3");
-    freeReplyObject(r);
-    return c;
+    return unit_redis_raw(3);
 }
 
 static long long redis_calls(redisContext *c, const char *cmd)
@@ -62,7 +57,7 @@ static long long redis_calls(redisContext *c, const char *cmd)
 
     snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", cmd);
     if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, needle)) != NULL)
-        n = atoll(p + strlen(needle));
+        n = strtoll(p + strlen(needle), NULL, 10);
     freeReplyObject(r);
     return n;
 }
@@ -321,7 +316,7 @@ static void test_jitter(void)
 }
 
 
-/* ---- coherence (issue 4) ------------------------------------------------- */
+/* ---- coherence ------------------------------------------------- */
 
 struct proc {
     struct el_l1 *l1;
@@ -689,7 +684,7 @@ static void *guard_write(void *arg)
     char body[32];
 
     for (int i = 0; i < GUARD_WRITES; i++) {
-        uint64_t ver = (uint64_t)(w->first + i * GUARD_THREADS);
+        uint64_t ver = (uint64_t)w->first + (uint64_t)i * GUARD_THREADS;
         int n = snprintf(body, sizeof(body), "{\"v\":%llu}", (unsigned long long)ver);
         CU_ASSERT_EQUAL(el_tiered_set(w->f->t, "course:race2", body, (size_t)n, ver), EL_OK);
     }

@@ -50,6 +50,27 @@ static void test_cap_fails_and_sticks(void)
     el_buf_cleanup(&b);
 }
 
+/* An allocation that fails is EL_ENOMEM -- not EL_ETOOBIG, which says the
+ * caller's cap was exceeded (a 413 rather than a 503) -- and stays so. The
+ * cap here allows 2^50 bytes; no allocator hands them out (the sanitizers
+ * are told to return NULL rather than abort: tests/run-unit.sh). */
+static void test_out_of_memory_is_enomem(void)
+{
+    struct el_buf b;
+    static const char byte = 'x';
+
+    el_buf_init(&b, (size_t)1 << 52);
+    CU_ASSERT_EQUAL(el_buf_adds(&b, "ok"), EL_OK);
+    CU_ASSERT_EQUAL(el_buf_add(&b, &byte, (size_t)1 << 50), EL_ENOMEM);
+    CU_ASSERT_EQUAL(b.len, 0);
+    CU_ASSERT_PTR_NULL(b.data);
+    CU_ASSERT_EQUAL(el_buf_adds(&b, "a"), EL_ENOMEM);
+    CU_ASSERT_EQUAL(el_buf_addf(&b, "%0300d", 1), EL_ENOMEM); /* the long-format path */
+    el_buf_reset(&b);
+    CU_ASSERT_EQUAL(el_buf_adds(&b, "a"), EL_OK);
+    el_buf_cleanup(&b);
+}
+
 static void test_take(void)
 {
     struct el_buf b;
@@ -73,5 +94,6 @@ void test_buf_register(void)
     CU_add_test(s, "append and format", test_append_and_format);
     CU_add_test(s, "long format grows", test_long_format_grows);
     CU_add_test(s, "cap fails and sticks", test_cap_fails_and_sticks);
+    CU_add_test(s, "out of memory is EL_ENOMEM and sticks", test_out_of_memory_is_enomem);
     CU_add_test(s, "take hands over", test_take);
 }

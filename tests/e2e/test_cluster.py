@@ -48,13 +48,7 @@ from harness import (STORE, Case, Resp, fetch, main, read_text, scaled, store_un
 from harness import S as C
 
 LEASE_MS = 2000         # el_tiered_opts.lease_ms default (lib/cache/tiered.c)
-# L1_MAX_STALE of the responders: how long the bus may be silent before a
-# process stops trusting its L1 and bypasses fill leases. The default (1 s,
-# four heartbeats) is raised here so that a bus thread a loaded machine did
-# not schedule for a second does not look like a lost bus -- which would
-# turn L1 hits into revalidations and one store query into several, and
-# fail tests that are about something else. T07 sizes its outage from it.
-L1_MAX_STALE_MS = 3000
+L1_MAX_STALE_MS = 1000  # L1_MAX_STALE default; T07 sizes its outage from it
 # Worker threads per responder. With 4, at most 4 of the 100 concurrent
 # requests per responder are inside its read path at once (the rest queue);
 # EL_CLUSTER_WORKERS=32 makes the stampede harsher.
@@ -821,4 +815,4 @@ def setUpModule():
 
 if __name__ == '__main__':
     sys.exit(main(ORDER, fronts='abc', upstream=True, own_mongo=True, workers=WORKERS,
-                  name='cluster', env={'L1_MAX_STALE': L1_MAX_STALE_MS}))
+                  name='cluster'))

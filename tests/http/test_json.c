@@ -58,10 +58,24 @@ static void test_rejections(void)
     }
 }
 
+static void test_add_string(void)
+{
+    struct el_buf b;
+
+    el_buf_init(&b, 256);
+    CU_ASSERT_EQUAL(el_json_add_string(&b, "a\"b\\c\n\x01 caf\xc3\xa9"), EL_OK);
+    CU_ASSERT_STRING_EQUAL(b.data, "\"a\\\"b\\\\c\\u000a\\u0001 caf\xc3\xa9\"");
+    el_buf_reset(&b);
+    CU_ASSERT_EQUAL(el_json_add_string(&b, ""), EL_OK);
+    CU_ASSERT_STRING_EQUAL(b.data, "\"\"");
+    el_buf_cleanup(&b);
+}
+
 void test_json_register(void)
 {
     CU_pSuite s = CU_add_suite("json", NULL, NULL);
 
     CU_add_test(s, "string fields", test_ok);
     CU_add_test(s, "rejections name the field", test_rejections);
+    CU_add_test(s, "JSON string writer escapes", test_add_string);
 }

@@ -1,5 +1,5 @@
 /* test_course.c -- the course model: query parsing and its digest, the JSON
- * serializer, dates and ObjectIds. */
+ * serializer, dates. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +7,6 @@
 
 #include "model/course.h"
 #include "core/el.h"
-#include "cache/key.h"
 #include "unit.h"
 
 /* Parse qs, which must succeed; failures print the query string. */
@@ -615,71 +614,7 @@ static void test_cleanup(void)
     CU_ASSERT_EQUAL(p.total, 0);
 }
 
-static unsigned long hexnum(const char *s, int n)
-{
-    char tmp[16];
-
-    memcpy(tmp, s, (size_t)n);
-    tmp[n] = '\0';
-    return strtoul(tmp, NULL, 16);
-}
-
-static void test_oid_format(void)
-{
-    char a[EL_OID_HEX], b[EL_OID_HEX];
-    int64_t before = el_wall_ms() / 1000, after;
-
-    el_oid_new(a);
-    el_oid_new(b);
-    after = el_wall_ms() / 1000;
-    CU_ASSERT_EQUAL(strlen(a), 24);
-    CU_ASSERT_TRUE(el_oid_valid(a));
-    CU_ASSERT_EQUAL(strspn(a, "0123456789abcdef"), 24); /* lowercase */
-    /* 4-byte big-endian seconds. */
-    CU_ASSERT((int64_t)hexnum(a, 8) >= before && (int64_t)hexnum(a, 8) <= after);
-    /* The same 5 process bytes, and a counter that moved on by one. */
-    CU_ASSERT(memcmp(a + 8, b + 8, 10) == 0);
-    CU_ASSERT_EQUAL((hexnum(a + 18, 6) + 1) & 0xFFFFFF, hexnum(b + 18, 6));
-}
-
-#define OID_THREADS 8
-#define OID_PER_THREAD 2000
-
-static char oids[OID_THREADS * OID_PER_THREAD][EL_OID_HEX];
-
-static void *oid_worker(void *arg)
-{
-    char(*mine)[EL_OID_HEX] = arg;
-
-    for (int i = 0; i < OID_PER_THREAD; i++)
-        el_oid_new(mine[i]);
-    return NULL;
-}
-
-static int cmp_oid(const void *a, const void *b)
-{
-    return strcmp(a, b);
-}
-
-static void test_oid_unique_across_threads(void)
-{
-    pthread_t t[OID_THREADS];
-    size_t n = OID_THREADS * OID_PER_THREAD, dups = 0;
-
-    for (int i = 0; i < OID_THREADS; i++)
-        CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, oid_worker, oids[i * OID_PER_THREAD]), 0);
-    for (int i = 0; i < OID_THREADS; i++)
-        pthread_join(t[i], NULL);
-    qsort(oids, n, sizeof(oids[0]), cmp_oid);
-    for (size_t i = 1; i < n; i++)
-        dups += strcmp(oids[i - 1], oids[i]) == 0;
-    CU_ASSERT_EQUAL(dups, 0);
-    for (size_t i = 0; i < n; i++)
-        if (!el_oid_valid(oids[i]))
-            CU_FAIL("invalid generated id");
-}
-
-/* issue 12: instructor_id, the visibility default, page-only queries,
+/* instructor_id, the visibility default, page-only queries,
  * the rating average. */
 static void test_query_visibility(void)
 {
@@ -749,6 +684,4 @@ void test_course_register(void)
     CU_add_test(s, "the largest summary and page fit their bounds", test_summary_bound);
     CU_add_test(s, "page JSON", test_page_json);
     CU_add_test(s, "cleanup frees and zeroes", test_cleanup);
-    CU_add_test(s, "oid: format, time, counter", test_oid_format);
-    CU_add_test(s, "oid: unique across threads", test_oid_unique_across_threads);
 }

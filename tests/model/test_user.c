@@ -154,6 +154,7 @@ static void test_printable_only(void)
     refuse("ann\xc2\xa0@example.com");     /* no-break space */
     refuse("ann\xc2\x85@example.com");     /* C1 NEL */
     refuse("ann\xe2\x80\x8b@example.com"); /* zero-width space */
+    /* NOLINTNEXTLINE(misc-misleading-bidirectional): the point of the test */
     refuse("ann\xe2\x80\xae@example.com"); /* right-to-left override */
     refuse("ann\xe3\x80\x80@example.com"); /* ideographic space */
     refuse("\xef\xbb\xbf"

@@ -35,13 +35,7 @@
 
 static redisContext *raw_db(void)
 {
-    redisContext *c = redisConnect("127.0.0.1", atoi(unit_env("EL_TEST_REDIS_PORT")));
-    char cmd[16];
-
-    CU_ASSERT_FATAL(c != NULL && c->err == 0);
-    snprintf(cmd, sizeof(cmd), "SELECT %d", TEST_DB);
-    freeReplyObject(redisCommand(c, cmd));
-    return c;
+    return unit_redis_raw(TEST_DB);
 }
 
 static void flushdb(void)
@@ -293,7 +287,7 @@ static int parse_line(struct parsed *ps, const char *line)
         if (n == 0 || n >= sizeof(ps->typed[0]) || p[7 + n] != ' ' || ps->ntyped == 64)
             return 0;
         t = p + 8 + n;
-        if (strcmp(t, "counter") && strcmp(t, "gauge") && strcmp(t, "histogram"))
+        if (strcmp(t, "counter") != 0 && strcmp(t, "gauge") != 0 && strcmp(t, "histogram") != 0)
             return 0;
         memcpy(ps->typed[ps->ntyped], p + 7, n);
         ps->typed[ps->ntyped++][n] = '\0';
@@ -508,7 +502,7 @@ static void test_metrics_format(void)
 static void *request_worker(void *arg)
 {
     static const char *const routes[] = {"GET /t/a", "GET /t/b", "GET /t/c"};
-    long id = (long)arg;
+    long id = *(const long *)arg;
 
     for (int i = 0; i < REQ_EACH; i++)
         el_stats_request(routes[(i + id) % 3], (i & 1) ? "L1" : "L2", (uint64_t)i);
@@ -523,9 +517,13 @@ static void test_request_concurrent(void)
     struct el_buf b;
     double total = 0;
 
+    static long ids[REQ_THREADS];
+
     el_stats_reset();
-    for (long i = 0; i < REQ_THREADS; i++)
-        CU_ASSERT_FATAL(pthread_create(&th[i], NULL, request_worker, (void *)i) == 0);
+    for (long i = 0; i < REQ_THREADS; i++) {
+        ids[i] = i;
+        CU_ASSERT_FATAL(pthread_create(&th[i], NULL, request_worker, &ids[i]) == 0);
+    }
     for (int i = 0; i < REQ_THREADS; i++)
         pthread_join(th[i], NULL);
 

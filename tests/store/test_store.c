@@ -248,7 +248,7 @@ static size_t expected(const struct el_course_query *q, const char **ids, size_t
         match[n++] = &catalog[i];
     }
     cmp_sort = q->sort;
-    qsort(match, n, sizeof(match[0]), cmp_spec);
+    qsort(match, n, sizeof(match[0]), cmp_spec); /* NOLINT(bugprone-sizeof-expression) */
     *nids = 0;
     for (size_t i = off; i < n && *nids < (size_t)q->page_size; i++)
         ids[(*nids)++] = match[i]->id;
@@ -789,7 +789,7 @@ static void test_concurrent_reads(void)
     memset(&shared, 0, sizeof(shared));
 }
 
-/* ---- course writes (issue 3) ------------------------------------------- */
+/* ---- course writes ------------------------------------------- */
 
 /* A patch that owns copies of what it is given (el_course_patch_cleanup). */
 static void set_str(char **dst, const char *s)

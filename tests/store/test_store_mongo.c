@@ -1070,7 +1070,7 @@ static void test_bad_uris(void)
                     EL_EINVAL);
 }
 
-/* ---- issue 3: users, enrollments, tokens ------------------------------- */
+/* ---- users, enrollments, tokens ------------------------------- */
 
 /* A user with a fixed hash and name; free with el_user_cleanup. */
 static void make_user(struct el_user *u, const char *email)
@@ -1096,7 +1096,7 @@ static void insert_course(struct el_store *s, const char *title, char id[EL_OID_
 /* The new collections' indexes, with the options the store relies on: the
  * unique ones are the exactly-once guards, and the TTL ones (expiring at
  * the date in expires_at) keep tokens and revocations from piling up. */
-static void test_new_indexes(void)
+static void test_user_token_indexes(void)
 {
     static const struct {
         const char *coll, *name, *key0, *key1;
@@ -1142,7 +1142,7 @@ static void test_new_indexes(void)
 /* What other tools (and the TTL monitor, which only expires BSON dates)
  * see: ObjectIds for user and course ids, dates for times, token ids as
  * string _ids, a bool for used. */
-static void test_new_bson_types(void)
+static void test_user_token_bson_types(void)
 {
     const char *uri = xstrdup(test_uri(TEST_DB));
     struct el_store *s = open_store(uri);
@@ -1477,7 +1477,7 @@ static int never_called(const char *id, int64_t expires_ms, void *arg)
 /* Nothing listens: every new operation fails with EL_EUNAVAIL after one
  * server selection timeout (500 ms here) -- not two, though several of
  * them write more than one document -- and leaves nothing to clean up. */
-static void test_new_ops_unreachable(void)
+static void test_user_token_ops_unreachable(void)
 {
     char uri[160];
     struct el_store *s;
@@ -1549,7 +1549,7 @@ static void test_new_ops_unreachable(void)
 }
 
 /* Token ids and emails are string values, never query syntax. */
-static void test_new_ops_injection(void)
+static void test_user_token_ops_injection(void)
 {
     static const char *const ids[] = {"{\"$ne\":null}", "{\"$gt\":\"\"}", ".*", "$where", "/.*/"};
     const char *uri = xstrdup(test_uri(TEST_DB));
@@ -1584,7 +1584,7 @@ static void test_new_ops_injection(void)
  * update (a second look only when it fails); an enrollment is a find, an
  * insert and one findAndModify for the count, and a duplicate is refused
  * at the insert and never reaches the count. */
-static void test_new_ops_queries(void)
+static void test_user_token_ops_queries(void)
 {
     const char *uri = xstrdup(test_uri(TEST_DB));
     struct el_store *s = open_store(uri);
@@ -1851,8 +1851,8 @@ void test_store_mongo_register(void)
     CU_add_test(s, "more threads than pooled clients", test_pool_contention);
     CU_add_test(s, "hand-built bad queries and courses are refused", test_bad_input);
     CU_add_test(s, "bad URIs are EL_EINVAL", test_bad_uris);
-    CU_add_test(s, "users, enrollments, tokens: unique and TTL indexes", test_new_indexes);
-    CU_add_test(s, "users, enrollments, tokens: stored BSON types", test_new_bson_types);
+    CU_add_test(s, "users, enrollments, tokens: unique and TTL indexes", test_user_token_indexes);
+    CU_add_test(s, "users, enrollments, tokens: stored BSON types", test_user_token_bson_types);
     CU_add_test(s, "two stores race: one email, one enrollment, one claim",
                 test_guards_across_stores);
     CU_add_test(s, "unique indexes guard the first writes after the server comes up",
@@ -1861,9 +1861,9 @@ void test_store_mongo_register(void)
                 test_unbuildable_unique_index);
     CU_add_test(s, "deletes take tokens and enrollments, also on a retry",
                 test_deletes_take_dependents);
-    CU_add_test(s, "new operations: unreachable fails fast, one timeout", test_new_ops_unreachable);
-    CU_add_test(s, "token ids and emails are never operators", test_new_ops_injection);
-    CU_add_test(s, "claim and enroll: the commands sent", test_new_ops_queries);
+    CU_add_test(s, "new operations: unreachable fails fast, one timeout", test_user_token_ops_unreachable);
+    CU_add_test(s, "token ids and emails are never operators", test_user_token_ops_injection);
+    CU_add_test(s, "claim and enroll: the commands sent", test_user_token_ops_queries);
     CU_add_test(s, "replica set: write concern, primary reads, elections",
                 test_replica_set_member);
     CU_add_test(s, "replica set: an election between two servers is followed",

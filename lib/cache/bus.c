@@ -162,9 +162,9 @@ static int lost_pending(struct el_bus *b)
 {
     int lost;
 
-    must(pthread_mutex_lock(&b->pub_lock));
+    el_must(pthread_mutex_lock(&b->pub_lock));
     lost = b->lost;
-    must(pthread_mutex_unlock(&b->pub_lock));
+    el_must(pthread_mutex_unlock(&b->pub_lock));
     return lost;
 }
 

@@ -17,6 +17,7 @@ int handle_course_enroll(const struct el_request *req, struct el_response *res);
 /* try-fast handlers (router.h): L1 hits on the event thread */
 int fast_course_get(const struct el_request *req, struct el_response *res);
 int fast_course_list(const struct el_request *req, struct el_response *res);
+int fast_auth_me(const struct el_request *req, struct el_response *res);
 
 /* app/modules.c */
 int handle_module_add(const struct el_request *req, struct el_response *res);

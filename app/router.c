@@ -46,6 +46,7 @@ static const struct route routes[] = {
 static const struct route fast_routes[] = {
     {"GET", "/courses", fast_course_list},
     {"GET", "/courses/{id}", fast_course_get},
+    {"GET", "/auth/me", fast_auth_me},
 };
 
 /* Match path against pattern segment by segment; on success store the

@@ -95,6 +95,7 @@ struct el_auth {
     atomic_int local_loaded;
     _Atomic uint64_t local_resets; /* the bus's resets when loaded */
     _Atomic uint64_t local_hits;
+    _Atomic uint64_t nowait_hits; /* of them, by el_auth_check_local */
     uint64_t local_tried_ms;  /* tick thread only: last load attempt */
     pthread_mutex_t fail_lock;
     struct local_fail fails[LOCAL_FAILS];
@@ -792,6 +793,7 @@ void el_auth_sync_state(struct el_auth *a, struct el_auth_sync_state *out)
     out->last_sync_ms = (int64_t)atomic_load(&a->last_sync_ms);
     out->local_trusted = local_trusted(a);
     out->local_hits = atomic_load(&a->local_hits);
+    out->nowait_hits = atomic_load(&a->nowait_hits);
 }
 
 /* ---- validation ------------------------------------------------------------ */
@@ -997,6 +999,19 @@ static int verify_access(struct el_auth *a, const char *tok, int64_t now_s,
     return EL_OK;
 }
 
+/* The token of "Bearer <token>", or NULL. */
+static const char *bearer_token(const char *authorization)
+{
+    const char *tok;
+
+    if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
+        return NULL;
+    tok = authorization + 7;
+    while (*tok == ' ')
+        tok++;
+    return tok;
+}
+
 int el_auth_authenticate(struct el_auth *a, const char *authorization, int64_t now_s,
                          struct el_principal *p, struct el_err *err)
 {
@@ -1005,11 +1020,8 @@ int el_auth_authenticate(struct el_auth *a, const char *authorization, int64_t n
     int rc;
 
     memset(p, 0, sizeof(*p));
-    if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
+    if ((tok = bearer_token(authorization)) == NULL)
         return el_err_set(err, EL_EINVAL, "Not authenticated");
-    tok = authorization + 7;
-    while (*tok == ' ')
-        tok++;
     if (verify_access(a, tok, now_s, &c, err) != EL_OK)
         return EL_EINVAL;
     rc = check_local(a, &c, p, err);
@@ -1019,6 +1031,25 @@ int el_auth_authenticate(struct el_auth *a, const char *authorization, int64_t n
     if (rc != EL_EUNAVAIL)
         return rc;
     return check_store(a, &c, p, err);
+}
+
+int el_auth_check_local(struct el_auth *a, const char *authorization, int64_t now_s,
+                        struct el_principal *p)
+{
+    struct el_token_claims c;
+    struct el_err err = {0};
+    const char *tok;
+
+    memset(p, 0, sizeof(*p));
+    /* Every refusal, a 401 included, is left to el_auth_authenticate: it
+     * alone words the answers, and a caller then has only one to copy. */
+    if ((tok = bearer_token(authorization)) == NULL ||
+        verify_access(a, tok, now_s, &c, &err) != EL_OK || check_local(a, &c, p, &err) != EL_OK) {
+        memset(p, 0, sizeof(*p));
+        return EL_EUNAVAIL;
+    }
+    atomic_fetch_add_explicit(&a->nowait_hits, 1, memory_order_relaxed);
+    return EL_OK;
 }
 
 /* ---- throttling ------------------------------------------------------------ */

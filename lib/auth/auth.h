@@ -99,6 +99,16 @@ void el_auth_free(struct el_auth *a);
 int el_auth_authenticate(struct el_auth *a, const char *authorization, int64_t now_s,
                          struct el_principal *p, struct el_err *err) EL_WUR;
 
+/* el_auth_authenticate's success, when the local state alone can give it:
+ * the signature and claims (CPU only), then the local revocation set and
+ * the session in L1 while the bus vouches for them (see "Auth without a
+ * round trip"). It never blocks -- no Redis, no store, no lock held across
+ * I/O -- so an event thread may call it. 0 with *p filled; EL_EUNAVAIL
+ * ("not local") for anything else, a bad or revoked token included: the
+ * caller then runs el_auth_authenticate, which decides and words it. */
+int el_auth_check_local(struct el_auth *a, const char *authorization, int64_t now_s,
+                        struct el_principal *p) EL_WUR;
+
 /* Register a student from client (the caller's address). EL_EINVAL (422,
  * detail in err) for invalid input, EL_ECONFLICT when the email exists,
  * EL_ELIMIT when client made EL_AUTH_MAX_REGISTER_IP attempts this window
@@ -150,6 +160,7 @@ struct el_auth_sync_state {
     int64_t last_sync_ms;   /* wall clock of the last copy; 0: none */
     int local_trusted;      /* 1 when the local state may vouch now */
     uint64_t local_hits;    /* requests authenticated without a round trip */
+    uint64_t nowait_hits;   /* of them, by el_auth_check_local (no worker) */
 };
 void el_auth_sync_state(struct el_auth *a, struct el_auth_sync_state *out);
 

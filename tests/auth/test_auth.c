@@ -798,6 +798,148 @@ static void test_local_path(void)
     bused_close(&b);
 }
 
+static int local_untrusted(struct bused *b)
+{
+    struct el_auth_sync_state st;
+
+    el_auth_sync_state(b->f.auth, &st); /* no tick: nothing reloads it */
+    return !st.local_trusted;
+}
+
+/* Reads of auth data from Redis so far (INFO commandstats): the calls
+ * el_auth_authenticate makes when the local state cannot answer. */
+static long long redis_reads(void)
+{
+    redisContext *c = redisConnect("127.0.0.1", atoi(unit_env("EL_TEST_REDIS_PORT")));
+    static const char *const cmds[] = {"cmdstat_hmget:calls=", "cmdstat_hget:calls=",
+                                       "cmdstat_get:calls="};
+    redisReply *rep;
+    long long n = 0;
+
+    CU_ASSERT_FATAL(c != NULL && c->err == 0);
+    rep = redisCommand(c, "INFO commandstats");
+    CU_ASSERT_FATAL(rep != NULL && rep->type == REDIS_REPLY_STRING);
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        const char *at = strstr(rep->str, cmds[i]);
+
+        if (at)
+            n += atoll(at + strlen(cmds[i]));
+    }
+    freeReplyObject(rep);
+    redisFree(c);
+    return n;
+}
+
+static int check_local_as(struct fx *f, const char *token, struct el_principal *p)
+{
+    char h[EL_JWT_MAX + 16];
+
+    bearer(h, sizeof(h), token);
+    return el_auth_check_local(f->auth, h, NOW + 1, p);
+}
+
+static uint64_t nowait_hits(struct el_auth *a)
+{
+    struct el_auth_sync_state st;
+
+    el_auth_sync_state(a, &st);
+    return st.nowait_hits;
+}
+
+/* el_auth_check_local answers only from local state: it refuses ("not
+ * local", EL_EUNAVAIL) -- with no Redis read and no store query, i.e.
+ * without anything that could block -- when the session is not in L1,
+ * when the token is bad or revoked, and when the bus cannot vouch. */
+static void test_check_local_never_blocks(void)
+{
+    struct bused a;
+    struct el_user u;
+    struct el_token_pair tp, tp2;
+    struct el_principal p;
+    struct el_err err = {0};
+    char bad[EL_JWT_MAX], skey[EL_KEY_MAX];
+    uint64_t q0, q1, fails, us, n0;
+    long long r0;
+
+    CU_ASSERT_EQUAL_FATAL(el_store_reset(store), EL_OK);
+    redis_cmd("FLUSHDB");
+    bused_open(&a);
+    /* Not loaded yet (no tick): the local state cannot vouch. */
+    must_register(&a.f, "nowait@example.com", &u);
+    must_login(&a.f, "nowait@example.com", &tp);
+    must_login(&a.f, "nowait@example.com", &tp2);
+    CU_ASSERT_EQUAL(check_local_as(&a.f, tp.access_token, &p), EL_EUNAVAIL);
+    until(local_ok, &a);
+
+    /* Trusted, but the session is not in L1: refused, nothing read. */
+    snprintf(skey, sizeof(skey), "session:%s", u.id);
+    el_tiered_dropped(a.f.l1, skey);
+    r0 = redis_reads();
+    el_stats_store_get(&q0, &fails, &us);
+    n0 = nowait_hits(a.f.auth);
+    CU_ASSERT_EQUAL(check_local_as(&a.f, tp.access_token, &p), EL_EUNAVAIL);
+    CU_ASSERT_STRING_EQUAL(p.id, ""); /* nothing half-filled */
+    el_stats_store_get(&q1, &fails, &us);
+    CU_ASSERT_EQUAL(redis_reads(), r0);
+    CU_ASSERT_EQUAL(q1 - q0, 0);
+    /* The control: the full path does read (Redis), and fills L1. */
+    CU_ASSERT_EQUAL(auth_as(&a.f, tp.access_token, &p, &err), EL_OK);
+    CU_ASSERT(redis_reads() > r0);
+
+    /* Now everything is local: answered, the same principal, no read. */
+    r0 = redis_reads();
+    el_stats_store_get(&q0, &fails, &us);
+    memset(&p, 0, sizeof(p));
+    CU_ASSERT_EQUAL(check_local_as(&a.f, tp.access_token, &p), EL_OK);
+    CU_ASSERT_STRING_EQUAL(p.id, u.id);
+    CU_ASSERT_STRING_EQUAL(p.role, "student");
+    CU_ASSERT_STRING_EQUAL(p.email, "nowait@example.com");
+    CU_ASSERT_STRING_EQUAL(p.name, "Ann");
+    CU_ASSERT_EQUAL(nowait_hits(a.f.auth) - n0, 1);
+    el_stats_store_get(&q1, &fails, &us);
+    CU_ASSERT_EQUAL(redis_reads(), r0);
+    CU_ASSERT_EQUAL(q1 - q0, 0);
+
+    /* Bad input is the full path's to word: refused here. */
+    CU_ASSERT_EQUAL(el_auth_check_local(a.f.auth, NULL, NOW + 1, &p), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(el_auth_check_local(a.f.auth, "Basic abc", NOW + 1, &p), EL_EUNAVAIL);
+    snprintf(bad, sizeof(bad), "%s", tp.access_token);
+    bad[strlen(bad) - 2] = bad[strlen(bad) - 2] == 'A' ? 'B' : 'A';
+    CU_ASSERT_EQUAL(check_local_as(&a.f, bad, &p), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(check_local_as(&a.f, tp.refresh_token, &p), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(el_auth_check_local(a.f.auth, "Bearer x", NOW + 1, &p), EL_EUNAVAIL);
+
+    /* Revoked: refused here, 401 on the full path. */
+    CU_ASSERT_EQUAL(auth_as(&a.f, tp2.access_token, &p, &err), EL_OK);
+    CU_ASSERT_EQUAL(el_auth_logout(a.f.auth, &p, NOW), EL_OK);
+    CU_ASSERT_EQUAL(check_local_as(&a.f, tp2.access_token, &p), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(auth_as(&a.f, tp2.access_token, &p, &err), EL_EINVAL);
+    /* The logout dropped the user's session from L1: refilled by the full
+     * path, the other login is local again. */
+    CU_ASSERT_EQUAL(check_local_as(&a.f, tp.access_token, &p), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(auth_as(&a.f, tp.access_token, &p, &err), EL_OK);
+    CU_ASSERT_EQUAL(check_local_as(&a.f, tp.access_token, &p), EL_OK);
+
+    /* The bus cannot vouch (none): refused though the session is in L1
+     * and the token good; the full path still answers. */
+    el_auth_set_bus(a.f.auth, NULL);
+    r0 = redis_reads();
+    CU_ASSERT_EQUAL(check_local_as(&a.f, tp.access_token, &p), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(redis_reads(), r0);
+    CU_ASSERT_EQUAL(auth_as(&a.f, tp.access_token, &p, &err), EL_OK);
+    el_auth_set_bus(a.f.auth, a.bus);
+    CU_ASSERT_EQUAL(check_local_as(&a.f, tp.access_token, &p), EL_OK);
+
+    /* The bus loses its connection (a reset): untrusted until the tick
+     * reloads the set -- refused meanwhile, whatever L1 holds. */
+    redis_cmd("CLIENT KILL TYPE pubsub");
+    until(local_untrusted, &a);
+    CU_ASSERT_EQUAL(check_local_as(&a.f, tp.access_token, &p), EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(auth_as(&a.f, tp.access_token, &p, &err), EL_OK);
+    el_user_cleanup(&u);
+    bused_close(&a);
+}
+
 void test_auth_register(void)
 {
     CU_pSuite s = CU_add_suite("auth", suite_init, suite_clean);
@@ -820,6 +962,8 @@ void test_auth_register(void)
     CU_add_test(s, "a marker of another master is not trusted", test_marker_of_another_master);
     CU_add_test(s, "local path: no round trip, revocations and role changes heard",
                 test_local_path);
+    CU_add_test(s, "check_local refuses, never blocks, unless all is local",
+                test_check_local_never_blocks);
     CU_add_test(s, "revocation enforced with Redis down", test_revocation_with_redis_down);
     CU_add_test(s, "role change and deletion take effect", test_role_change_and_deletion);
 }

@@ -108,6 +108,14 @@ def local_hits(front):
     return front.get('/api/health').json()['revocations']['local_hits']
 
 
+def event_thread_hits(front):
+    return front.get('/api/health').json()['revocations']['event_thread_hits']
+
+
+# Headers that differ between any two answers, whoever serves them.
+PER_ANSWER = {'date', 'x-request-id'}
+
+
 class T31NoRoundTrip(AuthCase):
     """/auth/me costs no Redis round trip while the bus vouches for the
     local state (counted by the responders: revocations.local_hits in
@@ -131,6 +139,53 @@ class T31NoRoundTrip(AuthCase):
         self.assertGreaterEqual(sum(after) - sum(before), 45, (before, after))
         self.assertEqual(self.logout(S.a, tok).status, 200)
         wait_until(lambda: self.me(S.b, tok).status == 401, 2, 'the logout heard on b')
+
+    def test_me_on_the_event_thread(self):
+        """With the session in L1 and the bus vouching, /auth/me is answered
+        on the event thread (revocations.event_thread_hits counts it), with
+        the worker's answer byte for byte: status, body, headers
+        (Cache-Control: no-store). A token revoked on another responder is
+        401 at once and never answered fast again."""
+        u = self.new_student('evt')
+        tok = self.login(u)['access_token']
+        seen = {}  # served on the event thread? -> the answer
+        for f in (S.b, S.a):
+            # b's first: its L1 lacks the session, so a worker answers.
+            n0 = event_thread_hits(f)
+            r = self.me(f, tok)
+            self.assertMe(r, u)
+            seen.setdefault(event_thread_hits(f) > n0, r)
+        wait_until(lambda: all(f.get('/api/health').json()['revocations']['local']
+                               for f in (S.a, S.b)), 5, 'local state trusted on both')
+        before = [event_thread_hits(f) for f in (S.a, S.b)]
+        for _ in range(25):
+            for f in (S.a, S.b):
+                n0 = event_thread_hits(f)
+                r = self.me(f, tok)
+                self.assertMe(r, u)
+                seen.setdefault(event_thread_hits(f) > n0, r)
+        after = [event_thread_hits(f) for f in (S.a, S.b)]
+        # All of them, unless the machine stalled the bus past its bound.
+        self.assertGreaterEqual(sum(after) - sum(before), 45, (before, after))
+        self.assertEqual(set(seen), {False, True}, seen)
+        fast, worker = seen[True], seen[False]
+        self.assertEqual(fast.status, worker.status)
+        self.assertEqual(fast.body, worker.body)
+        strip = lambda r: {k: v for k, v in r.headers.items() if k not in PER_ANSWER}
+        self.assertEqual(strip(fast), strip(worker))
+        self.assertEqual(fast.header('cache-control'), 'no-store')
+        self.assertIsNone(fast.layer)
+        # Revoked on a: b (whose L1 holds the session) answers 401 within
+        # the bus bound, on a worker, and keeps answering 401.
+        self.assertEqual(self.logout(S.a, tok).status, 200)
+        self.assertUnauthorized(self.me(S.a, tok))
+        wait_until(lambda: self.me(S.b, tok).status == 401, 2, 'the logout heard on b')
+        n0 = event_thread_hits(S.b)
+        for _ in range(5):
+            r = self.me(S.b, tok)
+            self.assertUnauthorized(r)
+            self.assertEqual(r.header('cache-control'), 'no-store')
+        self.assertEqual(event_thread_hits(S.b), n0)
 
 
     def test_revocation_propagation(self):

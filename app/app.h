@@ -29,18 +29,18 @@ enum {
 struct el_app {
     struct el_config cfg;
     struct el_store *store;
-    struct el_redis *redis;        /* NULL when L2 is disabled */
-    struct el_l1 *l1;              /* disabled (not NULL) when L1_MAX_BYTES=0 */
-    struct el_tiered *courses;     /* course:{id} */
-    struct el_tiered *course_lists;/* courses_ids:{gens}:{digest} (app/lists.c) */
-    struct el_tiered *summaries;   /* course_summary:{id} (app/lists.c) */
-    atomic_uint_fast64_t list_generation; /* see EL_KEY_LIST_GEN: the members dimension */
+    struct el_redis *redis;                       /* NULL when L2 is disabled */
+    struct el_l1 *l1;                             /* disabled (not NULL) when L1_MAX_BYTES=0 */
+    struct el_tiered *courses;                    /* course:{id} */
+    struct el_tiered *course_lists;               /* courses_ids:{gens}:{digest} (app/lists.c) */
+    struct el_tiered *summaries;                  /* course_summary:{id} (app/lists.c) */
+    atomic_uint_fast64_t list_generation;         /* see EL_KEY_LIST_GEN: the members dimension */
     atomic_uint_fast64_t list_gens[EL_LIST_DIMS]; /* the others (EL_LIST_DIM_*) */
     struct el_jwt *jwt;
     struct el_auth *auth;
-    struct el_bus *bus;            /* NULL when L2 is disabled */
-    void *warm;                    /* app/warm.c's thread, while it runs */
-    atomic_int gen_unshared;       /* a generation bump missed Redis */
+    struct el_bus *bus;      /* NULL when L2 is disabled */
+    void *warm;              /* app/warm.c's thread, while it runs */
+    atomic_int gen_unshared; /* a generation bump missed Redis */
 };
 
 /* Make every layer from app->cfg (app.c): store, Redis, L1, the tiered

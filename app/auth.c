@@ -38,7 +38,6 @@ int el_require_auth(const struct el_request *req, struct el_response *res, struc
     return el_response_error(res, 503, err.msg[0] ? err.msg : "Authentication unavailable");
 }
 
-
 /* Answers that carry tokens or who the caller is: never stored by a
  * browser or an intermediary (RFC 6749 section 5.1). */
 static void no_store(struct el_response *res)
@@ -123,8 +122,8 @@ int handle_auth_register(const struct el_request *req, struct el_response *res)
         status = body_error(res, rc, &err);
         goto out;
     }
-    rc = el_auth_register(req->app->auth, email, password, name, req->remote_addr, &u, &retry,
-                          &err);
+    rc =
+        el_auth_register(req->app->auth, email, password, name, req->remote_addr, &u, &retry, &err);
     el_json_free(doc);
     if (rc == EL_EINVAL)
         status = el_response_error(res, 422, err.msg);

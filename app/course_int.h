@@ -38,7 +38,6 @@ void el_course_recache(struct el_app *app, const char *id);
 
 /* 0 when course id is published (read through the caches), else 404 (or
  * 503) set on res: drafts cannot be enrolled in or rated. */
-int el_course_require_public(const struct el_request *req, struct el_response *res,
-                             const char *id);
+int el_course_require_public(const struct el_request *req, struct el_response *res, const char *id);
 
 #endif /* EL_COURSE_INT_H */

@@ -103,8 +103,8 @@ static int caller(const struct el_request *req, struct el_principal *p)
     struct el_err err = {0};
 
     return req->authorization != NULL &&
-           el_auth_authenticate(req->app->auth, req->authorization, (int64_t)time(NULL), p,
-                                &err) == EL_OK;
+           el_auth_authenticate(req->app->auth, req->authorization, (int64_t)time(NULL), p, &err) ==
+               EL_OK;
 }
 
 static int is_admin(const struct el_principal *p)
@@ -313,15 +313,13 @@ int el_course_respond(const struct el_request *req, struct el_response *res,
     el_key_course(key, sizeof(key), c->id);
     /* A draft is cached as a not-found of its revision: a read that fetched
      * the published copy before this write cannot bring it back. */
-    if (!c->published ? el_tiered_set_not_found(req->app->courses, key, c->rev) != EL_OK
-                      : el_tiered_set(req->app->courses, key, res->body.data, res->body.len,
-                                      c->rev) != EL_OK)
+    if (!c->published
+            ? el_tiered_set_not_found(req->app->courses, key, c->rev) != EL_OK
+            : el_tiered_set(req->app->courses, key, res->body.data, res->body.len, c->rev) != EL_OK)
         el_tiered_invalidate(req->app->courses, key);
     el_app_summary_written(req->app, c);
     return status;
 }
-
-
 
 /* The caller may change course id: its instructor or an admin. Returns 0,
  * or the status set on res (404, 403, 503). *nmodules (when not NULL) gets
@@ -454,8 +452,7 @@ int handle_module_patch(const struct el_request *req, struct el_response *res)
              * duration_minutes is their sum); its summary is rewritten in
              * el_course_respond. */
             el_bus_batch_begin(req->app->bus);
-            el_app_lists_changed(req->app,
-                                 patch.fields & EL_MF_DURATION ? EL_LISTS_DURATION : 0);
+            el_app_lists_changed(req->app, patch.fields & EL_MF_DURATION ? EL_LISTS_DURATION : 0);
             status = el_course_respond(req, res, &c, 200);
             el_app_announced(req->app);
             el_course_cleanup(&c);
@@ -518,8 +515,7 @@ void el_course_recache(struct el_app *app, const char *id)
     el_buf_cleanup(&b);
 }
 
-int el_course_require_public(const struct el_request *req, struct el_response *res,
-                             const char *id)
+int el_course_require_public(const struct el_request *req, struct el_response *res, const char *id)
 {
     struct el_blob *blob;
     enum el_layer layer;

@@ -803,7 +803,8 @@ static void drop_session(const char *user_id)
     snprintf(key, sizeof(key), "session:%s", user_id);
     if (rc == EL_OK && (rc = el_bus_publish_key_once(r, key)) != EL_OK)
         warn("cannot tell the responders to drop the session of user %s (%s); their copies "
-             "expire within seconds", user_id, el_strerror(rc));
+             "expire within seconds",
+             user_id, el_strerror(rc));
     el_redis_thread_cleanup(r);
     el_redis_free(r);
 }

@@ -27,10 +27,10 @@ struct el_fcgi_req {
     int status;           /* decided by the framing: 400, 413, 431 */
     struct el_buf params; /* raw PARAMS, then decoded name\0value\0... */
     size_t nparams;
-    size_t cl_off;        /* CONTENT_LENGTH's value in params, when has_cl */
+    size_t cl_off; /* CONTENT_LENGTH's value in params, when has_cl */
     int has_cl;
     struct el_buf body;
-    size_t stdin_seen;    /* STDIN bytes received, kept or not */
+    size_t stdin_seen; /* STDIN bytes received, kept or not */
 };
 
 enum state { ST_HEADER, ST_CONTENT, ST_PADDING };
@@ -48,7 +48,7 @@ struct el_fcgi {
     /* the request arriving (id != 0 while active) */
     struct el_fcgi_req *cur;
     int params_done;
-    int ready;   /* the record being finished completes the request */
+    int ready; /* the record being finished completes the request */
     int closing;
 };
 

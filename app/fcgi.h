@@ -40,12 +40,12 @@
 #include "core/buf.h"
 
 struct el_fcgi_limits {
-    size_t params_max; /* PARAMS bytes of one request (default 64 KiB) */
+    size_t params_max;   /* PARAMS bytes of one request (default 64 KiB) */
     size_t params_count; /* name-value pairs of one request (default 512) */
-    size_t body_max;   /* STDIN bytes kept (default 1 MiB); over -> 413 */
-    size_t drain_max;  /* STDIN bytes read and dropped for a 413 (default 8 MiB) */
-    size_t out_high;   /* stop consuming while out holds this much (64 KiB) */
-    unsigned max_conns; /* what GET_VALUES says for FCGI_MAX_CONNS/_REQS */
+    size_t body_max;     /* STDIN bytes kept (default 1 MiB); over -> 413 */
+    size_t drain_max;    /* STDIN bytes read and dropped for a 413 (default 8 MiB) */
+    size_t out_high;     /* stop consuming while out holds this much (64 KiB) */
+    unsigned max_conns;  /* what GET_VALUES says for FCGI_MAX_CONNS/_REQS */
 };
 
 /* One connection's parser (opaque). */

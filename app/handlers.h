@@ -50,7 +50,6 @@ int handle_metrics(const struct el_request *req, struct el_response *res);
 
 /* Authenticate the request's bearer token into *p. Returns 0, or the status
  * already set on res: 401 (with WWW-Authenticate: Bearer) or 503. */
-int el_require_auth(const struct el_request *req, struct el_response *res,
-                    struct el_principal *p);
+int el_require_auth(const struct el_request *req, struct el_response *res, struct el_principal *p);
 
 #endif /* EL_HANDLERS_H */

@@ -61,16 +61,16 @@ int el_app_auth_state_json(struct el_app *app, struct el_buf *b)
         rc = el_buf_addf(b,
                          ",\"redis_topology\":{\"role\":\"%s\",\"master\":\"%s:%d\","
                          "\"sentinel\":%s%s%s,\"replicas\":%d,\"master_switches\":%llu}",
-                         t.run_id[0] ? "master" : "unknown", t.host, t.port,
-                         t.sentinel ? "\"" : "", t.sentinel ? t.master_name : "null",
-                         t.sentinel ? "\"" : "", t.replicas, (unsigned long long)t.switches);
+                         t.run_id[0] ? "master" : "unknown", t.host, t.port, t.sentinel ? "\"" : "",
+                         t.sentinel ? t.master_name : "null", t.sentinel ? "\"" : "", t.replicas,
+                         (unsigned long long)t.switches);
     if (rc == EL_OK)
         rc = el_buf_addf(b,
                          ",\"revocations\":{\"source\":\"%s\",\"synced\":%s,\"buckets\":%d,"
                          "\"stale_buckets\":%d,\"dirty_buckets\":%d,\"copies\":%llu,"
                          "\"copied\":%llu,\"lost_writes\":%llu,\"local\":%s,"
                          "\"local_hits\":%llu,\"event_thread_hits\":%llu}",
-                         st.local_trusted ? "local"
+                         st.local_trusted        ? "local"
                          : st.redis && st.synced ? "redis"
                                                  : "store",
                          st.synced ? "true" : "false", st.buckets, st.stale, st.dirty,

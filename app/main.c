@@ -149,12 +149,9 @@ static void on_hup(void)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"env-file", required_argument, NULL, 'e'},
-        {"listen", required_argument, NULL, 'l'},
-        {"check-config", no_argument, NULL, 'c'},
-        {"connect", no_argument, NULL, 'C'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"env-file", required_argument, NULL, 'e'}, {"listen", required_argument, NULL, 'l'},
+        {"check-config", no_argument, NULL, 'c'},   {"connect", no_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *env_file = NULL, *listen_spec = NULL;
     static struct el_app app;
@@ -165,12 +162,24 @@ int main(int argc, char **argv)
 
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'e': env_file = optarg; break;
-        case 'l': listen_spec = optarg; break;
-        case 'c': check = 1; break;
-        case 'C': connect = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'e':
+            env_file = optarg;
+            break;
+        case 'l':
+            listen_spec = optarg;
+            break;
+        case 'c':
+            check = 1;
+            break;
+        case 'C':
+            connect = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {

@@ -42,7 +42,7 @@ int handle_module_add(const struct el_request *req, struct el_response *res)
     if ((status = el_course_may_edit(req, res, &p, id, NULL)) == 0) {
         rc = el_store_module_add(req->app->store, id, &m, el_wall_ms(), &c);
         if (rc == EL_OK) {
-            el_bus_batch_begin(req->app->bus); /* one announcement per write */
+            el_bus_batch_begin(req->app->bus);                 /* one announcement per write */
             el_app_lists_changed(req->app, EL_LISTS_DURATION); /* the sum of the modules' */
             status = el_course_respond(req, res, &c, 201);
             el_app_announced(req->app);

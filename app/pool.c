@@ -37,13 +37,13 @@
 #include "fcgi.h"
 #include "request.h"
 
-#define IN_CAP (16u << 10)     /* per-connection input buffer */
-#define OUT_HIGH (64u << 10)   /* stop reading requests past this much unsent */
-#define OUT_MAX (64u << 20)    /* largest response + replies we will hold */
-#define OUT_KEEP (256u << 10)  /* give back output buffers larger than this */
-#define SWEEP_MS 100           /* deadline check interval */
-#define EMFILE_PAUSE_MS 250    /* listener left alone at the descriptor limit */
-#define EMFILE_LOG_MS 10000    /* one log line per this much at the limit */
+#define IN_CAP (16u << 10)    /* per-connection input buffer */
+#define OUT_HIGH (64u << 10)  /* stop reading requests past this much unsent */
+#define OUT_MAX (64u << 20)   /* largest response + replies we will hold */
+#define OUT_KEEP (256u << 10) /* give back output buffers larger than this */
+#define SWEEP_MS 100          /* deadline check interval */
+#define EMFILE_PAUSE_MS 250   /* listener left alone at the descriptor limit */
+#define EMFILE_LOG_MS 10000   /* one log line per this much at the limit */
 /* At a stop, kept-alive connections go on being served until the web
  * server closes them, for at most this long: only the web server knows it
  * will not write another request into one (a request written into a
@@ -57,16 +57,16 @@ struct conn {
     int fd;
     struct loop *loop;
     struct el_fcgi *fcgi;
-    struct el_buf out;   /* framed output not yet written, from out_off */
+    struct el_buf out; /* framed output not yet written, from out_off */
     size_t out_off;
     size_t in_off, in_len;
-    int busy;            /* a worker has our request */
-    int closing;         /* close once out is written */
-    int dead;            /* the socket failed: close when not busy */
+    int busy;    /* a worker has our request */
+    int closing; /* close once out is written */
+    int dead;    /* the socket failed: close when not busy */
     int readable, writable;
-    uint64_t req_start;  /* ms: first byte of the request arriving, or 0 */
-    uint64_t out_start;  /* ms: output pending since, or 0 */
-    uint64_t idle_since; /* ms: last time it had nothing to do */
+    uint64_t req_start;       /* ms: first byte of the request arriving, or 0 */
+    uint64_t out_start;       /* ms: output pending since, or 0 */
+    uint64_t idle_since;      /* ms: last time it had nothing to do */
     struct conn *prev, *next; /* the loop's connections */
     unsigned char in[IN_CAP];
 };
@@ -76,7 +76,7 @@ struct job {
     struct conn *c;
     struct el_fcgi_req *rq;
     struct el_buf out;
-    int rc;              /* el_request_serve's */
+    int rc; /* el_request_serve's */
     struct job *next;
 };
 
@@ -95,11 +95,11 @@ struct loop {
     int epfd, evfd;
     pthread_t thread;
     pthread_mutex_t done_lock;
-    struct job *done;    /* finished jobs, any order */
-    struct conn conns;   /* sentinel */
+    struct job *done;  /* finished jobs, any order */
+    struct conn conns; /* sentinel */
     int nconns;
-    int listening;       /* the listener is in our epoll set */
-    int released;        /* stopping: we have dropped the listener for good */
+    int listening; /* the listener is in our epoll set */
+    int released;  /* stopping: we have dropped the listener for good */
     uint64_t listen_pause_until;
     uint64_t last_sweep;
 };
@@ -112,10 +112,10 @@ struct pool {
     int nloops;
     int sigfd;
     atomic_int stopping;
-    _Atomic uint64_t stop_ms;    /* when the stop began */
-    atomic_int hurry;            /* a second signal: close what is idle now */
-    atomic_int released;     /* loops that have dropped the listener */
-    int listen_closed;       /* loop 0 only */
+    _Atomic uint64_t stop_ms; /* when the stop began */
+    atomic_int hurry;         /* a second signal: close what is idle now */
+    atomic_int released;      /* loops that have dropped the listener */
+    int listen_closed;        /* loop 0 only */
     struct jobq jobs;
     /* descriptor exhaustion, for the log */
     atomic_uint_fast64_t emfile_last_log;
@@ -678,8 +678,7 @@ int el_pool_run(const struct el_pool_opts *opts, struct el_app *app)
     }
     for (i = 1; i < p.nloops; i++) {
         if (pthread_create(&p.loops[i].thread, NULL, loop_main, &p.loops[i]) != 0) {
-            fprintf(stderr, "elearn-fcgi: cannot start event thread %d: %s\n", i,
-                    strerror(errno));
+            fprintf(stderr, "elearn-fcgi: cannot start event thread %d: %s\n", i, strerror(errno));
             goto out;
         }
         nloops++;

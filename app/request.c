@@ -108,22 +108,38 @@ int el_request_body_or_reply(const struct el_request *req, struct el_response *r
 static const char *reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 431: return "Request Header Fields Too Large";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 503: return "Service Unavailable";
-    default: return status < 500 ? "Client Error" : "Internal Server Error";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status < 500 ? "Client Error" : "Internal Server Error";
     }
 }
 
@@ -274,8 +290,7 @@ void el_request_log_tick(uint64_t now_ms)
     static _Atomic uint64_t last;
     uint64_t prev = atomic_load_explicit(&last, memory_order_relaxed);
 
-    if (now_ms - prev >= LOG_TICK_MS &&
-        atomic_compare_exchange_strong(&last, &prev, now_ms))
+    if (now_ms - prev >= LOG_TICK_MS && atomic_compare_exchange_strong(&last, &prev, now_ms))
         el_log_flush();
 }
 
@@ -375,8 +390,7 @@ int el_request_serve(struct el_app *app, struct el_fcgi_req *rq, int fast, struc
     if (req.query == NULL)
         req.query = "";
     /* The client: REMOTE_ADDR, or X-Forwarded-For from a trusted proxy. */
-    el_forwarded_client(req.remote_addr, pp.forwarded_for, client,
-                        sizeof(client));
+    el_forwarded_client(req.remote_addr, pp.forwarded_for, client, sizeof(client));
     req.remote_addr = client;
     /* fcgi.c checked CONTENT_LENGTH against the body (400 otherwise); a body
      * without one (Apache's chunked uploads) counts as its length. */

@@ -20,19 +20,19 @@
 struct el_app;
 
 struct el_request {
-    const char *method;        /* REQUEST_METHOD */
-    const char *path;          /* PATH_INFO, "/" when empty */
-    const char *query;         /* QUERY_STRING, "" when absent */
-    const char *if_none_match; /* HTTP_IF_NONE_MATCH or NULL */
-    const char *authorization; /* HTTP_AUTHORIZATION or NULL */
-    const char *content_type;  /* CONTENT_TYPE or NULL */
-    const char *remote_addr;   /* REMOTE_ADDR or NULL */
-    int64_t content_length;    /* CONTENT_LENGTH, 0 when absent */
-    const char *route;         /* matched pattern (router), NULL when none */
+    const char *method;                /* REQUEST_METHOD */
+    const char *path;                  /* PATH_INFO, "/" when empty */
+    const char *query;                 /* QUERY_STRING, "" when absent */
+    const char *if_none_match;         /* HTTP_IF_NONE_MATCH or NULL */
+    const char *authorization;         /* HTTP_AUTHORIZATION or NULL */
+    const char *content_type;          /* CONTENT_TYPE or NULL */
+    const char *remote_addr;           /* REMOTE_ADDR or NULL */
+    int64_t content_length;            /* CONTENT_LENGTH, 0 when absent */
+    const char *route;                 /* matched pattern (router), NULL when none */
     const char *params[EL_MAX_PARAMS]; /* {captures} of the route, in order */
     int nparams;
     struct el_app *app;
-    void *io;                  /* request.c's private stream state */
+    void *io; /* request.c's private stream state */
 };
 
 /* Read the whole request body (at most EL_BODY_MAX bytes) into out.
@@ -48,13 +48,13 @@ int el_request_body_or_reply(const struct el_request *req, struct el_response *r
 
 struct el_response {
     int status;
-    struct el_buf body;          /* a built body (errors, writes) ... */
-    struct el_blob *blob;        /* ... or a cached one (a reference) */
-    const char *content_type;    /* default application/json */
-    enum el_layer layer;         /* X-Cache, when has_layer */
+    struct el_buf body;       /* a built body (errors, writes) ... */
+    struct el_blob *blob;     /* ... or a cached one (a reference) */
+    const char *content_type; /* default application/json */
+    enum el_layer layer;      /* X-Cache, when has_layer */
     int has_layer;
-    char allow[64];              /* Allow header for 405, "" when none */
-    char extra[256];             /* further header lines, each ending "\r\n" */
+    char allow[64];  /* Allow header for 405, "" when none */
+    char extra[256]; /* further header lines, each ending "\r\n" */
 };
 
 void el_response_init(struct el_response *res);
@@ -70,8 +70,6 @@ int el_response_blob(struct el_response *res, struct el_blob *blob, enum el_laye
 
 /* Append one header line ("Name: value") to res->extra. */
 void el_response_header(struct el_response *res, const char *name, const char *value);
-
-
 
 /* The front's side (pool.c): answer one complete request from the web
  * server and append the framed response to out.

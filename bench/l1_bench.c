@@ -360,7 +360,8 @@ static void throughput_table(size_t cost)
         printf("### L1 throughput: %u%% get / %u%% put, Zipf 0.99\n\n", 100 - 100 / put_every,
                100 / put_every);
     else
-        printf("### L1 throughput: gets only (every request a hit or miss, no fills), Zipf 0.99\n\n");
+        printf(
+            "### L1 throughput: gets only (every request a hit or miss, no fills), Zipf 0.99\n\n");
     printf("%u keys, budget %zu bytes (~%u%% of keys); median (and best) of %d interleaved "
            "runs of %d ms per row; the machine has %ld CPUs.\n\n",
            NKEYS, budget, CACHE_PERCENT, REPS, RUN_MS, sysconf(_SC_NPROCESSORS_ONLN));

@@ -31,14 +31,14 @@
 struct conn {
     int fd;
     size_t in_len;
-    size_t skip;           /* content + padding of the current record left */
-    int end_at_skip;       /* the current record is an empty STDIN */
+    size_t skip;     /* content + padding of the current record left */
+    int end_at_skip; /* the current record is an empty STDIN */
     unsigned char in[BUF];
-    char *out;             /* unsent answers */
+    char *out; /* unsent answers */
     size_t out_len, out_off, out_cap;
 };
 
-static char *answer;   /* one response, request id bytes patched per use */
+static char *answer; /* one response, request id bytes patched per use */
 static size_t answer_len;
 static size_t id_offsets[3];
 
@@ -58,8 +58,8 @@ static void build_answer(const char *body, size_t blen)
     id_offsets[0] = 0;
     while (off < content) {
         size_t n = content - off < 65528 ? content - off : 65528, pad = (8 - n % 8) % 8;
-        unsigned char h[8] = {1, 6, 0, 0, (unsigned char)(n >> 8), (unsigned char)n,
-                              (unsigned char)pad, 0};
+        unsigned char h[8] = {
+            1, 6, 0, 0, (unsigned char)(n >> 8), (unsigned char)n, (unsigned char)pad, 0};
         size_t left = n;
 
         memcpy(answer + o, h, 8);

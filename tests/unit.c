@@ -61,16 +61,14 @@ const char *unit_tmp_path(const char *name)
 }
 
 static void (*const suites[])(void) = {
-    test_buf_register,    test_key_register,    test_blob_register,
-    test_l1_register,     test_config_register, test_course_register,
-    test_store_register,  test_store_mongo_register, test_redis_register,
-    test_tiered_register, test_jwt_register,   test_password_register,
-    test_user_register,   test_course_input_register, test_auth_register,
-    test_bus_register,
-    test_json_register,   test_form_register,
-    test_stats_register,  test_fcgi_register,
-    test_log_register,    test_forwarded_register,
-    test_oid_register,    test_hash_register,
+    test_buf_register,       test_key_register,          test_blob_register,
+    test_l1_register,        test_config_register,       test_course_register,
+    test_store_register,     test_store_mongo_register,  test_redis_register,
+    test_tiered_register,    test_jwt_register,          test_password_register,
+    test_user_register,      test_course_input_register, test_auth_register,
+    test_bus_register,       test_json_register,         test_form_register,
+    test_stats_register,     test_fcgi_register,         test_log_register,
+    test_forwarded_register, test_oid_register,          test_hash_register,
     test_text_register,
 };
 

@@ -83,8 +83,8 @@ struct el_auth {
     _Atomic uint64_t synced_epoch; /* Redis epoch of the last full sync;
                                     * UINT64_MAX: none yet */
     _Atomic uint64_t syncs, synced_revocations, lost_writes, last_sync_ms;
-    unsigned prune_next;      /* tick thread only */
-    unsigned sweep_next;      /* tick thread only */
+    unsigned prune_next; /* tick thread only */
+    unsigned sweep_next; /* tick thread only */
     pthread_mutex_t sync_lock;
 
     /* The local state (see auth.h, "Auth without a round trip"): every
@@ -96,7 +96,7 @@ struct el_auth {
     _Atomic uint64_t local_resets; /* the bus's resets when loaded */
     _Atomic uint64_t local_hits;
     _Atomic uint64_t nowait_hits; /* of them, by el_auth_check_local */
-    uint64_t local_tried_ms;  /* tick thread only: last load attempt */
+    uint64_t local_tried_ms;      /* tick thread only: last load attempt */
     pthread_mutex_t fail_lock;
     struct local_fail fails[LOCAL_FAILS];
     pthread_mutex_t vlock[VERIFIED_LOCKS];
@@ -239,13 +239,12 @@ static void session_store_redis(struct el_auth *a, const char *user_id, const ch
 /* Put a session read when the invalidation mark of its key was mark into
  * L1 -- unless a role change or deletion dropped the key since (here or
  * through the bus): then what was read may be the old session. */
-static void session_l1_put(struct el_auth *a, const char *key, struct el_blob *blob,
-                           uint64_t mark)
+static void session_l1_put(struct el_auth *a, const char *key, struct el_blob *blob, uint64_t mark)
 {
     if (blob == NULL || el_tiered_mark(key) != mark)
         return;
-    best_effort(el_l1_put(a->l1, key, blob, el_now_ms() + (uint64_t)a->opts.session_l1_ms,
-                          el_now_ms()));
+    best_effort(
+        el_l1_put(a->l1, key, blob, el_now_ms() + (uint64_t)a->opts.session_l1_ms, el_now_ms()));
 }
 
 /* Load user_id's session from the store, cache it (Redis when redis_too,
@@ -349,8 +348,8 @@ struct pending_fields {
 struct sync_ctx {
     struct el_auth *a;
     int64_t now_ms;
-    unsigned char *copying;     /* [EL_KEY_AUTH_BUCKETS] */
-    struct pending_fields *pf;  /* [EL_KEY_AUTH_BUCKETS] */
+    unsigned char *copying;    /* [EL_KEY_AUTH_BUCKETS] */
+    struct pending_fields *pf; /* [EL_KEY_AUTH_BUCKETS] */
     int n, failed;
 };
 
@@ -586,8 +585,7 @@ static void local_load(struct el_auth *a)
  * a breaker flap that lost none does not, so it costs no reload. */
 static int local_complete(struct el_auth *a)
 {
-    return atomic_load(&a->local_loaded) &&
-           el_bus_resets(a->bus) == atomic_load(&a->local_resets);
+    return atomic_load(&a->local_loaded) && el_bus_resets(a->bus) == atomic_load(&a->local_resets);
 }
 
 /* The local state may vouch now: loaded, no bus reset since, the
@@ -740,8 +738,9 @@ void el_auth_tick(struct el_auth *a)
     if (any) {
         int n = 0;
 
-        sync_buckets(a, want, force, full ? "Redis is new to this process (start, outage or failover)"
-                                   : "Redis lacked some revocations");
+        sync_buckets(a, want, force,
+                     full ? "Redis is new to this process (start, outage or failover)"
+                          : "Redis lacked some revocations");
         for (unsigned b = 0; b < EL_KEY_AUTH_BUCKETS; b++) {
             if (!want[b])
                 atomic_store(&a->stale[b], 0);
@@ -784,8 +783,7 @@ void el_auth_sync_state(struct el_auth *a, struct el_auth_sync_state *out)
         out->stale += atomic_load(&a->stale[b]) != 0;
     }
     out->buckets = EL_KEY_AUTH_BUCKETS;
-    out->synced = a->redis != NULL &&
-                  atomic_load(&a->synced_epoch) == el_redis_epoch(a->redis) &&
+    out->synced = a->redis != NULL && atomic_load(&a->synced_epoch) == el_redis_epoch(a->redis) &&
                   out->dirty == 0 && out->stale == 0;
     out->syncs = atomic_load(&a->syncs);
     out->copied = atomic_load(&a->synced_revocations);
@@ -864,8 +862,8 @@ static int check_redis(struct el_auth *a, const struct el_token_claims *c, struc
             goto out;
         }
     }
-    if (q[2].found[1] &&
-        field_expiry(vals[2][1].data, vals[2][1].len, &exp, &rest) == EL_OK && exp > now &&
+    if (q[2].found[1] && field_expiry(vals[2][1].data, vals[2][1].len, &exp, &rest) == EL_OK &&
+        exp > now &&
         session_decode(rest, vals[2][1].len - (size_t)(rest - vals[2][1].data), p) == EL_OK) {
         /* Into L1 too: the next request needs no round trip (local path). */
         if (a->bus != NULL) {
@@ -942,7 +940,7 @@ static int check_store(struct el_auth *a, const struct el_token_claims *c, struc
      * bucket may have just lost a role change there: ask the store. */
     snprintf(key, sizeof(key), "session:%s", c->sub);
     blob = a->redis != NULL && el_redis_is_up(a->redis) ? NULL
-                                                         : el_l1_get(a->l1, key, el_now_ms(), NULL);
+                                                        : el_l1_get(a->l1, key, el_now_ms(), NULL);
     if (blob) {
         rc = session_decode(blob->data, blob->len, p);
         el_blob_unref(blob);
@@ -1078,8 +1076,8 @@ static struct local_fail *local_slot(struct el_auth *a, const char *key, uint64_
  * place even if Redis changed state in between. */
 struct reservation {
     char key[EL_KEY_MAX];
-    int held;   /* counted, within the limit */
-    int redis;  /* counted in Redis (else in the local table) */
+    int held;  /* counted, within the limit */
+    int redis; /* counted in Redis (else in the local table) */
 };
 
 /* Count one attempt under key against max in the current window. 1 when it
@@ -1093,8 +1091,7 @@ static int reserve(struct el_auth *a, struct reservation *r, const char *key, in
     snprintf(r->key, sizeof(r->key), "%s", key);
     r->held = 0;
     *left_ms = 0;
-    r->redis = a->redis &&
-               el_redis_incr_window(a->redis, key, EL_AUTH_FAIL_WINDOW_MS, &n) == EL_OK;
+    r->redis = a->redis && el_redis_incr_window(a->redis, key, EL_AUTH_FAIL_WINDOW_MS, &n) == EL_OK;
     if (r->redis) {
         if (n <= max) {
             r->held = 1;
@@ -1185,9 +1182,9 @@ static int issue_pair(struct el_auth *a, const char *user_id, const char *role, 
                                    (now_s + a->opts.refresh_ttl_s) * 1000);
 }
 
-int el_auth_register(struct el_auth *a, const char *email, const char *password,
-                     const char *name, const char *client, struct el_user *out,
-                     int *retry_after_s, struct el_err *err)
+int el_auth_register(struct el_auth *a, const char *email, const char *password, const char *name,
+                     const char *client, struct el_user *out, int *retry_after_s,
+                     struct el_err *err)
 {
     char norm[EL_EMAIL_MAX + 1], hash[EL_PASSWORD_HASH_MAX], k_ip[EL_KEY_MAX];
     size_t plen = strlen(password), nlen = strlen(name);
@@ -1209,8 +1206,9 @@ int el_auth_register(struct el_auth *a, const char *email, const char *password,
     el_key_register_ip(k_ip, sizeof(k_ip), client && *client ? client : "unknown");
     if (!reserve(a, &r_ip, k_ip, EL_AUTH_MAX_REGISTER_IP, &left)) {
         *retry_after_s = retry_seconds(left);
-        return el_err_set(err, EL_ELIMIT, "Too many registrations from this address, try again "
-                                          "later");
+        return el_err_set(err, EL_ELIMIT,
+                          "Too many registrations from this address, try again "
+                          "later");
     }
     rc = el_password_hash(password, hash);
     if (rc != EL_OK) {
@@ -1240,8 +1238,7 @@ int el_auth_register(struct el_auth *a, const char *email, const char *password,
 }
 
 int el_auth_login(struct el_auth *a, const char *email, const char *password, const char *client,
-                  int64_t now_s, struct el_token_pair *out, int *retry_after_s,
-                  struct el_err *err)
+                  int64_t now_s, struct el_token_pair *out, int *retry_after_s, struct el_err *err)
 {
     char norm[EL_EMAIL_MAX + 1], k_email[EL_KEY_MAX], k_ip[EL_KEY_MAX], sid[EL_JTI_LEN];
     struct reservation r_ip = {0}, r_email = {0};

@@ -64,10 +64,10 @@
 struct el_auth;
 
 struct el_auth_opts {
-    int64_t access_ttl_s;   /* ACCESS_TOKEN_EXPIRE_MINUTES * 60 */
-    int64_t refresh_ttl_s;  /* REFRESH_TOKEN_EXPIRE_DAYS * 86400 */
-    int64_t session_ttl_s;  /* lifetime of a session cached in its Redis bucket; default 3600 */
-    int64_t session_l1_ms;  /* L1 TTL of a session (Redis-down path); default 5000 */
+    int64_t access_ttl_s;  /* ACCESS_TOKEN_EXPIRE_MINUTES * 60 */
+    int64_t refresh_ttl_s; /* REFRESH_TOKEN_EXPIRE_DAYS * 86400 */
+    int64_t session_ttl_s; /* lifetime of a session cached in its Redis bucket; default 3600 */
+    int64_t session_l1_ms; /* L1 TTL of a session (Redis-down path); default 5000 */
 };
 
 /* The authenticated caller of a request. */
@@ -78,13 +78,13 @@ struct el_principal {
     char name[EL_NAME_MAX * 4 + 1];
     char jti[EL_JTI_LEN];
     char sid[EL_JTI_LEN];
-    int64_t exp;            /* the access token's expiry, seconds */
+    int64_t exp; /* the access token's expiry, seconds */
 };
 
 struct el_token_pair {
     char access_token[EL_JWT_MAX];
     char refresh_token[EL_JWT_MAX];
-    int64_t expires_in;     /* seconds, of the access token */
+    int64_t expires_in; /* seconds, of the access token */
 };
 
 /* Everything is borrowed and must outlive the auth handle; redis may be NULL
@@ -113,9 +113,9 @@ int el_auth_check_local(struct el_auth *a, const char *authorization, int64_t no
  * detail in err) for invalid input, EL_ECONFLICT when the email exists,
  * EL_ELIMIT when client made EL_AUTH_MAX_REGISTER_IP attempts this window
  * (*retry_after_s set), EL_EUNAVAIL. */
-int el_auth_register(struct el_auth *a, const char *email, const char *password,
-                     const char *name, const char *client, struct el_user *out,
-                     int *retry_after_s, struct el_err *err) EL_WUR;
+int el_auth_register(struct el_auth *a, const char *email, const char *password, const char *name,
+                     const char *client, struct el_user *out, int *retry_after_s,
+                     struct el_err *err) EL_WUR;
 
 /* Log in: EL_ELIMIT when throttled (*retry_after_s set), EL_EINVAL for bad
  * credentials (the same work and answer for an unknown email and a wrong
@@ -151,16 +151,16 @@ void el_auth_warm(struct el_auth *a, int wait_ms);
 
 /* The revocation-sync state, for /health and /cache/stats (no I/O). */
 struct el_auth_sync_state {
-    int redis;              /* 1 when Redis is configured */
-    int synced;             /* 1 when this process trusts every bucket */
+    int redis;  /* 1 when Redis is configured */
+    int synced; /* 1 when this process trusts every bucket */
     int buckets, dirty, stale;
-    uint64_t syncs;         /* copies from the store made by this process */
-    uint64_t copied;        /* revocations copied by them */
-    uint64_t lost_writes;   /* writes Redis did not take or replicate */
-    int64_t last_sync_ms;   /* wall clock of the last copy; 0: none */
-    int local_trusted;      /* 1 when the local state may vouch now */
-    uint64_t local_hits;    /* requests authenticated without a round trip */
-    uint64_t nowait_hits;   /* of them, by el_auth_check_local (no worker) */
+    uint64_t syncs;       /* copies from the store made by this process */
+    uint64_t copied;      /* revocations copied by them */
+    uint64_t lost_writes; /* writes Redis did not take or replicate */
+    int64_t last_sync_ms; /* wall clock of the last copy; 0: none */
+    int local_trusted;    /* 1 when the local state may vouch now */
+    uint64_t local_hits;  /* requests authenticated without a round trip */
+    uint64_t nowait_hits; /* of them, by el_auth_check_local (no worker) */
 };
 void el_auth_sync_state(struct el_auth *a, struct el_auth_sync_state *out);
 

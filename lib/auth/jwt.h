@@ -22,18 +22,18 @@
 #include "core/el.h"
 #include "model/user.h" /* EL_ROLE_MAX */
 
-#define EL_JWT_MAX 2048    /* longest token accepted, bytes */
-#define EL_JTI_LEN 33      /* 128-bit random id as 32 hex + NUL */
+#define EL_JWT_MAX 2048 /* longest token accepted, bytes */
+#define EL_JTI_LEN 33   /* 128-bit random id as 32 hex + NUL */
 
 enum el_token_type { EL_TOKEN_ACCESS, EL_TOKEN_REFRESH };
 
 struct el_token_claims {
-    char sub[25];              /* user id (24 hex) */
-    char role[EL_ROLE_MAX];    /* student | instructor | admin */
-    char jti[EL_JTI_LEN];      /* this token's id */
-    char sid[EL_JTI_LEN];      /* the login ("session family") it descends from */
+    char sub[25];           /* user id (24 hex) */
+    char role[EL_ROLE_MAX]; /* student | instructor | admin */
+    char jti[EL_JTI_LEN];   /* this token's id */
+    char sid[EL_JTI_LEN];   /* the login ("session family") it descends from */
     enum el_token_type typ;
-    int64_t iat;               /* seconds since the epoch */
+    int64_t iat; /* seconds since the epoch */
     int64_t exp;
 };
 

@@ -59,7 +59,6 @@ static pthread_mutex_t dummy_mu = PTHREAD_MUTEX_INITIALIZER;
 static char dummy[EL_PASSWORD_HASH_MAX];
 static int dummy_ready;
 
-
 static int online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);

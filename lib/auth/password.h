@@ -20,12 +20,12 @@
 
 #define EL_PASSWORD_HASH_MAX 128 /* encoded PHC string incl. NUL */
 #define EL_PASSWORD_MIN 10
-#define EL_PASSWORD_MAX 256      /* bytes; longer input is refused (422) */
+#define EL_PASSWORD_MAX 256 /* bytes; longer input is refused (422) */
 
 struct el_password_params {
-    uint32_t m_cost_kib; /* default 19456 */
-    uint32_t t_cost;     /* default 2 */
-    uint32_t parallelism;/* default 1 */
+    uint32_t m_cost_kib;  /* default 19456 */
+    uint32_t t_cost;      /* default 2 */
+    uint32_t parallelism; /* default 1 */
 };
 
 /* Set the parameters and the concurrency bound for the process (call once at

@@ -42,9 +42,9 @@ struct el_bus {
     struct el_bus_opts o;
     char id[17];
 
-    pthread_mutex_t pub_lock;   /* numbering + sending, one at a time */
-    uint64_t seq;               /* under pub_lock */
-    int lost;                   /* under pub_lock: a publish failed since
+    pthread_mutex_t pub_lock; /* numbering + sending, one at a time */
+    uint64_t seq;             /* under pub_lock */
+    int lost;                 /* under pub_lock: a publish failed since
                                  * the last 'L' went out */
 
     pthread_t thread;
@@ -52,7 +52,7 @@ struct el_bus {
     pthread_cond_t stop_cond;
     int stop;
 
-    struct peer peers[PEERS];   /* subscriber thread only */
+    struct peer peers[PEERS]; /* subscriber thread only */
     _Atomic uint64_t last_heard_ms;
     atomic_int connected;
     _Atomic uint64_t received, gaps, resets, published, publish_failures, heartbeats;
@@ -130,9 +130,9 @@ static int publish(struct el_bus *b, char kind, const char *arg)
         if (batch.len + need > BATCH_MAX && batch_flush() != EL_OK) {
             /* flushed (and numbered) anyway; carry on collecting */
         }
-        batch.len += (size_t)snprintf(batch.buf + batch.len, sizeof(batch.buf) - batch.len,
-                                      "%s%c%s%s", batch.len ? "\n" : "", kind, arg ? " " : "",
-                                      arg ? arg : "");
+        batch.len +=
+            (size_t)snprintf(batch.buf + batch.len, sizeof(batch.buf) - batch.len, "%s%c%s%s",
+                             batch.len ? "\n" : "", kind, arg ? " " : "", arg ? arg : "");
         return EL_OK;
     }
     return publish_now(b, kind, arg);

@@ -8,8 +8,7 @@
 
 #include "core/el.h"
 
-static int key_fmt(char *dst, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static int key_fmt(char *dst, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static int key_fmt(char *dst, size_t n, const char *fmt, ...)
 {

@@ -64,7 +64,7 @@
 #define FREQ_MAX 3       /* 2-bit counter */
 #define MOVE_MIN_FREQ 1  /* hits needed in small to be promoted to main */
 #define BUCKETS_INIT 16
-#define GHOST_MIN 16 /* ghost length while main is still (nearly) empty */
+#define GHOST_MIN 16               /* ghost length while main is still (nearly) empty */
 #define MMAP_THRESHOLD (16 * 1024) /* see "The allocator" above */
 
 enum queue_id { Q_SMALL, Q_MAIN };

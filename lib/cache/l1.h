@@ -43,16 +43,15 @@ void el_l1_free(struct el_l1 *c);
 /* A new reference to the blob cached under key and not yet expired at now_ms,
  * or NULL. The caller releases it with el_blob_unref(). When expires_at is
  * not NULL it receives the entry's expiry time. */
-struct el_blob *el_l1_get(struct el_l1 *c, const char *key, uint64_t now_ms,
-                          uint64_t *expires_at);
+struct el_blob *el_l1_get(struct el_l1 *c, const char *key, uint64_t now_ms, uint64_t *expires_at);
 
 /* Cache blob under key until expires_ms, replacing any previous entry --
  * unless that entry is live and holds a higher blob version (the version
  * guard: EL_ECONFLICT, the newer entry stays). The cache takes its own
  * reference; the caller keeps theirs. A blob larger than a shard's budget is
  * not cached (returns EL_ETOOBIG). */
-int el_l1_put(struct el_l1 *c, const char *key, struct el_blob *blob,
-              uint64_t expires_ms, uint64_t now_ms);
+int el_l1_put(struct el_l1 *c, const char *key, struct el_blob *blob, uint64_t expires_ms,
+              uint64_t now_ms);
 
 /* Remove key if present. */
 void el_l1_del(struct el_l1 *c, const char *key);

@@ -55,11 +55,11 @@
  * still alive. */
 struct conn {
     struct el_redis *r;
-    redisContext *c;      /* NULL until connected, and after any failure */
-    uint64_t epoch;       /* breaker epoch c was made in */
-    long timeout_us;      /* socket timeout currently set on c */
+    redisContext *c;              /* NULL until connected, and after any failure */
+    uint64_t epoch;               /* breaker epoch c was made in */
+    long timeout_us;              /* socket timeout currently set on c */
     char run_id[EL_REDIS_ID_MAX]; /* the server's INFO run_id, read at connect */
-    int replicas;         /* replicas ROLE listed at connect */
+    int replicas;                 /* replicas ROLE listed at connect */
     struct conn *prev, *next;
 };
 
@@ -74,13 +74,13 @@ struct el_redis {
     char run_id[EL_REDIS_ID_MAX]; /* under addr_mu: last server connected to */
     int replicas;                 /* under addr_mu: its replicas then */
     _Atomic uint64_t switches;    /* master changes seen (Sentinel) */
-    char user[256];       /* ACL user name; "" for password-only AUTH */
-    char pass[256];       /* "" for no AUTH */
+    char user[256];               /* ACL user name; "" for password-only AUTH */
+    char pass[256];               /* "" for no AUTH */
     size_t user_len, pass_len;
     int timeout_ms, retry_min_ms, retry_max_ms;
 
-    pthread_key_t key;    /* -> struct conn of the calling thread */
-    pthread_mutex_t mu;   /* guards conns; taken only when a thread first
+    pthread_key_t key;  /* -> struct conn of the calling thread */
+    pthread_mutex_t mu; /* guards conns; taken only when a thread first
                            * uses the handle and when it exits */
     struct conn *conns;
 
@@ -107,7 +107,6 @@ static int parse_uint(const char *s, size_t n, long max, long *out)
     *out = v;
     return 0;
 }
-
 
 /* Percent-decode s[0..n) into dst (cap bytes incl. NUL): a password with
  * '@' or ':' in it must be written %40 / %3A in a URL. */
@@ -278,9 +277,8 @@ static struct timeval us_tv(long us)
  * connect timeout as ETIMEDOUT. */
 static int ctx_status(const redisContext *c, int saved_errno)
 {
-    if (c->err == REDIS_ERR_IO &&
-        (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == ETIMEDOUT ||
-         saved_errno == EINPROGRESS))
+    if (c->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK ||
+                                   saved_errno == ETIMEDOUT || saved_errno == EINPROGRESS))
         return EL_ETIMEOUT;
     if (c->err == REDIS_ERR_OOM)
         return EL_ENOMEM;
@@ -710,8 +708,8 @@ static int pipeline(struct el_redis *r, int n, struct cmd *cmds, char *server)
     }
     for (int i = 0; i < n; i++) {
         if (rc == EL_OK)
-            cmds[i].rc = reps[i]->type == REDIS_REPLY_ERROR ? EL_EPROTO
-                                                            : cmds[i].fn(reps[i], cmds[i].arg);
+            cmds[i].rc =
+                reps[i]->type == REDIS_REPLY_ERROR ? EL_EPROTO : cmds[i].fn(reps[i], cmds[i].arg);
         freeReplyObject(reps[i]);
     }
     if (rc != EL_OK)
@@ -729,8 +727,8 @@ fail:
 }
 
 /* Run one command (see pipeline). */
-static int command(struct el_redis *r, int argc, const char **argv, const size_t *lens,
-                   reply_fn fn, void *arg)
+static int command(struct el_redis *r, int argc, const char **argv, const size_t *lens, reply_fn fn,
+                   void *arg)
 {
     struct cmd c = {argc, argv, lens, fn, arg, EL_OK};
     int rc = pipeline(r, 1, &c, NULL);
@@ -798,8 +796,7 @@ static int on_decimal(const redisReply *rep, void *arg)
 }
 
 /* One command whose one argument is a key (GET, DEL, INCR, PTTL). */
-static int key_command(struct el_redis *r, const char *cmd, const char *key, reply_fn fn,
-                       void *arg)
+static int key_command(struct el_redis *r, const char *cmd, const char *key, reply_fn fn, void *arg)
 {
     const char *argv[2] = {cmd, key};
     size_t lens[2];
@@ -1054,10 +1051,9 @@ int el_redis_mget(struct el_redis *r, int n, const char *const *keys, struct el_
  * trip, so a window can never be left without an expiry. */
 int el_redis_incr_window(struct el_redis *r, const char *key, int64_t window_ms, int64_t *count)
 {
-    static const char script[] =
-        "local c = redis.call('INCR', KEYS[1]) "
-        "if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "
-        "return c";
+    static const char script[] = "local c = redis.call('INCR', KEYS[1]) "
+                                 "if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "
+                                 "return c";
     char ms[24];
     const char *argv[5] = {"EVAL", script, "1", key, ms};
     size_t lens[5];
@@ -1072,10 +1068,9 @@ int el_redis_incr_window(struct el_redis *r, const char *key, int64_t window_ms,
 
 int el_redis_decr_positive(struct el_redis *r, const char *key)
 {
-    static const char script[] =
-        "local c = tonumber(redis.call('GET', KEYS[1])) "
-        "if c and c > 0 then return redis.call('DECR', KEYS[1]) end "
-        "return 0";
+    static const char script[] = "local c = tonumber(redis.call('GET', KEYS[1])) "
+                                 "if c and c > 0 then return redis.call('DECR', KEYS[1]) end "
+                                 "return 0";
     const char *argv[4] = {"EVAL", script, "1", key};
     size_t lens[4];
 
@@ -1121,8 +1116,8 @@ void el_redis_sub_close(struct el_redis_sub *s)
     }
 }
 
-int el_redis_sub_open(struct el_redis *r, const char *channel, struct el_redis_sub **out,
-                      char *why, size_t whylen)
+int el_redis_sub_open(struct el_redis *r, const char *channel, struct el_redis_sub **out, char *why,
+                      size_t whylen)
 {
     struct el_redis_sub *s;
     redisReply *rep;
@@ -1216,7 +1211,7 @@ int el_redis_hadd_totals(struct el_redis *r, const char *sum_key, const char *ow
         "return #ARGV / 2";
     const char **argv;
     size_t *lens;
-    char (*num)[24];
+    char(*num)[24];
     int rc, argc = 5 + 2 * n;
 
     if (r == NULL)
@@ -1600,11 +1595,10 @@ int el_redis_get_versioned(struct el_redis *r, const char *key, struct el_buf *o
 
 int el_redis_lease(struct el_redis *r, const char *key, const char *owner, int64_t ttl_ms)
 {
-    static const char script[] =
-        "local v = redis.call('GET', KEYS[1]) "
-        "if v == false or v == ARGV[1] then "
-        "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
-        "return 0";
+    static const char script[] = "local v = redis.call('GET', KEYS[1]) "
+                                 "if v == false or v == ARGV[1] then "
+                                 "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
+                                 "return 0";
     char ms[24];
     const char *argv[6] = {"EVAL", script, "1", key, owner, ms};
     size_t lens[6];

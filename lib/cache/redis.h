@@ -28,9 +28,9 @@
 struct el_redis;
 
 struct el_redis_opts {
-    int timeout_ms;         /* connect and command timeout; default 100 */
-    int retry_min_ms;       /* first breaker interval; default 250 */
-    int retry_max_ms;       /* breaker interval ceiling; default 2000 */
+    int timeout_ms;   /* connect and command timeout; default 100 */
+    int retry_min_ms; /* first breaker interval; default 250 */
+    int retry_max_ms; /* breaker interval ceiling; default 2000 */
 };
 
 /* Parse url and make a handle; no connection to Redis is attempted yet. The
@@ -45,8 +45,8 @@ struct el_redis_opts {
  * EL_EINVAL (detail in err) for a malformed URL. An empty or NULL url gives
  * EL_EDISABLED and *out = NULL: every el_redis_* call accepts a NULL handle
  * and fails with EL_EDISABLED, so callers need no special case. */
-int el_redis_new(const char *url, const struct el_redis_opts *opts,
-                 struct el_redis **out, struct el_err *err) EL_WUR;
+int el_redis_new(const char *url, const struct el_redis_opts *opts, struct el_redis **out,
+                 struct el_err *err) EL_WUR;
 
 /* Free the handle. Per-thread connections are closed when their threads
  * exit, or by el_redis_thread_cleanup(). NULL is a no-op. Call only after
@@ -147,9 +147,9 @@ int el_redis_del_if(struct el_redis *r, const char *key, const char *val) EL_WUR
  * reads its run_id (which changes when it restarts; a promoted replica has
  * its own). */
 struct el_redis_topology {
-    int sentinel;                 /* 1 for a redis-sentinel:// URL */
-    char master_name[128];        /* Sentinel's name for the master */
-    char host[256];               /* the master's address ("" until known) */
+    int sentinel;          /* 1 for a redis-sentinel:// URL */
+    char master_name[128]; /* Sentinel's name for the master */
+    char host[256];        /* the master's address ("" until known) */
     int port;
     char run_id[EL_REDIS_ID_MAX]; /* "" until connected */
     int replicas;                 /* connected replicas, per ROLE */
@@ -167,16 +167,15 @@ struct el_redis_hmget {
     const char *key;
     int n;
     const char *fields[EL_REDIS_HMGET_FIELDS];
-    struct el_buf *vals;                 /* n buffers; a value is appended */
-    int found[EL_REDIS_HMGET_FIELDS];    /* set by the call */
+    struct el_buf *vals;              /* n buffers; a value is appended */
+    int found[EL_REDIS_HMGET_FIELDS]; /* set by the call */
 };
 
 /* Run n (<= EL_REDIS_BATCH_MAX) HMGETs in one round trip. Each is a
  * single-key command, so a batch is valid on Redis Cluster whatever slots
  * its keys hash to. server (may be NULL) gets the run_id of the server that
  * answered all of them. */
-int el_redis_hmget_batch(struct el_redis *r, int n, struct el_redis_hmget *q,
-                         char *server) EL_WUR;
+int el_redis_hmget_batch(struct el_redis *r, int n, struct el_redis_hmget *q, char *server) EL_WUR;
 
 /* HSET key with n field/value pairs (one command). */
 int el_redis_hset(struct el_redis *r, const char *key, int n, const char *const *fields,
@@ -229,8 +228,8 @@ typedef void (*el_redis_sub_fn)(const char *msg, size_t len, void *arg);
 
 /* Connect (AUTH as the URL says) and SUBSCRIBE to channel, within the
  * handle's timeout. On failure a one-line reason is put in why. */
-int el_redis_sub_open(struct el_redis *r, const char *channel, struct el_redis_sub **out,
-                      char *why, size_t whylen) EL_WUR;
+int el_redis_sub_open(struct el_redis *r, const char *channel, struct el_redis_sub **out, char *why,
+                      size_t whylen) EL_WUR;
 
 /* Wait up to wait_ms for messages and pass each one's payload to fn.
  * EL_EUNAVAIL when the connection is lost (close it and open a new one). */

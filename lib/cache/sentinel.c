@@ -162,8 +162,8 @@ static struct timeval ms_tv(int ms)
 /* A connection to sentinel i with both timeouts set, or NULL (why set). */
 static redisContext *sentinel_connect(struct el_sentinel *s, int i, char *why, size_t whylen)
 {
-    redisContext *c = redisConnectWithTimeout(s->sent[i].host, s->sent[i].port,
-                                              ms_tv(s->timeout_ms));
+    redisContext *c =
+        redisConnectWithTimeout(s->sent[i].host, s->sent[i].port, ms_tv(s->timeout_ms));
 
     if (c == NULL) {
         snprintf(why, whylen, "out of memory");
@@ -192,16 +192,14 @@ static int ask(struct el_sentinel *s, int i, char *host, size_t hostlen, int *po
         return EL_EUNAVAIL;
     rep = redisCommandArgv(c, 3, argv, lens);
     if (rep == NULL) {
-        snprintf(why, whylen, "sentinel %s:%d: %s", s->sent[i].host, s->sent[i].port,
-                 c->errstr);
+        snprintf(why, whylen, "sentinel %s:%d: %s", s->sent[i].host, s->sent[i].port, c->errstr);
     } else if (rep->type == REDIS_REPLY_NIL) {
         snprintf(why, whylen, "sentinel %s:%d knows no master named %s", s->sent[i].host,
                  s->sent[i].port, s->name);
         rc = EL_ENOTFOUND;
     } else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
                rep->element[0]->type == REDIS_REPLY_STRING &&
-               rep->element[1]->type == REDIS_REPLY_STRING &&
-               rep->element[0]->len < hostlen &&
+               rep->element[1]->type == REDIS_REPLY_STRING && rep->element[0]->len < hostlen &&
                host_ok(rep->element[0]->str, rep->element[0]->len, 1) &&
                parse_port(rep->element[1]->str, rep->element[1]->len, port) == 0) {
         memcpy(host, rep->element[0]->str, rep->element[0]->len);
@@ -216,8 +214,8 @@ static int ask(struct el_sentinel *s, int i, char *host, size_t hostlen, int *po
     return rc;
 }
 
-int el_sentinel_get_master(struct el_sentinel *s, char *host, size_t hostlen, int *port,
-                           char *why, size_t whylen)
+int el_sentinel_get_master(struct el_sentinel *s, char *host, size_t hostlen, int *port, char *why,
+                           size_t whylen)
 {
     int first = atomic_load(&s->last_good), rc = EL_EUNAVAIL;
 
@@ -306,8 +304,7 @@ static void on_switch(struct el_sentinel *s, const char *msg, size_t len)
     if (sscanf(buf, "%127s %*s %*s %255s %15s", name, host, portstr) == 3 &&
         parse_port(portstr, strlen(portstr), &port) == 0 && strcmp(name, s->name) == 0 &&
         host_ok(host, strlen(host), 1)) {
-        fprintf(stderr, "redis: sentinel announced +switch-master %s -> %s:%d\n", name, host,
-                port);
+        fprintf(stderr, "redis: sentinel announced +switch-master %s -> %s:%d\n", name, host, port);
         report(s, host, port);
     }
 }

@@ -28,8 +28,8 @@ struct el_sentinel;
 /* Parse "host1:port1[,host2:port2...]" (IPv6 hosts in brackets; the port
  * is required) and the master name. EL_EINVAL (detail in err) when
  * malformed. */
-int el_sentinel_new(const char *hosts, size_t hosts_len, const char *master_name,
-                    int timeout_ms, struct el_sentinel **out, struct el_err *err) EL_WUR;
+int el_sentinel_new(const char *hosts, size_t hosts_len, const char *master_name, int timeout_ms,
+                    struct el_sentinel **out, struct el_err *err) EL_WUR;
 
 /* Stop the watcher (if any) and free. NULL is a no-op. */
 void el_sentinel_free(struct el_sentinel *s);
@@ -41,8 +41,8 @@ int el_sentinel_count(const struct el_sentinel *s);
  * the master's address. EL_OK with host/port set; EL_ENOTFOUND when a
  * sentinel answered that it knows no such master; EL_EUNAVAIL when none
  * answered (a one-line reason in why). Thread-safe. */
-int el_sentinel_get_master(struct el_sentinel *s, char *host, size_t hostlen, int *port,
-                           char *why, size_t whylen) EL_WUR;
+int el_sentinel_get_master(struct el_sentinel *s, char *host, size_t hostlen, int *port, char *why,
+                           size_t whylen) EL_WUR;
 
 /* Start a thread that calls fn(arg, host, port) when the master moves:
  * on a +switch-master message for our master name from the sentinel it is

@@ -43,10 +43,10 @@ struct flight {
     struct flight *next;
     char *key;
     uint64_t hash;
-    int users;             /* leader + waiters still holding it */
+    int users; /* leader + waiters still holding it */
     int done;
-    int rc;                /* result for everyone */
-    struct el_blob *blob;  /* one reference owned by the flight */
+    int rc;               /* result for everyone */
+    struct el_blob *blob; /* one reference owned by the flight */
     enum el_layer layer;
     pthread_cond_t cond;
 };
@@ -167,8 +167,10 @@ void el_tiered_replay(struct el_redis *redis, struct el_bus *bus)
     pending_lost = 0;
     el_must(pthread_mutex_unlock(&pending_lock));
     if (lost)
-        fprintf(stderr, "tiered: %d cache keys could not be cleaned from Redis after writes "
-                        "(queue full); they expire by TTL\n", lost);
+        fprintf(stderr,
+                "tiered: %d cache keys could not be cleaned from Redis after writes "
+                "(queue full); they expire by TTL\n",
+                lost);
 }
 
 /* The invalidation mark of a key: moves whenever the key (or everything)
@@ -193,8 +195,7 @@ static void l1_put_unless_moved(struct el_l1 *l1, const char *key, struct el_blo
         el_l1_del(l1, key);
 }
 
-static int l2_get(struct el_tiered *t, const char *key, struct el_buf *body,
-                  struct el_blob **out);
+static int l2_get(struct el_tiered *t, const char *key, struct el_buf *body, struct el_blob **out);
 
 /* After a write: put b (NULL: nothing of ours) into L1, where the version
  * guard orders it against this process's other writers. An invalidation of
@@ -377,9 +378,8 @@ int64_t el_tiered_jitter(int64_t ttl_ms)
 static struct el_blob *make_blob(struct el_tiered *t, int status, const char *body, size_t len,
                                  uint64_t version)
 {
-    struct el_blob *b = status == 404
-                            ? el_blob_new(404, t->opts.neg_body, strlen(t->opts.neg_body))
-                            : el_blob_new(status, body, len);
+    struct el_blob *b = status == 404 ? el_blob_new(404, t->opts.neg_body, strlen(t->opts.neg_body))
+                                      : el_blob_new(status, body, len);
 
     if (b)
         b->version = version;

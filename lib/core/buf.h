@@ -15,11 +15,11 @@
 #include "core/el.h"
 
 struct el_buf {
-    char *data;   /* NULL until the first append */
-    size_t len;   /* bytes used, excluding the terminating NUL */
-    size_t cap;   /* bytes allocated */
-    size_t max;   /* hard cap on len */
-    int failed;   /* 0, or the code of the append that failed; see above */
+    char *data; /* NULL until the first append */
+    size_t len; /* bytes used, excluding the terminating NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* hard cap on len */
+    int failed; /* 0, or the code of the append that failed; see above */
 };
 
 /* Initialise caller storage with cap max (bytes of content). */

@@ -60,8 +60,8 @@ static const struct int_var {
 
 /* Every variable that is not an integer; with int_vars, the known keys. */
 static const char *const str_vars[] = {
-    "DB_URI",  "MONGO_URI",  "REDIS_URL",       "JWT_SECRET", "L1_MAX_BYTES",
-    "DATA_DIR", "LOG_FILE",  "ACCESS_LOG",      "TRUSTED_PROXIES", "INSTANCE",
+    "DB_URI",   "MONGO_URI", "REDIS_URL",  "JWT_SECRET",      "L1_MAX_BYTES",
+    "DATA_DIR", "LOG_FILE",  "ACCESS_LOG", "TRUSTED_PROXIES", "INSTANCE",
 };
 
 struct kv {
@@ -354,8 +354,9 @@ static int check_keys(const struct source *src, struct el_err *err)
         shown(s, sizeof(s), k);
         near = el_config_closest_key(k);
         if (near != NULL)
-            return el_err_set(err, EL_EINVAL, "%s: unknown variable in %.120s:%u (did you mean %s?)",
-                              s, src->path, src->kv[i].lineno, near);
+            return el_err_set(err, EL_EINVAL,
+                              "%s: unknown variable in %.120s:%u (did you mean %s?)", s, src->path,
+                              src->kv[i].lineno, near);
         return el_err_set(err, EL_EINVAL, "%s: unknown variable in %.120s:%u", s, src->path,
                           src->kv[i].lineno);
     }
@@ -406,15 +407,18 @@ static int parse_bytes(const char *s, uint64_t *out)
     switch (*p) {
     case '\0':
         break;
-    case 'K': case 'k':
+    case 'K':
+    case 'k':
         mult = (uint64_t)1 << 10;
         p++;
         break;
-    case 'M': case 'm':
+    case 'M':
+    case 'm':
         mult = (uint64_t)1 << 20;
         p++;
         break;
-    case 'G': case 'g':
+    case 'G':
+    case 'g':
         mult = (uint64_t)1 << 30;
         p++;
         break;
@@ -592,11 +596,12 @@ static int load_logging(struct el_config *c, const struct source *src, struct el
     if (v != NULL) {
         size_t n = strlen(v);
 
-        if (n == 0 || n >= sizeof(c->instance) || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                           "abcdefghijklmnopqrstuvwxyz"
-                                                           "0123456789._:@/-") != n)
-            return bad_value(err, "INSTANCE",
-                             "must be 1-64 characters of A-Z a-z 0-9 . _ : @ / -", v);
+        if (n == 0 || n >= sizeof(c->instance) ||
+            strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "abcdefghijklmnopqrstuvwxyz"
+                      "0123456789._:@/-") != n)
+            return bad_value(err, "INSTANCE", "must be 1-64 characters of A-Z a-z 0-9 . _ : @ / -",
+                             v);
         memcpy(c->instance, v, n + 1);
     } else {
         char host[64] = "localhost";
@@ -627,8 +632,7 @@ int el_config_load(struct el_config *cfg, const char *env_file, el_config_getenv
     }
     if ((rc = load_db_uri(&c, &src, err)) != EL_OK ||
         (rc = load_data_dir(&c, &src, err)) != EL_OK ||
-        (rc = resolve_store_uri(&c, err)) != EL_OK ||
-        (rc = load_logging(&c, &src, err)) != EL_OK ||
+        (rc = resolve_store_uri(&c, err)) != EL_OK || (rc = load_logging(&c, &src, err)) != EL_OK ||
         (rc = load_redis_url(&c, &src, err)) != EL_OK ||
         (rc = load_jwt_secret(&c, &src, err)) != EL_OK ||
         (rc = load_l1_max_bytes(&c, &src, err)) != EL_OK)
@@ -640,8 +644,7 @@ int el_config_load(struct el_config *cfg, const char *env_file, el_config_getenv
         char what[96];
 
         if (v != NULL && parse_int(v, iv->min, iv->max, &n) < 0) {
-            snprintf(what, sizeof(what), "must be an integer between %d and %d", iv->min,
-                     iv->max);
+            snprintf(what, sizeof(what), "must be an integer between %d and %d", iv->min, iv->max);
             rc = bad_value(err, iv->name, what, v);
             goto out;
         }

@@ -8,8 +8,8 @@
 const char *el_strerror(int code)
 {
     switch (code) {
-#define EL_ERRNO_STR(name, val, msg)                                       \
-    case (val):                                                            \
+#define EL_ERRNO_STR(name, val, msg)                                                               \
+    case (val):                                                                                    \
         return (msg);
         EL_ERRNO_MAP(EL_ERRNO_STR)
 #undef EL_ERRNO_STR

@@ -13,19 +13,19 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define EL_ERRNO_MAP(X)                                                    \
-    X(OK, 0, "success")                                                    \
-    X(ENOMEM, -1, "out of memory")                                         \
-    X(ENOTFOUND, -2, "not found")                                          \
-    X(EUNAVAIL, -3, "backend unavailable")                                 \
-    X(ETIMEOUT, -4, "timed out")                                           \
-    X(EINVAL, -5, "invalid argument")                                      \
-    X(ETOOBIG, -6, "too large")                                            \
-    X(ECONFLICT, -7, "conflict")                                           \
-    X(EIO, -8, "input/output error")                                       \
-    X(EPROTO, -9, "protocol error")                                        \
-    X(EDISABLED, -10, "disabled by configuration")                         \
-    X(ELIMIT, -11, "rate limited")                                         \
+#define EL_ERRNO_MAP(X)                                                                            \
+    X(OK, 0, "success")                                                                            \
+    X(ENOMEM, -1, "out of memory")                                                                 \
+    X(ENOTFOUND, -2, "not found")                                                                  \
+    X(EUNAVAIL, -3, "backend unavailable")                                                         \
+    X(ETIMEOUT, -4, "timed out")                                                                   \
+    X(EINVAL, -5, "invalid argument")                                                              \
+    X(ETOOBIG, -6, "too large")                                                                    \
+    X(ECONFLICT, -7, "conflict")                                                                   \
+    X(EIO, -8, "input/output error")                                                               \
+    X(EPROTO, -9, "protocol error")                                                                \
+    X(EDISABLED, -10, "disabled by configuration")                                                 \
+    X(ELIMIT, -11, "rate limited")                                                                 \
     X(EFORBIDDEN, -12, "not permitted")
 
 enum el_errno {

@@ -4,7 +4,6 @@
 
 #include <string.h>
 
-
 static int decode(const char *s, size_t len, char *out, size_t n)
 {
     size_t o = 0;

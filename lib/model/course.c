@@ -109,7 +109,8 @@ static enum decode_status decode(const char *src, size_t len, char *dst, size_t 
         } else if (c == '%') {
             int h, l;
 
-            if (len - i < 3 || (h = el_hex_digit(src[i + 1])) < 0 || (l = el_hex_digit(src[i + 2])) < 0)
+            if (len - i < 3 || (h = el_hex_digit(src[i + 1])) < 0 ||
+                (l = el_hex_digit(src[i + 2])) < 0)
                 return DEC_BADESC;
             c = h * 16 + l;
             i += 2;
@@ -174,8 +175,12 @@ enum param {
 };
 
 static const char *const param_names[P__COUNT] = {
-    [P_SEARCH] = "search",   [P_CATEGORY] = "category", [P_DIFFICULTY] = "difficulty",
-    [P_SORT_BY] = "sort_by", [P_PAGE] = "page",         [P_PAGE_SIZE] = "page_size",
+    [P_SEARCH] = "search",
+    [P_CATEGORY] = "category",
+    [P_DIFFICULTY] = "difficulty",
+    [P_SORT_BY] = "sort_by",
+    [P_PAGE] = "page",
+    [P_PAGE_SIZE] = "page_size",
     [P_INSTRUCTOR_ID] = "instructor_id",
 };
 
@@ -382,8 +387,8 @@ void el_course_query_digest(const struct el_course_query *q, char out[41])
         "|published_only=%d|instructor=%.24s",
         slen, search, strnlen(q->category, EL_COURSE_CATEGORY_MAX), EL_COURSE_CATEGORY_MAX,
         q->category, strnlen(q->difficulty, sizeof(q->difficulty) - 1),
-        (int)sizeof(q->difficulty) - 1, q->difficulty, el_sort_name(q->sort), q->page,
-        q->page_size, q->published_only ? 1 : 0, q->instructor_me ? "me" : q->instructor_id);
+        (int)sizeof(q->difficulty) - 1, q->difficulty, el_sort_name(q->sort), q->page, q->page_size,
+        q->published_only ? 1 : 0, q->instructor_me ? "me" : q->instructor_id);
     /* canon is sized for the largest fields, so n always fits; EVP_Digest
      * only fails on allocation, which the one-shot API does not do for
      * SHA-1. Either way a zero digest is safer than garbage. */
@@ -656,7 +661,8 @@ double el_rating_average(int64_t sum, int64_t count)
     if (count <= 0 || sum <= 0)
         return 0.0;
     /* round(10 * sum / count) half up, in integers */
-    return (double)((sum * 20 + count) / (2 * count)) / 10.0; /* NOLINT(bugprone-integer-division) */
+    return (double)((sum * 20 + count) / (2 * count)) /
+           10.0; /* NOLINT(bugprone-integer-division) */
 }
 
 int el_page_query_parse(const char *qs, int *page, int *page_size, struct el_err *err)

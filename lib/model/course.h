@@ -40,7 +40,7 @@ struct el_course {
     size_t ntags;
     char instructor_id[EL_OID_HEX];
     int duration_minutes;
-    double rating;     /* 0.0 - 5.0, one decimal place */
+    double rating; /* 0.0 - 5.0, one decimal place */
     int rating_count;
     int enrollment_count;
     bool published;

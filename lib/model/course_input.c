@@ -50,7 +50,6 @@
 
 /* ---- text -------------------------------------------------------------- */
 
-
 /* Characters in valid UTF-8: every byte that does not continue a sequence
  * starts one. */
 static size_t utf8_chars(const char *s, size_t len)
@@ -676,8 +675,7 @@ void el_module_patch_cleanup(struct el_module_patch *p)
 
 /* ---- issue 12: module create, rating ----------------------------------- */
 
-int el_module_create_parse(const char *json, size_t len, struct el_module *out,
-                           struct el_err *err)
+int el_module_create_parse(const char *json, size_t len, struct el_module *out, struct el_err *err)
 {
     struct json_object *o;
     const struct field *miss;

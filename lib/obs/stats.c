@@ -24,7 +24,7 @@ static atomic_uint_fast64_t store_queries, store_failures, store_micros;
 const char *el_cache_type_name(enum el_cache_type t)
 {
     static const char *const names[EL_TYPE__COUNT] = {"courses", "courses_list", "sessions",
-                                                             "course_summaries"};
+                                                      "course_summaries"};
     return (unsigned)t < EL_TYPE__COUNT ? names[t] : "unknown";
 }
 
@@ -176,8 +176,7 @@ void el_stats_flush(struct el_redis *r)
      * totals it took from us, so a flush retried after a reply that timed
      * out (it was applied) adds nothing twice. Only what was sent is marked
      * flushed: counts that arrived after the snapshot go next time. */
-    if (n > 0 && el_redis_hadd_totals(r, EL_STATS_CLUSTER_KEY, own_key, n, fields, totals) ==
-                     EL_OK)
+    if (n > 0 && el_redis_hadd_totals(r, EL_STATS_CLUSTER_KEY, own_key, n, fields, totals) == EL_OK)
         for (int k = 0; k < n; k++)
             *slot(&flushed, idx[k]) = *slot(&cur, idx[k]);
     el_must(pthread_mutex_unlock(&flush_lock));
@@ -644,7 +643,7 @@ int el_stats_metrics(const struct el_stats_gauges *g, struct el_buf *out)
     rc = identity_families(out);
     if (rc == EL_OK)
         rc = cache_family(out, "elearn_cache_requests_total",
-                      "Cache lookups of this process by type and the layer that answered.", &s);
+                          "Cache lookups of this process by type and the layer that answered.", &s);
     if (rc == EL_OK && g->cluster != NULL)
         rc = cache_family(out, "elearn_cluster_cache_requests_total",
                           "Cache lookups summed over every process (through Redis).", g->cluster);

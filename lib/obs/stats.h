@@ -31,9 +31,9 @@ struct el_redis;
 struct el_bus_stats;
 
 enum el_cache_type {
-    EL_TYPE_COURSE,      /* "courses" */
-    EL_TYPE_COURSE_LIST, /* "courses_list" */
-    EL_TYPE_SESSION,     /* "sessions" */
+    EL_TYPE_COURSE,         /* "courses" */
+    EL_TYPE_COURSE_LIST,    /* "courses_list" */
+    EL_TYPE_SESSION,        /* "sessions" */
     EL_TYPE_COURSE_SUMMARY, /* "course_summaries": list items (app/lists.c) */
     EL_TYPE__COUNT
 };

@@ -29,7 +29,8 @@ int el_store_open(const char *uri, struct el_store **out, struct el_err *err)
         return el_store_mongo_open(uri, out, err);
     if (strncmp(uri, "sqlite:", 7) == 0) {
         if (uri[7] == '\0')
-            return el_err_set(err, EL_EINVAL, "sqlite: URI needs a path, e.g. sqlite:var/elearn.db");
+            return el_err_set(err, EL_EINVAL,
+                              "sqlite: URI needs a path, e.g. sqlite:var/elearn.db");
         return el_store_sqlite_open(uri + 7, out, err);
     }
     return el_err_set(err, EL_EINVAL, "database URI must start with mongodb:// or sqlite:");
@@ -110,12 +111,12 @@ int el_store_reset(struct el_store *s)
 
 /* Run a backend op, timed and counted like every other query. A backend
  * that lacks the op (none should) answers EL_EIO rather than crash. */
-#define COUNTED(op, ...)                                                       \
-    do {                                                                       \
-        uint64_t t0_ = el_now_us();                                            \
-        if (s->ops->op == NULL)                                                \
-            return EL_EIO;                                                     \
-        return counted(s->ops->op(s, __VA_ARGS__), t0_);                       \
+#define COUNTED(op, ...)                                                                           \
+    do {                                                                                           \
+        uint64_t t0_ = el_now_us();                                                                \
+        if (s->ops->op == NULL)                                                                    \
+            return EL_EIO;                                                                         \
+        return counted(s->ops->op(s, __VA_ARGS__), t0_);                                           \
     } while (0)
 
 int el_store_course_update(struct el_store *s, const char *id, const struct el_course_patch *p,
@@ -126,8 +127,7 @@ int el_store_course_update(struct el_store *s, const char *id, const struct el_c
 }
 
 int el_store_module_update(struct el_store *s, const char *course_id, const char *module_id,
-                           const struct el_module_patch *p, int64_t now_ms,
-                           struct el_course *out)
+                           const struct el_module_patch *p, int64_t now_ms, struct el_course *out)
 {
     memset(out, 0, sizeof(*out));
     COUNTED(module_update, course_id, module_id, p, now_ms, out);
@@ -138,8 +138,7 @@ int el_store_course_delete(struct el_store *s, const char *id)
     COUNTED(course_delete, id);
 }
 
-int el_store_enroll(struct el_store *s, const char *course_id, const char *user_id,
-                    int64_t *count)
+int el_store_enroll(struct el_store *s, const char *course_id, const char *user_id, int64_t *count)
 {
     COUNTED(enroll, course_id, user_id, count);
 }
@@ -196,8 +195,7 @@ int el_store_revoked(struct el_store *s, const char *jti, const char *sid, int64
 }
 
 int el_store_revocations_live(struct el_store *s, int64_t now_ms,
-                              int (*fn)(const char *id, int64_t expires_ms, void *arg),
-                              void *arg)
+                              int (*fn)(const char *id, int64_t expires_ms, void *arg), void *arg)
 {
     COUNTED(revocations_live, now_ms, fn, arg);
 }

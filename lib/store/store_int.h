@@ -33,8 +33,8 @@ struct el_store_ops {
     int (*user_update)(struct el_store *s, const char *id, const char *role,
                        const char *password_hash);
     int (*user_delete)(struct el_store *s, const char *id);
-    int (*refresh_insert)(struct el_store *s, const char *jti, const char *user_id,
-                          const char *sid, int64_t expires_ms);
+    int (*refresh_insert)(struct el_store *s, const char *jti, const char *user_id, const char *sid,
+                          int64_t expires_ms);
     int (*refresh_claim)(struct el_store *s, const char *jti, int64_t now_ms);
     int (*revoke)(struct el_store *s, const char *id, int64_t expires_ms);
     int (*revoked)(struct el_store *s, const char *jti, const char *sid, int64_t now_ms,
@@ -42,8 +42,7 @@ struct el_store_ops {
     int (*revocations_live)(struct el_store *s, int64_t now_ms,
                             int (*fn)(const char *id, int64_t expires_ms, void *arg), void *arg);
     /* issue 12 */
-    int (*unenroll)(struct el_store *s, const char *course_id, const char *user_id,
-                    int64_t *count);
+    int (*unenroll)(struct el_store *s, const char *course_id, const char *user_id, int64_t *count);
     int (*enrollments)(struct el_store *s, const char *user_id, int page, int page_size,
                        struct el_enrollment_page *out);
     int (*module_add)(struct el_store *s, const char *course_id, struct el_module *m,

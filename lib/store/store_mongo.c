@@ -62,10 +62,10 @@ enum { IDX_NEEDED, IDX_BUSY, IDX_DONE };
 
 struct mongo_store {
     struct el_store base;
-    mongoc_client_pool_t *pool; /* thread-safe; owns a copy of the URI */
-    char *db;                   /* database name */
-    atomic_int indexes;         /* IDX_* */
-    atomic_uint sets_ready;     /* bit i: index_sets[i] exists */
+    mongoc_client_pool_t *pool;       /* thread-safe; owns a copy of the URI */
+    char *db;                         /* database name */
+    atomic_int indexes;               /* IDX_* */
+    atomic_uint sets_ready;           /* bit i: index_sets[i] exists */
     mongoc_write_concern_t *majority; /* auth-critical writes (auth_critical) */
 };
 
@@ -213,15 +213,7 @@ static const struct index_def revocation_indexes[] = {
 
 /* The indexes of each collection, one createIndexes command each. Sets with
  * a unique index come first: they are what writes wait for. */
-enum {
-    SET_USERS,
-    SET_ENROLLMENTS,
-    SET_RATINGS,
-    SET_COURSES,
-    SET_REFRESH,
-    SET_REVOCATIONS,
-    NSETS
-};
+enum { SET_USERS, SET_ENROLLMENTS, SET_RATINGS, SET_COURSES, SET_REFRESH, SET_REVOCATIONS, NSETS };
 static const struct {
     const char *coll;
     const struct index_def *defs;
@@ -2260,8 +2252,7 @@ static int enrollment_conv(const bson_t *doc, struct my_row *r)
     if (!bson_iter_init_find(&it, doc, "course_id") || !BSON_ITER_HOLDS_OID(&it))
         return EL_EIO;
     bson_oid_copy(bson_iter_oid(&it), &r->ids[p->nitems]);
-    p->enrolled_at[p->nitems] =
-        bson_iter_init_find(&it, doc, "created_at") ? iter_ms(&it) : 0;
+    p->enrolled_at[p->nitems] = bson_iter_init_find(&it, doc, "created_at") ? iter_ms(&it) : 0;
     p->nitems++;
     return EL_OK;
 }
@@ -2370,8 +2361,8 @@ out:
     return rc;
 }
 
-static int mongo_enrollments(struct el_store *base, const char *user_id, int page,
-                             int page_size, struct el_enrollment_page *out)
+static int mongo_enrollments(struct el_store *base, const char *user_id, int page, int page_size,
+                             struct el_enrollment_page *out)
 {
     struct mongo_store *s = from(base);
     mongoc_collection_t *courses;
@@ -2403,8 +2394,8 @@ static int mongo_module_add(struct el_store *base, const char *course_id, struct
     return modules_rewrite(from(base), course_id, edit_add, m, now_ms, out);
 }
 
-static int mongo_module_delete(struct el_store *base, const char *course_id,
-                               const char *module_id, int64_t now_ms, struct el_course *out)
+static int mongo_module_delete(struct el_store *base, const char *course_id, const char *module_id,
+                               int64_t now_ms, struct el_course *out)
 {
     if (module_id == NULL || !el_oid_valid(module_id))
         return EL_EINVAL;
@@ -2510,8 +2501,8 @@ static int course_conv(const bson_t *doc, void *arg)
     return doc_to_course(doc, arg);
 }
 
-static int mongo_rate(struct el_store *base, const char *course_id, const char *user_id,
-                      int stars, int64_t now_ms, struct el_course *out)
+static int mongo_rate(struct el_store *base, const char *course_id, const char *user_id, int stars,
+                      int64_t now_ms, struct el_course *out)
 {
     struct mongo_store *s = from(base);
     mongoc_collection_t *courses, *enrollments;

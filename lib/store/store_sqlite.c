@@ -47,7 +47,8 @@
 #include "model/oid.h"
 #include "core/text.h"
 
-#define SCHEMA_VERSION 4   /* 2: users, enrollments, refresh tokens, revocations;
+#define SCHEMA_VERSION                                                                             \
+    4                      /* 2: users, enrollments, refresh tokens, revocations;
                             * 3: ratings, courses.rating_sum (issue 12);
                             * 4: courses.rev (the caches' version guard) */
 #define SEP 0xFF           /* search_text field separator: a byte UTF-8 never uses */
@@ -126,7 +127,8 @@ static const char schema_sql[] =
     " stars INTEGER NOT NULL,"
     " updated_at INTEGER NOT NULL,"
     " PRIMARY KEY (course_id, user_id)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS enrollments_user ON enrollments(user_id, created_at DESC, course_id);"
+    "CREATE INDEX IF NOT EXISTS enrollments_user ON enrollments(user_id, created_at DESC, "
+    "course_id);"
     "CREATE INDEX IF NOT EXISTS courses_instructor ON courses(instructor_id, created_at DESC);";
 
 enum stmt_id {
@@ -321,7 +323,6 @@ struct sqlite_store {
 
 static const struct el_store_ops sqlite_ops;
 
-
 /* SQLite result code -> elearn status. Whatever is not the caller's fault
  * (busy, locked, I/O, full disk, a file gone read-only or corrupt) means
  * the store cannot serve now: EL_EUNAVAIL, which the API answers with 503
@@ -493,9 +494,10 @@ static int file_check(struct sqlite_store *s)
     int gone = stat(s->path, &st) != 0 || st.st_dev != s->dev || st.st_ino != s->ino;
 
     if (gone != atomic_exchange(&s->file_gone, gone))
-        fprintf(stderr, gone ? "store: sqlite: '%s' is no longer the file we opened (deleted, "
-                               "moved or replaced): refusing writes until it is back\n"
-                             : "store: sqlite: '%s' is back: accepting writes\n",
+        fprintf(stderr,
+                gone ? "store: sqlite: '%s' is no longer the file we opened (deleted, "
+                       "moved or replaced): refusing writes until it is back\n"
+                     : "store: sqlite: '%s' is back: accepting writes\n",
                 s->path);
     return gone ? EL_EUNAVAIL : EL_OK;
 }
@@ -1935,8 +1937,8 @@ static int my_page(struct conn *c, const char *uid, int page, int page_size,
     return rc;
 }
 
-static int sqlite_enrollments(struct el_store *base, const char *user_id, int page,
-                              int page_size, struct el_enrollment_page *out)
+static int sqlite_enrollments(struct el_store *base, const char *user_id, int page, int page_size,
+                              struct el_enrollment_page *out)
 {
     char uid[EL_OID_HEX];
     struct conn *c;
@@ -2025,8 +2027,8 @@ static int sqlite_module_add(struct el_store *base, const char *course_id, struc
     return rc;
 }
 
-static int sqlite_module_delete(struct el_store *base, const char *course_id,
-                                const char *module_id, int64_t now_ms, struct el_course *out)
+static int sqlite_module_delete(struct el_store *base, const char *course_id, const char *module_id,
+                                int64_t now_ms, struct el_course *out)
 {
     char cid[EL_OID_HEX], mid[EL_OID_HEX];
     sqlite3_stmt *st;
@@ -2091,8 +2093,8 @@ static int rate_rows(struct conn *c, const char *cid, const char *uid, int stars
     return step_once(c, st, bad);
 }
 
-static int sqlite_rate(struct el_store *base, const char *course_id, const char *user_id,
-                       int stars, int64_t now_ms, struct el_course *out)
+static int sqlite_rate(struct el_store *base, const char *course_id, const char *user_id, int stars,
+                       int64_t now_ms, struct el_course *out)
 {
     char cid[EL_OID_HEX], uid[EL_OID_HEX];
     struct conn *c;
@@ -2185,8 +2187,10 @@ out:
 static int add_rating_sum(sqlite3 *db)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('courses')"
-                                    " WHERE name = 'rating_sum'", -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT 1 FROM pragma_table_info('courses')"
+                                " WHERE name = 'rating_sum'",
+                                -1, &st, NULL);
 
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
@@ -2258,8 +2262,9 @@ static int create_schema(struct conn *c, const char *path, struct el_err *err)
 
         if (sqlite3_prepare_v2(c->db, "SELECT rev FROM courses LIMIT 0", -1, &probe, NULL) !=
             SQLITE_OK)
-            rc = sqlite3_exec(c->db, "ALTER TABLE courses ADD COLUMN rev INTEGER NOT NULL DEFAULT 1",
-                              NULL, NULL, NULL);
+            rc =
+                sqlite3_exec(c->db, "ALTER TABLE courses ADD COLUMN rev INTEGER NOT NULL DEFAULT 1",
+                             NULL, NULL, NULL);
         sqlite3_finalize(probe);
     }
     if (rc == SQLITE_OK && version < SCHEMA_VERSION) {
@@ -2326,8 +2331,8 @@ int el_store_sqlite_open(const char *path, struct el_store **out, struct el_err 
             s->dev = st.st_dev;
             s->ino = st.st_ino;
         } else {
-            rc = el_err_set(err, EL_EUNAVAIL, "sqlite: cannot stat '%s': %s", path,
-                            strerror(errno));
+            rc =
+                el_err_set(err, EL_EUNAVAIL, "sqlite: cannot stat '%s': %s", path, strerror(errno));
         }
     }
     if (rc != EL_OK) {

@@ -218,10 +218,22 @@ static void test_huge_lengths_close(void)
 /* GET_VALUES naming FCGI_MPXS_CONNS four times: one answer, exactly. */
 static void test_get_values_exact(void)
 {
-    static const unsigned char want[] = {
-        1, FCGI_GET_VALUES_RESULT, 0, 0, 0, 18, 6, 0, /* header */
-        15, 1, 'F', 'C', 'G', 'I', '_', 'M', 'P', 'X', 'S', '_', 'C', 'O', 'N', 'N', 'S', '0',
-        0, 0, 0, 0, 0, 0};
+    static const unsigned char want[] = {1,   FCGI_GET_VALUES_RESULT,
+                                         0,   0,
+                                         0,   18,
+                                         6,   0, /* header */
+                                         15,  1,
+                                         'F', 'C',
+                                         'G', 'I',
+                                         '_', 'M',
+                                         'P', 'X',
+                                         'S', '_',
+                                         'C', 'O',
+                                         'N', 'N',
+                                         'S', '0',
+                                         0,   0,
+                                         0,   0,
+                                         0,   0};
     unsigned char body[128];
     size_t n = 0, used;
     struct wire w = {0};
@@ -251,9 +263,9 @@ static void test_management_and_roles(void)
     const unsigned char *o;
 
     el_buf_init(&out, 1 << 20);
-    rec(&w, 42, 0, "abc", 3, 5);         /* unknown management type */
-    begin(&w, 3, FCGI_AUTHORIZER, 1);    /* refused role */
-    rec(&w, FCGI_PARAMS, 3, "", 0, 0);   /* ignored: not active */
+    rec(&w, 42, 0, "abc", 3, 5);       /* unknown management type */
+    begin(&w, 3, FCGI_AUTHORIZER, 1);  /* refused role */
+    rec(&w, FCGI_PARAMS, 3, "", 0, 0); /* ignored: not active */
     CU_ASSERT_EQUAL(feed(f, &w, 1, &out, &rq, &used), EL_FCGI_MORE);
     CU_ASSERT_EQUAL_FATAL(out.len, 32);
     o = (const unsigned char *)out.data;
@@ -277,7 +289,7 @@ static void test_multiplexing_and_abort(void)
 
     el_buf_init(&out, 1 << 20);
     begin(&w, 1, FCGI_RESPONDER, 1);
-    begin(&w, 2, FCGI_RESPONDER, 1);      /* while 1 arrives: CANT_MPX_CONN */
+    begin(&w, 2, FCGI_RESPONDER, 1);          /* while 1 arrives: CANT_MPX_CONN */
     rec(&w, FCGI_ABORT_REQUEST, 1, "", 0, 0); /* 1 ends */
     request(&w, 4, "/after", NULL, 0);
     CU_ASSERT_EQUAL_FATAL(feed(f, &w, 0, &out, &rq, &used), EL_FCGI_REQUEST);
@@ -322,7 +334,10 @@ static void test_violations_close(void)
             break;
         case 4: /* a truncated name-value pair */
             begin(&w, 1, FCGI_RESPONDER, 1);
-            rec(&w, FCGI_PARAMS, 1, "\x05\x01" "ab", 4, 0);
+            rec(&w, FCGI_PARAMS, 1,
+                "\x05\x01"
+                "ab",
+                4, 0);
             rec(&w, FCGI_PARAMS, 1, "", 0, 0);
             break;
         }

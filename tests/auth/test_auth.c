@@ -130,9 +130,9 @@ static void must_login(struct fx *f, const char *email, struct el_token_pair *tp
 {
     struct el_err err = {0};
     int retry;
-    CU_ASSERT_EQUAL_FATAL(el_auth_login(f->auth, email, "correct horse battery", "10.0.0.1", NOW,
-                                        tp, &retry, &err),
-                          EL_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        el_auth_login(f->auth, email, "correct horse battery", "10.0.0.1", NOW, tp, &retry, &err),
+        EL_OK);
 }
 
 static int auth_as(struct fx *f, const char *token, struct el_principal *p, struct el_err *err)
@@ -168,12 +168,12 @@ static void test_register_login_me(void)
                                      &dup, &retry, &err),
                     EL_ECONFLICT);
     /* Validation. */
-    CU_ASSERT_EQUAL(el_auth_register(f.auth, "not-an-email", "long enough pw", "A", "10.9.9.9", &dup,
-                                     &retry, &err),
+    CU_ASSERT_EQUAL(el_auth_register(f.auth, "not-an-email", "long enough pw", "A", "10.9.9.9",
+                                     &dup, &retry, &err),
                     EL_EINVAL);
-    CU_ASSERT_EQUAL(el_auth_register(f.auth, "b@example.com", "short", "A", "10.9.9.9", &dup,
-                                     &retry, &err),
-                    EL_EINVAL);
+    CU_ASSERT_EQUAL(
+        el_auth_register(f.auth, "b@example.com", "short", "A", "10.9.9.9", &dup, &retry, &err),
+        EL_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "password"));
     el_user_cleanup(&u);
     fx_close(&f);
@@ -242,9 +242,9 @@ static void test_bad_credentials_alike(void)
 
     fresh(&f);
     must_register(&f, "c@example.com", &u);
-    CU_ASSERT_EQUAL(el_auth_login(f.auth, "c@example.com", "wrong password!", "1.1.1.1", NOW, &tp,
-                                  &retry, &e1),
-                    EL_EINVAL);
+    CU_ASSERT_EQUAL(
+        el_auth_login(f.auth, "c@example.com", "wrong password!", "1.1.1.1", NOW, &tp, &retry, &e1),
+        EL_EINVAL);
     CU_ASSERT_EQUAL(el_auth_login(f.auth, "nobody@example.com", "wrong password!", "1.1.1.1", NOW,
                                   &tp, &retry, &e2),
                     EL_EINVAL);
@@ -410,12 +410,12 @@ static void test_register_throttled(void)
                         EL_OK);
         el_user_cleanup(&u);
     }
-    CU_ASSERT_EQUAL(el_auth_register(f.auth, "one-more@example.com", "correct horse battery",
-                                     "Ann", "7.7.7.7", &u, &retry, &err),
+    CU_ASSERT_EQUAL(el_auth_register(f.auth, "one-more@example.com", "correct horse battery", "Ann",
+                                     "7.7.7.7", &u, &retry, &err),
                     EL_ELIMIT);
     CU_ASSERT(retry > 800 && retry <= 900);
-    CU_ASSERT_EQUAL(el_auth_register(f.auth, "one-more@example.com", "correct horse battery",
-                                     "Ann", "8.8.8.8", &u, &retry, &err),
+    CU_ASSERT_EQUAL(el_auth_register(f.auth, "one-more@example.com", "correct horse battery", "Ann",
+                                     "8.8.8.8", &u, &retry, &err),
                     EL_OK);
     el_user_cleanup(&u);
     fx_close(&f);
@@ -811,8 +811,8 @@ static int local_untrusted(struct bused *b)
 static long long redis_reads(void)
 {
     redisContext *c = redisConnect("127.0.0.1", atoi(unit_env("EL_TEST_REDIS_PORT")));
-    static const char *const cmds[] = {"cmdstat_hmget:calls=", "cmdstat_hget:calls=",
-                                       "cmdstat_get:calls="};
+    static const char *const cmds[] = {
+        "cmdstat_hmget:calls=", "cmdstat_hget:calls=", "cmdstat_get:calls="};
     redisReply *rep;
     long long n = 0;
 

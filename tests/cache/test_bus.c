@@ -88,18 +88,18 @@ static void node_stop(struct node *n)
 }
 
 /* Poll a condition on n (under its lock) for up to 5 s. */
-#define AWAIT(n, cond)                                                         \
-    do {                                                                       \
-        uint64_t deadline_ = el_now_ms() + 5000;                               \
-        int ok_ = 0;                                                           \
-        while (!ok_ && el_now_ms() < deadline_) {                              \
-            pthread_mutex_lock(&(n)->seen.lock);                               \
-            ok_ = (cond);                                                      \
-            pthread_mutex_unlock(&(n)->seen.lock);                             \
-            if (!ok_)                                                          \
-                sched_yield();                                                 \
-        }                                                                      \
-        CU_ASSERT(ok_);                                                        \
+#define AWAIT(n, cond)                                                                             \
+    do {                                                                                           \
+        uint64_t deadline_ = el_now_ms() + 5000;                                                   \
+        int ok_ = 0;                                                                               \
+        while (!ok_ && el_now_ms() < deadline_) {                                                  \
+            pthread_mutex_lock(&(n)->seen.lock);                                                   \
+            ok_ = (cond);                                                                          \
+            pthread_mutex_unlock(&(n)->seen.lock);                                                 \
+            if (!ok_)                                                                              \
+                sched_yield();                                                                     \
+        }                                                                                          \
+        CU_ASSERT(ok_);                                                                            \
     } while (0)
 
 static void await_fresh(struct node *n)

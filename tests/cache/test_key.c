@@ -56,7 +56,7 @@ static void test_cluster_slots(void)
     int distinct = 0;
 
     CU_ASSERT_EQUAL(crc16("123456789", 9), 0x31C3); /* the spec's check value */
-    CU_ASSERT_EQUAL(slot("foo"), 12182);             /* CLUSTER KEYSLOT foo */
+    CU_ASSERT_EQUAL(slot("foo"), 12182);            /* CLUSTER KEYSLOT foo */
     CU_ASSERT_EQUAL(slot("{user1000}.following"), slot("{user1000}.followers"));
     for (unsigned b = 0; b < EL_KEY_AUTH_BUCKETS; b++) {
         el_key_auth_bucket(k, sizeof(k), b);

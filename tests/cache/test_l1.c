@@ -102,8 +102,7 @@ static void test_put_get(void)
 static void test_accounting(void)
 {
     struct el_blob *b = blob_str("0123456789");
-    uint64_t c1 = cost_of("k", b),
-             c41 = cost_of("k1234567890123456789012345678901234567890", b);
+    uint64_t c1 = cost_of("k", b), c41 = cost_of("k1234567890123456789012345678901234567890", b);
 
     /* What the allocator holds: the blob with its header and rounding, the
      * entry with its key (in 16-byte size classes), and an index share of

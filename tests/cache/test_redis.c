@@ -33,8 +33,8 @@
 
 extern char **environ;
 
-#define TEST_DB 9        /* this suite's database on the shared test redis */
-#define SLACK_MS 150     /* scheduling slack above a time bound (TSan, 2 cores) */
+#define TEST_DB 9    /* this suite's database on the shared test redis */
+#define SLACK_MS 150 /* scheduling slack above a time bound (TSan, 2 cores) */
 #define PREFIX "t_redis:"
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -168,9 +168,21 @@ struct srv {
 static void srv_start(struct srv *s, int port, const char *const *extra)
 {
     char portstr[16], logf[600];
-    const char *argv[40] = {"redis-server", "--port", portstr, "--bind", "127.0.0.1",
-                            "--save", "", "--appendonly", "no", "--daemonize", "no",
-                            "--dir", unit_env("EL_TEST_TMPDIR"), "--logfile", logf};
+    const char *argv[40] = {"redis-server",
+                            "--port",
+                            portstr,
+                            "--bind",
+                            "127.0.0.1",
+                            "--save",
+                            "",
+                            "--appendonly",
+                            "no",
+                            "--daemonize",
+                            "no",
+                            "--dir",
+                            unit_env("EL_TEST_TMPDIR"),
+                            "--logfile",
+                            logf};
     int n = 15, ready = 0;
     uint64_t deadline;
 
@@ -180,8 +192,8 @@ static void srv_start(struct srv *s, int port, const char *const *extra)
         argv[n++] = *extra;
     argv[n] = NULL;
     s->port = port;
-    CU_ASSERT_FATAL(posix_spawnp(&s->pid, "redis-server", NULL, NULL, (char *const *)argv,
-                                 environ) == 0);
+    CU_ASSERT_FATAL(
+        posix_spawnp(&s->pid, "redis-server", NULL, NULL, (char *const *)argv, environ) == 0);
     deadline = el_now_ms() + 10000;
     while (!ready && el_now_ms() < deadline) {
         struct timeval tv = {0, 200000};
@@ -302,7 +314,7 @@ static void test_url_valid(void)
         "redis://127.0.0.1:6379/",
         "redis://:secret@cache.internal:6379/0",
         "redis://alice:secret@cache-1.example.com",
-        "redis://:p@ss@h:1/15",          /* raw '@' in the password: the last '@' ends it */
+        "redis://:p@ss@h:1/15", /* raw '@' in the password: the last '@' ends it */
         "redis://:p%40ss%3A@h:65535",
         "redis://[::1]:6379/3",
         "redis://my_host/2147483647",
@@ -531,8 +543,7 @@ static void test_counters(void)
     CU_ASSERT_EQUAL(v, 3);
 
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
-        CU_ASSERT_EQUAL(el_redis_set(r, PREFIX "n", ints[i].stored, strlen(ints[i].stored), 0),
-                        0);
+        CU_ASSERT_EQUAL(el_redis_set(r, PREFIX "n", ints[i].stored, strlen(ints[i].stored), 0), 0);
         v = 12345;
         CU_ASSERT_EQUAL(el_redis_get_int(r, PREFIX "n", &v), ints[i].rc);
         CU_ASSERT_EQUAL(v, ints[i].rc == 0 ? ints[i].want : 12345);
@@ -960,8 +971,8 @@ static void test_outage_and_recovery(void)
 struct fake {
     int lfd;
     atomic_int stop;
-    atomic_int conns;       /* accepted so far */
-    atomic_int mute_asked;  /* connection 0 has sent its request */
+    atomic_int conns;      /* accepted so far */
+    atomic_int mute_asked; /* connection 0 has sent its request */
 };
 
 /* Answer each command in buf[0..n) (whole RESP arrays, as hiredis sends
@@ -1118,15 +1129,14 @@ static void test_stale_failure_does_not_reopen(void)
 static void test_auth(void)
 {
     static const char *const extra[] = {"--requirepass", "p@ss:w/rd", "--user", "alice", "on",
-                                        ">alicepw", "~*", "&*", "+@all", NULL};
+                                        ">alicepw",      "~*",        "&*",     "+@all", NULL};
     static const char *const good[] = {
         "redis://:p%%40ss%%3Aw%%2Frd@127.0.0.1:%d/3", /* percent-encoded */
         "redis://:p@ss:w/rd@127.0.0.1:%d/3",          /* raw: the last '@' ends it */
         "redis://alice:alicepw@127.0.0.1:%d/3",       /* ACL user */
     };
     static const char *const bad[] = {
-        "redis://:wrong@127.0.0.1:%d/3",
-        "redis://alice:p@ss:w/rd@127.0.0.1:%d/3",
+        "redis://:wrong@127.0.0.1:%d/3", "redis://alice:p@ss:w/rd@127.0.0.1:%d/3",
         "redis://127.0.0.1:%d/3", /* no password: SELECT gets NOAUTH */
         "redis://127.0.0.1:%d",   /* no password, db 0: the command gets NOAUTH */
     };
@@ -1328,8 +1338,7 @@ void test_redis_register(void)
     CU_add_test(s, "INCR and strict integer GET", test_counters);
     CU_add_test(s, "value larger than the buffer", test_value_too_big);
     CU_add_test(s, "SELECT db from the URL", test_select_db);
-    CU_add_test(s, "refused connection fails fast and opens the breaker",
-                test_refused_fails_fast);
+    CU_add_test(s, "refused connection fails fast and opens the breaker", test_refused_fails_fast);
     CU_add_test(s, "server that never answers: bounded by the timeout", test_read_timeout);
     CU_add_test(s, "connect that hangs: bounded by the timeout", test_connect_timeout);
     CU_add_test(s, "breaker: one probe per interval, doubling to the ceiling",

@@ -17,12 +17,12 @@
 
 struct loader {
     atomic_int calls;
-    int status;              /* 200, 404 or a negative code */
+    int status; /* 200, 404 or a negative code */
     const char *body;
-    struct el_tiered *gate;  /* when set: wait for gate_users in the flight */
+    struct el_tiered *gate; /* when set: wait for gate_users in the flight */
     const char *gate_key;
     int gate_users;
-    uint64_t version;        /* the document's revision, 0: unversioned */
+    uint64_t version; /* the document's revision, 0: unversioned */
 };
 
 static int load(void *arg, struct el_buf *body, uint64_t *version)
@@ -70,8 +70,8 @@ struct fixture {
 
 static void setup(struct fixture *f, const char *redis_url)
 {
-    struct el_tiered_opts o = {.type = EL_TYPE_COURSE, .ttl_ms = 60000, .neg_ttl_ms = 30000,
-                               .neg_body = NEG};
+    struct el_tiered_opts o = {
+        .type = EL_TYPE_COURSE, .ttl_ms = 60000, .neg_ttl_ms = 30000, .neg_body = NEG};
     int rc;
 
     f->l1 = el_l1_new(1 << 20);
@@ -195,8 +195,8 @@ static void test_single_flight(void)
 {
     enum { N = 16 };
     struct fixture f;
-    struct loader l = {.status = 200, .body = "{\"hot\":true}", .gate_key = "course:hot",
-                       .gate_users = N};
+    struct loader l = {
+        .status = 200, .body = "{\"hot\":true}", .gate_key = "course:hot", .gate_users = N};
     struct racer r[N];
     pthread_t th[N];
     redisContext *c;
@@ -314,7 +314,6 @@ static void test_jitter(void)
     CU_ASSERT(hi > 320000);
     CU_ASSERT_EQUAL(el_tiered_jitter(1), 1);
 }
-
 
 /* ---- coherence ------------------------------------------------- */
 
@@ -494,8 +493,8 @@ static void test_fill_never_overwrites_a_write(void)
 
 static void test_silent_bus_revalidates_then_stale(void)
 {
-    struct el_tiered_opts o = {.type = EL_TYPE_COURSE, .ttl_ms = 60000, .neg_body = NEG,
-                               .max_stale_ms = 200};
+    struct el_tiered_opts o = {
+        .type = EL_TYPE_COURSE, .ttl_ms = 60000, .neg_body = NEG, .max_stale_ms = 200};
     struct el_bus_handlers h = {0};
     struct loader l = {.status = 200, .body = "{\"v\":1}"};
     struct el_l1 *l1 = el_l1_new(1 << 20);
@@ -766,8 +765,8 @@ static void test_error_answer_cached_briefly(void)
  * refresh, or one the silent bus no longer vouches for. */
 static void test_peek_only_what_l1_would_serve(void)
 {
-    struct el_tiered_opts o = {.type = EL_TYPE_COURSE, .ttl_ms = 60000, .neg_body = NEG,
-                               .max_stale_ms = 200};
+    struct el_tiered_opts o = {
+        .type = EL_TYPE_COURSE, .ttl_ms = 60000, .neg_body = NEG, .max_stale_ms = 200};
     struct el_bus_handlers h = {0};
     struct loader l = {.status = 200, .body = "{\"v\":1}"};
     struct el_blob *hot = el_blob_new(200, "{\"v\":0}", 7), *blob, *peeked;
@@ -809,7 +808,8 @@ void test_tiered_register(void)
 {
     CU_pSuite s = CU_add_suite("tiered", NULL, NULL);
 
-    CU_add_test(s, "miss, then L1, then L2 in another process", test_miss_then_l1_then_l2_elsewhere);
+    CU_add_test(s, "miss, then L1, then L2 in another process",
+                test_miss_then_l1_then_l2_elsewhere);
     CU_add_test(s, "negative caching", test_negative_caching);
     CU_add_test(s, "single flight: one Redis read, one load", test_single_flight);
     CU_add_test(s, "store error is not cached", test_store_error_not_cached);

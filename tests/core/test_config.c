@@ -138,8 +138,21 @@ static void test_int_bounds(void)
 static void test_int_garbage(void)
 {
     static const char *const garbage[] = {
-        "", "abc", " 15", "15 ", "+15", "15abc", "1e3", "0x10", "1.5", "--5", "-",
-        "99999999999999999999999", "-99999999999999999999999", "15\n", "１５",
+        "",
+        "abc",
+        " 15",
+        "15 ",
+        "+15",
+        "15abc",
+        "1e3",
+        "0x10",
+        "1.5",
+        "--5",
+        "-",
+        "99999999999999999999999",
+        "-99999999999999999999999",
+        "15\n",
+        "１５",
     };
 
     for (size_t i = 0; i < sizeof(int_cases) / sizeof(int_cases[0]); i++) {
@@ -165,9 +178,8 @@ static void test_message_shape(void)
 
     /* Control characters and quotes are escaped: the message stays one line. */
     CU_ASSERT_EQUAL(load1(&cfg, "WORKERS", "1\n2\t\"x\"", &err), EL_EINVAL);
-    CU_ASSERT_STRING_EQUAL(err.msg,
-                           "WORKERS: must be an integer between 1 and 1024 "
-                           "(got \"1\\n2\\x09\\\"x\\\"\")");
+    CU_ASSERT_STRING_EQUAL(err.msg, "WORKERS: must be an integer between 1 and 1024 "
+                                    "(got \"1\\n2\\x09\\\"x\\\"\")");
 
     /* A long value is cut, and the message still ends properly. */
     memset(longv, '7', sizeof(longv) - 1);
@@ -215,8 +227,22 @@ static void test_l1_max_bytes(void)
         {"007", 7},
     };
     static const char *const bad[] = {
-        "", "-1", "K", "1KB", "1KiB", "1T", "1 K", " 1", "1.5G", "65G", "65537M",
-        "68719476737", "18446744073709551616", "17179869184G", "0x10", "1e6",
+        "",
+        "-1",
+        "K",
+        "1KB",
+        "1KiB",
+        "1T",
+        "1 K",
+        " 1",
+        "1.5G",
+        "65G",
+        "65537M",
+        "68719476737",
+        "18446744073709551616",
+        "17179869184G",
+        "0x10",
+        "1e6",
     };
     struct el_config cfg;
     struct el_err err;
@@ -272,8 +298,8 @@ static void test_db_uri(void)
         "sqlite:/tmp/x.db",
     };
     static const char *const bad[] = {
-        "", "postgres://h/db", "mongodb://", "mongodb:///db", "mongodb+srv://", "sqlite:",
-        "sqlite", "var/elearn.db", "MONGODB://h",
+        "",        "postgres://h/db", "mongodb://",    "mongodb:///db", "mongodb+srv://",
+        "sqlite:", "sqlite",          "var/elearn.db", "MONGODB://h",
     };
     struct el_config cfg;
     struct el_err err;
@@ -315,12 +341,14 @@ static void test_mongo_uri_fallback(void)
 static void test_redis_url(void)
 {
     static const char *const ok[] = {
-        "redis://127.0.0.1:6379/0", "redis://:pw@cache:6380/2", "redis://u:pw@cache",
+        "redis://127.0.0.1:6379/0",
+        "redis://:pw@cache:6380/2",
+        "redis://u:pw@cache",
         "redis://localhost",
     };
     static const char *const bad[] = {
-        "http://127.0.0.1:6379", "redis://", "redis://h:0", "redis://h:65536", "redis://h/x",
-        "redis://h/-1", "redis://user@h", "rediss://h",
+        "http://127.0.0.1:6379", "redis://",     "redis://h:0",    "redis://h:65536",
+        "redis://h/x",           "redis://h/-1", "redis://user@h", "rediss://h",
     };
     struct el_config cfg;
     struct el_err err;
@@ -352,23 +380,22 @@ static void test_env_file(void)
     struct el_config cfg;
     struct el_err err = {0, ""};
 
-    write_file(path,
-               "# elearn settings\n"
-               "\n"
-               "   \t\n"
-               "JWT_SECRET=\"" SECRET "\"\n"
-               "export COURSE_TTL=600\n"
-               "COURSE_LIST_TTL='90'   # single quotes, then a comment\n"
-               "  IDLE_TIMEOUT = 30\n"
-               "WORKERS=99\n"                      /* the environment says 3 */
-               "REDIS_URL=\n"                      /* set, empty: L2 off */
-               "DB_TIMEOUT_MS=2000 # inline comment\n"
-               "ACCESS_TOKEN_EXPIRE_MINUTES=20\r\n" /* CRLF */
-               "REFRESH_TOKEN_EXPIRE_DAYS=1\n"
-               "REFRESH_TOKEN_EXPIRE_DAYS=2\n"     /* the later line wins */
-               "DB_URI=sqlite:/srv/db#1.db\n"      /* '#' not after a space is data */
-               "L1_MAX_BYTES=\"1M\"\n"
-               "REDIS_TIMEOUT_MS=250");            /* no final newline */
+    write_file(path, "# elearn settings\n"
+                     "\n"
+                     "   \t\n"
+                     "JWT_SECRET=\"" SECRET "\"\n"
+                     "export COURSE_TTL=600\n"
+                     "COURSE_LIST_TTL='90'   # single quotes, then a comment\n"
+                     "  IDLE_TIMEOUT = 30\n"
+                     "WORKERS=99\n" /* the environment says 3 */
+                     "REDIS_URL=\n" /* set, empty: L2 off */
+                     "DB_TIMEOUT_MS=2000 # inline comment\n"
+                     "ACCESS_TOKEN_EXPIRE_MINUTES=20\r\n" /* CRLF */
+                     "REFRESH_TOKEN_EXPIRE_DAYS=1\n"
+                     "REFRESH_TOKEN_EXPIRE_DAYS=2\n" /* the later line wins */
+                     "DB_URI=sqlite:/srv/db#1.db\n"  /* '#' not after a space is data */
+                     "L1_MAX_BYTES=\"1M\"\n"
+                     "REDIS_TIMEOUT_MS=250"); /* no final newline */
     CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, path, table_getenv, env, &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.jwt_secret, SECRET);
     CU_ASSERT_EQUAL(cfg.course_ttl, 600);
@@ -394,9 +421,8 @@ static void test_env_file_quotes(void)
     write_file(path, "JWT_SECRET='  a \"b\" # c 0123456789abcdefghijklmn  '\n"
                      "DB_URI=\"sqlite:/my data/it's.db\"\n"
                      "REDIS_URL= #nothing but a comment\n");
-    CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, path, table_getenv, (struct var[]){{NULL, NULL}},
-                                         &err),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+        el_config_load(&cfg, path, table_getenv, (struct var[]){{NULL, NULL}}, &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.jwt_secret, "  a \"b\" # c 0123456789abcdefghijklmn  ");
     CU_ASSERT_STRING_EQUAL(cfg.db_uri, "sqlite:/my data/it's.db");
     CU_ASSERT_STRING_EQUAL(cfg.redis_url, "");
@@ -449,9 +475,9 @@ static void test_env_file_malformed(void)
         struct el_err err = {0, ""};
 
         write_file(path, "JWT_SECRET 'supersecretsupersecretsupersecret'\n");
-        CU_ASSERT_EQUAL(el_config_load(&cfg, path, table_getenv, (struct var[]){{NULL, NULL}},
-                                       &err),
-                        EL_EINVAL);
+        CU_ASSERT_EQUAL(
+            el_config_load(&cfg, path, table_getenv, (struct var[]){{NULL, NULL}}, &err),
+            EL_EINVAL);
         CU_ASSERT_PTR_NULL(strstr(err.msg, "supersecret"));
     }
 }
@@ -517,7 +543,7 @@ static void test_unknown_key(void)
     CU_ASSERT_EQUAL(el_config_load(&cfg, path, table_getenv, (struct var[]){{NULL, NULL}}, &err),
                     EL_EINVAL);
     check_msg(&err, "WORKER", "unknown variable");
-    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, ":3 "));             /* the line */
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, ":3 ")); /* the line */
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "did you mean WORKERS?"));
 
     /* Nothing close: no suggestion, still an error. */
@@ -539,12 +565,14 @@ static void test_unknown_key(void)
 
 static void test_data_dir(void)
 {
-    struct var rel[] = {{"JWT_SECRET", SECRET}, {"DB_URI", "sqlite:db/e.db"},
-                        {"DATA_DIR", "/srv/elearn"}, {NULL, NULL}};
-    struct var sysd[] = {{"JWT_SECRET", SECRET}, {"STATE_DIRECTORY", "/var/lib/elearn:/x"},
-                         {NULL, NULL}};
-    struct var abs[] = {{"JWT_SECRET", SECRET}, {"DB_URI", "sqlite:/a/b.db"},
-                        {"DATA_DIR", "/srv"}, {NULL, NULL}};
+    struct var rel[] = {{"JWT_SECRET", SECRET},
+                        {"DB_URI", "sqlite:db/e.db"},
+                        {"DATA_DIR", "/srv/elearn"},
+                        {NULL, NULL}};
+    struct var sysd[] = {
+        {"JWT_SECRET", SECRET}, {"STATE_DIRECTORY", "/var/lib/elearn:/x"}, {NULL, NULL}};
+    struct var abs[] = {
+        {"JWT_SECRET", SECRET}, {"DB_URI", "sqlite:/a/b.db"}, {"DATA_DIR", "/srv"}, {NULL, NULL}};
     struct var mongo[] = {{"JWT_SECRET", SECRET}, {"DB_URI", "mongodb://h/x"}, {NULL, NULL}};
     struct el_config cfg;
     struct el_err err = {0, ""};

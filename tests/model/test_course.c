@@ -277,9 +277,16 @@ static void test_digest(void)
 
     /* Each field changes it. */
     const char *variants[] = {
-        "search=python", "category=python", "difficulty=advanced", "sort_by=duration",
-        "page=2",        "page_size=13",    "search=PYTHON+",      "category=Programming",
-        "instructor_id=me", "instructor_id=5b00000000000000000000bb",
+        "search=python",
+        "category=python",
+        "difficulty=advanced",
+        "sort_by=duration",
+        "page=2",
+        "page_size=13",
+        "search=PYTHON+",
+        "category=Programming",
+        "instructor_id=me",
+        "instructor_id=5b00000000000000000000bb",
     };
     char seen[sizeof(variants) / sizeof(variants[0])][41];
     for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {

@@ -992,8 +992,8 @@ static void test_module_update(void)
     in[0].modules[2] = m0;
     in[0].updated_at = T0 + 5353;
     /* The module rule: the course lasts as long as its modules together. */
-    in[0].duration_minutes = 77 + in[0].modules[0].duration_minutes +
-                             in[0].modules[1].duration_minutes;
+    in[0].duration_minutes =
+        77 + in[0].modules[0].duration_minutes + in[0].modules[1].duration_minutes;
     check_same_course(&in[0], &out);
     check_stored(&in[0]);
     el_course_cleanup(&out);
@@ -2008,8 +2008,8 @@ static void test_sqlite_file_gone(void)
 /* A course of instructor INSTR_B, published or a draft. */
 static void insert_owned(const char *title, bool published, struct el_course *out)
 {
-    static const struct spec sp = {NULL, "x", NULL, "owned", "beginner", {"mine"}, T0 + 100,
-                                   0, 0.0, 30, 2};
+    static const struct spec sp = {NULL,     "x", NULL, "owned", "beginner", {"mine"},
+                                   T0 + 100, 0,   0.0,  30,      2};
 
     build(&sp, out);
     free(out->title);
@@ -2090,8 +2090,7 @@ static void test_unenroll(void)
     CU_ASSERT_EQUAL(el_store_unenroll(store, in[0].id, u1, &count), EL_ENOTFOUND);
     CU_ASSERT_EQUAL(el_store_unenroll(store, in[0].id, "5a0000000000000000000003", &count),
                     EL_ENOTFOUND);
-    CU_ASSERT_EQUAL(el_store_unenroll(store, "650000000000000000000000", u2, &count),
-                    EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_unenroll(store, "650000000000000000000000", u2, &count), EL_ENOTFOUND);
     CU_ASSERT_EQUAL(el_store_unenroll(store, "{\"$ne\":1}", u2, &count), EL_EINVAL);
     CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, in[0].id, &got), EL_OK);
     CU_ASSERT_EQUAL(got.enrollment_count, 101);
@@ -2125,9 +2124,9 @@ static void test_my_enrollments(void)
      * someone else in 1. */
     for (int i = 0; i < 4; i++) {
         next_ms(t); /* after the previous enrollment's timestamp */
-        CU_ASSERT_EQUAL(el_store_enroll(store, in[i].id, i == 1 ? "5a00000000000000000000a2" : me,
-                                        &count),
-                        EL_OK);
+        CU_ASSERT_EQUAL(
+            el_store_enroll(store, in[i].id, i == 1 ? "5a00000000000000000000a2" : me, &count),
+            EL_OK);
         t = el_wall_ms();
     }
     CU_ASSERT_EQUAL_FATAL(el_store_enrollments(store, me, 1, 10, &p), EL_OK);
@@ -2183,8 +2182,8 @@ static int module_sum(const struct el_course *c)
 
 static void test_module_add_delete(void)
 {
-    static const struct spec big = {NULL, "Fifty", NULL, "x", "beginner", {NULL}, T0, 0, 0.0,
-                                    100, EL_COURSE_MODULES_MAX};
+    static const struct spec big = {NULL, "Fifty", NULL, "x", "beginner",           {NULL},
+                                    T0,   0,       0.0,  100, EL_COURSE_MODULES_MAX};
     struct el_course in[1], out, full;
     struct el_module m;
     char mid[EL_OID_HEX], first[EL_OID_HEX];
@@ -2256,8 +2255,8 @@ static void test_module_add_delete(void)
 
 static void test_rate(void)
 {
-    static const struct spec fresh = {NULL, "Unrated", NULL, "x", "beginner", {NULL}, T0, 0, 0.0,
-                                      10, 1};
+    static const struct spec fresh = {NULL, "Unrated", NULL, "x", "beginner", {NULL},
+                                      T0,   0,         0.0,  10,  1};
     struct el_course in[1], c, out;
     const char *u1 = "5a0000000000000000000001", *u2 = "5a0000000000000000000002";
     int64_t count;
@@ -2340,8 +2339,8 @@ static void *rate_worker(void *arg)
 
 static void test_concurrent_rate(void)
 {
-    static const struct spec fresh = {NULL, "Crowd", NULL, "x", "beginner", {NULL}, T0, 0, 0.0,
-                                      10, 1};
+    static const struct spec fresh = {NULL, "Crowd", NULL, "x", "beginner", {NULL},
+                                      T0,   0,       0.0,  10,  1};
     struct rater w[RATER_THREADS];
     pthread_t t[RATER_THREADS];
     pthread_barrier_t start;

@@ -1678,8 +1678,7 @@ static int wire_log(const char *uri, struct wire_entry *out, int max)
                 else if (strcmp(k, "coll") == 0 && BSON_ITER_HOLDS_UTF8(&doc))
                     snprintf(e->coll, sizeof(e->coll), "%s", bson_iter_utf8(&doc, NULL));
                 else if (strcmp(k, "readPreference") == 0 && BSON_ITER_HOLDS_UTF8(&doc))
-                    snprintf(e->read_pref, sizeof(e->read_pref), "%s",
-                             bson_iter_utf8(&doc, NULL));
+                    snprintf(e->read_pref, sizeof(e->read_pref), "%s", bson_iter_utf8(&doc, NULL));
                 else if (strcmp(k, "writeConcern") == 0 && BSON_ITER_HOLDS_DOCUMENT(&doc) &&
                          bson_iter_recurse(&doc, &sub)) {
                     while (bson_iter_next(&sub)) {
@@ -1740,9 +1739,9 @@ static void test_replica_set_member(void)
     CU_ASSERT_EQUAL(el_store_revoke(s, "rs-jti", now + 60000), EL_OK);
     CU_ASSERT_EQUAL(el_store_revoked(s, "rs-jti", NULL, now, &revoked), EL_OK);
     CU_ASSERT_EQUAL(revoked, 1);
-    CU_ASSERT_EQUAL(el_store_refresh_insert(s, "rs-r", "5b0000000000000000000001", "rs-sid",
-                                            now + 60000),
-                    EL_OK);
+    CU_ASSERT_EQUAL(
+        el_store_refresh_insert(s, "rs-r", "5b0000000000000000000001", "rs-sid", now + 60000),
+        EL_OK);
     CU_ASSERT_EQUAL(el_store_refresh_claim(s, "rs-r", now), EL_OK);
     insert_course(s, "Not critical", course);
     n = wire_log(m.uri, log, 64);
@@ -1780,9 +1779,9 @@ static void test_replica_set_member(void)
     /* No majority within wtimeout: EL_EUNAVAIL (the app answers 503). */
     simple(m.uri, BCON_NEW("elearnFailWrites", BCON_INT32(1), "code", BCON_INT32(64),
                            "writeConcernError", BCON_BOOL(true)));
-    CU_ASSERT_EQUAL(el_store_refresh_insert(s, "rs-r2", "5b0000000000000000000001", "rs-sid",
-                                            now + 60000),
-                    EL_EUNAVAIL);
+    CU_ASSERT_EQUAL(
+        el_store_refresh_insert(s, "rs-r2", "5b0000000000000000000001", "rs-sid", now + 60000),
+        EL_EUNAVAIL);
     simple(m.uri, BCON_NEW("elearnFailWrites", BCON_INT32(0)));
     el_store_close(s);
     mock_stop(&m);
@@ -1861,11 +1860,11 @@ void test_store_mongo_register(void)
                 test_unbuildable_unique_index);
     CU_add_test(s, "deletes take tokens and enrollments, also on a retry",
                 test_deletes_take_dependents);
-    CU_add_test(s, "new operations: unreachable fails fast, one timeout", test_user_token_ops_unreachable);
+    CU_add_test(s, "new operations: unreachable fails fast, one timeout",
+                test_user_token_ops_unreachable);
     CU_add_test(s, "token ids and emails are never operators", test_user_token_ops_injection);
     CU_add_test(s, "claim and enroll: the commands sent", test_user_token_ops_queries);
-    CU_add_test(s, "replica set: write concern, primary reads, elections",
-                test_replica_set_member);
+    CU_add_test(s, "replica set: write concern, primary reads, elections", test_replica_set_member);
     CU_add_test(s, "replica set: an election between two servers is followed",
                 test_replica_set_switch);
 }

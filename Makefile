@@ -127,9 +127,11 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/run.sh
 
-# Unit and concurrency tests, plain and under each sanitizer, then the
-# end-to-end suite through real nginx + spawn-fcgi.
+# Formatting, then unit and concurrency tests, plain and under each sanitizer,
+# the fuzz targets (bounded), the deployment checks, then the
+# end-to-end suites through real nginx, Apache, Redis, Sentinel and Chromium.
 test: deps
+	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory all $(B)/unit-tests
 	@$(MAKE) --no-print-directory B=build/asan OPT="-O1 -g" SAN="$(SAN_ASAN)" build/asan/unit-tests
 	@$(MAKE) --no-print-directory B=build/tsan OPT="-O1 -g" SAN="$(SAN_TSAN)" build/tsan/unit-tests

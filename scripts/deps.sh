@@ -10,7 +10,7 @@ PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libmongoc-dev libbso
 libjson-c-dev libjwt-dev libargon2-dev libcunit1-dev libsqlite3-dev libssl-dev
 nginx-light spawn-fcgi redis-server python3 python3-mockupdb python3-mongomock
 wrk curl clang libclang-rt-14-dev chromium python3-jsonschema
-apache2 prometheus lintian systemd dpkg-dev binutils"
+apache2 prometheus lintian systemd dpkg-dev binutils clang-format"
 
 missing=""
 for p in $PKGS; do

@@ -64,6 +64,7 @@ struct conn {
     int closing; /* close once out is written */
     int dead;    /* the socket failed: close when not busy */
     int readable, writable;
+    int gone;                 /* closed; freed at the end of the epoll round (conn_free) */
     uint64_t req_start;       /* ms: first byte of the request arriving, or 0 */
     uint64_t out_start;       /* ms: output pending since, or 0 */
     uint64_t idle_since;      /* ms: last time it had nothing to do */
@@ -102,6 +103,7 @@ struct loop {
     int released;  /* stopping: we have dropped the listener for good */
     uint64_t listen_pause_until;
     uint64_t last_sweep;
+    struct conn *graveyard; /* closed this round, freed after it (conn_free) */
 };
 
 struct pool {
@@ -206,10 +208,28 @@ static void conn_free(struct conn *c)
     l->nconns--;
     close(c->fd); /* also removes it from epoll */
     el_fcgi_free(c->fcgi);
+    c->fcgi = NULL;
     el_buf_cleanup(&c->out);
-    free(c);
+    /* Not freed yet: the epoll round being handled may still hold an event
+     * for c (a finished job or the sweep can close a connection that has
+     * an event later in the same batch). The loop skips gone connections
+     * and frees them after the round. */
+    c->gone = 1;
+    c->next = l->graveyard;
+    l->graveyard = c;
     /* A descriptor is free again: try the listener at once. */
     l->listen_pause_until = 0;
+}
+
+/* Free the connections closed during the round just handled. */
+static void bury(struct loop *l)
+{
+    while (l->graveyard) {
+        struct conn *c = l->graveyard;
+
+        l->graveyard = c->next;
+        free(c);
+    }
 }
 
 static int out_pending(const struct conn *c)
@@ -588,6 +608,8 @@ static void *loop_main(void *arg)
             } else {
                 struct conn *c = tag;
                 uint32_t e = evs[i].events;
+                if (c->gone)
+                    continue; /* closed earlier in this round */
                 if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                     c->readable = 1;
                 if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
@@ -605,7 +627,9 @@ static void *loop_main(void *arg)
             l->last_sweep = now;
             sweep(l, now);
         }
+        bury(l);
     }
+    bury(l);
     el_request_log_flush();
     el_redis_thread_cleanup(p->app->redis);
     el_store_thread_cleanup(p->app->store);

@@ -26,6 +26,8 @@ enum {
     EL_LIST_DIMS
 };
 
+struct el_list_memo;
+
 struct el_app {
     struct el_config cfg;
     struct el_store *store;
@@ -34,6 +36,7 @@ struct el_app {
     struct el_tiered *courses;                    /* course:{id} */
     struct el_tiered *course_lists;               /* courses_ids:{gens}:{digest} (app/lists.c) */
     struct el_tiered *summaries;                  /* course_summary:{id} (app/lists.c) */
+    struct el_list_memo *list_memo;               /* assembled pages (app/lists.c) */
     atomic_uint_fast64_t list_generation;         /* see EL_KEY_LIST_GEN: the members dimension */
     atomic_uint_fast64_t list_gens[EL_LIST_DIMS]; /* the others (EL_LIST_DIM_*) */
     struct el_jwt *jwt;
@@ -88,6 +91,9 @@ void el_app_lists_resync(struct el_app *app);
  * event thread): its ids page and every item's summary in L1 and trusted,
  * or NULL. Counted as an L1 hit. */
 struct el_blob *el_app_list_peek(struct el_app *app, const struct el_course_query *q);
+
+/* How many list answers came from the memo of assembled pages (lists.c). */
+uint64_t el_app_list_memo_hits(struct el_app *app);
 /* End a write's batch of bus announcements (el_bus_batch_begin): they go
  * out as one message; a failure is logged (the others see the gap). */
 void el_app_announced(struct el_app *app);

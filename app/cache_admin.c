@@ -124,11 +124,13 @@ int handle_cache_stats(const struct el_request *req, struct el_response *res)
     if (rc == EL_OK)
         rc = el_buf_addf(b,
                          "\"redis\":\"%s\",\"l1\":{\"entries\":%llu,\"bytes\":%llu,"
-                         "\"max_bytes\":%llu,\"evictions\":%llu,\"expired\":%llu},"
+                         "\"max_bytes\":%llu,\"evictions\":%llu,\"expired\":%llu,"
+                         "\"list_memo_hits\":%llu},"
                          "\"pid\":%ld,\"process\":",
                          rv.state, (unsigned long long)l1.entries, (unsigned long long)l1.bytes,
                          (unsigned long long)l1.max_bytes, (unsigned long long)l1.evictions,
-                         (unsigned long long)l1.expired, (long)getpid());
+                         (unsigned long long)l1.expired,
+                         (unsigned long long)el_app_list_memo_hits(app), (long)getpid());
     if (rc == EL_OK)
         rc = el_stats_json(&mine, b);
     if (rc == EL_OK)

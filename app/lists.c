@@ -34,15 +34,28 @@
  * generation moves instead: it has the machinery to catch Redis up
  * (el_app_share_generation).
  *
+ * The assembled page is memoised per process (struct el_list_memo below):
+ * the bytes assemble() made, reused -- a reference, no JSON work -- while
+ * all of its inputs are provably unchanged: the same ids page key, the very
+ * ids page blob it was built from (the L1 entry, so as fresh as L1 says),
+ * the summaries cache's epoch (el_tiered_epoch: it moves after any change
+ * to a summary in this L1 and after any drop of any key or of all of L1,
+ * by a write here or a bus message), and no older than L1_MAX_STALE (the
+ * trust window of an L1 entry checked without the bus, which also bounds
+ * how far a memo outlives a summary's TTL). The query's page and page_size,
+ * the rest of the bytes, are in the key's digest.
+ *
  * New filters (published, instructor_id) are filter fields: a write that
  * changes them says EL_LISTS_MEMBERS. A new sort gets its own order
  * dimension. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
 #include "cache/key.h"
+#include "core/hash.h"
 #include "model/course.h"
 #include "store/store.h"
 
@@ -327,6 +340,95 @@ static int assemble(struct el_app *app, const struct el_course_query *q, const s
     return rc;
 }
 
+/* ---- the memo of assembled pages ------------------------------------- */
+
+#define MEMO_SLOTS 256 /* direct-mapped by ids page key; a collision rebuilds */
+
+struct memo_slot {
+    pthread_mutex_t lock;
+    char key[EL_KEY_MAX];
+    struct el_blob *ids;  /* a reference: its identity is the check */
+    struct el_blob *page; /* what assemble() made from it */
+    uint64_t epoch;       /* el_tiered_epoch(summaries) read before assembling */
+    uint64_t built_ms;    /* el_now_ms() before assembling */
+};
+
+struct el_list_memo {
+    struct memo_slot slots[MEMO_SLOTS];
+    atomic_uint_fast64_t hits;
+};
+
+static struct memo_slot *memo_slot(struct el_app *app, const char *key)
+{
+    return &app->list_memo->slots[el_fnv1a64_str(key) % MEMO_SLOTS];
+}
+
+/* A new reference to the memoised page of key built from ids, or NULL. */
+static struct el_blob *memo_get(struct el_app *app, const char *key, const struct el_blob *ids)
+{
+    struct memo_slot *m;
+    struct el_blob *page = NULL;
+    uint64_t now = el_now_ms(), epoch = el_tiered_epoch(app->summaries);
+
+    if (app->list_memo == NULL)
+        return NULL;
+    m = memo_slot(app, key);
+    el_must(pthread_mutex_lock(&m->lock));
+    if (m->page && m->ids == ids && m->epoch == epoch &&
+        now - m->built_ms <= (uint64_t)app->cfg.l1_max_stale_ms && strcmp(m->key, key) == 0)
+        page = el_blob_ref(m->page);
+    el_must(pthread_mutex_unlock(&m->lock));
+    if (page)
+        atomic_fetch_add(&app->list_memo->hits, 1);
+    return page;
+}
+
+/* Remember page as assembled from ids under key, with the epoch and time
+ * read before assembling (a change meanwhile has moved the epoch since). */
+static void memo_put(struct el_app *app, const char *key, struct el_blob *ids, uint64_t epoch,
+                     uint64_t built_ms, struct el_blob *page)
+{
+    struct memo_slot *m;
+    struct el_blob *old_ids, *old_page;
+
+    if (app->list_memo == NULL || strlen(key) >= sizeof(m->key))
+        return;
+    m = memo_slot(app, key);
+    el_must(pthread_mutex_lock(&m->lock));
+    old_ids = m->ids;
+    old_page = m->page;
+    memcpy(m->key, key, strlen(key) + 1);
+    m->ids = el_blob_ref(ids);
+    m->page = el_blob_ref(page);
+    m->epoch = epoch;
+    m->built_ms = built_ms;
+    el_must(pthread_mutex_unlock(&m->lock));
+    el_blob_unref(old_ids);
+    el_blob_unref(old_page);
+}
+
+uint64_t el_app_list_memo_hits(struct el_app *app)
+{
+    return app->list_memo ? atomic_load(&app->list_memo->hits) : 0;
+}
+
+/* assemble(), through the memo. */
+static int assemble_memo(struct el_app *app, const char *key, const struct el_course_query *q,
+                         struct el_blob *ids, int peek, struct el_blob **out, enum el_layer *layer)
+{
+    uint64_t epoch, built_ms;
+    int rc;
+
+    if ((*out = memo_get(app, key, ids)) != NULL)
+        return EL_OK;
+    epoch = el_tiered_epoch(app->summaries);
+    built_ms = el_now_ms();
+    rc = assemble(app, q, ids, peek, out, layer);
+    if (rc == EL_OK)
+        memo_put(app, key, ids, epoch, built_ms, *out);
+    return rc;
+}
+
 int el_app_list_read(struct el_app *app, const struct el_course_query *q, struct el_blob **out,
                      enum el_layer *layer)
 {
@@ -352,7 +454,7 @@ int el_app_list_read(struct el_app *app, const struct el_course_query *q, struct
         *out = ids;
         return EL_OK;
     }
-    rc = assemble(app, q, ids, 0, out, layer);
+    rc = assemble_memo(app, key, q, ids, 0, out, layer);
     if (rc == EL_ENOTFOUND || rc == EL_EPROTO) {
         /* The ids page is out of step with the courses (the write that made
          * it so has moved, or is about to move, its generation): answer
@@ -375,7 +477,7 @@ struct el_blob *el_app_list_peek(struct el_app *app, const struct el_course_quer
         return NULL;
     if (ids->status != 200)
         return ids;
-    if (assemble(app, q, ids, 1, &out, &layer) != EL_OK)
+    if (assemble_memo(app, key, q, ids, 1, &out, &layer) != EL_OK)
         out = NULL;
     el_blob_unref(ids);
     return out;
@@ -393,6 +495,10 @@ int el_app_lists_open(struct el_app *app)
     app->summaries = el_tiered_new(app->l1, app->redis, &o);
     if (app->summaries == NULL)
         return -1;
+    if ((app->list_memo = calloc(1, sizeof(*app->list_memo))) == NULL)
+        return -1;
+    for (int i = 0; i < MEMO_SLOTS; i++)
+        el_must(pthread_mutex_init(&app->list_memo->slots[i].lock, NULL));
     el_tiered_set_bus(app->summaries, app->bus);
     el_app_lists_resync(app);
     return 0;
@@ -400,6 +506,15 @@ int el_app_lists_open(struct el_app *app)
 
 void el_app_lists_close(struct el_app *app)
 {
+    if (app->list_memo) {
+        for (int i = 0; i < MEMO_SLOTS; i++) {
+            el_blob_unref(app->list_memo->slots[i].ids);
+            el_blob_unref(app->list_memo->slots[i].page);
+            pthread_mutex_destroy(&app->list_memo->slots[i].lock);
+        }
+        free(app->list_memo);
+        app->list_memo = NULL;
+    }
     el_tiered_free(app->summaries);
     app->summaries = NULL;
 }

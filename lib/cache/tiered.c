@@ -61,6 +61,7 @@ struct el_tiered {
     struct el_redis *redis;
     struct el_bus *bus;
     struct el_tiered_opts opts;
+    atomic_uint_fast64_t l1_changes; /* see el_tiered_epoch */
     struct stripe stripes[FLIGHT_STRIPES];
 };
 
@@ -71,6 +72,9 @@ struct el_tiered {
 
 static atomic_uint_fast64_t inval_seq[INVAL_STRIPES];
 static atomic_uint_fast64_t inval_epoch;
+/* Every drop here (any key, or all of L1), counted after the drop: one
+ * half of el_tiered_epoch. */
+static atomic_uint_fast64_t drops;
 
 /* A thread waiting for another process to fill a key it could not lease. */
 struct waiter {
@@ -185,14 +189,15 @@ static uint64_t inval_mark(uint64_t h)
  * and our put would have dropped the entry before it existed), take it out
  * again: what we hold may be older than what the announcement was about.
  * At worst that costs one miss. */
-static void l1_put_unless_moved(struct el_l1 *l1, const char *key, struct el_blob *b,
+static void l1_put_unless_moved(struct el_tiered *t, const char *key, struct el_blob *b,
                                 uint64_t expires, uint64_t h, uint64_t mark)
 {
-    if (l1 == NULL || inval_mark(h) != mark)
+    if (t->l1 == NULL || inval_mark(h) != mark)
         return;
-    best_effort(el_l1_put(l1, key, b, expires, el_now_ms()));
+    best_effort(el_l1_put(t->l1, key, b, expires, el_now_ms()));
     if (inval_mark(h) != mark)
-        el_l1_del(l1, key);
+        el_l1_del(t->l1, key);
+    atomic_fetch_add(&t->l1_changes, 1); /* after the change: el_tiered_epoch */
 }
 
 static int l2_get(struct el_tiered *t, const char *key, struct el_buf *body, struct el_blob **out);
@@ -230,8 +235,14 @@ static void l1_settle(struct el_tiered *t, const char *key, uint64_t h, uint64_t
         }
         b = own;
     }
+    atomic_fetch_add(&t->l1_changes, 1); /* after the change: el_tiered_epoch */
     el_blob_unref(own);
     el_buf_cleanup(&body);
+}
+
+uint64_t el_tiered_epoch(struct el_tiered *t)
+{
+    return atomic_load(&t->l1_changes) + atomic_load(&drops);
 }
 
 uint64_t el_tiered_mark(const char *key)
@@ -244,6 +255,7 @@ void el_tiered_dropped(struct el_l1 *l1, const char *key)
     atomic_fetch_add(&inval_seq[hash_key(key) % INVAL_STRIPES], 1);
     if (l1)
         el_l1_del(l1, key);
+    atomic_fetch_add(&drops, 1);
 }
 
 void el_tiered_dropped_all(struct el_l1 *l1)
@@ -251,6 +263,7 @@ void el_tiered_dropped_all(struct el_l1 *l1)
     atomic_fetch_add(&inval_epoch, 1);
     if (l1)
         el_l1_clear(l1);
+    atomic_fetch_add(&drops, 1);
 }
 
 void el_tiered_filled(const char *key)
@@ -525,8 +538,7 @@ static int fetch(struct el_tiered *t, const char *key, el_tiered_load_fn load, v
             rc = EL_ENOMEM;
         } else {
             *layer = EL_LAYER_MISS;
-            l1_put_unless_moved(t->l1, key, *out, el_now_ms() + (uint64_t)t->opts.neg_ttl_ms, h,
-                                mark);
+            l1_put_unless_moved(t, key, *out, el_now_ms() + (uint64_t)t->opts.neg_ttl_ms, h, mark);
             rc = EL_OK;
         }
         if (leased == 1)
@@ -575,7 +587,7 @@ fill_l1:
         *out = el_blob_ref(stale);
     } else if (t->l1) {
         int64_t l1_ttl = (*out)->status == 404 ? t->opts.neg_ttl_ms : t->opts.ttl_ms;
-        l1_put_unless_moved(t->l1, key, *out, el_now_ms() + (uint64_t)el_tiered_jitter(l1_ttl), h,
+        l1_put_unless_moved(t, key, *out, el_now_ms() + (uint64_t)el_tiered_jitter(l1_ttl), h,
                             mark);
     }
     rc = EL_OK;
@@ -765,7 +777,7 @@ void el_tiered_fill(struct el_tiered *t, const char *key, const char *body, size
     /* Redis first: it says whether ours is the newest version known. A
      * write announced after our mark was taken is caught by the mark. */
     if (l2_put(t, key, b, 0, ttl) == EL_OK)
-        l1_put_unless_moved(t->l1, key, b, el_now_ms() + (uint64_t)ttl, h, mark);
+        l1_put_unless_moved(t, key, b, el_now_ms() + (uint64_t)ttl, h, mark);
     el_blob_unref(b);
 }
 

@@ -138,6 +138,13 @@ void el_tiered_filled(const char *key);
  * sessions this way, outside the tiered read path). */
 uint64_t el_tiered_mark(const char *key);
 
+/* t's epoch: it moves after every change this process makes to t's L1
+ * entries (a write, a fill, a revalidation) and after every drop of any
+ * key, or of all of L1, by a write or a bus message. A caller that derives
+ * something from t's L1 entries (lists.c's assembled pages) may reuse it
+ * while the epoch read before deriving it has not moved. */
+uint64_t el_tiered_epoch(struct el_tiered *t);
+
 /* How many threads are inside the single flight for key right now (its
  * leader and waiters); 0 when no miss is in progress. Diagnostic, for tests
  * and stats: the answer may be stale as soon as it is returned. */

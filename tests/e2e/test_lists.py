@@ -56,6 +56,31 @@ class Lists(Case):
             self.assertIn(summary(c), big.json()['items'])
             self.assertNotIn(b'"content"', big.body)
 
+    def test_memo(self):
+        """A list page read again on one responder comes from its memo of
+        assembled pages (GET /cache/stats "l1"."list_memo_hits" counts it),
+        byte for byte the page it assembled. (That the memo never serves a
+        page a write has changed is ListCache's random-writes oracle.)"""
+        admin = token_of('admin')
+
+        def hits():
+            r = S.a.request('GET', '/api/cache/stats', token=admin)
+            self.assertEqual(r.status, 200, r)
+            return r.json()['l1']['list_memo_hits']
+        path = '/api/courses?sort_by=popular&page_size=3'
+        first = S.a.get(path)
+        self.assertEqual(first.status, 200, first)
+        before = hits()
+
+        def served_from_memo():
+            # Two reads back to back: the memo lives L1_MAX_STALE at most.
+            for _ in range(2):
+                r = S.a.get(path)
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.body, first.body)
+            return hits() > before
+        wait_until(served_from_memo, 10, 'a list page served from the memo')
+
 
 class ListCache(Case):
     """Random writes -- create, delete, patch of each list-relevant field and

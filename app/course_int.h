@@ -31,6 +31,11 @@ int el_course_may_edit(const struct el_request *req, struct el_response *res,
 int el_course_respond(const struct el_request *req, struct el_response *res,
                       const struct el_course *c, int status);
 
+/* After a committed course write: el_course_respond, with the lists it
+ * moves (EL_LISTS_*, 0 for none) in the same bus announcement. */
+int el_course_written(const struct el_request *req, struct el_response *res,
+                      const struct el_course *c, int status, unsigned lists);
+
 /* Cache course id as the store has it now, with its revision (counts
  * changed: enroll, unenroll, rate); the version guard keeps concurrent
  * writers' copies in commit order. */

@@ -367,10 +367,7 @@ int handle_course_create(const struct el_request *req, struct el_response *res)
     c.created_at = c.updated_at = el_wall_ms();
     rc = el_store_course_insert(req->app->store, &c);
     if (rc == EL_OK) {
-        el_bus_batch_begin(req->app->bus); /* one announcement per write */
-        el_app_lists_changed(req->app, EL_LISTS_MEMBERS);
-        status = el_course_respond(req, res, &c, 201);
-        el_app_announced(req->app);
+        status = el_course_written(req, res, &c, 201, EL_LISTS_MEMBERS);
     } else {
         status = el_course_write_failed(res, rc, "Course not found");
     }
@@ -406,10 +403,7 @@ int handle_course_patch(const struct el_request *req, struct el_response *res)
     if ((status = el_course_may_edit(req, res, &p, id, NULL)) == 0) {
         rc = el_store_course_update(req->app->store, id, &patch, el_wall_ms(), &c);
         if (rc == EL_OK) {
-            el_bus_batch_begin(req->app->bus);
-            el_app_lists_changed(req->app, patch_changes(patch.fields));
-            status = el_course_respond(req, res, &c, 200);
-            el_app_announced(req->app);
+            status = el_course_written(req, res, &c, 200, patch_changes(patch.fields));
             el_course_cleanup(&c);
         } else {
             status = el_course_write_failed(res, rc, "Course not found");
@@ -451,10 +445,8 @@ int handle_module_patch(const struct el_request *req, struct el_response *res)
             /* Only a module's duration reaches a list order (the course's
              * duration_minutes is their sum); its summary is rewritten in
              * el_course_respond. */
-            el_bus_batch_begin(req->app->bus);
-            el_app_lists_changed(req->app, patch.fields & EL_MF_DURATION ? EL_LISTS_DURATION : 0);
-            status = el_course_respond(req, res, &c, 200);
-            el_app_announced(req->app);
+            status = el_course_written(req, res, &c, 200,
+                                       patch.fields & EL_MF_DURATION ? EL_LISTS_DURATION : 0);
             el_course_cleanup(&c);
         } else {
             status = el_course_write_failed(res, rc, "Course or module not found");
@@ -491,6 +483,16 @@ int handle_course_delete(const struct el_request *req, struct el_response *res)
     el_app_lists_changed(req->app, EL_LISTS_MEMBERS);
     el_app_announced(req->app);
     return 204;
+}
+
+int el_course_written(const struct el_request *req, struct el_response *res,
+                      const struct el_course *c, int status, unsigned lists)
+{
+    el_bus_batch_begin(req->app->bus); /* one announcement per write */
+    el_app_lists_changed(req->app, lists);
+    status = el_course_respond(req, res, c, status);
+    el_app_announced(req->app);
+    return status;
 }
 
 void el_course_recache(struct el_app *app, const char *id)

@@ -94,10 +94,7 @@ int handle_course_rate(const struct el_request *req, struct el_response *res)
         status = el_course_write_failed(res, rc, "Course not found");
         goto out;
     }
-    el_bus_batch_begin(req->app->bus);
-    el_app_lists_changed(req->app, EL_LISTS_TOP_RATED); /* rating orders top_rated */
-    status = el_course_respond(req, res, &c, 200);
-    el_app_announced(req->app);
+    status = el_course_written(req, res, &c, 200, EL_LISTS_TOP_RATED);
     el_course_cleanup(&c);
 out:
     el_buf_cleanup(&body);

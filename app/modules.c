@@ -42,10 +42,7 @@ int handle_module_add(const struct el_request *req, struct el_response *res)
     if ((status = el_course_may_edit(req, res, &p, id, NULL)) == 0) {
         rc = el_store_module_add(req->app->store, id, &m, el_wall_ms(), &c);
         if (rc == EL_OK) {
-            el_bus_batch_begin(req->app->bus);                 /* one announcement per write */
-            el_app_lists_changed(req->app, EL_LISTS_DURATION); /* the sum of the modules' */
-            status = el_course_respond(req, res, &c, 201);
-            el_app_announced(req->app);
+            status = el_course_written(req, res, &c, 201, EL_LISTS_DURATION);
             el_course_cleanup(&c);
         } else {
             status = module_write_failed(res, rc, "Course not found");
@@ -74,10 +71,7 @@ int handle_module_delete(const struct el_request *req, struct el_response *res)
     rc = el_store_module_delete(req->app->store, id, mid, el_wall_ms(), &c);
     if (rc != EL_OK)
         return module_write_failed(res, rc, "Course or module not found");
-    el_bus_batch_begin(req->app->bus);
-    el_app_lists_changed(req->app, EL_LISTS_DURATION);
-    status = el_course_respond(req, res, &c, 200);
-    el_app_announced(req->app);
+    status = el_course_written(req, res, &c, 200, EL_LISTS_DURATION);
     el_course_cleanup(&c);
     return status;
 }

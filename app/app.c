@@ -45,6 +45,12 @@ static void on_revoked(void *arg, const char *id, int64_t expires_ms)
     el_auth_revoked_heard(app->auth, id, expires_ms);
 }
 
+static void on_heard(void *arg, uint64_t silent_ms)
+{
+    struct el_app *app = arg;
+    el_auth_bus_heard(app->auth, silent_ms);
+}
+
 static void on_reset(void *arg, const char *why)
 {
     struct el_app *app = arg;
@@ -106,8 +112,8 @@ int el_app_open(struct el_app *app)
         return -1;
     }
     if (app->redis) {
-        struct el_bus_handlers h = {app,      on_key,     on_generation,        on_filled,
-                                    on_reset, on_revoked, el_app_list_dim_heard};
+        struct el_bus_handlers h = {app,      on_key,     on_generation,         on_filled,
+                                    on_reset, on_revoked, el_app_list_dim_heard, on_heard};
         struct el_bus_opts bo = {0};
 
         bo.max_stale_ms = app->cfg.l1_max_stale_ms;

@@ -55,6 +55,9 @@ struct verified {
  * nothing for longer asks Redis or the store. */
 #define LOCAL_STALE_MS 600
 #define LOCAL_STALE_MARGIN_MS 50
+/* How long a revocation that could not be announced is retried (see
+ * announce); under the 1.5 s a logout may take. */
+#define ANNOUNCE_MAX_MS 1000
 #define LOCAL_CHAINS 1024
 
 struct local_entry {
@@ -82,6 +85,7 @@ struct el_auth {
     atomic_uchar stale[EL_KEY_AUTH_BUCKETS];
     _Atomic uint64_t synced_epoch; /* Redis epoch of the last full sync;
                                     * UINT64_MAX: none yet */
+    _Atomic uint64_t synced_era;   /* bus_era() at the last full sync */
     _Atomic uint64_t syncs, synced_revocations, lost_writes, last_sync_ms;
     unsigned prune_next; /* tick thread only */
     unsigned sweep_next; /* tick thread only */
@@ -93,7 +97,8 @@ struct el_auth {
     struct el_bus *bus;
     struct local_rev local[LOCAL_SHARDS];
     atomic_int local_loaded;
-    _Atomic uint64_t local_resets; /* the bus's resets when loaded */
+    _Atomic uint64_t local_resets; /* bus_era() when loaded */
+    _Atomic uint64_t silences;     /* bus silences over LOCAL_STALE_MS */
     _Atomic uint64_t local_hits;
     _Atomic uint64_t nowait_hits; /* of them, by el_auth_check_local */
     uint64_t local_tried_ms;      /* tick thread only: last load attempt */
@@ -560,6 +565,23 @@ static int local_load_one(const char *id, int64_t expires_ms, void *arg)
     return 0;
 }
 
+/* Moves whenever messages on the bus may have been lost unseen: a reset
+ * (gap, reconnect, a publisher's "L") or a silence longer than
+ * LOCAL_STALE_MS. A revocation whose announcement failed is one of them:
+ * its process waits until the channel has been silent that long before it
+ * answers (announce), and those who did hear others meanwhile heard its
+ * "L". Both counters only grow, so their sum moves when either does. */
+static uint64_t bus_era(struct el_auth *a)
+{
+    return el_bus_resets(a->bus) + atomic_load(&a->silences);
+}
+
+void el_auth_bus_heard(struct el_auth *a, uint64_t silent_ms)
+{
+    if (silent_ms > LOCAL_STALE_MS)
+        atomic_fetch_add(&a->silences, 1);
+}
+
 /* Load every live revocation from the store into the local set, and trust
  * it if neither the bus nor Redis moved meanwhile: every revocation made
  * before the read began is in the store, and every one made after it was
@@ -567,25 +589,26 @@ static int local_load_one(const char *id, int64_t expires_ms, void *arg)
  * have moved. */
 static void local_load(struct el_auth *a)
 {
-    uint64_t resets = el_bus_resets(a->bus);
+    uint64_t resets = bus_era(a);
 
     if (!el_bus_fresh(a->bus, el_now_ms()))
         return;
     if (el_store_revocations_live(a->store, el_wall_ms(), local_load_one, a) != EL_OK)
         return;
-    if (el_bus_resets(a->bus) != resets)
+    if (bus_era(a) != resets)
         return;
     atomic_store(&a->local_resets, resets);
     atomic_store(&a->local_loaded, 1);
 }
 
-/* The local set holds every live revocation: loaded, and no bus reset
- * since (no message lost). A Redis outage or a master switch that lost
- * messages shows as a reset too (a reconnect, a gap, a publisher's "L");
- * a breaker flap that lost none does not, so it costs no reload. */
+/* The local set holds every live revocation: loaded, and the bus era has
+ * not moved since (no message lost). A Redis outage or a master switch
+ * that lost messages shows as a reset (a reconnect, a gap, a publisher's
+ * "L") or a silence; a breaker flap that lost none does not, so it costs
+ * no reload. */
 static int local_complete(struct el_auth *a)
 {
-    return atomic_load(&a->local_loaded) && el_bus_resets(a->bus) == atomic_load(&a->local_resets);
+    return atomic_load(&a->local_loaded) && bus_era(a) == atomic_load(&a->local_resets);
 }
 
 /* The local state may vouch now: loaded, no bus reset since, the
@@ -603,22 +626,34 @@ static int local_trusted(struct el_auth *a)
            local_complete(a);
 }
 
-/* A revocation this process could not announce: no other process hears
- * it, but each stops trusting its local state once it has heard nothing
- * for LOCAL_STALE_MS -- and a Redis that took no PUBLISH from us is, as far
- * as anyone can tell, down for them too (a process that still hears the
- * bus from a Redis we cannot reach is the partition the Redis path cannot
- * see either). So the revoking request returns only after that moment: from
- * then on every process asks Redis or the store, which have it. Bounded by
- * LOCAL_STALE_MS plus a margin. */
-static void await_local_stale(struct el_auth *a)
+/* Announce a revocation on the bus. One that cannot be sent is retried
+ * until it is, or until no other process can still be trusting its local
+ * state or its Redis buckets without it: the channel silent here for
+ * LOCAL_STALE_MS plus a margin, so silent for them too -- a silence they
+ * count (el_auth_bus_heard) and recover from by reading the store, which
+ * has it. Retrying matters when Redis comes back within that time: the
+ * others then hear heartbeats again before they would notice a silence,
+ * and must hear this (with its "L") before the revoking request returns.
+ * Bounded by ANNOUNCE_MAX_MS: a process that hears the channel but cannot
+ * publish to it is in a partition neither Redis nor the bus can see. */
+static void announce(struct el_auth *a, const char *id, int64_t expires_ms)
 {
-    uint64_t until = el_bus_last_heard_ms(a->bus) + LOCAL_STALE_MS + LOCAL_STALE_MARGIN_MS;
+    uint64_t start = el_now_ms();
 
-    while (el_now_ms() < until) {
-        uint64_t left = until - el_now_ms();
-        struct timespec ts = {0, (long)(left > 20 ? 20 : left) * 1000000L};
+    while (el_bus_publish_revoked(a->bus, id, expires_ms) != EL_OK) {
+        uint64_t now = el_now_ms();
+        struct timespec ts = {0, 20 * 1000000L};
 
+        if (now >= el_bus_last_heard_ms(a->bus) + LOCAL_STALE_MS + LOCAL_STALE_MARGIN_MS)
+            return;
+        if (now - start >= ANNOUNCE_MAX_MS) {
+            fprintf(stderr,
+                    "auth: a revocation could not be announced on the bus for %d ms "
+                    "while the channel was heard; others learn it from the store after "
+                    "their next silence or reset\n",
+                    ANNOUNCE_MAX_MS);
+            return;
+        }
         nanosleep(&ts, NULL);
     }
 }
@@ -651,10 +686,9 @@ static int revoke(struct el_auth *a, const char *id, int64_t expires_ms, int64_t
     if (a->redis == NULL)
         return EL_OK;
     /* Announced before Redis is written: every process stops accepting it
-     * within the bus bound, whatever Redis does. A message that cannot be
-     * sent resets every other process's local state (the bus says so). */
-    if (a->bus != NULL && el_bus_publish_revoked(a->bus, id, expires_ms) != EL_OK)
-        await_local_stale(a);
+     * within the bus bound, whatever Redis does. */
+    if (a->bus != NULL)
+        announce(a, id, expires_ms);
     el_key_auth_bucket(key, sizeof(key), b);
     snprintf(field, sizeof(field), "r:%s", id);
     snprintf(val, sizeof(val), "%lld", (long long)expires_ms);
@@ -672,11 +706,12 @@ static int revoke(struct el_auth *a, const char *id, int64_t expires_ms, int64_t
 void el_auth_tick(struct el_auth *a)
 {
     unsigned char want[EL_KEY_AUTH_BUCKETS];
-    uint64_t epoch;
+    uint64_t epoch, era;
     int any = 0, full, force;
 
     if (a->redis == NULL || !el_redis_is_up(a->redis))
         return;
+    era = bus_era(a);
     if (a->bus != NULL) {
         /* A load reads every live revocation from the store: only when the
          * set is incomplete (start, a reset, an outage), the bus is up to
@@ -715,7 +750,9 @@ void el_auth_tick(struct el_auth *a)
             el_buf_cleanup(&v[i]);
     }
     epoch = el_redis_epoch(a->redis);
-    full = epoch != atomic_load(&a->synced_epoch);
+    /* A bus era that moved may hide a revocation Redis did not take and
+     * whose process has not yet taken its bucket's marker away. */
+    full = epoch != atomic_load(&a->synced_epoch) || era != atomic_load(&a->synced_era);
     /* After an outage or a switch this process saw, every bucket is copied
      * whatever its marker says; at start, only those whose marker does not
      * name the master (a restart of every process costs no store scan). */
@@ -746,8 +783,10 @@ void el_auth_tick(struct el_auth *a)
                 atomic_store(&a->stale[b], 0);
             n += want[b];
         }
-        if (full && n == 0)
+        if (full && n == 0) {
+            atomic_store(&a->synced_era, era);
             atomic_store(&a->synced_epoch, epoch);
+        }
     }
     /* One bucket's expired fields per tick: every bucket about every 16 s. */
     {
@@ -784,6 +823,7 @@ void el_auth_sync_state(struct el_auth *a, struct el_auth_sync_state *out)
     }
     out->buckets = EL_KEY_AUTH_BUCKETS;
     out->synced = a->redis != NULL && atomic_load(&a->synced_epoch) == el_redis_epoch(a->redis) &&
+                  (a->bus == NULL || atomic_load(&a->synced_era) == bus_era(a)) &&
                   out->dirty == 0 && out->stale == 0;
     out->syncs = atomic_load(&a->syncs);
     out->copied = atomic_load(&a->synced_revocations);
@@ -826,6 +866,12 @@ static int check_redis(struct el_auth *a, const struct el_token_claims *c, struc
     /* Redis went down, or the master moved, since our last full copy:
      * revocations written to the store meanwhile may be missing there. */
     if (el_redis_epoch(a->redis) != atomic_load(&a->synced_epoch))
+        return EL_EUNAVAIL;
+    /* Nor while the bus is silent, or its era has moved since that copy: a
+     * revocation Redis did not take may be one of the messages lost. The
+     * era is read after last_heard, which the bus moves last. */
+    if (a->bus != NULL && (el_now_ms() - el_bus_last_heard_ms(a->bus) > LOCAL_STALE_MS ||
+                           bus_era(a) != atomic_load(&a->synced_era)))
         return EL_EUNAVAIL;
     for (i = 0; i < 3; i++) {
         bk[i] = el_key_auth_bucket_index(ids[i]);

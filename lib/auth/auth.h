@@ -26,7 +26,15 @@
  *    process stops trusting it at once, and el_auth_tick removes its marker
  *    (so every process stops) and copies it again;
  *  - a Redis outage or a master switch seen by this process (the epoch of
- *    el_redis moved) makes it copy every bucket before trusting any.
+ *    el_redis moved) makes it copy every bucket before trusting any;
+ *  - so does a bus era that moved (a bus reset, or a silence on the channel
+ *    longer than the local state's window -- Redis hung): a revocation
+ *    whose announcement and write both failed is then in the store alone,
+ *    and its process may not yet have reached Redis to take the marker
+ *    away. Its process answers the revocation only once the announcement
+ *    went out or the channel has been silent that long (see announce), so
+ *    no other process can have missed both.
+ *    Redis is not trusted while the bus is silent, either.
  * A bucket not trusted sends the request to the store. Copies are made
  * from the store by el_auth_tick, never on a request thread: begin (empty
  * the hash, leave a nonce), read the live revocations, write them, end (set
@@ -170,8 +178,9 @@ void el_auth_sync_state(struct el_auth *a, struct el_auth_sync_state *out);
  * session changes drop the "session:<id>" L1 entry everywhere) -- and
  * serves a request from it and the session in L1 with no I/O at all. It
  * trusts that state only while the bus does: no reset (gap, reconnect, lost
- * publish) since it was loaded, a message heard within L1_MAX_STALE, and
- * a master switch or reconnect resubscribes, which is a reset too).
+ * publish) and no silence longer than 600 ms since it was loaded, a message
+ * heard within 600 ms (and L1_MAX_STALE), and a master switch or reconnect
+ * resubscribes, which is a reset too).
  * Otherwise it asks Redis, and from there the store. A revocation reaches every process
  * within the bus bound (the revoking process applies it at once).
  * el_auth_set_bus: give the bus (borrowed; NULL turns the local path
@@ -180,5 +189,10 @@ void el_auth_sync_state(struct el_auth *a, struct el_auth_sync_state *out);
 struct el_bus;
 void el_auth_set_bus(struct el_auth *a, struct el_bus *bus);
 void el_auth_revoked_heard(struct el_auth *a, const char *id, int64_t expires_ms);
+/* The bus handler for "heard again after silent_ms": a silence longer than
+ * the local state's window may hide a revocation whose announcement
+ * failed, so the local set is loaded again and Redis's buckets copied again
+ * before either is trusted. */
+void el_auth_bus_heard(struct el_auth *a, uint64_t silent_ms);
 
 #endif /* EL_AUTH_H */

@@ -53,6 +53,8 @@ struct el_bus {
     int stop;
 
     struct peer peers[PEERS]; /* subscriber thread only */
+    uint64_t done_ms;         /* subscriber thread only: when the last message
+                               * was applied; 0 after (re)subscribing */
     _Atomic uint64_t last_heard_ms;
     atomic_int connected;
     _Atomic uint64_t received, gaps, resets, published, publish_failures, heartbeats;
@@ -229,7 +231,7 @@ uint64_t el_bus_resets(struct el_bus *b)
 
 uint64_t el_bus_last_heard_ms(struct el_bus *b)
 {
-    return b ? atomic_load_explicit(&b->last_heard_ms, memory_order_relaxed) : 0;
+    return b ? atomic_load_explicit(&b->last_heard_ms, memory_order_acquire) : 0;
 }
 
 int el_bus_connected(struct el_bus *b)
@@ -243,7 +245,7 @@ int el_bus_fresh(struct el_bus *b, uint64_t now_ms)
 
     if (b == NULL)
         return 1;
-    heard = atomic_load_explicit(&b->last_heard_ms, memory_order_relaxed);
+    heard = atomic_load_explicit(&b->last_heard_ms, memory_order_acquire);
     return heard != 0 && now_ms - heard <= (uint64_t)b->o.max_stale_ms;
 }
 
@@ -323,13 +325,44 @@ static int parse_message(char *buf, char id[17], uint64_t *seq, char *kind, char
 
 static void apply(struct el_bus *b, const char *id, char kind, char *rest);
 
+static void on_message_apply(struct el_bus *b, const char *msg, size_t len);
+
 static void on_message(const char *msg, size_t len, void *arg)
 {
     struct el_bus *b = arg;
+
+    on_message_apply(b, msg, len);
+    b->done_ms = el_now_ms();
+}
+
+static void on_message_apply(struct el_bus *b, const char *msg, size_t len)
+{
     char buf[512], id[17], kind, *rest;
     uint64_t seq;
 
-    atomic_store_explicit(&b->last_heard_ms, el_now_ms(), memory_order_relaxed);
+    uint64_t now = el_now_ms(), prev = b->done_ms;
+
+    /* A silence first, and only then the news that the channel is heard
+     * again: whoever sees last_heard move also sees what the silence
+     * reset (the store below is a release, el_bus_last_heard_ms an
+     * acquire). During a silence longer than max_stale a publisher may
+     * have lost messages it has not yet been able to say it lost (its
+     * "L" goes out only once its own PUBLISH gets through, which can be
+     * after others' heartbeats): nobody may take the first message after
+     * it as a sign that nothing was missed. The silence is counted from
+     * when the last message was applied, not heard: time this thread spent
+     * in a handler is not the channel's. Not after (re)subscribing, which
+     * reset already. */
+    if (prev != 0 && now > prev) {
+        if (b->h.heard)
+            b->h.heard(b->h.arg, now - prev);
+        if (now - prev > (uint64_t)b->o.max_stale_ms) {
+            char why[64];
+            snprintf(why, sizeof(why), "channel silent for %" PRIu64 " ms", now - prev);
+            reset(b, why);
+        }
+    }
+    atomic_store_explicit(&b->last_heard_ms, now, memory_order_release);
     atomic_fetch_add(&b->received, 1);
     if (len >= sizeof(buf))
         return;
@@ -468,6 +501,7 @@ static void *bus_main(void *arg)
             atomic_store(&b->connected, 1);
             /* Whatever was published while we were away is lost to us. */
             memset(b->peers, 0, sizeof(b->peers));
+            b->done_ms = 0;
             reset(b, "subscribed to " EL_BUS_CHANNEL);
             next_beat = 0;
         }

@@ -24,7 +24,11 @@
  *    -- not even the heartbeat -- for max_stale_ms knows the channel is
  *    down and must not trust its L1 unverified (el_bus_fresh).
  *  - When the subscriber connects or reconnects, L1 is dropped before it is
- *    trusted again: invalidations sent while it was away are gone.
+ *    trusted again: invalidations sent while it was away are gone. So it is
+ *    when the channel is heard again after a silence longer than
+ *    max_stale_ms (Redis hung): a publisher whose PUBLISH failed meanwhile
+ *    can say so only once its own PUBLISH gets through, which may be after
+ *    others' heartbeats.
  *
  * Why pub/sub and not a Redis Stream or CLIENT TRACKING: a stream persists
  * messages (a reconnecting reader could replay), but needs trimming and a
@@ -65,6 +69,11 @@ struct el_bus_handlers {
     /* Another process moved list-generation dimension dim (> 0) to gen
      * (app/lists.c). May be NULL. */
     void (*list_dim)(void *arg, int dim, uint64_t gen);
+    /* The channel is heard again after silent_ms without a message; called
+     * before the message is applied and before el_bus_last_heard_ms moves,
+     * so state the handler resets is reset for whoever sees the channel
+     * heard again. May be NULL. */
+    void (*heard)(void *arg, uint64_t silent_ms);
 };
 
 struct el_bus_opts {

@@ -682,6 +682,12 @@ static void heard_key(void *arg, const char *key)
     el_tiered_dropped(b->f.l1, key);
 }
 
+static void heard_again(void *arg, uint64_t silent_ms)
+{
+    struct bused *b = arg;
+    el_auth_bus_heard(b->f.auth, silent_ms);
+}
+
 static void heard_reset(void *arg, const char *why)
 {
     struct bused *b = arg;
@@ -693,11 +699,12 @@ static void heard_reset(void *arg, const char *why)
 static void bused_open(struct bused *b)
 {
     struct el_bus_opts bo = {.heartbeat_ms = 50, .max_stale_ms = 1000};
-    struct el_bus_handlers h = {b, heard_key, NULL, NULL, heard_reset, NULL, NULL};
+    struct el_bus_handlers h = {b, heard_key, NULL, NULL, heard_reset, NULL, NULL, NULL};
     struct el_err err = {0};
 
     fx_open(&b->f, unit_redis_url(5));
     h.revoked = revoked_to_auth;
+    h.heard = heard_again;
     CU_ASSERT_EQUAL_FATAL(el_bus_start(unit_redis_url(5), b->f.redis, &h, &bo, &b->bus, &err),
                           EL_OK);
     el_auth_set_bus(b->f.auth, b->bus);
@@ -850,6 +857,77 @@ static uint64_t nowait_hits(struct el_auth *a)
  * local", EL_EUNAVAIL) -- with no Redis read and no store query, i.e.
  * without anything that could block -- when the session is not in L1,
  * when the token is bad or revoked, and when the bus cannot vouch. */
+/* Redis hangs (CLIENT PAUSE, 900 ms: over the local window of 600 ms, under
+ * the bus's max_stale of 1000) across a logout on a: its announcement and
+ * its Redis write both fail. b, which heard the channel before and hears
+ * it again after, must never accept the token once the logout returned:
+ * not from its local set (complete before the silence) and not from its
+ * Redis buckets (whose markers still name the server). */
+static void test_revocation_while_redis_hangs(void)
+{
+    struct bused a, b;
+    struct el_user u;
+    struct el_token_pair tp;
+    struct el_principal p;
+    struct el_err err = {0};
+    uint64_t paused_until, deadline;
+    int accepted = 0, asked = 0;
+
+    CU_ASSERT_EQUAL_FATAL(el_store_reset(store), EL_OK);
+    redis_cmd("FLUSHDB");
+    bused_open(&a);
+    bused_open(&b);
+    until(local_ok, &a);
+    until(local_ok, &b);
+    must_register(&a.f, "hang@example.com", &u);
+    must_login(&a.f, "hang@example.com", &tp);
+    CU_ASSERT_EQUAL(auth_as(&b.f, tp.access_token, &p, &err), EL_OK); /* fills b's L1 */
+    CU_ASSERT_EQUAL(auth_as(&b.f, tp.access_token, &p, &err), EL_OK); /* local */
+    CU_ASSERT_EQUAL(auth_as(&a.f, tp.access_token, &p, &err), EL_OK);
+
+    paused_until = el_now_ms() + 900;
+    redis_cmd("CLIENT PAUSE 900 ALL");
+    CU_ASSERT_EQUAL(el_auth_logout(a.f.auth, &p, NOW), EL_OK);
+    CU_ASSERT(el_now_ms() < paused_until); /* answered while Redis still hangs */
+    /* From now on, through the pause and for 1.5 s after it: refused. */
+    deadline = paused_until + 1500;
+    while (el_now_ms() < deadline) {
+        asked++;
+        if (auth_as(&b.f, tp.access_token, &p, &err) != EL_EINVAL)
+            accepted++;
+        el_auth_tick(b.f.auth);
+        usleep(2000);
+    }
+    CU_ASSERT(asked > 100);
+    CU_ASSERT_EQUAL(accepted, 0);
+    el_user_cleanup(&u);
+    bused_close(&a);
+    bused_close(&b);
+}
+
+/* A silence longer than the local window (600 ms), as the bus reports it:
+ * neither the local set nor the Redis buckets are trusted until they have
+ * been read again from the store; a shorter one changes nothing. */
+static void test_silence_distrusts_until_reloaded(void)
+{
+    struct bused b;
+    struct el_auth_sync_state st;
+
+    CU_ASSERT_EQUAL_FATAL(el_store_reset(store), EL_OK);
+    redis_cmd("FLUSHDB");
+    bused_open(&b);
+    until(local_ok, &b);
+    el_auth_bus_heard(b.f.auth, 600);
+    el_auth_sync_state(b.f.auth, &st);
+    CU_ASSERT(st.local_trusted && st.synced);
+    el_auth_bus_heard(b.f.auth, 601);
+    el_auth_sync_state(b.f.auth, &st);
+    CU_ASSERT_FALSE(st.local_trusted);
+    CU_ASSERT_FALSE(st.synced);
+    until(local_ok, &b); /* ticks: loaded and copied again */
+    bused_close(&b);
+}
+
 static void test_check_local_never_blocks(void)
 {
     struct bused a;
@@ -962,6 +1040,10 @@ void test_auth_register(void)
     CU_add_test(s, "a marker of another master is not trusted", test_marker_of_another_master);
     CU_add_test(s, "local path: no round trip, revocations and role changes heard",
                 test_local_path);
+    CU_add_test(s, "a logout while Redis hangs is not undone when it resumes",
+                test_revocation_while_redis_hangs);
+    CU_add_test(s, "a silence on the bus: local set and buckets read again",
+                test_silence_distrusts_until_reloaded);
     CU_add_test(s, "check_local refuses, never blocks, unless all is local",
                 test_check_local_never_blocks);
     CU_add_test(s, "revocation enforced with Redis down", test_revocation_with_redis_down);

@@ -333,7 +333,7 @@ static void bus_filled(void *arg, const char *key)
 static void proc_start(struct proc *p, const char *url)
 {
     struct el_tiered_opts o = {.type = EL_TYPE_COURSE, .ttl_ms = 60000, .neg_body = NEG};
-    struct el_bus_handlers h = {p, NULL, NULL, bus_filled, NULL, NULL, NULL};
+    struct el_bus_handlers h = {p, NULL, NULL, bus_filled, NULL, NULL, NULL, NULL};
     uint64_t deadline;
 
     p->l1 = el_l1_new(1 << 20);

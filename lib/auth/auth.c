@@ -85,7 +85,6 @@ struct el_auth {
     atomic_uchar stale[EL_KEY_AUTH_BUCKETS];
     _Atomic uint64_t synced_epoch; /* Redis epoch of the last full sync;
                                     * UINT64_MAX: none yet */
-    _Atomic uint64_t synced_era;   /* bus_era() at the last full sync */
     _Atomic uint64_t syncs, synced_revocations, lost_writes, last_sync_ms;
     unsigned prune_next; /* tick thread only */
     unsigned sweep_next; /* tick thread only */
@@ -628,14 +627,14 @@ static int local_trusted(struct el_auth *a)
 
 /* Announce a revocation on the bus. One that cannot be sent is retried
  * until it is, or until no other process can still be trusting its local
- * state or its Redis buckets without it: the channel silent here for
- * LOCAL_STALE_MS plus a margin, so silent for them too -- a silence they
- * count (el_auth_bus_heard) and recover from by reading the store, which
- * has it. Retrying matters when Redis comes back within that time: the
- * others then hear heartbeats again before they would notice a silence,
- * and must hear this (with its "L") before the revoking request returns.
- * Bounded by ANNOUNCE_MAX_MS: a process that hears the channel but cannot
- * publish to it is in a partition neither Redis nor the bus can see. */
+ * set without it: the channel silent here for LOCAL_STALE_MS plus a
+ * margin, so silent for them too -- a silence they count
+ * (el_auth_bus_heard) and recover from by reading the store, which has it.
+ * Retrying matters when Redis comes back within that time: the others then
+ * hear heartbeats again before they would notice a silence, and must hear
+ * this (with its "L") before the revoking request returns. Bounded by
+ * ANNOUNCE_MAX_MS: a process that hears the channel but cannot publish to
+ * it is in a partition neither Redis nor the bus can see. */
 static void announce(struct el_auth *a, const char *id, int64_t expires_ms)
 {
     uint64_t start = el_now_ms();
@@ -706,12 +705,11 @@ static int revoke(struct el_auth *a, const char *id, int64_t expires_ms, int64_t
 void el_auth_tick(struct el_auth *a)
 {
     unsigned char want[EL_KEY_AUTH_BUCKETS];
-    uint64_t epoch, era;
+    uint64_t epoch;
     int any = 0, full, force;
 
     if (a->redis == NULL || !el_redis_is_up(a->redis))
         return;
-    era = bus_era(a);
     if (a->bus != NULL) {
         /* A load reads every live revocation from the store: only when the
          * set is incomplete (start, a reset, an outage), the bus is up to
@@ -750,9 +748,7 @@ void el_auth_tick(struct el_auth *a)
             el_buf_cleanup(&v[i]);
     }
     epoch = el_redis_epoch(a->redis);
-    /* A bus era that moved may hide a revocation Redis did not take and
-     * whose process has not yet taken its bucket's marker away. */
-    full = epoch != atomic_load(&a->synced_epoch) || era != atomic_load(&a->synced_era);
+    full = epoch != atomic_load(&a->synced_epoch);
     /* After an outage or a switch this process saw, every bucket is copied
      * whatever its marker says; at start, only those whose marker does not
      * name the master (a restart of every process costs no store scan). */
@@ -783,10 +779,8 @@ void el_auth_tick(struct el_auth *a)
                 atomic_store(&a->stale[b], 0);
             n += want[b];
         }
-        if (full && n == 0) {
-            atomic_store(&a->synced_era, era);
+        if (full && n == 0)
             atomic_store(&a->synced_epoch, epoch);
-        }
     }
     /* One bucket's expired fields per tick: every bucket about every 16 s. */
     {
@@ -823,7 +817,6 @@ void el_auth_sync_state(struct el_auth *a, struct el_auth_sync_state *out)
     }
     out->buckets = EL_KEY_AUTH_BUCKETS;
     out->synced = a->redis != NULL && atomic_load(&a->synced_epoch) == el_redis_epoch(a->redis) &&
-                  (a->bus == NULL || atomic_load(&a->synced_era) == bus_era(a)) &&
                   out->dirty == 0 && out->stale == 0;
     out->syncs = atomic_load(&a->syncs);
     out->copied = atomic_load(&a->synced_revocations);
@@ -866,12 +859,6 @@ static int check_redis(struct el_auth *a, const struct el_token_claims *c, struc
     /* Redis went down, or the master moved, since our last full copy:
      * revocations written to the store meanwhile may be missing there. */
     if (el_redis_epoch(a->redis) != atomic_load(&a->synced_epoch))
-        return EL_EUNAVAIL;
-    /* Nor while the bus is silent, or its era has moved since that copy: a
-     * revocation Redis did not take may be one of the messages lost. The
-     * era is read after last_heard, which the bus moves last. */
-    if (a->bus != NULL && (el_now_ms() - el_bus_last_heard_ms(a->bus) > LOCAL_STALE_MS ||
-                           bus_era(a) != atomic_load(&a->synced_era)))
         return EL_EUNAVAIL;
     for (i = 0; i < 3; i++) {
         bk[i] = el_key_auth_bucket_index(ids[i]);

@@ -27,14 +27,13 @@
  *    (so every process stops) and copies it again;
  *  - a Redis outage or a master switch seen by this process (the epoch of
  *    el_redis moved) makes it copy every bucket before trusting any;
- *  - so does a bus era that moved (a bus reset, or a silence on the channel
- *    longer than the local state's window -- Redis hung): a revocation
- *    whose announcement and write both failed is then in the store alone,
- *    and its process may not yet have reached Redis to take the marker
- *    away. Its process answers the revocation only once the announcement
- *    went out or the channel has been silent that long (see announce), so
- *    no other process can have missed both.
- *    Redis is not trusted while the bus is silent, either.
+ *    A hang counts: every process calls Redis through the same handle
+ *    each heartbeat (the bus's lease), so a hang longer than the command
+ *    timeout opens its breaker and moves its epoch. That covers a
+ *    revocation whose announcement and write both failed while Redis hung
+ *    (in the store alone; its process takes the marker away only once it
+ *    reaches Redis again): after the hang no process trusts its copy of
+ *    Redis before copying every bucket from the store.
  * A bucket not trusted sends the request to the store. Copies are made
  * from the store by el_auth_tick, never on a request thread: begin (empty
  * the hash, leave a nonce), read the live revocations, write them, end (set
@@ -191,8 +190,8 @@ void el_auth_set_bus(struct el_auth *a, struct el_bus *bus);
 void el_auth_revoked_heard(struct el_auth *a, const char *id, int64_t expires_ms);
 /* The bus handler for "heard again after silent_ms": a silence longer than
  * the local state's window may hide a revocation whose announcement
- * failed, so the local set is loaded again and Redis's buckets copied again
- * before either is trusted. */
+ * failed (see announce in auth.c), so the local set is loaded again from
+ * the store before it is trusted. */
 void el_auth_bus_heard(struct el_auth *a, uint64_t silent_ms);
 
 #endif /* EL_AUTH_H */

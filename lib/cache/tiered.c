@@ -116,6 +116,7 @@ static uint64_t hash_key(const char *s)
 static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *pending[PENDING_MAX];
 static int npending, pending_lost;
+static atomic_int pending_any; /* npending != 0, read without the lock */
 
 static void pending_add(const char *key)
 {
@@ -128,20 +129,27 @@ static void pending_add(const char *key)
         pending_lost++;
         free(k);
     }
+    atomic_store(&pending_any, npending != 0);
     el_must(pthread_mutex_unlock(&pending_lock));
 }
 
-/* Put a key back on the queue (its DEL failed: Redis went away again). */
-static void pending_putback(char *key)
+/* 1 when key waits in the queue: Redis may hold bytes older than a write
+ * this process made. Its own readers must not take them from L2 either --
+ * after its L1 was dropped (a bus reset, which a Redis outage brings),
+ * nothing else would stop them, and the version guard has nothing to
+ * compare with. Only a Redis outage fills the queue, so the scan is rare;
+ * the usual cost is one atomic load. */
+static int pending_has(const char *key)
 {
+    int found = 0;
+
+    if (!atomic_load_explicit(&pending_any, memory_order_acquire))
+        return 0;
     el_must(pthread_mutex_lock(&pending_lock));
-    if (npending < PENDING_MAX)
-        pending[npending++] = key;
-    else {
-        pending_lost++;
-        free(key);
-    }
+    for (int i = 0; i < npending && !found; i++)
+        found = strcmp(pending[i], key) == 0;
     el_must(pthread_mutex_unlock(&pending_lock));
+    return found;
 }
 
 void el_tiered_replay(struct el_redis *redis, struct el_bus *bus)
@@ -155,14 +163,23 @@ void el_tiered_replay(struct el_redis *redis, struct el_bus *bus)
         char *key;
 
         el_must(pthread_mutex_lock(&pending_lock));
-        key = npending > 0 ? pending[--npending] : NULL;
+        key = npending > 0 ? pending[npending - 1] : NULL;
         el_must(pthread_mutex_unlock(&pending_lock));
         if (key == NULL)
             break;
-        if (el_redis_del(redis, key) != EL_OK) {
-            pending_putback(key); /* Redis is away again: next time */
-            break;
-        }
+        /* Left on the queue until Redis no longer holds the old bytes, so
+         * pending_has answers for it throughout. Only this thread removes
+         * keys; others only append, so the key is still found below. */
+        if (el_redis_del(redis, key) != EL_OK)
+            break; /* Redis is away again: next time */
+        el_must(pthread_mutex_lock(&pending_lock));
+        for (int i = npending - 1; i >= 0; i--)
+            if (pending[i] == key) {
+                pending[i] = pending[--npending];
+                break;
+            }
+        atomic_store(&pending_any, npending != 0);
+        el_must(pthread_mutex_unlock(&pending_lock));
         best_effort(el_bus_publish_key(bus, key));
         free(key);
     }
@@ -422,6 +439,8 @@ static int l2_get(struct el_tiered *t, const char *key, struct el_buf *body, str
     int rc;
 
     el_buf_reset(body);
+    if (pending_has(key))
+        return EL_ENOTFOUND;
     rc = el_redis_get_versioned(t->redis, key, body, &version);
     if (rc != EL_OK)
         return rc;

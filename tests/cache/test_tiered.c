@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
@@ -674,6 +675,56 @@ static void test_delete_tombstone(void)
     teardown(&f);
 }
 
+/* A write whose Redis update failed (Redis paused) leaves the old bytes in
+ * Redis until the replay. Meanwhile this process's L1 is dropped (as a bus
+ * reset after the outage does): its own next read must come from the
+ * store, not from the old copy in L2 -- the version guard has nothing left
+ * to compare with. After the replay, Redis is clean. */
+static void test_own_pending_write_not_read_back_from_l2(void)
+{
+    struct fixture f;
+    struct loader v1 = {.status = 200, .body = "{\"v\":1}", .version = 1};
+    struct loader v2 = {.status = 200, .body = "{\"v\":2}", .version = 2};
+    struct el_blob *blob;
+    enum el_layer layer;
+    struct el_buf v;
+    uint64_t ver = 0, deadline;
+    redisContext *c;
+    redisReply *r;
+    int rc;
+
+    flushdb();
+    setup(&f, unit_redis_url(3));
+    CU_ASSERT_EQUAL_FATAL(el_tiered_get(f.t, "course:pend", load, &v1, &blob, &layer), EL_OK);
+    el_blob_unref(blob);
+    c = raw();
+    r = redisCommand(c, "CLIENT PAUSE 300 ALL");
+    CU_ASSERT(r != NULL && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+    CU_ASSERT_EQUAL(el_tiered_set(f.t, "course:pend", "{\"v\":2}", 7, 2), EL_OK);
+    /* Redis answers again (the breaker probes on its own schedule). */
+    el_buf_init(&v, 64);
+    deadline = el_now_ms() + 5000;
+    while ((rc = el_redis_get_versioned(f.redis, "course:pend", &v, &ver)) != EL_OK &&
+           el_now_ms() < deadline)
+        usleep(10000);
+    CU_ASSERT_EQUAL_FATAL(rc, EL_OK);
+    CU_ASSERT_EQUAL(ver, 1); /* the old bytes are still there */
+    el_tiered_dropped_all(f.l1);
+    CU_ASSERT_EQUAL(el_tiered_get(f.t, "course:pend", load, &v2, &blob, &layer), EL_OK);
+    CU_ASSERT_EQUAL(blob->version, 2);
+    CU_ASSERT_EQUAL(layer, EL_LAYER_MISS);
+    CU_ASSERT_EQUAL(atomic_load(&v2.calls), 1);
+    el_blob_unref(blob);
+    el_tiered_replay(f.redis, NULL);
+    el_buf_reset(&v);
+    rc = el_redis_get_versioned(f.redis, "course:pend", &v, &ver);
+    CU_ASSERT(rc == EL_ENOTFOUND || (rc == EL_OK && ver == 2));
+    el_buf_cleanup(&v);
+    teardown(&f);
+}
+
 #define GUARD_THREADS 8
 #define GUARD_WRITES 50
 
@@ -836,6 +887,8 @@ void test_tiered_register(void)
     CU_add_test(s, "a hot key is refreshed before it expires", test_hot_key_refreshed_early);
     CU_add_test(s, "version guard: out-of-order writes and old fills", test_version_guard);
     CU_add_test(s, "version guard: a delete's tombstone", test_delete_tombstone);
+    CU_add_test(s, "a write that missed Redis is not read back from L2 here",
+                test_own_pending_write_not_read_back_from_l2);
     CU_add_test(s, "version guard: 8 racing writers, 2 processes", test_version_guard_concurrent);
     CU_add_test(s, "an answer that cannot be built is cached briefly, in L1 only",
                 test_error_answer_cached_briefly);

@@ -342,26 +342,17 @@ static void on_message_apply(struct el_bus *b, const char *msg, size_t len)
 
     uint64_t now = el_now_ms(), prev = b->done_ms;
 
-    /* A silence first, and only then the news that the channel is heard
-     * again: whoever sees last_heard move also sees what the silence
-     * reset (the store below is a release, el_bus_last_heard_ms an
-     * acquire). During a silence longer than max_stale a publisher may
-     * have lost messages it has not yet been able to say it lost (its
-     * "L" goes out only once its own PUBLISH gets through, which can be
-     * after others' heartbeats): nobody may take the first message after
-     * it as a sign that nothing was missed. The silence is counted from
-     * when the last message was applied, not heard: time this thread spent
-     * in a handler is not the channel's. Not after (re)subscribing, which
-     * reset already. */
-    if (prev != 0 && now > prev) {
-        if (b->h.heard)
-            b->h.heard(b->h.arg, now - prev);
-        if (now - prev > (uint64_t)b->o.max_stale_ms) {
-            char why[64];
-            snprintf(why, sizeof(why), "channel silent for %" PRIu64 " ms", now - prev);
-            reset(b, why);
-        }
-    }
+    /* The silence first, and only then the news that the channel is heard
+     * again: whoever sees last_heard move also sees what the heard handler
+     * did about the silence (the store below is a release,
+     * el_bus_last_heard_ms an acquire). Counted from when the last message
+     * was applied, not heard: time this thread spent in a handler is not
+     * the channel's. Not after (re)subscribing, which reset already. L1
+     * needs nothing here: a silence makes it unfresh (verified against
+     * Redis), and what a silent writer failed to announce it also failed
+     * to write to Redis, which its replay cleans and announces. */
+    if (prev != 0 && now > prev && b->h.heard)
+        b->h.heard(b->h.arg, now - prev);
     atomic_store_explicit(&b->last_heard_ms, now, memory_order_release);
     atomic_fetch_add(&b->received, 1);
     if (len >= sizeof(buf))

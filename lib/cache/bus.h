@@ -24,11 +24,12 @@
  *    -- not even the heartbeat -- for max_stale_ms knows the channel is
  *    down and must not trust its L1 unverified (el_bus_fresh).
  *  - When the subscriber connects or reconnects, L1 is dropped before it is
- *    trusted again: invalidations sent while it was away are gone. So it is
- *    when the channel is heard again after a silence longer than
- *    max_stale_ms (Redis hung): a publisher whose PUBLISH failed meanwhile
- *    can say so only once its own PUBLISH gets through, which may be after
- *    others' heartbeats.
+ *    trusted again: invalidations sent while it was away are gone.
+ *  - Every silence is reported (the heard handler) when the channel is
+ *    heard again: a publisher whose PUBLISH failed during a silence (Redis
+ *    hung) can say so only once its own PUBLISH gets through, which may be
+ *    after others' heartbeats -- state that must never miss a message
+ *    (auth's local revocation set) is reloaded after a long one.
  *
  * Why pub/sub and not a Redis Stream or CLIENT TRACKING: a stream persists
  * messages (a reconnecting reader could replay), but needs trimming and a

@@ -15,7 +15,7 @@
 struct seen {
     pthread_mutex_t lock;
     char key[128];
-    int keys, resets, fills, silent_resets;
+    int keys, resets, fills;
     uint64_t longest_silence; /* the heard handler's largest silent_ms */
     uint64_t gen;
     int dim;
@@ -63,7 +63,6 @@ static void on_reset(void *arg, const char *why)
     struct seen *s = arg;
     pthread_mutex_lock(&s->lock);
     s->resets++;
-    s->silent_resets += strstr(why, "silent") != NULL;
     snprintf(s->why, sizeof(s->why), "%s", why);
     pthread_mutex_unlock(&s->lock);
 }
@@ -307,36 +306,28 @@ static void test_heard_recently_then_stale(void)
 }
 
 /* Redis hangs (CLIENT PAUSE 600 ms, twice max_stale): nothing is heard,
- * so when the channel is heard again L1 is dropped -- a publisher may have
- * lost messages it cannot yet say it lost -- and the heard handler is told
- * how long the silence was. Before it, heartbeats every 50 ms: no such
- * reset, and no silence near max_stale. */
-static void test_silence_resets(void)
+ * and when the channel is heard again the heard handler is told how long
+ * the silence was. Before it, heartbeats every 50 ms: no silence near
+ * max_stale. */
+static void test_silence_reported(void)
 {
     struct node a;
     redisContext *c;
     redisReply *r;
-    int resets;
 
     node_start(&a);
     AWAIT(&a, a.seen.resets == 1); /* subscribed */
     await_fresh(&a);
     usleep(400 * 1000);
     pthread_mutex_lock(&a.seen.lock);
-    CU_ASSERT_EQUAL(a.seen.silent_resets, 0);
     CU_ASSERT(a.seen.longest_silence < 300);
-    resets = a.seen.resets;
     pthread_mutex_unlock(&a.seen.lock);
     c = unit_redis_raw(0);
     r = redisCommand(c, "CLIENT PAUSE 600 ALL");
     CU_ASSERT(r != NULL && r->type == REDIS_REPLY_STATUS);
     freeReplyObject(r);
     redisFree(c);
-    AWAIT(&a, a.seen.silent_resets == 1);
-    pthread_mutex_lock(&a.seen.lock);
-    CU_ASSERT(a.seen.resets > resets);
-    CU_ASSERT(a.seen.longest_silence > 300);
-    pthread_mutex_unlock(&a.seen.lock);
+    AWAIT(&a, a.seen.longest_silence > 450);
     await_fresh(&a);
     node_stop(&a);
 }
@@ -351,7 +342,7 @@ void test_bus_register(void)
     CU_add_test(s, "invalidation, generation, fill reach the other process",
                 test_invalidation_reaches_the_other);
     CU_add_test(s, "a sequence gap drops L1", test_gap_drops_l1);
-    CU_add_test(s, "heard again after a silence past max_stale: L1 dropped", test_silence_resets);
+    CU_add_test(s, "heard again after a silence: the handler is told", test_silence_reported);
     CU_add_test(s, "fresh only while the channel is heard", test_freshness_needs_the_channel);
     CU_add_test(s, "silence past max_stale is stale", test_heard_recently_then_stale);
 }

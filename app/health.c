@@ -68,15 +68,16 @@ int el_app_auth_state_json(struct el_app *app, struct el_buf *b)
         rc = el_buf_addf(b,
                          ",\"revocations\":{\"source\":\"%s\",\"synced\":%s,\"buckets\":%d,"
                          "\"stale_buckets\":%d,\"dirty_buckets\":%d,\"copies\":%llu,"
-                         "\"copied\":%llu,\"lost_writes\":%llu,\"local\":%s,"
+                         "\"copied\":%llu,\"lost_writes\":%llu,\"store_reads\":%llu,\"local\":%s,"
                          "\"local_hits\":%llu,\"event_thread_hits\":%llu}",
                          st.local_trusted        ? "local"
                          : st.redis && st.synced ? "redis"
                                                  : "store",
                          st.synced ? "true" : "false", st.buckets, st.stale, st.dirty,
                          (unsigned long long)st.syncs, (unsigned long long)st.copied,
-                         (unsigned long long)st.lost_writes, st.local_trusted ? "true" : "false",
-                         (unsigned long long)st.local_hits, (unsigned long long)st.nowait_hits);
+                         (unsigned long long)st.lost_writes, (unsigned long long)st.store_reads,
+                         st.local_trusted ? "true" : "false", (unsigned long long)st.local_hits,
+                         (unsigned long long)st.nowait_hits);
     return rc;
 }
 

@@ -86,8 +86,9 @@ struct el_auth {
     _Atomic uint64_t synced_epoch; /* Redis epoch of the last full sync;
                                     * UINT64_MAX: none yet */
     _Atomic uint64_t syncs, synced_revocations, lost_writes, last_sync_ms;
-    unsigned prune_next; /* tick thread only */
-    unsigned sweep_next; /* tick thread only */
+    _Atomic uint64_t store_reads; /* el_store_revocations_live calls */
+    unsigned prune_next;          /* tick thread only */
+    unsigned sweep_next;          /* tick thread only */
     pthread_mutex_t sync_lock;
 
     /* The local state (see auth.h, "Auth without a round trip"): every
@@ -442,6 +443,7 @@ static int sync_buckets(struct el_auth *a, unsigned char *want, int force, const
         rc = EL_ENOMEM;
         goto out;
     }
+    atomic_fetch_add(&a->store_reads, 1);
     rc = el_store_revocations_live(a->store, s.now_ms, sync_one, &s);
     if (rc != EL_OK)
         goto out;
@@ -592,6 +594,7 @@ static void local_load(struct el_auth *a)
 
     if (!el_bus_fresh(a->bus, el_now_ms()))
         return;
+    atomic_fetch_add(&a->store_reads, 1);
     if (el_store_revocations_live(a->store, el_wall_ms(), local_load_one, a) != EL_OK)
         return;
     if (bus_era(a) != resets)
@@ -821,6 +824,7 @@ void el_auth_sync_state(struct el_auth *a, struct el_auth_sync_state *out)
     out->syncs = atomic_load(&a->syncs);
     out->copied = atomic_load(&a->synced_revocations);
     out->lost_writes = atomic_load(&a->lost_writes);
+    out->store_reads = atomic_load(&a->store_reads);
     out->last_sync_ms = (int64_t)atomic_load(&a->last_sync_ms);
     out->local_trusted = local_trusted(a);
     out->local_hits = atomic_load(&a->local_hits);

@@ -164,6 +164,8 @@ struct el_auth_sync_state {
     uint64_t syncs;       /* copies from the store made by this process */
     uint64_t copied;      /* revocations copied by them */
     uint64_t lost_writes; /* writes Redis did not take or replicate */
+    uint64_t store_reads; /* reads of every live revocation from the store
+                           * (copies into Redis, loads of the local set) */
     int64_t last_sync_ms; /* wall clock of the last copy; 0: none */
     int local_trusted;    /* 1 when the local state may vouch now */
     uint64_t local_hits;  /* requests authenticated without a round trip */

@@ -108,34 +108,12 @@ static int parse_uint(const char *s, size_t n, long max, long *out)
     return 0;
 }
 
-/* Percent-decode s[0..n) into dst (cap bytes incl. NUL): a password with
- * '@' or ':' in it must be written %40 / %3A in a URL. */
-static int pct_decode(const char *s, size_t n, char *dst, size_t cap, size_t *len)
+/* Percent-decode one part of the user information into dst (cap bytes
+ * incl. NUL): a password with '@' or ':' in it must be written %40 / %3A;
+ * '+' is itself. Too long, a bad escape or a NUL: -1. */
+static int userinfo_decode(const char *s, size_t n, char *dst, size_t cap, size_t *len)
 {
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-
-        if (c == '%') {
-            int hi, lo;
-
-            if (i + 2 >= n)
-                return -1;
-            hi = el_hex_digit(s[i + 1]);
-            lo = el_hex_digit(s[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return -1;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (o + 1 >= cap)
-            return -1;
-        dst[o++] = (char)c;
-    }
-    dst[o] = '\0';
-    *len = o;
-    return 0;
+    return el_pct_decode_url(s, n, dst, cap - 1, len) == EL_PCT_OK ? 0 : -1;
 }
 
 static int host_char_ok(char c, int bracketed)
@@ -208,10 +186,10 @@ static int parse_url(struct el_redis *r, const char *url, struct el_err *err)
             return el_err_set(err, EL_EINVAL,
                               "user name without password (write redis://:password@host "
                               "or redis://user:password@host)");
-        if (pct_decode(p, (size_t)(colon - p), r->user, sizeof(r->user), &r->user_len) < 0)
+        if (userinfo_decode(p, (size_t)(colon - p), r->user, sizeof(r->user), &r->user_len) < 0)
             return el_err_set(err, EL_EINVAL, "bad user name (too long or a bad %%-escape)");
-        if (pct_decode(colon + 1, (size_t)(at - colon - 1), r->pass, sizeof(r->pass),
-                       &r->pass_len) < 0)
+        if (userinfo_decode(colon + 1, (size_t)(at - colon - 1), r->pass, sizeof(r->pass),
+                            &r->pass_len) < 0)
             return el_err_set(err, EL_EINVAL, "bad password (too long or a bad %%-escape)");
         p = at + 1;
     }

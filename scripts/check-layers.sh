@@ -13,6 +13,9 @@
 # A file may include its own layer and any lower one. An exception would be
 # listed in ALLOWED, one "FILE HEADER  why" line each, with what is to be
 # done about it; there are none. Any other upward include fails.
+#
+# A layer's testing.h (hooks for tests only) may be included by tests/ and
+# by that layer's own files, never by another layer or the program.
 set -u
 cd "$(dirname "$0")/.."
 LAYERS="core http model obs store cache auth"
@@ -39,6 +42,16 @@ for f in lib/*/*.c lib/*/*.h; do
                 continue
             fi
             echo "layers: $f ($own) includes $inc, a higher layer"
+            bad=1
+        fi
+    done
+done
+for f in lib/*/*.c lib/*/*.h app/*.c app/*.h bench/*.c fuzz/*.c; do
+    [ -f "$f" ] || continue
+    own=$(echo "$f" | cut -d/ -f2)
+    for inc in $(sed -n 's/^#include "\([a-z_]*\)\/testing\.h".*/\1/p' "$f"); do
+        if [ "${f%%/*}" != lib ] || [ "$inc" != "$own" ]; then
+            echo "layers: $f includes $inc/testing.h, which is for tests only"
             bad=1
         fi
     done

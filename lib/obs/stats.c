@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "obs/histogram.h"
+#include "obs/testing.h"
 
 static atomic_uint_fast64_t hits[EL_TYPE__COUNT][EL_LAYER__COUNT];
 static atomic_uint_fast64_t store_queries, store_failures, store_micros;

@@ -55,9 +55,6 @@ uint64_t el_stats_get(enum el_cache_type t, enum el_layer l);
 void el_stats_store_query(uint64_t micros, int failed);
 void el_stats_store_get(uint64_t *queries, uint64_t *failures, uint64_t *micros_total);
 
-/* Zero every counter, histogram and flush mark (tests: a fresh process). */
-void el_stats_reset(void);
-
 /* ---- snapshots and the cluster view ----------------------------------- */
 
 /* Every counter that is summed across processes. */
@@ -73,9 +70,6 @@ struct el_stats_snapshot {
 
 /* This process's counters now. */
 void el_stats_snapshot(struct el_stats_snapshot *out);
-
-/* What this process has counted but not yet flushed to Redis. */
-void el_stats_pending(struct el_stats_snapshot *out);
 
 /* Where the sums over every process are kept (Redis, through
  * cache/cluster_stats.h). Both functions return 0 or a negative EL_ code

@@ -27,6 +27,7 @@
 #include "obs/histogram.h"
 #include "cache/redis.h"
 #include "obs/stats.h"
+#include "obs/testing.h"
 #include "unit.h"
 
 #define TEST_DB 7

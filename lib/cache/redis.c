@@ -976,54 +976,7 @@ int el_redis_ping(struct el_redis *r)
     return command(r, 1, argv, lens, on_ok, NULL);
 }
 
-/* ---- multi-key reads and counters (auth) ------------------------------ */
-
-struct mget_out {
-    int n;
-    struct el_buf *vals;
-    int *found;
-};
-
-static int on_mget(const redisReply *rep, void *arg)
-{
-    struct mget_out *m = arg;
-
-    if (rep->type != REDIS_REPLY_ARRAY || (int)rep->elements != m->n)
-        return EL_EPROTO;
-    for (int i = 0; i < m->n; i++) {
-        const redisReply *e = rep->element[i];
-
-        m->found[i] = 0;
-        if (e->type == REDIS_REPLY_NIL)
-            continue;
-        if (e->type != REDIS_REPLY_STRING)
-            return EL_EPROTO;
-        if (el_buf_add(&m->vals[i], e->str, e->len) != EL_OK)
-            return EL_ENOMEM;
-        m->found[i] = 1;
-    }
-    return EL_OK;
-}
-
-int el_redis_mget(struct el_redis *r, int n, const char *const *keys, struct el_buf *vals,
-                  int *found)
-{
-    const char *argv[EL_REDIS_MGET_MAX + 1];
-    size_t lens[EL_REDIS_MGET_MAX + 1];
-    struct mget_out m = {n, vals, found};
-
-    if (r == NULL)
-        return EL_EDISABLED;
-    if (n < 1 || n > EL_REDIS_MGET_MAX)
-        return EL_EINVAL;
-    argv[0] = "MGET";
-    lens[0] = 4;
-    for (int i = 0; i < n; i++) {
-        argv[i + 1] = keys[i];
-        lens[i + 1] = strlen(keys[i]);
-    }
-    return command(r, n + 1, argv, lens, on_mget, &m);
-}
+/* ---- counters (auth) -------------------------------------------------- */
 
 /* INCR and, on the first increment, PEXPIRE -- atomically, in one round
  * trip, so a window can never be left without an expiry. */

@@ -613,8 +613,8 @@ double el_rating_average(int64_t sum, int64_t count)
     if (count <= 0 || sum <= 0)
         return 0.0;
     /* round(10 * sum / count) half up, in integers */
-    return (double)((sum * 20 + count) / (2 * count)) /
-           10.0; /* NOLINT(bugprone-integer-division) */
+    /* NOLINTNEXTLINE(bugprone-integer-division) */
+    return (double)((sum * 20 + count) / (2 * count)) / 10.0;
 }
 
 int el_page_query_parse(const char *qs, int *page, int *page_size, struct el_err *err)

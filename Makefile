@@ -89,9 +89,11 @@ $(B)/elearn-fcgi: $(APP_OBJ) $(B)/libel.a
 $(B)/elearnctl: $(CTL_OBJ) $(B)/libel.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $(CTL_OBJ) $(B)/libel.a $(LIBS)
 
-# app/fcgi.c is pure (no socket, no app state): its suite links it directly.
-$(B)/unit-tests: $(TEST_OBJ) $(B)/app/fcgi.o $(B)/libel.a
-	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJ) $(B)/app/fcgi.o $(B)/libel.a $(LIBS) $(CUNIT_LIBS)
+# app/fcgi.c and app/config_check.c are pure (no socket, no app state):
+# their suites link them directly.
+UNIT_APP_OBJ := $(B)/app/fcgi.o $(B)/app/config_check.o
+$(B)/unit-tests: $(TEST_OBJ) $(UNIT_APP_OBJ) $(B)/libel.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJ) $(UNIT_APP_OBJ) $(B)/libel.a $(LIBS) $(CUNIT_LIBS)
 
 $(B)/donothing-fcgi: bench/donothing.c
 	@mkdir -p $(dir $@)

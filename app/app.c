@@ -12,6 +12,7 @@
 #include "app.h"
 
 #include "auth/password.h"
+#include "cache/cluster_stats.h"
 #include "cache/key.h"
 #include "obs/log.h"
 
@@ -179,13 +180,13 @@ static void *chores_main(void *arg)
         el_log_flush(); /* access lines reach the log within 250 ms */
         /* Counters reach the cluster view once a second, never per hit. */
         if (el_now_ms() - last_flush >= 1000) {
-            el_stats_flush(app->redis);
+            el_cluster_stats_flush(app->redis);
             last_flush = el_now_ms();
         }
         pthread_mutex_lock(&chores.lock);
     }
     pthread_mutex_unlock(&chores.lock);
-    el_stats_flush(app->redis);
+    el_cluster_stats_flush(app->redis);
     el_redis_thread_cleanup(app->redis);
     el_store_thread_cleanup(app->store);
     return NULL;

@@ -15,6 +15,7 @@
 
 #include "app.h"
 #include "handlers.h"
+#include "cache/cluster_stats.h"
 #include "cache/key.h"
 #include "http/json.h"
 #include "model/oid.h"
@@ -106,7 +107,7 @@ int handle_cache_stats(const struct el_request *req, struct el_response *res)
     el_l1_stats(app->l1, &l1);
     redis_view(app->redis, &rv);
     el_stats_snapshot(&mine);
-    have_cluster = el_stats_cluster(app->redis, &all) == EL_OK;
+    have_cluster = el_cluster_stats_read(app->redis, &all) == EL_OK;
 
     lookups = rv.hits + rv.misses;
     el_buf_reset(b);

@@ -13,6 +13,7 @@
 
 #include "app.h"
 #include "handlers.h"
+#include "cache/cluster_stats.h"
 #include "obs/stats.h"
 
 /* The store's last known state (1 up, 0 down, -1 not known yet) and
@@ -118,16 +119,21 @@ int handle_metrics(const struct el_request *req, struct el_response *res)
     struct el_app *app = req->app;
     struct el_stats_gauges g = {0};
     struct el_stats_snapshot cluster;
-    struct el_l1_stats l1;
-    struct el_bus_stats bus;
+    struct el_stats_l1 l1;
+    struct el_stats_bus bus;
+    struct el_l1_stats l1s;
+    struct el_bus_stats bs;
 
-    el_l1_stats(app->l1, &l1);
+    el_l1_stats(app->l1, &l1s);
+    l1 = (struct el_stats_l1){l1s.bytes, l1s.max_bytes, l1s.entries, l1s.evictions, l1s.expired};
     g.l1 = &l1;
     g.redis = app->redis == NULL ? -1 : el_redis_is_up(app->redis);
-    if (el_stats_cluster(app->redis, &cluster) == EL_OK)
+    if (el_cluster_stats_read(app->redis, &cluster) == EL_OK)
         g.cluster = &cluster;
     if (app->bus != NULL) {
-        el_bus_stats(app->bus, &bus);
+        el_bus_stats(app->bus, &bs);
+        bus = (struct el_stats_bus){bs.received,         bs.gaps,     bs.resets, bs.published,
+                                    bs.publish_failures, bs.connected};
         g.bus = &bus;
     }
     el_buf_reset(&res->body);

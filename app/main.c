@@ -22,6 +22,7 @@
 #include <sys/un.h>
 
 #include "app.h"
+#include "config_check.h"
 #include "doctor.h"
 #include "http/forwarded.h"
 #include "listen.h"
@@ -186,7 +187,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (el_config_load(&app.cfg, env_file, NULL, NULL, &err) != EL_OK) {
+    if (el_config_load(&app.cfg, env_file, NULL, NULL, &err) != EL_OK ||
+        el_app_config_check(&app.cfg, &err) != EL_OK) {
         fprintf(stderr, "elearn-fcgi: %s\n", err.msg);
         return 2;
     }

@@ -126,12 +126,6 @@ struct pool {
 
 static char tag_listen, tag_signal, tag_event;
 
-static void must(int rc)
-{
-    if (rc != 0)
-        abort();
-}
-
 void el_pool_block_signals(void)
 {
     sigset_t set;
@@ -141,22 +135,22 @@ void el_pool_block_signals(void)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
-    must(pthread_sigmask(SIG_BLOCK, &set, NULL));
+    el_must(pthread_sigmask(SIG_BLOCK, &set, NULL));
 }
 
 /* ---- workers -------------------------------------------------------------- */
 
 static void jobs_push(struct jobq *q, struct job *j)
 {
-    must(pthread_mutex_lock(&q->lock));
+    el_must(pthread_mutex_lock(&q->lock));
     j->next = NULL;
     if (q->tail)
         q->tail->next = j;
     else
         q->head = j;
     q->tail = j;
-    must(pthread_cond_signal(&q->cond));
-    must(pthread_mutex_unlock(&q->lock));
+    el_must(pthread_cond_signal(&q->cond));
+    el_must(pthread_mutex_unlock(&q->lock));
 }
 
 static void *worker_main(void *arg)
@@ -169,26 +163,26 @@ static void *worker_main(void *arg)
         struct job *j;
         struct loop *l;
 
-        must(pthread_mutex_lock(&q->lock));
+        el_must(pthread_mutex_lock(&q->lock));
         while (q->head == NULL && !q->stop)
-            must(pthread_cond_wait(&q->cond, &q->lock));
+            el_must(pthread_cond_wait(&q->cond, &q->lock));
         j = q->head;
         if (j) {
             q->head = j->next;
             if (q->head == NULL)
                 q->tail = NULL;
         }
-        must(pthread_mutex_unlock(&q->lock));
+        el_must(pthread_mutex_unlock(&q->lock));
         if (j == NULL)
             break; /* stopping, and nothing left */
 
         j->rc = el_request_serve(p->app, j->rq, 0, &j->out);
         el_request_log_tick(el_now_ms());
         l = j->c->loop;
-        must(pthread_mutex_lock(&l->done_lock));
+        el_must(pthread_mutex_lock(&l->done_lock));
         j->next = l->done;
         l->done = j;
-        must(pthread_mutex_unlock(&l->done_lock));
+        el_must(pthread_mutex_unlock(&l->done_lock));
         if (write(l->evfd, &one, sizeof(one)) != sizeof(one))
             abort(); /* an eventfd write fails only on overflow */
     }
@@ -475,10 +469,10 @@ static void reap_done(struct loop *l)
 
     if (read(l->evfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
         fprintf(stderr, "elearn-fcgi: eventfd: %s\n", strerror(errno));
-    must(pthread_mutex_lock(&l->done_lock));
+    el_must(pthread_mutex_lock(&l->done_lock));
     list = l->done;
     l->done = NULL;
-    must(pthread_mutex_unlock(&l->done_lock));
+    el_must(pthread_mutex_unlock(&l->done_lock));
     while ((j = list) != NULL) {
         struct conn *c = j->c;
 
@@ -643,7 +637,7 @@ static int loop_init(struct pool *p, struct loop *l, int index)
     l->p = p;
     l->index = index;
     l->conns.next = l->conns.prev = &l->conns;
-    must(pthread_mutex_init(&l->done_lock, NULL));
+    el_must(pthread_mutex_init(&l->done_lock, NULL));
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     l->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (l->epfd < 0 || l->evfd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev) != 0 ||
@@ -670,8 +664,8 @@ int el_pool_run(const struct el_pool_opts *opts, struct el_app *app)
     p.sigfd = -1;
     p.lim.body_max = EL_BODY_MAX;
     p.lim.out_high = OUT_HIGH;
-    must(pthread_mutex_init(&p.jobs.lock, NULL));
-    must(pthread_cond_init(&p.jobs.cond, NULL));
+    el_must(pthread_mutex_init(&p.jobs.lock, NULL));
+    el_must(pthread_cond_init(&p.jobs.cond, NULL));
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
@@ -721,10 +715,10 @@ out:
     for (i = 1; i <= nloops; i++)
         pthread_join(p.loops[i].thread, NULL);
     /* Every connection is closed, so no job is queued or running. */
-    must(pthread_mutex_lock(&p.jobs.lock));
+    el_must(pthread_mutex_lock(&p.jobs.lock));
     p.jobs.stop = 1;
-    must(pthread_cond_broadcast(&p.jobs.cond));
-    must(pthread_mutex_unlock(&p.jobs.lock));
+    el_must(pthread_cond_broadcast(&p.jobs.cond));
+    el_must(pthread_mutex_unlock(&p.jobs.lock));
     for (i = 0; i < nworkers; i++)
         pthread_join(workers[i], NULL);
     for (i = 0; p.loops && i < p.nloops; i++) {

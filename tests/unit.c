@@ -8,6 +8,7 @@
 #include <CUnit/Basic.h>
 #include <hiredis/hiredis.h>
 
+#include "core/el.h"
 #include "unit.h"
 
 const char *unit_env(const char *name)
@@ -60,6 +61,27 @@ const char *unit_tmp_path(const char *name)
     return path;
 }
 
+const char *unit_table_getenv(const char *name, void *arg)
+{
+    for (const struct unit_var *v = arg; v->name != NULL; v++)
+        if (strcmp(v->name, name) == 0)
+            return v->value;
+    return NULL;
+}
+
+void unit_check_config_msg(const struct el_err *err, const char *name, const char *want)
+{
+    size_t n = strlen(name);
+
+    CU_ASSERT_EQUAL(err->code, EL_EINVAL);
+    CU_ASSERT(strncmp(err->msg, name, n) == 0 && err->msg[n] == ':');
+    CU_ASSERT_PTR_NULL(strchr(err->msg, '\n'));
+    if (want && strstr(err->msg, want) == NULL) {
+        fprintf(stderr, "message \"%s\" lacks \"%s\"\n", err->msg, want);
+        CU_FAIL("error message");
+    }
+}
+
 static void (*const suites[])(void) = {
     test_buf_register,       test_key_register,          test_blob_register,
     test_l1_register,        test_config_register,       test_course_register,
@@ -69,7 +91,7 @@ static void (*const suites[])(void) = {
     test_bus_register,       test_json_register,         test_form_register,
     test_stats_register,     test_fcgi_register,         test_log_register,
     test_forwarded_register, test_oid_register,          test_hash_register,
-    test_text_register,
+    test_text_register,      test_config_check_register,
 };
 
 int main(void)

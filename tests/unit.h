@@ -31,6 +31,18 @@ struct redisContext *unit_redis_raw(int db);
 /* A path under EL_TEST_TMPDIR in a static buffer (one per thread call). */
 const char *unit_tmp_path(const char *name);
 
+/* A fake environment for el_config_load: name/value pairs ending with a
+ * NULL name, and the lookup function over it (arg: the table). */
+struct unit_var {
+    const char *name, *value;
+};
+const char *unit_table_getenv(const char *name, void *arg);
+
+/* Assert that a configuration error is EL_EINVAL with a one-line message
+ * starting with "<name>: " and containing want (when not NULL). */
+struct el_err;
+void unit_check_config_msg(const struct el_err *err, const char *name, const char *want);
+
 /* Weak, so a partial build (one module and its suite, EL_TEST_PARTIAL=1)
  * links while other modules are being written; a full run refuses to start
  * when any suite is missing. */
@@ -41,6 +53,7 @@ UNIT_SUITE void test_key_register(void);
 UNIT_SUITE void test_blob_register(void);
 UNIT_SUITE void test_l1_register(void);
 UNIT_SUITE void test_config_register(void);
+UNIT_SUITE void test_config_check_register(void);
 UNIT_SUITE void test_course_register(void);
 UNIT_SUITE void test_oid_register(void);
 UNIT_SUITE void test_hash_register(void);

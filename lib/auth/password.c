@@ -21,6 +21,7 @@
  * verification costs. (A pthread_once dummy would keep the costs of its
  * first use forever.) */
 #include "auth/password.h"
+#include "auth/testing.h"
 
 #include <errno.h>
 #include <pthread.h>

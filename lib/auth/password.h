@@ -50,11 +50,4 @@ int el_password_verify_dummy(const char *password) EL_WUR;
 /* 1 when encoded was made with weaker parameters than the current ones. */
 int el_password_needs_rehash(const char *encoded);
 
-/* Diagnostics, each read at the moment of the call: callers inside the
- * gate -- hashing plus waiting for a slot, at most 2 * slots -- and of those
- * the ones waiting. For stats, and for tests that must know the gate is
- * full. */
-int el_password_inflight(void);
-int el_password_waiting(void);
-
 #endif /* EL_PASSWORD_H */

@@ -52,6 +52,7 @@
  * local list and their blobs released after the unlock, so a blob's last
  * reference (free()) never lengthens anyone's critical section. */
 #include "cache/l1.h"
+#include "cache/testing.h"
 
 #include <malloc.h>
 #include <pthread.h>

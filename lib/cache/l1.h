@@ -56,10 +56,6 @@ int el_l1_put(struct el_l1 *c, const char *key, struct el_blob *blob, uint64_t e
 /* Remove key if present. */
 void el_l1_del(struct el_l1 *c, const char *key);
 
-/* Remove every entry whose key starts with prefix (O(entries); for admin and
- * tests, never on a request's hot path). */
-void el_l1_del_prefix(struct el_l1 *c, const char *prefix);
-
 /* Remove every entry. */
 void el_l1_clear(struct el_l1 *c);
 

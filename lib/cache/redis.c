@@ -108,34 +108,12 @@ static int parse_uint(const char *s, size_t n, long max, long *out)
     return 0;
 }
 
-/* Percent-decode s[0..n) into dst (cap bytes incl. NUL): a password with
- * '@' or ':' in it must be written %40 / %3A in a URL. */
-static int pct_decode(const char *s, size_t n, char *dst, size_t cap, size_t *len)
+/* Percent-decode one part of the user information into dst (cap bytes
+ * incl. NUL): a password with '@' or ':' in it must be written %40 / %3A;
+ * '+' is itself. Too long, a bad escape or a NUL: -1. */
+static int userinfo_decode(const char *s, size_t n, char *dst, size_t cap, size_t *len)
 {
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-
-        if (c == '%') {
-            int hi, lo;
-
-            if (i + 2 >= n)
-                return -1;
-            hi = el_hex_digit(s[i + 1]);
-            lo = el_hex_digit(s[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return -1;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (o + 1 >= cap)
-            return -1;
-        dst[o++] = (char)c;
-    }
-    dst[o] = '\0';
-    *len = o;
-    return 0;
+    return el_pct_decode_url(s, n, dst, cap - 1, len) == EL_PCT_OK ? 0 : -1;
 }
 
 static int host_char_ok(char c, int bracketed)
@@ -208,10 +186,10 @@ static int parse_url(struct el_redis *r, const char *url, struct el_err *err)
             return el_err_set(err, EL_EINVAL,
                               "user name without password (write redis://:password@host "
                               "or redis://user:password@host)");
-        if (pct_decode(p, (size_t)(colon - p), r->user, sizeof(r->user), &r->user_len) < 0)
+        if (userinfo_decode(p, (size_t)(colon - p), r->user, sizeof(r->user), &r->user_len) < 0)
             return el_err_set(err, EL_EINVAL, "bad user name (too long or a bad %%-escape)");
-        if (pct_decode(colon + 1, (size_t)(at - colon - 1), r->pass, sizeof(r->pass),
-                       &r->pass_len) < 0)
+        if (userinfo_decode(colon + 1, (size_t)(at - colon - 1), r->pass, sizeof(r->pass),
+                            &r->pass_len) < 0)
             return el_err_set(err, EL_EINVAL, "bad password (too long or a bad %%-escape)");
         p = at + 1;
     }
@@ -998,54 +976,7 @@ int el_redis_ping(struct el_redis *r)
     return command(r, 1, argv, lens, on_ok, NULL);
 }
 
-/* ---- multi-key reads and counters (auth) ------------------------------ */
-
-struct mget_out {
-    int n;
-    struct el_buf *vals;
-    int *found;
-};
-
-static int on_mget(const redisReply *rep, void *arg)
-{
-    struct mget_out *m = arg;
-
-    if (rep->type != REDIS_REPLY_ARRAY || (int)rep->elements != m->n)
-        return EL_EPROTO;
-    for (int i = 0; i < m->n; i++) {
-        const redisReply *e = rep->element[i];
-
-        m->found[i] = 0;
-        if (e->type == REDIS_REPLY_NIL)
-            continue;
-        if (e->type != REDIS_REPLY_STRING)
-            return EL_EPROTO;
-        if (el_buf_add(&m->vals[i], e->str, e->len) != EL_OK)
-            return EL_ENOMEM;
-        m->found[i] = 1;
-    }
-    return EL_OK;
-}
-
-int el_redis_mget(struct el_redis *r, int n, const char *const *keys, struct el_buf *vals,
-                  int *found)
-{
-    const char *argv[EL_REDIS_MGET_MAX + 1];
-    size_t lens[EL_REDIS_MGET_MAX + 1];
-    struct mget_out m = {n, vals, found};
-
-    if (r == NULL)
-        return EL_EDISABLED;
-    if (n < 1 || n > EL_REDIS_MGET_MAX)
-        return EL_EINVAL;
-    argv[0] = "MGET";
-    lens[0] = 4;
-    for (int i = 0; i < n; i++) {
-        argv[i + 1] = keys[i];
-        lens[i + 1] = strlen(keys[i]);
-    }
-    return command(r, n + 1, argv, lens, on_mget, &m);
-}
+/* ---- counters (auth) -------------------------------------------------- */
 
 /* INCR and, on the first increment, PEXPIRE -- atomically, in one round
  * trip, so a window can never be left without an expiry. */

@@ -148,11 +148,6 @@ const char *el_sentinel_master_name(const struct el_sentinel *s)
     return s->name;
 }
 
-int el_sentinel_count(const struct el_sentinel *s)
-{
-    return s->n;
-}
-
 static struct timeval ms_tv(int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};

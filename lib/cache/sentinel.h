@@ -35,7 +35,6 @@ int el_sentinel_new(const char *hosts, size_t hosts_len, const char *master_name
 void el_sentinel_free(struct el_sentinel *s);
 
 const char *el_sentinel_master_name(const struct el_sentinel *s);
-int el_sentinel_count(const struct el_sentinel *s);
 
 /* Ask the sentinels in turn, starting with the last one that answered, for
  * the master's address. EL_OK with host/port set; EL_ENOTFOUND when a

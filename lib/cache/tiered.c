@@ -25,6 +25,7 @@
  * L1 just before another thread's flight completed would otherwise start a
  * second flight and query again. */
 #include "cache/tiered.h"
+#include "cache/testing.h"
 
 #include "cache/key.h"
 #include "core/hash.h"

@@ -145,11 +145,6 @@ uint64_t el_tiered_mark(const char *key);
  * while the epoch read before deriving it has not moved. */
 uint64_t el_tiered_epoch(struct el_tiered *t);
 
-/* How many threads are inside the single flight for key right now (its
- * leader and waiters); 0 when no miss is in progress. Diagnostic, for tests
- * and stats: the answer may be stale as soon as it is returned. */
-int el_tiered_inflight(struct el_tiered *t, const char *key);
-
 /* ttl_ms with uniform +-10 % jitter (never below 1). */
 int64_t el_tiered_jitter(int64_t ttl_ms);
 

@@ -7,6 +7,10 @@
  * never silently 15 or 1. Messages echo values with control characters
  * escaped and long values cut, never echo the JWT secret (only its length),
  * and mask the password in URLs, because these lines end up in logs.
+ * Two values have a syntax owned by a higher layer -- REDIS_URL (the Redis
+ * module) and TRUSTED_PROXIES (the HTTP layer) -- so they are stored as
+ * given here and the program checks them at once with those modules
+ * (app/config_check.c), in messages of the same shape (el_config_bad_value).
  *
  * A variable is "set" when a lookup returns non-NULL, even if empty: an
  * empty REDIS_URL disables L2, an empty number is an error. The env file is
@@ -25,9 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "cache/redis.h"
-#include "http/forwarded.h"
 
 #define DEFAULT_DB_URI "sqlite:var/elearn.db"
 #define DEFAULT_REDIS_URL "redis://127.0.0.1:6379/0"
@@ -141,7 +142,7 @@ static void masked_url(char *dst, size_t n, const char *v)
     snprintf(dst, n, "%s", v);
 }
 
-static int bad_value(struct el_err *err, const char *name, const char *what, const char *v)
+int el_config_bad_value(struct el_err *err, const char *name, const char *what, const char *v)
 {
     char s[SHOWN_MAX];
 
@@ -149,12 +150,12 @@ static int bad_value(struct el_err *err, const char *name, const char *what, con
     return el_err_set(err, EL_EINVAL, "%s: %s (got \"%s\")", name, what, s);
 }
 
-static int bad_url(struct el_err *err, const char *name, const char *what, const char *v)
+int el_config_bad_url(struct el_err *err, const char *name, const char *what, const char *v)
 {
     char m[EL_CONFIG_STR];
 
     masked_url(m, sizeof(m), v);
-    return bad_value(err, name, what, m);
+    return el_config_bad_value(err, name, what, m);
 }
 
 /* ---- the env file ----------------------------------------------------- */
@@ -453,37 +454,27 @@ static int load_db_uri(struct el_config *c, const struct source *src, struct el_
         v = DEFAULT_DB_URI;
     if (strncmp(v, "mongodb://", 10) == 0) {
         if (v[10] == '\0' || v[10] == '/')
-            return bad_url(err, name, "must name a host after mongodb://", v);
+            return el_config_bad_url(err, name, "must name a host after mongodb://", v);
     } else if (strncmp(v, "mongodb+srv://", 14) == 0) {
         if (v[14] == '\0' || v[14] == '/')
-            return bad_url(err, name, "must name a host after mongodb+srv://", v);
+            return el_config_bad_url(err, name, "must name a host after mongodb+srv://", v);
     } else if (strncmp(v, "sqlite:", 7) == 0) {
         if (v[7] == '\0')
-            return bad_url(err, name, "must name a file after sqlite:", v);
+            return el_config_bad_url(err, name, "must name a file after sqlite:", v);
     } else {
-        return bad_url(err, name, what, v);
+        return el_config_bad_url(err, name, what, v);
     }
     return set_str(c->db_uri, name, v, err);
 }
 
-/* Validated by the module that will use it, so the two cannot disagree. */
+/* Stored as given: its syntax belongs to the Redis module, which this layer
+ * does not know; the program checks it with el_app_config_check(). */
 static int load_redis_url(struct el_config *c, const struct source *src, struct el_err *err)
 {
     const char *v = lookup(src, "REDIS_URL");
-    struct el_redis *r = NULL;
-    struct el_err rerr = {0, ""};
-    int rc;
 
     if (v == NULL)
         v = DEFAULT_REDIS_URL;
-    if (*v != '\0') {
-        rc = el_redis_new(v, NULL, &r, &rerr);
-        el_redis_free(r);
-        if (rc == EL_EINVAL)
-            return bad_url(err, "REDIS_URL", rerr.msg, v);
-        if (rc != EL_OK)
-            return el_err_set(err, rc, "REDIS_URL: %s", rerr.msg);
-    }
     return set_str(c->redis_url, "REDIS_URL", v, err);
 }
 
@@ -511,10 +502,11 @@ static int load_l1_max_bytes(struct el_config *c, const struct source *src, stru
     uint64_t bytes = DEFAULT_L1_MAX_BYTES;
 
     if (v != NULL && parse_bytes(v, &bytes) < 0)
-        return bad_value(err, "L1_MAX_BYTES",
-                         "must be a byte count from 0 (off) to 64G: digits with an optional "
-                         "K, M or G suffix",
-                         v);
+        return el_config_bad_value(
+            err, "L1_MAX_BYTES",
+            "must be a byte count from 0 (off) to 64G: digits with an optional "
+            "K, M or G suffix",
+            v);
     c->l1_max_bytes = (size_t)bytes;
     return EL_OK;
 }
@@ -529,7 +521,7 @@ static int load_data_dir(struct el_config *c, const struct source *src, struct e
 
     if (v != NULL) {
         if (*v != '/')
-            return bad_value(err, "DATA_DIR", "must be an absolute directory path", v);
+            return el_config_bad_value(err, "DATA_DIR", "must be an absolute directory path", v);
         return set_str(c->data_dir, "DATA_DIR", v, err);
     }
     v = lookup(src, "STATE_DIRECTORY");
@@ -567,12 +559,12 @@ static int resolve_store_uri(struct el_config *c, struct el_err *err)
 static int load_logging(struct el_config *c, const struct source *src, struct el_err *err)
 {
     const char *v;
-    struct el_err perr = {0, ""};
     int rc;
 
     v = lookup(src, "LOG_FILE");
     if (v != NULL && *v != '\0' && *v != '/')
-        return bad_value(err, "LOG_FILE", "must be an absolute file path, or empty for stderr", v);
+        return el_config_bad_value(err, "LOG_FILE",
+                                   "must be an absolute file path, or empty for stderr", v);
     if (v != NULL && (rc = set_str(c->log_file, "LOG_FILE", v, err)) != EL_OK)
         return rc;
 
@@ -582,15 +574,12 @@ static int load_logging(struct el_config *c, const struct source *src, struct el
     else if (strcmp(v, "off") == 0)
         c->access_log = 0;
     else
-        return bad_value(err, "ACCESS_LOG", "must be on or off", v);
+        return el_config_bad_value(err, "ACCESS_LOG", "must be on or off", v);
 
+    /* Its syntax is the HTTP layer's, checked by el_app_config_check(). */
     v = lookup(src, "TRUSTED_PROXIES");
-    if (v != NULL) {
-        if (el_forwarded_check(v, &perr) != EL_OK)
-            return bad_value(err, "TRUSTED_PROXIES", perr.msg, v);
-        if ((rc = set_str(c->trusted_proxies, "TRUSTED_PROXIES", v, err)) != EL_OK)
-            return rc;
-    }
+    if (v != NULL && (rc = set_str(c->trusted_proxies, "TRUSTED_PROXIES", v, err)) != EL_OK)
+        return rc;
 
     v = lookup(src, "INSTANCE");
     if (v != NULL) {
@@ -600,8 +589,8 @@ static int load_logging(struct el_config *c, const struct source *src, struct el
             strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                       "abcdefghijklmnopqrstuvwxyz"
                       "0123456789._:@/-") != n)
-            return bad_value(err, "INSTANCE", "must be 1-64 characters of A-Z a-z 0-9 . _ : @ / -",
-                             v);
+            return el_config_bad_value(err, "INSTANCE",
+                                       "must be 1-64 characters of A-Z a-z 0-9 . _ : @ / -", v);
         memcpy(c->instance, v, n + 1);
     } else {
         char host[64] = "localhost";
@@ -645,7 +634,7 @@ int el_config_load(struct el_config *cfg, const char *env_file, el_config_getenv
 
         if (v != NULL && parse_int(v, iv->min, iv->max, &n) < 0) {
             snprintf(what, sizeof(what), "must be an integer between %d and %d", iv->min, iv->max);
-            rc = bad_value(err, iv->name, what, v);
+            rc = el_config_bad_value(err, iv->name, what, v);
             goto out;
         }
         *(int *)((char *)&c + iv->off) = (int)n;

@@ -61,7 +61,9 @@ typedef const char *(*el_config_getenv_fn)(const char *name, void *arg);
  * allowed). Returns 0, or EL_EINVAL with err->msg like
  * "COURSE_TTL: must be an integer between 1 and 86400 (got \"abc\")", or
  * EL_EIO when the env file cannot be read. Keys of the env file must all be
- * known variables (the environment may hold anything). */
+ * known variables (the environment may hold anything). REDIS_URL and
+ * TRUSTED_PROXIES are stored as given: their syntax is checked by the
+ * program with the modules that own it (el_app_config_check). */
 int el_config_load(struct el_config *cfg, const char *env_file, el_config_getenv_fn getenv_fn,
                    void *arg, struct el_err *err) EL_WUR;
 
@@ -70,5 +72,13 @@ int el_config_load(struct el_config *cfg, const char *env_file, el_config_getenv
  * el_config_load fail with "KEY: unknown variable in FILE:LINE (did you mean
  * KNOWN?)". */
 const char *el_config_closest_key(const char *key);
+
+/* Set err to EL_EINVAL with the message el_config_load gives a bad value,
+ * "NAME: what (got \"v\")" -- v on one line, control characters escaped,
+ * cut when long -- and return EL_EINVAL. el_config_bad_url also replaces the
+ * password of a URL with "***". For the checks of values whose syntax
+ * belongs to a higher layer (REDIS_URL, TRUSTED_PROXIES). */
+int el_config_bad_value(struct el_err *err, const char *name, const char *what, const char *v);
+int el_config_bad_url(struct el_err *err, const char *name, const char *what, const char *v);
 
 #endif /* EL_CONFIG_H */

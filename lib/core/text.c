@@ -78,3 +78,50 @@ void el_ascii_lower(char *dst, const char *src, size_t n)
         dst[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
     }
 }
+
+static enum el_pct_status pct_decode(const char *src, size_t len, int plus_is_space, char *dst,
+                                     size_t cap, size_t *outlen)
+{
+    size_t n = 0;
+    int nul = 0, overflow = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)src[i];
+
+        if (c == '+' && plus_is_space) {
+            c = ' ';
+        } else if (c == '%') {
+            int h, l;
+
+            if (len - i < 3 || (h = el_hex_digit(src[i + 1])) < 0 ||
+                (l = el_hex_digit(src[i + 2])) < 0) {
+                dst[n] = '\0';
+                *outlen = n;
+                return EL_PCT_BADESC;
+            }
+            c = h * 16 + l;
+            i += 2;
+        }
+        if (c == 0)
+            nul = 1;
+        if (n < cap)
+            dst[n++] = (char)c;
+        else
+            overflow = 1;
+    }
+    dst[n] = '\0';
+    *outlen = n;
+    return nul ? EL_PCT_NUL : overflow ? EL_PCT_LONG : EL_PCT_OK;
+}
+
+enum el_pct_status el_pct_decode_form(const char *src, size_t len, char *dst, size_t cap,
+                                      size_t *outlen)
+{
+    return pct_decode(src, len, 1, dst, cap, outlen);
+}
+
+enum el_pct_status el_pct_decode_url(const char *src, size_t len, char *dst, size_t cap,
+                                     size_t *outlen)
+{
+    return pct_decode(src, len, 0, dst, cap, outlen);
+}

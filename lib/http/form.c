@@ -4,33 +4,22 @@
 
 #include <string.h>
 
+/* '+' is a space; a bad escape or a NUL is EL_EINVAL, a value longer than
+ * n - 1 bytes EL_ETOOBIG (the whole value is checked first). */
 static int decode(const char *s, size_t len, char *out, size_t n)
 {
-    size_t o = 0;
+    size_t o;
 
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            int hi, lo;
-            if (i + 2 >= len)
-                return EL_EINVAL; /* a '%' needs two hex digits after it */
-            hi = el_hex_digit(s[i + 1]);
-            lo = el_hex_digit(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return EL_EINVAL;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (c == '\0')
-            return EL_EINVAL;
-        if (o + 1 >= n)
-            return EL_ETOOBIG;
-        out[o++] = c;
+    switch (el_pct_decode_form(s, len, out, n - 1, &o)) {
+    case EL_PCT_OK:
+        return EL_OK;
+    case EL_PCT_LONG:
+        return EL_ETOOBIG;
+    case EL_PCT_BADESC:
+    case EL_PCT_NUL:
+        break;
     }
-    out[o] = '\0';
-    return EL_OK;
+    return EL_EINVAL;
 }
 
 int el_form_get(const char *body, size_t len, const char *name, char *out, size_t n)

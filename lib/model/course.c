@@ -83,56 +83,6 @@ const char *el_sort_name(enum el_sort s)
 
 static const char *const difficulties[] = {"beginner", "intermediate", "advanced"};
 
-enum decode_status {
-    DEC_OK,
-    DEC_BADESC, /* '%' not followed by two hex digits */
-    DEC_NUL,    /* decodes to a NUL byte */
-    DEC_UTF8,   /* not valid UTF-8 after decoding */
-    DEC_LONG,   /* more than cap bytes after decoding */
-};
-
-/* Percent-decode src[0..len) ('+' is a space, as in HTML forms) into
- * dst, which holds cap bytes plus the NUL. The whole input is scanned for
- * bad escapes even after dst fills, so "too long" never hides a malformed
- * request. On DEC_LONG dst holds the first cap bytes (callers may quote
- * them). */
-static enum decode_status decode(const char *src, size_t len, char *dst, size_t cap, size_t *outlen)
-{
-    size_t i, n = 0;
-    int nul = 0, overflow = 0;
-
-    for (i = 0; i < len; i++) {
-        int c = (unsigned char)src[i];
-
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            int h, l;
-
-            if (len - i < 3 || (h = el_hex_digit(src[i + 1])) < 0 ||
-                (l = el_hex_digit(src[i + 2])) < 0)
-                return DEC_BADESC;
-            c = h * 16 + l;
-            i += 2;
-        }
-        if (c == 0)
-            nul = 1;
-        if (n < cap)
-            dst[n++] = (char)c;
-        else
-            overflow = 1;
-    }
-    dst[n] = '\0';
-    *outlen = n;
-    if (nul)
-        return DEC_NUL;
-    if (overflow)
-        return DEC_LONG;
-    if (!el_utf8_valid(dst, n))
-        return DEC_UTF8;
-    return DEC_OK;
-}
-
 /* Parse a decimal integer in [1, max] with nothing around it: no sign, no
  * spaces, no fraction. Leading zeros are harmless and accepted. */
 static int parse_int(const char *s, int max, int *out)
@@ -214,7 +164,7 @@ static int set_param(enum param p, const char *raw, size_t rawlen, struct el_cou
     char small[32];
     char *dst;
     size_t cap, n;
-    enum decode_status st;
+    enum el_pct_status st;
 
     switch (p) {
     case P_SEARCH:
@@ -229,14 +179,16 @@ static int set_param(enum param p, const char *raw, size_t rawlen, struct el_cou
         dst = small, cap = sizeof(small) - 1;
         break;
     }
-    st = decode(raw, rawlen, dst, cap, &n);
-    if (st == DEC_BADESC)
+    st = el_pct_decode_form(raw, rawlen, dst, cap, &n);
+    if (st == EL_PCT_BADESC)
         return el_err_set(err, EL_EINVAL, "%s: invalid percent-encoding", name);
-    if (st == DEC_NUL)
+    if (st == EL_PCT_NUL)
         return el_err_set(err, EL_EINVAL, "%s: must not contain NUL bytes", name);
-    if (st == DEC_UTF8 && (p == P_SEARCH || p == P_CATEGORY))
+    /* Text values must be UTF-8; the others must match ASCII words or
+     * digits below, which bytes that are not UTF-8 never do. */
+    if (st == EL_PCT_OK && (p == P_SEARCH || p == P_CATEGORY) && !el_utf8_valid(dst, n))
         return el_err_set(err, EL_EINVAL, "%s: must be valid UTF-8", name);
-    if (st == DEC_LONG && (p == P_SEARCH || p == P_CATEGORY))
+    if (st == EL_PCT_LONG && (p == P_SEARCH || p == P_CATEGORY))
         return el_err_set(err, EL_EINVAL, "%s: must be at most %zu bytes", name, cap);
 
     switch (p) {
@@ -244,9 +196,9 @@ static int set_param(enum param p, const char *raw, size_t rawlen, struct el_cou
     case P_CATEGORY:
         return EL_OK;
     case P_DIFFICULTY:
-        if (st == DEC_OK && n == 0)
+        if (st == EL_PCT_OK && n == 0)
             return EL_OK; /* no filter */
-        for (size_t i = 0; st == DEC_OK && i < sizeof(difficulties) / sizeof(difficulties[0]);
+        for (size_t i = 0; st == EL_PCT_OK && i < sizeof(difficulties) / sizeof(difficulties[0]);
              i++) {
             if (strcmp(small, difficulties[i]) == 0) {
                 memcpy(q->difficulty, small, n + 1);
@@ -256,7 +208,7 @@ static int set_param(enum param p, const char *raw, size_t rawlen, struct el_cou
         return el_err_set(err, EL_EINVAL,
                           "difficulty: must be one of beginner, intermediate, advanced");
     case P_SORT_BY:
-        for (size_t i = 0; st == DEC_OK && i < NSORTS; i++) {
+        for (size_t i = 0; st == EL_PCT_OK && i < NSORTS; i++) {
             if (strcmp(small, sort_names[i]) == 0) {
                 q->sort = (enum el_sort)i;
                 return EL_OK;
@@ -265,21 +217,21 @@ static int set_param(enum param p, const char *raw, size_t rawlen, struct el_cou
         return el_err_set(err, EL_EINVAL,
                           "sort_by: must be one of recent, popular, top_rated, duration");
     case P_PAGE:
-        if (st != DEC_OK || parse_int(small, PAGE_MAX, &q->page) != 0)
+        if (st != EL_PCT_OK || parse_int(small, PAGE_MAX, &q->page) != 0)
             return el_err_set(err, EL_EINVAL, "page: must be an integer between 1 and %d",
                               PAGE_MAX);
         return EL_OK;
     case P_PAGE_SIZE:
-        if (st != DEC_OK || parse_int(small, EL_COURSE_PAGE_SIZE_MAX, &q->page_size) != 0)
+        if (st != EL_PCT_OK || parse_int(small, EL_COURSE_PAGE_SIZE_MAX, &q->page_size) != 0)
             return el_err_set(err, EL_EINVAL, "page_size: must be an integer between 1 and %d",
                               EL_COURSE_PAGE_SIZE_MAX);
         return EL_OK;
     case P_INSTRUCTOR_ID:
-        if (st == DEC_OK && strcmp(small, "me") == 0) {
+        if (st == EL_PCT_OK && strcmp(small, "me") == 0) {
             q->instructor_me = true;
             return EL_OK;
         }
-        if (st != DEC_OK || !hex24(small))
+        if (st != EL_PCT_OK || !hex24(small))
             return el_err_set(err, EL_EINVAL,
                               "instructor_id: must be \"me\" or a 24-character hex ObjectId");
         el_ascii_lower(q->instructor_id, small, 24);
@@ -313,7 +265,7 @@ static int parse_query(const char *qs, unsigned allowed, struct el_course_query 
         const char *eq;
         size_t seglen, namelen, n;
         char name[72];
-        enum decode_status st;
+        enum el_pct_status st;
         int rc, which = -1;
 
         seglen = end ? (size_t)(end - p) : strlen(p);
@@ -323,18 +275,18 @@ static int parse_query(const char *qs, unsigned allowed, struct el_course_query 
         }
         eq = memchr(p, '=', seglen);
         namelen = eq ? (size_t)(eq - p) : seglen;
-        st = decode(p, namelen, name, sizeof(name) - 1, &n);
-        if (st == DEC_BADESC)
+        st = el_pct_decode_form(p, namelen, name, sizeof(name) - 1, &n);
+        if (st == EL_PCT_BADESC)
             return el_err_set(err, EL_EINVAL, "invalid percent-encoding in a query parameter name");
-        if (st == DEC_NUL || st == DEC_UTF8)
+        if (st == EL_PCT_NUL || (st == EL_PCT_OK && !el_utf8_valid(name, n)))
             return el_err_set(err, EL_EINVAL, "a query parameter name is not valid UTF-8 text");
         if (n == 0)
             return el_err_set(err, EL_EINVAL, "a query parameter has an empty name");
-        for (int i = 0; st == DEC_OK && i < P__COUNT; i++)
+        for (int i = 0; st == EL_PCT_OK && i < P__COUNT; i++)
             if ((allowed & (1u << i)) && strcmp(name, param_names[i]) == 0)
                 which = i;
         if (which < 0) {
-            /* A name too long for the buffer (DEC_LONG) is unknown too;
+            /* A name too long for the buffer (EL_PCT_LONG) is unknown too;
              * only its first bytes are quoted. */
             if (!quote_cut(name, 64))
                 return el_err_set(err, EL_EINVAL, "a query parameter name is not valid UTF-8 text");
@@ -661,8 +613,8 @@ double el_rating_average(int64_t sum, int64_t count)
     if (count <= 0 || sum <= 0)
         return 0.0;
     /* round(10 * sum / count) half up, in integers */
-    return (double)((sum * 20 + count) / (2 * count)) /
-           10.0; /* NOLINT(bugprone-integer-division) */
+    /* NOLINTNEXTLINE(bugprone-integer-division) */
+    return (double)((sum * 20 + count) / (2 * count)) / 10.0;
 }
 
 int el_page_query_parse(const char *qs, int *page, int *page_size, struct el_err *err)

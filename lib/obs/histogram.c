@@ -2,6 +2,7 @@
  * histogram.h). Relaxed atomics: the numbers are tallies read for reporting
  * and never order other memory. */
 #include "obs/histogram.h"
+#include "obs/testing.h"
 
 static const uint64_t bounds_us[EL_HIST_BUCKETS - 1] = {
     50,    100,   250,    500,    1000,   2500,    5000,    10000,

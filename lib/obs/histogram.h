@@ -50,9 +50,6 @@ void el_histogram_observe(struct el_histogram *h, uint64_t micros);
 
 void el_histogram_read(struct el_histogram *h, struct el_histogram_snapshot *out);
 
-/* Zero h (tests). Not atomic as a whole with concurrent observers. */
-void el_histogram_reset(struct el_histogram *h);
-
 /* Append s in the Prometheus text format (0.0.4): one name_bucket line per
  * bound with le, then name_sum (seconds) and name_count. labels is a
  * ready, escaped label list without braces ('route="x",layer="L1"') or ""

@@ -14,9 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cache/bus.h"
 #include "obs/histogram.h"
-#include "cache/redis.h"
+#include "obs/testing.h"
 
 static atomic_uint_fast64_t hits[EL_TYPE__COUNT][EL_LAYER__COUNT];
 static atomic_uint_fast64_t store_queries, store_failures, store_micros;
@@ -151,7 +150,7 @@ static void new_own_key_locked(void)
         snprintf(own_key + at + 2 * i, 3, "%02x", rnd[i]);
 }
 
-void el_stats_flush(struct el_redis *r)
+void el_stats_flush(const struct el_stats_remote *remote)
 {
     struct el_stats_snapshot cur, delta;
     char names[NFIELDS][FIELD_LEN];
@@ -176,7 +175,8 @@ void el_stats_flush(struct el_redis *r)
      * totals it took from us, so a flush retried after a reply that timed
      * out (it was applied) adds nothing twice. Only what was sent is marked
      * flushed: counts that arrived after the snapshot go next time. */
-    if (n > 0 && el_redis_hadd_totals(r, EL_STATS_CLUSTER_KEY, own_key, n, fields, totals) == EL_OK)
+    if (n > 0 &&
+        remote->add_totals(remote->arg, EL_STATS_CLUSTER_KEY, own_key, n, fields, totals) == EL_OK)
         for (int k = 0; k < n; k++)
             *slot(&flushed, idx[k]) = *slot(&cur, idx[k]);
     el_must(pthread_mutex_unlock(&flush_lock));
@@ -202,7 +202,7 @@ static void on_cluster_field(const char *field, int64_t value, void *arg)
     }
 }
 
-int el_stats_cluster(struct el_redis *r, struct el_stats_snapshot *out)
+int el_stats_cluster(const struct el_stats_remote *remote, struct el_stats_snapshot *out)
 {
     struct el_stats_snapshot cur, pend;
     struct cluster_read c;
@@ -213,7 +213,7 @@ int el_stats_cluster(struct el_redis *r, struct el_stats_snapshot *out)
     /* Under the flush lock, so a flush cannot move counts from "pending" to
      * "in Redis" between the two reads (they would be counted twice). */
     el_must(pthread_mutex_lock(&flush_lock));
-    rc = el_redis_hgetall_int(r, EL_STATS_CLUSTER_KEY, on_cluster_field, &c);
+    rc = remote->read(remote->arg, EL_STATS_CLUSTER_KEY, on_cluster_field, &c);
     if (rc == EL_OK) {
         el_stats_snapshot(&cur);
         pending_locked(&cur, &pend);
@@ -478,7 +478,7 @@ static int store_families(struct el_buf *b, const char *prefix, const struct el_
     return rc;
 }
 
-static int l1_families(struct el_buf *b, const struct el_l1_stats *l1)
+static int l1_families(struct el_buf *b, const struct el_stats_l1 *l1)
 {
     int rc;
 
@@ -505,7 +505,7 @@ static int l1_families(struct el_buf *b, const struct el_l1_stats *l1)
     return rc;
 }
 
-static int bus_families(struct el_buf *b, const struct el_bus_stats *bus)
+static int bus_families(struct el_buf *b, const struct el_stats_bus *bus)
 {
     const struct {
         const char *name, *help;

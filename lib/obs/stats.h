@@ -9,7 +9,9 @@
  * The cluster view: once a second the housekeeping thread calls
  * el_stats_flush(), which adds what this process counted since its last
  * successful flush to one Redis hash (EL_STATS_CLUSTER_KEY) in a single
- * round trip. Every process does the same, so the hash holds the sums over
+ * round trip. This layer does not know Redis: the flush and the read go
+ * through a struct el_stats_remote, which cache/cluster_stats.h makes from
+ * an el_redis. Every process does the same, so the hash holds the sums over
  * all processes since the hash was created. A flush that fails keeps its
  * counts for the next one; nothing is counted twice or lost while Redis is
  * down or slow.
@@ -25,10 +27,6 @@
 
 #include "core/buf.h"
 #include "core/el.h"
-#include "cache/l1.h"
-
-struct el_redis;
-struct el_bus_stats;
 
 enum el_cache_type {
     EL_TYPE_COURSE,         /* "courses" */
@@ -57,9 +55,6 @@ uint64_t el_stats_get(enum el_cache_type t, enum el_layer l);
 void el_stats_store_query(uint64_t micros, int failed);
 void el_stats_store_get(uint64_t *queries, uint64_t *failures, uint64_t *micros_total);
 
-/* Zero every counter, histogram and flush mark (tests: a fresh process). */
-void el_stats_reset(void);
-
 /* ---- snapshots and the cluster view ----------------------------------- */
 
 /* Every counter that is summed across processes. */
@@ -76,27 +71,37 @@ struct el_stats_snapshot {
 /* This process's counters now. */
 void el_stats_snapshot(struct el_stats_snapshot *out);
 
-/* What this process has counted but not yet flushed to Redis. */
-void el_stats_pending(struct el_stats_snapshot *out);
+/* Where the sums over every process are kept (Redis, through
+ * cache/cluster_stats.h). Both functions return 0 or a negative EL_ code
+ * (EL_EUNAVAIL, EL_ETIMEOUT, EL_EDISABLED ...).
+ *   add_totals: for each i, add to field fields[i] of the hash sum_key what
+ *     totals[i] rose by since the totals last recorded under own_key (and
+ *     record them there), atomically, in one round trip.
+ *   read: call fn for each field of the hash key with its integer value. */
+struct el_stats_remote {
+    int (*add_totals)(void *arg, const char *sum_key, const char *own_key, int n,
+                      const char *const *fields, const uint64_t *totals);
+    int (*read)(void *arg, const char *key,
+                void (*fn)(const char *field, int64_t value, void *fn_arg), void *fn_arg);
+    void *arg;
+};
 
 /* Add this process's counts since its last successful flush to
- * EL_STATS_CLUSTER_KEY: one round trip (one EVAL, applied atomically),
- * nothing when nothing changed. What is sent are this process's totals,
- * kept in a hash of its own (EL_STATS_PROCESS_KEY_PREFIX + a random id,
- * expiring a week after its last flush); Redis adds to the cluster hash
- * what they rose by. So a flush whose reply timed out after Redis applied
- * it, retried, adds nothing twice. On failure (Redis down: the breaker
- * answers at once, or disabled: r == NULL) the counts stay pending and go
- * with the next flush. Thread-safe; meant to be called once a second from
- * one housekeeping thread. */
+ * EL_STATS_CLUSTER_KEY: one add_totals, nothing when nothing changed. What
+ * is sent are this process's totals, kept in a hash of its own
+ * (EL_STATS_PROCESS_KEY_PREFIX + a random id, expiring a week after its
+ * last flush); the remote adds to the cluster hash what they rose by. So a
+ * flush whose reply timed out after it was applied, retried, adds nothing
+ * twice. On failure the counts stay pending and go with the next flush.
+ * Thread-safe; meant to be called once a second from one housekeeping
+ * thread. */
 #define EL_STATS_PROCESS_KEY_PREFIX "stats:process:"
-void el_stats_flush(struct el_redis *r);
+void el_stats_flush(const struct el_stats_remote *remote);
 
-/* The sums over every process: the Redis hash plus what this process has
- * not flushed yet (so its own counts are never behind). A Redis failure
- * (EL_EUNAVAIL, EL_ETIMEOUT, EL_EDISABLED ...) leaves *out zeroed. One
- * round trip. */
-int el_stats_cluster(struct el_redis *r, struct el_stats_snapshot *out) EL_WUR;
+/* The sums over every process: the cluster hash plus what this process has
+ * not flushed yet (so its own counts are never behind). A failure of the
+ * remote leaves *out zeroed and is returned. One read. */
+int el_stats_cluster(const struct el_stats_remote *remote, struct el_stats_snapshot *out) EL_WUR;
 
 /* ---- request latency ---------------------------------------------------- */
 
@@ -131,12 +136,24 @@ void el_stats_set_identity(const char *instance, const char *version, const char
  * requests that reached L2 (not served by L1), hit = (L1 + L2) / requests. */
 int el_stats_json(const struct el_stats_snapshot *s, struct el_buf *out) EL_WUR;
 
-/* What the Prometheus page shows beyond this module's own counters. */
+/* The in-process cache (L1), for elearn_l1_*. */
+struct el_stats_l1 {
+    uint64_t bytes, max_bytes, entries, evictions, expired;
+};
+
+/* The cache bus, for elearn_bus_*. */
+struct el_stats_bus {
+    uint64_t received, gaps, resets, published, publish_failures;
+    int connected;
+};
+
+/* What the Prometheus page shows beyond this module's own counters: plain
+ * numbers, filled by the program from the cache layer. */
 struct el_stats_gauges {
-    const struct el_l1_stats *l1;            /* NULL: no L1 lines */
+    const struct el_stats_l1 *l1;            /* NULL: no L1 lines */
     int redis;                               /* 1 up, 0 down, -1 disabled */
     const struct el_stats_snapshot *cluster; /* NULL: Redis could not say */
-    const struct el_bus_stats *bus;          /* NULL: no bus lines */
+    const struct el_stats_bus *bus;          /* NULL: no bus lines */
 };
 
 /* Append every metric in the Prometheus text exposition format 0.0.4:

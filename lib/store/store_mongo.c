@@ -1600,6 +1600,41 @@ static int mongo_course_delete(struct el_store *base, const char *id)
     return delete_with_dependents(from(base), COLLECTION, id, COLL_ENROLLMENTS, "course_id");
 }
 
+/* $inc the course's enrollment_count by delta (and its rev) and read the
+ * new count into *count (when not NULL): findAndModify, so each caller gets
+ * the count its own increment made. *applied (when not NULL) is 1 once the
+ * server applied the increment; EL_EPROTO after that means counted, but the
+ * server did not say to what. */
+static int count_enrollment(mongoc_collection_t *courses, const bson_oid_t *cid, int delta,
+                            int64_t *count, int *applied)
+{
+    bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, fields = BSON_INITIALIZER;
+    bson_t reply, after, inc;
+    bson_iter_t it;
+    int rc;
+
+    BSON_APPEND_OID(&query, "_id", cid);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &inc);
+    BSON_APPEND_INT32(&inc, "enrollment_count", delta);
+    BSON_APPEND_INT64(&inc, "rev", 1);
+    bson_append_document_end(&update, &inc);
+    BSON_APPEND_INT32(&fields, "enrollment_count", 1);
+    rc = modify_one(courses, &query, &update, &fields, &reply, &after);
+    if (applied != NULL)
+        *applied = rc == EL_OK;
+    if (rc == EL_OK) {
+        if (!bson_iter_init_find(&it, &after, "enrollment_count"))
+            rc = EL_EPROTO;
+        else if (count)
+            *count = bson_iter_as_int64(&it);
+    }
+    bson_destroy(&reply);
+    bson_destroy(&query);
+    bson_destroy(&update);
+    bson_destroy(&fields);
+    return rc;
+}
+
 /* The enrollment document first: the unique index on (course_id, user_id)
  * lets in exactly one of any number of concurrent enrollments of a student
  * in a course, from any process, and refuses the rest before they touch the
@@ -1617,12 +1652,10 @@ static int mongo_enroll(struct el_store *base, const char *course_id, const char
     struct mongo_store *s = from(base);
     mongoc_collection_t *courses, *enrollments;
     mongoc_client_t *client;
-    bson_t query = BSON_INITIALIZER, doc = BSON_INITIALIZER, update = BSON_INITIALIZER;
-    bson_t fields = BSON_INITIALIZER, reply, after, inc;
+    bson_t query = BSON_INITIALIZER, doc = BSON_INITIALIZER, fields = BSON_INITIALIZER;
     bson_error_t error;
     bson_oid_t cid, uid, eid;
-    bson_iter_t it;
-    int rc;
+    int rc, applied = 0;
 
     if ((rc = take_oid(course_id, &cid)) != EL_OK || (rc = take_oid(user_id, &uid)) != EL_OK)
         return rc;
@@ -1632,10 +1665,6 @@ static int mongo_enroll(struct el_store *base, const char *course_id, const char
     BSON_APPEND_OID(&doc, "course_id", &cid);
     BSON_APPEND_OID(&doc, "user_id", &uid);
     BSON_APPEND_DATE_TIME(&doc, "created_at", el_wall_ms());
-    BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &inc);
-    BSON_APPEND_INT32(&inc, "enrollment_count", 1);
-    BSON_APPEND_INT64(&inc, "rev", 1);
-    bson_append_document_end(&update, &inc);
     BSON_APPEND_INT32(&fields, "enrollment_count", 1);
 
     client = client_pop(s, &courses);
@@ -1647,24 +1676,17 @@ static int mongo_enroll(struct el_store *base, const char *course_id, const char
         rc = map_error(&error, "insert"); /* a second enrollment: EL_ECONFLICT */
         goto out;
     }
-    rc = modify_one(courses, &query, &update, &fields, &reply, &after);
-    if (rc == EL_OK) {
-        if (!bson_iter_init_find(&it, &after, "enrollment_count"))
-            rc = EL_EPROTO; /* counted, but the server did not say to what */
-        else if (count)
-            *count = bson_iter_as_int64(&it);
-    } else if (rc != EL_EUNAVAIL) { /* certainly not counted: take it back */
+    rc = count_enrollment(courses, &cid, 1, count, &applied);
+    if (!applied && rc != EL_EUNAVAIL) { /* certainly not counted: take it back */
         bson_reinit(&query);
         BSON_APPEND_OID(&query, "_id", &eid);
         if (delete_docs(enrollments, &query, false, NULL) != EL_OK)
             fprintf(stderr, "store: mongo: an uncounted enrollment could not be taken back\n");
     }
-    bson_destroy(&reply);
 out:
     mongoc_collection_destroy(enrollments);
     bson_destroy(&query);
     bson_destroy(&doc);
-    bson_destroy(&update);
     bson_destroy(&fields);
     return client_push(s, client, courses, rc);
 }
@@ -2198,10 +2220,8 @@ static int mongo_unenroll(struct el_store *base, const char *course_id, const ch
     struct mongo_store *s = from(base);
     mongoc_collection_t *courses, *enrollments;
     mongoc_client_t *client;
-    bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, fields = BSON_INITIALIZER;
-    bson_t reply, after, inc;
+    bson_t query = BSON_INITIALIZER;
     bson_oid_t cid, uid;
-    bson_iter_t it;
     int64_t n = 0;
     int rc;
 
@@ -2214,27 +2234,10 @@ static int mongo_unenroll(struct el_store *base, const char *course_id, const ch
     rc = delete_docs(enrollments, &query, false, &n);
     if (rc == EL_OK && n == 0)
         rc = EL_ENOTFOUND;
-    if (rc == EL_OK) {
-        bson_reinit(&query);
-        BSON_APPEND_OID(&query, "_id", &cid);
-        BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &inc);
-        BSON_APPEND_INT32(&inc, "enrollment_count", -1);
-        BSON_APPEND_INT64(&inc, "rev", 1);
-        bson_append_document_end(&update, &inc);
-        BSON_APPEND_INT32(&fields, "enrollment_count", 1);
-        rc = modify_one(courses, &query, &update, &fields, &reply, &after);
-        if (rc == EL_OK) {
-            if (!bson_iter_init_find(&it, &after, "enrollment_count"))
-                rc = EL_EPROTO;
-            else if (count)
-                *count = bson_iter_as_int64(&it);
-        }
-        bson_destroy(&reply);
-    }
+    if (rc == EL_OK)
+        rc = count_enrollment(courses, &cid, -1, count, NULL);
     mongoc_collection_destroy(enrollments);
     bson_destroy(&query);
-    bson_destroy(&update);
-    bson_destroy(&fields);
     return client_push(s, client, courses, rc);
 }
 

@@ -1422,8 +1422,12 @@ static int enroll_rows(struct conn *c, const char *cid, const char *uid, int64_t
     return step_once(c, st, bad);
 }
 
-static int sqlite_enroll(struct el_store *base, const char *course_id, const char *user_id,
-                         int64_t *count)
+/* rows (enroll_rows, unenroll_rows) for one student and one course in a
+ * write transaction of its own; the course's new count into *count (when
+ * not NULL) once committed. */
+static int enrollment_write(struct el_store *base, const char *course_id, const char *user_id,
+                            int (*rows)(struct conn *, const char *, const char *, int64_t *),
+                            int64_t *count)
 {
     char cid[EL_OID_HEX], uid[EL_OID_HEX];
     int64_t n = 0;
@@ -1436,10 +1440,16 @@ static int sqlite_enroll(struct el_store *base, const char *course_id, const cha
         return rc;
     if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
         return rc;
-    rc = tx_end(c, enroll_rows(c, cid, uid, &n));
+    rc = tx_end(c, rows(c, cid, uid, &n));
     if (rc == EL_OK && count)
         *count = n;
     return rc;
+}
+
+static int sqlite_enroll(struct el_store *base, const char *course_id, const char *user_id,
+                         int64_t *count)
+{
+    return enrollment_write(base, course_id, user_id, enroll_rows, count);
 }
 
 /* ---- users --------------------------------------------------------------- */
@@ -1883,21 +1893,7 @@ static int unenroll_rows(struct conn *c, const char *cid, const char *uid, int64
 static int sqlite_unenroll(struct el_store *base, const char *course_id, const char *user_id,
                            int64_t *count)
 {
-    char cid[EL_OID_HEX], uid[EL_OID_HEX];
-    int64_t n = 0;
-    struct conn *c;
-    int rc;
-
-    if ((rc = take_id(cid, course_id)) != EL_OK || (rc = take_id(uid, user_id)) != EL_OK)
-        return rc;
-    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
-        return rc;
-    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
-        return rc;
-    rc = tx_end(c, unenroll_rows(c, cid, uid, &n));
-    if (rc == EL_OK && count)
-        *count = n;
-    return rc;
+    return enrollment_write(base, course_id, user_id, unenroll_rows, count);
 }
 
 static int my_page(struct conn *c, const char *uid, int page, int page_size,

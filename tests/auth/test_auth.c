@@ -817,7 +817,7 @@ static int local_untrusted(struct bused *b)
  * el_auth_authenticate makes when the local state cannot answer. */
 static long long redis_reads(void)
 {
-    redisContext *c = redisConnect("127.0.0.1", atoi(unit_env("EL_TEST_REDIS_PORT")));
+    redisContext *c = redisConnect("127.0.0.1", unit_redis_port());
     static const char *const cmds[] = {
         "cmdstat_hmget:calls=", "cmdstat_hget:calls=", "cmdstat_get:calls="};
     redisReply *rep;
@@ -830,7 +830,7 @@ static long long redis_reads(void)
         const char *at = strstr(rep->str, cmds[i]);
 
         if (at)
-            n += atoll(at + strlen(cmds[i]));
+            n += strtoll(at + strlen(cmds[i]), NULL, 10);
     }
     freeReplyObject(rep);
     redisFree(c);

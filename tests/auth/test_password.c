@@ -12,6 +12,7 @@
 #include <argon2.h>
 
 #include "auth/password.h"
+#include "auth/testing.h"
 #include "unit.h"
 
 static const struct el_password_params low = {64, 1, 1};

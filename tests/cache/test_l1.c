@@ -21,6 +21,7 @@
 #include "core/blob.h"
 #include "core/el.h"
 #include "cache/l1.h"
+#include "cache/testing.h"
 #include "unit.h"
 
 #define FAR_FUTURE UINT64_MAX

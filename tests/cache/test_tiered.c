@@ -12,6 +12,7 @@
 #include <hiredis/hiredis.h>
 
 #include "cache/tiered.h"
+#include "cache/testing.h"
 #include "unit.h"
 
 #define NEG "{\"detail\":\"Course not found\"}"

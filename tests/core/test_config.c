@@ -19,26 +19,13 @@
 
 #define SECRET "0123456789abcdef0123456789abcdef" /* 32 characters */
 
-/* A fake environment: name/value pairs ending with a NULL name. */
-struct var {
-    const char *name, *value;
-};
-
-static const char *table_getenv(const char *name, void *arg)
-{
-    for (const struct var *v = arg; v->name != NULL; v++)
-        if (strcmp(v->name, name) == 0)
-            return v->value;
-    return NULL;
-}
-
 /* Load with JWT_SECRET set plus one more variable (name may be NULL). */
 static int load1(struct el_config *cfg, const char *name, const char *value, struct el_err *err)
 {
-    struct var env[] = {{"JWT_SECRET", SECRET}, {name, value}, {NULL, NULL}};
+    struct unit_var env[] = {{"JWT_SECRET", SECRET}, {name, value}, {NULL, NULL}};
 
     memset(err, 0, sizeof(*err));
-    return el_config_load(cfg, NULL, table_getenv, env, err);
+    return el_config_load(cfg, NULL, unit_table_getenv, env, err);
 }
 
 static void write_file(const char *path, const char *text)
@@ -48,20 +35,6 @@ static void write_file(const char *path, const char *text)
     CU_ASSERT_FATAL(f != NULL);
     fputs(text, f);
     CU_ASSERT_FATAL(fclose(f) == 0);
-}
-
-/* The message must be one line, start with "<name>: " and contain want. */
-static void check_msg(const struct el_err *err, const char *name, const char *want)
-{
-    size_t n = strlen(name);
-
-    CU_ASSERT_EQUAL(err->code, EL_EINVAL);
-    CU_ASSERT(strncmp(err->msg, name, n) == 0 && err->msg[n] == ':');
-    CU_ASSERT_PTR_NULL(strchr(err->msg, '\n'));
-    if (want && strstr(err->msg, want) == NULL) {
-        fprintf(stderr, "message \"%s\" lacks \"%s\"\n", err->msg, want);
-        CU_FAIL("error message");
-    }
 }
 
 /* ---- defaults and each variable --------------------------------------- */
@@ -161,7 +134,7 @@ static void test_int_garbage(void)
             struct el_err err;
 
             CU_ASSERT_EQUAL(load1(&cfg, int_cases[i].name, garbage[k], &err), EL_EINVAL);
-            check_msg(&err, int_cases[i].name, "must be an integer between");
+            unit_check_config_msg(&err, int_cases[i].name, "must be an integer between");
         }
     }
 }
@@ -185,14 +158,14 @@ static void test_message_shape(void)
     memset(longv, '7', sizeof(longv) - 1);
     longv[sizeof(longv) - 1] = '\0';
     CU_ASSERT_EQUAL(load1(&cfg, "L1_MAX_BYTES", longv, &err), EL_EINVAL);
-    check_msg(&err, "L1_MAX_BYTES", "...\")");
+    unit_check_config_msg(&err, "L1_MAX_BYTES", "...\")");
     CU_ASSERT(strlen(err.msg) < sizeof(err.msg) - 1);
 
     /* err may be NULL. */
     {
-        struct var env[] = {{"JWT_SECRET", SECRET}, {"WORKERS", "0"}, {NULL, NULL}};
+        struct unit_var env[] = {{"JWT_SECRET", SECRET}, {"WORKERS", "0"}, {NULL, NULL}};
 
-        CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, table_getenv, env, NULL), EL_EINVAL);
+        CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, unit_table_getenv, env, NULL), EL_EINVAL);
     }
 }
 
@@ -253,38 +226,38 @@ static void test_l1_max_bytes(void)
     }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         CU_ASSERT_EQUAL(load1(&cfg, "L1_MAX_BYTES", bad[i], &err), EL_EINVAL);
-        check_msg(&err, "L1_MAX_BYTES", "(got \"");
+        unit_check_config_msg(&err, "L1_MAX_BYTES", "(got \"");
     }
 }
 
 static void test_jwt_secret(void)
 {
-    struct var none[] = {{NULL, NULL}};
-    struct var shortv[] = {{"JWT_SECRET", "0123456789abcdef0123456789abcde"}, {NULL, NULL}};
-    struct var empty[] = {{"JWT_SECRET", ""}, {NULL, NULL}};
-    struct var longv[] = {{"JWT_SECRET", NULL}, {NULL, NULL}};
+    struct unit_var none[] = {{NULL, NULL}};
+    struct unit_var shortv[] = {{"JWT_SECRET", "0123456789abcdef0123456789abcde"}, {NULL, NULL}};
+    struct unit_var empty[] = {{"JWT_SECRET", ""}, {NULL, NULL}};
+    struct unit_var longv[] = {{"JWT_SECRET", NULL}, {NULL, NULL}};
     char big[EL_CONFIG_STR + 1];
     struct el_config cfg;
     struct el_err err;
 
-    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, table_getenv, none, &err), EL_EINVAL);
-    check_msg(&err, "JWT_SECRET", "required");
+    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, unit_table_getenv, none, &err), EL_EINVAL);
+    unit_check_config_msg(&err, "JWT_SECRET", "required");
 
-    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, table_getenv, shortv, &err), EL_EINVAL);
-    check_msg(&err, "JWT_SECRET", "at least 32 characters (got 31 characters)");
+    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, unit_table_getenv, shortv, &err), EL_EINVAL);
+    unit_check_config_msg(&err, "JWT_SECRET", "at least 32 characters (got 31 characters)");
     CU_ASSERT_PTR_NULL(strstr(err.msg, "0123456789")); /* the secret is never shown */
 
-    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, table_getenv, empty, &err), EL_EINVAL);
-    check_msg(&err, "JWT_SECRET", "(got 0 characters)");
+    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, unit_table_getenv, empty, &err), EL_EINVAL);
+    unit_check_config_msg(&err, "JWT_SECRET", "(got 0 characters)");
 
     memset(big, 's', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0'; /* 512 characters: one too many for the field */
     longv[0].value = big;
-    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, table_getenv, longv, &err), EL_EINVAL);
-    check_msg(&err, "JWT_SECRET", "(got 512 characters)");
+    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, unit_table_getenv, longv, &err), EL_EINVAL);
+    unit_check_config_msg(&err, "JWT_SECRET", "(got 512 characters)");
     CU_ASSERT_PTR_NULL(strstr(err.msg, "ssssssss"));
     big[EL_CONFIG_STR - 1] = '\0'; /* 511: fits */
-    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, table_getenv, longv, &err), 0);
+    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, unit_table_getenv, longv, &err), 0);
     CU_ASSERT_EQUAL(strlen(cfg.jwt_secret), EL_CONFIG_STR - 1);
 }
 
@@ -310,65 +283,51 @@ static void test_db_uri(void)
     }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         CU_ASSERT_EQUAL(load1(&cfg, "DB_URI", bad[i], &err), EL_EINVAL);
-        check_msg(&err, "DB_URI", "(got \"");
+        unit_check_config_msg(&err, "DB_URI", "(got \"");
     }
     /* The password in a rejected URL is masked. */
     CU_ASSERT_EQUAL(load1(&cfg, "DB_URI", "mysql://app:hunter2@db/x", &err), EL_EINVAL);
-    check_msg(&err, "DB_URI", "(got \"mysql://app:***@db/x\")");
+    unit_check_config_msg(&err, "DB_URI", "(got \"mysql://app:***@db/x\")");
     CU_ASSERT_PTR_NULL(strstr(err.msg, "hunter2"));
 }
 
 static void test_mongo_uri_fallback(void)
 {
-    struct var only_mongo[] = {
+    struct unit_var only_mongo[] = {
         {"JWT_SECRET", SECRET}, {"MONGO_URI", "mongodb://m:27017/a"}, {NULL, NULL}};
-    struct var both[] = {{"JWT_SECRET", SECRET},
-                         {"MONGO_URI", "mongodb://m:27017/a"},
-                         {"DB_URI", "sqlite:/tmp/b.db"},
-                         {NULL, NULL}};
-    struct var bad_mongo[] = {{"JWT_SECRET", SECRET}, {"MONGO_URI", "mongo://m"}, {NULL, NULL}};
+    struct unit_var both[] = {{"JWT_SECRET", SECRET},
+                              {"MONGO_URI", "mongodb://m:27017/a"},
+                              {"DB_URI", "sqlite:/tmp/b.db"},
+                              {NULL, NULL}};
+    struct unit_var bad_mongo[] = {
+        {"JWT_SECRET", SECRET}, {"MONGO_URI", "mongo://m"}, {NULL, NULL}};
     struct el_config cfg;
     struct el_err err = {0, ""};
 
-    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, table_getenv, only_mongo, &err), 0);
+    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, unit_table_getenv, only_mongo, &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.db_uri, "mongodb://m:27017/a");
-    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, table_getenv, both, &err), 0);
+    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, unit_table_getenv, both, &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.db_uri, "sqlite:/tmp/b.db");
-    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, table_getenv, bad_mongo, &err), EL_EINVAL);
-    check_msg(&err, "MONGO_URI", "(got \"mongo://m\")"); /* names the variable it came from */
+    CU_ASSERT_EQUAL(el_config_load(&cfg, NULL, unit_table_getenv, bad_mongo, &err), EL_EINVAL);
+    unit_check_config_msg(&err, "MONGO_URI",
+                          "(got \"mongo://m\")"); /* names the variable it came from */
 }
 
-static void test_redis_url(void)
+/* Their syntax belongs to higher layers (checked by app/config_check.c):
+ * here they are stored as given. */
+static void test_stored_as_given(void)
 {
-    static const char *const ok[] = {
-        "redis://127.0.0.1:6379/0",
-        "redis://:pw@cache:6380/2",
-        "redis://u:pw@cache",
-        "redis://localhost",
-    };
-    static const char *const bad[] = {
-        "http://127.0.0.1:6379", "redis://",     "redis://h:0",    "redis://h:65536",
-        "redis://h/x",           "redis://h/-1", "redis://user@h", "rediss://h",
-    };
     struct el_config cfg;
     struct el_err err;
 
-    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-        CU_ASSERT_EQUAL(load1(&cfg, "REDIS_URL", ok[i], &err), 0);
-        CU_ASSERT_STRING_EQUAL(cfg.redis_url, ok[i]);
-    }
+    CU_ASSERT_EQUAL(load1(&cfg, "REDIS_URL", "redis://:pw@cache:6380/2", &err), 0);
+    CU_ASSERT_STRING_EQUAL(cfg.redis_url, "redis://:pw@cache:6380/2");
     CU_ASSERT_EQUAL(load1(&cfg, "REDIS_URL", "", &err), 0); /* empty: L2 disabled */
     CU_ASSERT_STRING_EQUAL(cfg.redis_url, "");
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        CU_ASSERT_EQUAL(load1(&cfg, "REDIS_URL", bad[i], &err), EL_EINVAL);
-        check_msg(&err, "REDIS_URL", "(got \"");
-    }
-    CU_ASSERT_EQUAL(load1(&cfg, "REDIS_URL", "redis://:hunter2@cache:99999/0", &err), EL_EINVAL);
-    check_msg(&err, "REDIS_URL", "port");
-    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "redis://:***@cache:99999/0"));
-    CU_ASSERT_PTR_NULL(strstr(err.msg, "hunter2"));
-    CU_ASSERT_EQUAL(load1(&cfg, "REDIS_URL", "redis://ca\nche:1\n/0", &err), EL_EINVAL);
-    check_msg(&err, "REDIS_URL", "(got \"redis://ca\\nche:1\\n/0\")"); /* still one line */
+    CU_ASSERT_EQUAL(load1(&cfg, "REDIS_URL", "http://not-redis", &err), 0);
+    CU_ASSERT_STRING_EQUAL(cfg.redis_url, "http://not-redis");
+    CU_ASSERT_EQUAL(load1(&cfg, "TRUSTED_PROXIES", "example.org", &err), 0);
+    CU_ASSERT_STRING_EQUAL(cfg.trusted_proxies, "example.org");
 }
 
 /* ---- the env file ----------------------------------------------------- */
@@ -376,7 +335,7 @@ static void test_redis_url(void)
 static void test_env_file(void)
 {
     const char *path = unit_tmp_path("config-ok.env");
-    struct var env[] = {{"WORKERS", "3"}, {NULL, NULL}};
+    struct unit_var env[] = {{"WORKERS", "3"}, {NULL, NULL}};
     struct el_config cfg;
     struct el_err err = {0, ""};
 
@@ -396,7 +355,7 @@ static void test_env_file(void)
                      "DB_URI=sqlite:/srv/db#1.db\n"  /* '#' not after a space is data */
                      "L1_MAX_BYTES=\"1M\"\n"
                      "REDIS_TIMEOUT_MS=250"); /* no final newline */
-    CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, path, table_getenv, env, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, path, unit_table_getenv, env, &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.jwt_secret, SECRET);
     CU_ASSERT_EQUAL(cfg.course_ttl, 600);
     CU_ASSERT_EQUAL(cfg.course_list_ttl, 90);
@@ -422,15 +381,16 @@ static void test_env_file_quotes(void)
                      "DB_URI=\"sqlite:/my data/it's.db\"\n"
                      "REDIS_URL= #nothing but a comment\n");
     CU_ASSERT_EQUAL_FATAL(
-        el_config_load(&cfg, path, table_getenv, (struct var[]){{NULL, NULL}}, &err), 0);
+        el_config_load(&cfg, path, unit_table_getenv, (struct unit_var[]){{NULL, NULL}}, &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.jwt_secret, "  a \"b\" # c 0123456789abcdefghijklmn  ");
     CU_ASSERT_STRING_EQUAL(cfg.db_uri, "sqlite:/my data/it's.db");
     CU_ASSERT_STRING_EQUAL(cfg.redis_url, "");
 
     /* A value in the file is validated like one from the environment. */
     write_file(path, "JWT_SECRET=" SECRET "\nCOURSE_TTL=\"0\"\n");
-    CU_ASSERT_EQUAL(el_config_load(&cfg, path, table_getenv, (struct var[]){{NULL, NULL}}, &err),
-                    EL_EINVAL);
+    CU_ASSERT_EQUAL(
+        el_config_load(&cfg, path, unit_table_getenv, (struct unit_var[]){{NULL, NULL}}, &err),
+        EL_EINVAL);
     CU_ASSERT_STRING_EQUAL(err.msg, "COURSE_TTL: must be an integer between 1 and 86400 "
                                     "(got \"0\")");
 }
@@ -455,13 +415,13 @@ static void test_env_file_malformed(void)
     const char *path = unit_tmp_path("config-bad.env");
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        struct var env[] = {{"JWT_SECRET", SECRET}, {NULL, NULL}};
+        struct unit_var env[] = {{"JWT_SECRET", SECRET}, {NULL, NULL}};
         struct el_config cfg;
         struct el_err err = {0, ""};
         char want[600];
 
         write_file(path, bad[i].text);
-        CU_ASSERT_EQUAL(el_config_load(&cfg, path, table_getenv, env, &err), EL_EINVAL);
+        CU_ASSERT_EQUAL(el_config_load(&cfg, path, unit_table_getenv, env, &err), EL_EINVAL);
         snprintf(want, sizeof(want), "%s%s %s", path, bad[i].where, bad[i].what);
         if (strcmp(err.msg, want) != 0) {
             fprintf(stderr, "got \"%s\", want \"%s\"\n", err.msg, want);
@@ -476,7 +436,7 @@ static void test_env_file_malformed(void)
 
         write_file(path, "JWT_SECRET 'supersecretsupersecretsupersecret'\n");
         CU_ASSERT_EQUAL(
-            el_config_load(&cfg, path, table_getenv, (struct var[]){{NULL, NULL}}, &err),
+            el_config_load(&cfg, path, unit_table_getenv, (struct unit_var[]){{NULL, NULL}}, &err),
             EL_EINVAL);
         CU_ASSERT_PTR_NULL(strstr(err.msg, "supersecret"));
     }
@@ -486,16 +446,16 @@ static void test_env_file_unreadable(void)
 {
     const char *missing = unit_tmp_path("config-does-not-exist.env");
     const char *dir = unit_tmp_path("config-a-directory");
-    struct var env[] = {{"JWT_SECRET", SECRET}, {NULL, NULL}};
+    struct unit_var env[] = {{"JWT_SECRET", SECRET}, {NULL, NULL}};
     struct el_config cfg;
     struct el_err err = {0, ""};
 
-    CU_ASSERT_EQUAL(el_config_load(&cfg, missing, table_getenv, env, &err), EL_EIO);
+    CU_ASSERT_EQUAL(el_config_load(&cfg, missing, unit_table_getenv, env, &err), EL_EIO);
     CU_ASSERT_EQUAL(err.code, EL_EIO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, missing));
 
     CU_ASSERT_FATAL(mkdir(dir, 0700) == 0 || errno == EEXIST);
-    CU_ASSERT_EQUAL(el_config_load(&cfg, dir, table_getenv, env, &err), EL_EIO);
+    CU_ASSERT_EQUAL(el_config_load(&cfg, dir, unit_table_getenv, env, &err), EL_EIO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, dir));
 }
 
@@ -540,17 +500,19 @@ static void test_unknown_key(void)
     struct el_err err = {0, ""};
 
     write_file(path, "JWT_SECRET=" SECRET "\n# fine\nWORKER=8\n");
-    CU_ASSERT_EQUAL(el_config_load(&cfg, path, table_getenv, (struct var[]){{NULL, NULL}}, &err),
-                    EL_EINVAL);
-    check_msg(&err, "WORKER", "unknown variable");
+    CU_ASSERT_EQUAL(
+        el_config_load(&cfg, path, unit_table_getenv, (struct unit_var[]){{NULL, NULL}}, &err),
+        EL_EINVAL);
+    unit_check_config_msg(&err, "WORKER", "unknown variable");
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, ":3 ")); /* the line */
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "did you mean WORKERS?"));
 
     /* Nothing close: no suggestion, still an error. */
     write_file(path, "JWT_SECRET=" SECRET "\nPYTHONPATH=/x\n");
-    CU_ASSERT_EQUAL(el_config_load(&cfg, path, table_getenv, (struct var[]){{NULL, NULL}}, &err),
-                    EL_EINVAL);
-    check_msg(&err, "PYTHONPATH", "unknown variable");
+    CU_ASSERT_EQUAL(
+        el_config_load(&cfg, path, unit_table_getenv, (struct unit_var[]){{NULL, NULL}}, &err),
+        EL_EINVAL);
+    unit_check_config_msg(&err, "PYTHONPATH", "unknown variable");
     CU_ASSERT_PTR_NULL(strstr(err.msg, "did you mean"));
 
     /* The process environment may hold anything. */
@@ -565,28 +527,28 @@ static void test_unknown_key(void)
 
 static void test_data_dir(void)
 {
-    struct var rel[] = {{"JWT_SECRET", SECRET},
-                        {"DB_URI", "sqlite:db/e.db"},
-                        {"DATA_DIR", "/srv/elearn"},
-                        {NULL, NULL}};
-    struct var sysd[] = {
+    struct unit_var rel[] = {{"JWT_SECRET", SECRET},
+                             {"DB_URI", "sqlite:db/e.db"},
+                             {"DATA_DIR", "/srv/elearn"},
+                             {NULL, NULL}};
+    struct unit_var sysd[] = {
         {"JWT_SECRET", SECRET}, {"STATE_DIRECTORY", "/var/lib/elearn:/x"}, {NULL, NULL}};
-    struct var abs[] = {
+    struct unit_var abs[] = {
         {"JWT_SECRET", SECRET}, {"DB_URI", "sqlite:/a/b.db"}, {"DATA_DIR", "/srv"}, {NULL, NULL}};
-    struct var mongo[] = {{"JWT_SECRET", SECRET}, {"DB_URI", "mongodb://h/x"}, {NULL, NULL}};
+    struct unit_var mongo[] = {{"JWT_SECRET", SECRET}, {"DB_URI", "mongodb://h/x"}, {NULL, NULL}};
     struct el_config cfg;
     struct el_err err = {0, ""};
     char cwd[1024], want[1100];
 
-    CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, NULL, table_getenv, rel, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, NULL, unit_table_getenv, rel, &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.db_uri, "sqlite:db/e.db"); /* as given, for messages */
     CU_ASSERT_STRING_EQUAL(cfg.store_uri, "sqlite:/srv/elearn/db/e.db");
-    CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, NULL, table_getenv, sysd, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, NULL, unit_table_getenv, sysd, &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.data_dir, "/var/lib/elearn");
     CU_ASSERT_STRING_EQUAL(cfg.store_uri, "sqlite:/var/lib/elearn/var/elearn.db");
-    CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, NULL, table_getenv, abs, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, NULL, unit_table_getenv, abs, &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.store_uri, "sqlite:/a/b.db");
-    CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, NULL, table_getenv, mongo, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(el_config_load(&cfg, NULL, unit_table_getenv, mongo, &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.store_uri, "mongodb://h/x");
     /* Default: the working directory. */
     CU_ASSERT_EQUAL_FATAL(load1(&cfg, NULL, NULL, &err), 0);
@@ -594,7 +556,7 @@ static void test_data_dir(void)
     snprintf(want, sizeof(want), "sqlite:%s/var/elearn.db", strcmp(cwd, "/") ? cwd : "");
     CU_ASSERT_STRING_EQUAL(cfg.store_uri, want);
     CU_ASSERT_EQUAL(load1(&cfg, "DATA_DIR", "relative/dir", &err), EL_EINVAL);
-    check_msg(&err, "DATA_DIR", "absolute");
+    unit_check_config_msg(&err, "DATA_DIR", "absolute");
 }
 
 static void test_logging_vars(void)
@@ -611,23 +573,20 @@ static void test_logging_vars(void)
     CU_ASSERT_EQUAL(load1(&cfg, "ACCESS_LOG", "off", &err), 0);
     CU_ASSERT_EQUAL(cfg.access_log, 0);
     CU_ASSERT_EQUAL(load1(&cfg, "ACCESS_LOG", "no", &err), EL_EINVAL);
-    check_msg(&err, "ACCESS_LOG", "on or off");
+    unit_check_config_msg(&err, "ACCESS_LOG", "on or off");
 
     CU_ASSERT_EQUAL(load1(&cfg, "LOG_FILE", "/var/log/elearn/a.log", &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.log_file, "/var/log/elearn/a.log");
     CU_ASSERT_EQUAL(load1(&cfg, "LOG_FILE", "a.log", &err), EL_EINVAL);
-    check_msg(&err, "LOG_FILE", "absolute");
+    unit_check_config_msg(&err, "LOG_FILE", "absolute");
 
     CU_ASSERT_EQUAL(load1(&cfg, "TRUSTED_PROXIES", "10.0.0.0/8, ::1 192.0.2.1", &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.trusted_proxies, "10.0.0.0/8, ::1 192.0.2.1");
-    CU_ASSERT_EQUAL(load1(&cfg, "TRUSTED_PROXIES", "10.0.0.0/33", &err), EL_EINVAL);
-    check_msg(&err, "TRUSTED_PROXIES", "10.0.0.0/33");
-    CU_ASSERT_EQUAL(load1(&cfg, "TRUSTED_PROXIES", "example.org", &err), EL_EINVAL);
 
     CU_ASSERT_EQUAL(load1(&cfg, "INSTANCE", "web1/2", &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.instance, "web1/2");
     CU_ASSERT_EQUAL(load1(&cfg, "INSTANCE", "a\"b", &err), EL_EINVAL); /* a label value */
-    check_msg(&err, "INSTANCE", NULL);
+    unit_check_config_msg(&err, "INSTANCE", NULL);
     CU_ASSERT_EQUAL(load1(&cfg, "INSTANCE", "", &err), EL_EINVAL);
 }
 
@@ -644,7 +603,7 @@ void test_config_register(void)
     CU_add_test(s, "JWT_SECRET required, length checked, never shown", test_jwt_secret);
     CU_add_test(s, "DB_URI schemes", test_db_uri);
     CU_add_test(s, "MONGO_URI when DB_URI is unset", test_mongo_uri_fallback);
-    CU_add_test(s, "REDIS_URL syntax, empty disables", test_redis_url);
+    CU_add_test(s, "REDIS_URL and TRUSTED_PROXIES stored as given", test_stored_as_given);
     CU_add_test(s, "env file: comments, export, quotes, precedence", test_env_file);
     CU_add_test(s, "env file: quoted values are literal", test_env_file_quotes);
     CU_add_test(s, "env file: malformed lines name file:line", test_env_file_malformed);

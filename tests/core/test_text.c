@@ -1,5 +1,6 @@
 /* test_text.c -- UTF-8 decoding and validation, hex digits, ASCII
- * lowercasing: the byte-level helpers every parser shares. */
+ * lowercasing, percent-decoding: the byte-level helpers every parser
+ * shares. */
 #include <string.h>
 
 #include "core/text.h"
@@ -49,6 +50,64 @@ static void test_hex_and_lower(void)
     CU_ASSERT_EQUAL(memcmp(out, "abz\xc3\x89-9", 8), 0); /* only A-Z change */
 }
 
+/* Decode s with fn into a buffer of cap bytes (+ NUL); the status, and the
+ * bytes in got / *n. */
+typedef enum el_pct_status (*pct_fn)(const char *, size_t, char *, size_t, size_t *);
+
+static enum el_pct_status pct(pct_fn fn, const char *s, size_t cap, char *got, size_t *n)
+{
+    memset(got, 'X', 64);
+    return fn(s, strlen(s), got, cap, n);
+}
+
+static void test_pct_rules(void)
+{
+    char got[64];
+    size_t n;
+
+    /* '+': a space in forms and query strings, itself in URLs. */
+    CU_ASSERT_EQUAL(pct(el_pct_decode_form, "a+b%2Bc", 32, got, &n), EL_PCT_OK);
+    CU_ASSERT_STRING_EQUAL(got, "a b+c");
+    CU_ASSERT_EQUAL(n, 5);
+    CU_ASSERT_EQUAL(pct(el_pct_decode_url, "a+b%2bc", 32, got, &n), EL_PCT_OK);
+    CU_ASSERT_STRING_EQUAL(got, "a+b+c");
+    /* Either case of hex, any byte but NUL; an empty input. */
+    CU_ASSERT_EQUAL(pct(el_pct_decode_url, "%40%3a%C3%a9%ff", 32, got, &n), EL_PCT_OK);
+    CU_ASSERT_EQUAL(n, 5);
+    CU_ASSERT_EQUAL(memcmp(got, "@:\xc3\xa9\xff", 6), 0);
+    CU_ASSERT_EQUAL(pct(el_pct_decode_form, "", 0, got, &n), EL_PCT_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(got[0], '\0');
+}
+
+static void test_pct_errors(void)
+{
+    static const char *const bad[] = {"%", "a%", "%4", "a%4", "%g0", "%0g", "%%41", "ok%zz"};
+    char got[64];
+    size_t n;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CU_ASSERT_EQUAL(pct(el_pct_decode_form, bad[i], 32, got, &n), EL_PCT_BADESC);
+        CU_ASSERT_EQUAL(pct(el_pct_decode_url, bad[i], 32, got, &n), EL_PCT_BADESC);
+        CU_ASSERT_EQUAL(strlen(got), n); /* terminated, whatever was decoded */
+    }
+    CU_ASSERT_EQUAL(pct(el_pct_decode_form, "a%00b", 32, got, &n), EL_PCT_NUL);
+    CU_ASSERT_EQUAL(pct(el_pct_decode_url, "%00", 32, got, &n), EL_PCT_NUL);
+    /* Exactly cap fits; one more is too long, with the first cap kept. */
+    CU_ASSERT_EQUAL(pct(el_pct_decode_form, "ab%63", 3, got, &n), EL_PCT_OK);
+    CU_ASSERT_STRING_EQUAL(got, "abc");
+    CU_ASSERT_EQUAL(pct(el_pct_decode_form, "ab%63d", 3, got, &n), EL_PCT_LONG);
+    CU_ASSERT_STRING_EQUAL(got, "abc");
+    CU_ASSERT_EQUAL(n, 3);
+    CU_ASSERT_EQUAL(pct(el_pct_decode_url, "abcd", 0, got, &n), EL_PCT_LONG);
+    CU_ASSERT_EQUAL(n, 0);
+    /* The whole input is checked: too long never hides a bad escape or a
+     * NUL, and a bad escape wins over a NUL. */
+    CU_ASSERT_EQUAL(pct(el_pct_decode_form, "abcdef%4", 3, got, &n), EL_PCT_BADESC);
+    CU_ASSERT_EQUAL(pct(el_pct_decode_url, "abcdef%00", 3, got, &n), EL_PCT_NUL);
+    CU_ASSERT_EQUAL(pct(el_pct_decode_form, "%00%zz", 32, got, &n), EL_PCT_BADESC);
+}
+
 void test_text_register(void)
 {
     CU_pSuite s = CU_add_suite("text", NULL, NULL);
@@ -56,4 +115,6 @@ void test_text_register(void)
     CU_add_test(s, "UTF-8: one sequence", test_utf8_next);
     CU_add_test(s, "UTF-8: whole strings", test_utf8_valid);
     CU_add_test(s, "hex digits, ASCII lowercase", test_hex_and_lower);
+    CU_add_test(s, "percent-decoding: '+' per use, hex, empty", test_pct_rules);
+    CU_add_test(s, "percent-decoding: bad escapes, NUL, too long", test_pct_errors);
 }

@@ -23,10 +23,11 @@
 #include <hiredis/hiredis.h>
 #include <json-c/json.h>
 
-#include "cache/bus.h"
+#include "cache/cluster_stats.h"
 #include "obs/histogram.h"
 #include "cache/redis.h"
 #include "obs/stats.h"
+#include "obs/testing.h"
 #include "unit.h"
 
 #define TEST_DB 7
@@ -383,9 +384,9 @@ static double value_of(const struct parsed *ps, const char *name, const char *la
 static void test_metrics_format(void)
 {
     static struct parsed ps;
-    struct el_l1_stats l1 = {
+    struct el_stats_l1 l1 = {
         .bytes = 4096, .entries = 3, .evictions = 7, .expired = 2, .max_bytes = 1 << 20};
-    struct el_bus_stats bus = {.received = 11,
+    struct el_stats_bus bus = {.received = 11,
                                .gaps = 1,
                                .resets = 2,
                                .published = 5,
@@ -564,7 +565,7 @@ static void test_flush_deltas(void)
     count_n(EL_TYPE_SESSION, EL_LAYER_STALE, 1);
     el_stats_store_query(250, 1);
 
-    el_stats_flush(r);
+    el_cluster_stats_flush(r);
     CU_ASSERT_EQUAL(hget("courses:l1"), 3);
     CU_ASSERT_EQUAL(hget("courses:l2"), 2);
     CU_ASSERT_EQUAL(hget("courses_list:miss"), 1);
@@ -577,8 +578,8 @@ static void test_flush_deltas(void)
     CU_ASSERT_TRUE(snapshot_is_zero(&pend));
 
     /* Nothing new: a flush adds nothing (no double counting). */
-    el_stats_flush(r);
-    el_stats_flush(r);
+    el_cluster_stats_flush(r);
+    el_cluster_stats_flush(r);
     CU_ASSERT_EQUAL(hget("courses:l1"), 3);
     CU_ASSERT_EQUAL(hget("store:micros"), 250);
 
@@ -587,7 +588,7 @@ static void test_flush_deltas(void)
     el_stats_pending(&pend);
     CU_ASSERT_EQUAL(pend.cache[EL_TYPE_COURSE][EL_LAYER_L1], 4);
     CU_ASSERT_EQUAL(pend.cache[EL_TYPE_COURSE][EL_LAYER_L2], 0);
-    el_stats_flush(r);
+    el_cluster_stats_flush(r);
     CU_ASSERT_EQUAL(hget("courses:l1"), 7);
     CU_ASSERT_EQUAL(hget("courses:l2"), 2);
     el_redis_free(r);
@@ -605,13 +606,13 @@ static void test_flush_two_processes(void)
     count_n(EL_TYPE_COURSE, EL_LAYER_L1, 5);
     count_n(EL_TYPE_COURSE, EL_LAYER_MISS, 1);
     el_stats_store_query(100, 0);
-    el_stats_flush(r);
+    el_cluster_stats_flush(r);
 
     el_stats_reset(); /* process B: fresh counters, nothing flushed */
     count_n(EL_TYPE_COURSE, EL_LAYER_L1, 2);
     count_n(EL_TYPE_COURSE_LIST, EL_LAYER_L2, 3);
     el_stats_store_query(300, 0);
-    el_stats_flush(r);
+    el_cluster_stats_flush(r);
 
     CU_ASSERT_EQUAL(hget("courses:l1"), 7);
     CU_ASSERT_EQUAL(hget("courses:miss"), 1);
@@ -621,14 +622,14 @@ static void test_flush_two_processes(void)
 
     /* B counts more without flushing: the cluster view has it anyway, once. */
     count_n(EL_TYPE_COURSE, EL_LAYER_L1, 1);
-    CU_ASSERT_EQUAL_FATAL(el_stats_cluster(r, &c), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_cluster_stats_read(r, &c), EL_OK);
     CU_ASSERT_EQUAL(c.cache[EL_TYPE_COURSE][EL_LAYER_L1], 8);
     CU_ASSERT_EQUAL(c.cache[EL_TYPE_COURSE][EL_LAYER_MISS], 1);
     CU_ASSERT_EQUAL(c.cache[EL_TYPE_COURSE_LIST][EL_LAYER_L2], 3);
     CU_ASSERT_EQUAL(c.store_queries, 2);
     CU_ASSERT_EQUAL(c.store_micros, 400);
-    el_stats_flush(r);
-    CU_ASSERT_EQUAL_FATAL(el_stats_cluster(r, &c), EL_OK);
+    el_cluster_stats_flush(r);
+    CU_ASSERT_EQUAL_FATAL(el_cluster_stats_read(r, &c), EL_OK);
     CU_ASSERT_EQUAL(c.cache[EL_TYPE_COURSE][EL_LAYER_L1], 8);
     CU_ASSERT_EQUAL(hget("courses:l1"), 8);
     el_redis_free(r);
@@ -644,29 +645,29 @@ static void test_flush_redis_down(void)
     flushdb();
     el_stats_reset();
     count_n(EL_TYPE_COURSE, EL_LAYER_L1, 2);
-    el_stats_flush(up);
+    el_cluster_stats_flush(up);
     count_n(EL_TYPE_COURSE, EL_LAYER_L1, 3);
     count_n(EL_TYPE_SESSION, EL_LAYER_MISS, 4);
 
-    el_stats_flush(down); /* refused: the breaker opens */
-    el_stats_flush(down); /* answered by the open breaker */
-    el_stats_flush(NULL); /* L2 disabled */
+    el_cluster_stats_flush(down); /* refused: the breaker opens */
+    el_cluster_stats_flush(down); /* answered by the open breaker */
+    el_cluster_stats_flush(NULL); /* L2 disabled */
     CU_ASSERT_EQUAL(hget("courses:l1"), 2);
     CU_ASSERT_EQUAL(hget("sessions:miss"), -1);
     el_stats_pending(&pend);
     CU_ASSERT_EQUAL(pend.cache[EL_TYPE_COURSE][EL_LAYER_L1], 3);
     CU_ASSERT_EQUAL(pend.cache[EL_TYPE_SESSION][EL_LAYER_MISS], 4);
-    CU_ASSERT_NOT_EQUAL(el_stats_cluster(down, &c), EL_OK);
+    CU_ASSERT_NOT_EQUAL(el_cluster_stats_read(down, &c), EL_OK);
     CU_ASSERT_TRUE(snapshot_is_zero(&c));
-    CU_ASSERT_EQUAL(el_stats_cluster(NULL, &c), EL_EDISABLED);
+    CU_ASSERT_EQUAL(el_cluster_stats_read(NULL, &c), EL_EDISABLED);
 
     count_n(EL_TYPE_SESSION, EL_LAYER_MISS, 1);
-    el_stats_flush(up);
+    el_cluster_stats_flush(up);
     CU_ASSERT_EQUAL(hget("courses:l1"), 5);
     CU_ASSERT_EQUAL(hget("sessions:miss"), 5);
     el_stats_pending(&pend);
     CU_ASSERT_TRUE(snapshot_is_zero(&pend));
-    el_stats_flush(up);
+    el_cluster_stats_flush(up);
     CU_ASSERT_EQUAL(hget("courses:l1"), 5);
     el_redis_free(down);
     el_redis_free(up);
@@ -733,12 +734,12 @@ static void test_flush_concurrent(void)
     while (flushes < 5 ||
            el_stats_get(EL_TYPE_COURSE, EL_LAYER_L1) + el_stats_get(EL_TYPE_COURSE, EL_LAYER_L2) <
                FLUSH_THREADS * FLUSH_EACH) {
-        el_stats_flush(r);
+        el_cluster_stats_flush(r);
         flushes++;
     }
     for (int i = 0; i < FLUSH_THREADS; i++)
         pthread_join(th[i], NULL);
-    el_stats_flush(r);
+    el_cluster_stats_flush(r);
     CU_ASSERT_EQUAL(hget("courses:l1"), FLUSH_THREADS * FLUSH_EACH / 2);
     CU_ASSERT_EQUAL(hget("courses:l2"), FLUSH_THREADS * FLUSH_EACH / 2);
     CU_ASSERT_EQUAL(hget("store:queries"), FLUSH_THREADS * (FLUSH_EACH / 10));

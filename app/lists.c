@@ -498,7 +498,7 @@ static int assemble_memo(struct el_app *app, const struct el_course_query *q, co
  * assembled page is therefore also kept in Redis, under course_page:{the
  * ids page key's generations and digest}, stamped with what it was built
  * from:
- *   "P1 <status> <summaries epoch> <length of the ids page>\n" <ids page> <page>
+ *   "P1 <status> <summaries epoch> <length of the ids page> <ETag>\n" <ids page> <page>
  * A read is one MGET of the summaries epoch, the ids page and the stored
  * page; the page is served only if the ids page is byte for byte the one
  * it was built from and the epoch is the one read before its summaries
@@ -597,13 +597,18 @@ static int page_from_redis(struct el_app *app, const char *ids_key, const char *
         memcmp(vals[2].data, PAGE_MAGIC, strlen(PAGE_MAGIC)) == 0) {
         const char *p = vals[2].data + strlen(PAGE_MAGIC), *end = vals[2].data + vals[2].len;
         uint64_t status, stamp, ids_len;
+        char etag[EL_ETAG_MAX];
 
         if (parse_u64(&p, &status) == 0 && *p++ == ' ' && parse_u64(&p, &stamp) == 0 &&
-            *p++ == ' ' && parse_u64(&p, &ids_len) == 0 && *p++ == '\n' && stamp == *epoch &&
-            (status == 200 || status == 422) && ids_len == vals[1].len &&
-            (size_t)(end - p) >= ids_len && memcmp(p, vals[1].data, ids_len) == 0) {
-            p += ids_len;
-            *out = el_blob_new((int)status, p, (size_t)(end - p));
+            *p++ == ' ' && parse_u64(&p, &ids_len) == 0 && *p++ == ' ' && end - p > 19 &&
+            p[18] == '\n' && stamp == *epoch && (status == 200 || status == 422) &&
+            ids_len == vals[1].len && (size_t)(end - p - 19) >= ids_len &&
+            memcmp(p + 19, vals[1].data, ids_len) == 0) {
+            memcpy(etag, p, 18);
+            etag[18] = '\0';
+            p += 19 + ids_len;
+            /* The tag assemble's blob had: no hashing of the page again. */
+            *out = el_blob_new_tagged((int)status, p, (size_t)(end - p), etag);
             rc = *out ? EL_OK : EL_ENOMEM;
         }
     }
@@ -622,8 +627,8 @@ static void page_to_redis(struct el_app *app, const char *page_key, const struct
     struct el_buf b;
 
     el_buf_init(&b, EL_COURSE_PAGE_MAX + IDS_MAX + 64);
-    if (el_buf_addf(&b, PAGE_MAGIC "%d %llu %zu\n", page->status, (unsigned long long)epoch,
-                    ids->len) == EL_OK &&
+    if (el_buf_addf(&b, PAGE_MAGIC "%d %llu %zu %s\n", page->status, (unsigned long long)epoch,
+                    ids->len, page->etag) == EL_OK &&
         el_buf_add(&b, ids->data, ids->len) == EL_OK &&
         el_buf_add(&b, page->data, page->len) == EL_OK) {
         int rc = el_redis_set(app->redis, page_key, b.data, b.len,
@@ -691,6 +696,8 @@ struct el_blob *el_app_list_peek(struct el_app *app, const struct el_course_quer
     enum el_layer layer = EL_LAYER_L1;
     struct gens g;
 
+    if (app->cfg.l1_max_bytes == 0)
+        return NULL; /* nothing is in L1: the worker reads Redis */
     query_gens(app, q, &g);
     /* The hit: no digest, no key, no allocation. */
     if ((out = memo_get(app, q, &g, NULL, &ids)) != NULL) {

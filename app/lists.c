@@ -36,14 +36,21 @@
  *
  * The assembled page is memoised per process (struct el_list_memo below):
  * the bytes assemble() made, reused -- a reference, no JSON work -- while
- * all of its inputs are provably unchanged: the same ids page key, the very
- * ids page blob it was built from (the L1 entry, so as fresh as L1 says),
- * the summaries cache's epoch (el_tiered_epoch: it moves after any change
- * to a summary in this L1 and after any drop of any key or of all of L1,
- * by a write here or a bus message), and no older than L1_MAX_STALE (the
+ * all of its inputs are provably unchanged: the same query and the same
+ * generations (so the same ids page key, found without hashing the query:
+ * a hit on the event thread costs one memo lock and one L1 lookup, like a
+ * course hit), the very ids page blob it was built from (the L1 entry, so
+ * as fresh as L1 says), the summaries cache's epoch (el_tiered_epoch: it
+ * moves after any change to a summary in this L1 and after any drop of
+ * any key or of all of L1, by a write here or a bus message), and no
+ * older than L1_MAX_STALE (the
  * trust window of an L1 entry checked without the bus, which also bounds
  * how far a memo outlives a summary's TTL). The query's page and page_size,
- * the rest of the bytes, are in the key's digest.
+ * the rest of the bytes, are in the query compared.
+ *
+ * Without L1 the assembled page is kept in Redis instead, stamped with its
+ * ids page and a cluster-wide summaries epoch ("assembled pages in Redis"
+ * below).
  *
  * New filters (published, instructor_id) are filter fields: a write that
  * changes them says EL_LISTS_MEMBERS. A new sort gets its own order
@@ -499,10 +506,10 @@ static int assemble_memo(struct el_app *app, const struct el_course_query *q, co
  * ids page key's generations and digest}, stamped with what it was built
  * from:
  *   "P1 <status> <summaries epoch> <length of the ids page> <ETag>\n" <ids page> <page>
- * A read is one MGET of the summaries epoch, the ids page and the stored
- * page; the page is served only if the ids page is byte for byte the one
- * it was built from and the epoch is the one read before its summaries
- * were. The summaries epoch (EL_KEY_SUMMARY_EPOCH) is a Redis counter that
+ * A read is one round trip (three GETs in a pipeline, in this order) of
+ * the summaries epoch, the ids page and the stored page; the page is
+ * served only if the ids page is byte for byte the one it was built from
+ * and the epoch is the one read before its summaries were. The summaries epoch (EL_KEY_SUMMARY_EPOCH) is a Redis counter that
  * every process moves after each change it makes to a summary (a write, a
  * delete, an invalidation), so it is cluster-wide: a page assembled from
  * summaries read before a write is stamped with an epoch that write has
@@ -578,7 +585,7 @@ static int page_from_redis(struct el_app *app, const char *ids_key, const char *
     *known = 0;
     for (int i = 0; i < 3; i++)
         el_buf_init(&vals[i], EL_COURSE_PAGE_MAX + IDS_MAX + 64);
-    if (el_redis_mget(app->redis, 3, keys, vals, found) != EL_OK)
+    if (el_redis_get_each(app->redis, 3, keys, vals, found) != EL_OK)
         goto out;
     if (!found[0]) {
         /* No epoch (Redis restarted): make one, and stamp with it. */

@@ -91,6 +91,14 @@ int el_redis_get_int(struct el_redis *r, const char *key, int64_t *out) EL_WUR;
 int el_redis_mget(struct el_redis *r, int n, const char *const *keys, struct el_buf *vals,
                   int *found) EL_WUR;
 
+/* GET n keys (n <= EL_REDIS_MGET_MAX) in one round trip, as n single-key
+ * commands in one pipeline, run in this order (a key read later sees
+ * every write Redis took before an earlier one was read); unlike MGET the
+ * keys need not share a Redis Cluster slot. found[i] and vals[i] as for
+ * el_redis_mget. */
+int el_redis_get_each(struct el_redis *r, int n, const char *const *keys, struct el_buf *vals,
+                      int *found) EL_WUR;
+
 /* Count an event in a fixed window: INCR key, and give it a TTL of
  * window_ms when the increment created it; atomic (one EVAL). The new count
  * in *count. */

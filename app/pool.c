@@ -277,6 +277,8 @@ static struct conn *conn_new(struct loop *l)
         l->spare = c->next;
         l->nspare--;
         memset(c, 0, offsetof(struct conn, in));
+        if (out.data == NULL) /* it was given back (larger than kept) */
+            el_buf_init(&out, OUT_MAX);
         c->out = out;
         return c;
     }

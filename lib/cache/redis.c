@@ -1057,7 +1057,8 @@ int el_redis_get_each(struct el_redis *r, int n, const char *const *keys, struct
 
     if (r == NULL)
         return EL_EDISABLED;
-    if (n < 1 || n > EL_REDIS_MGET_MAX || n > PIPELINE_MAX)
+    _Static_assert(EL_REDIS_MGET_MAX <= PIPELINE_MAX, "one pipeline holds them");
+    if (n < 1 || n > EL_REDIS_MGET_MAX)
         return EL_EINVAL;
     for (int i = 0; i < n; i++) {
         argv[i][0] = "GET";

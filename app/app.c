@@ -175,7 +175,10 @@ static void *chores_main(void *arg)
             break;
         pthread_mutex_unlock(&chores.lock);
         el_auth_tick(app->auth);
-        el_tiered_replay(app->redis, app->bus);
+        /* The epoch moves only after the stale summaries it stands for
+         * are out of Redis: a page assembled in between is stamped old. */
+        if (el_tiered_replay(app->redis, app->bus) == 0)
+            el_app_lists_share_epoch(app);
         el_app_share_generation(app);
         el_log_flush(); /* access lines reach the log within 250 ms */
         /* Counters reach the cluster view once a second, never per hit. */

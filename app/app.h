@@ -41,9 +41,10 @@ struct el_app {
     atomic_uint_fast64_t list_gens[EL_LIST_DIMS]; /* the others (EL_LIST_DIM_*) */
     struct el_jwt *jwt;
     struct el_auth *auth;
-    struct el_bus *bus;      /* NULL when L2 is disabled */
-    void *warm;              /* app/warm.c's thread, while it runs */
-    atomic_int gen_unshared; /* a generation bump missed Redis */
+    struct el_bus *bus;            /* NULL when L2 is disabled */
+    void *warm;                    /* app/warm.c's thread, while it runs */
+    atomic_int gen_unshared;       /* a generation bump missed Redis */
+    atomic_int summary_epoch_owed; /* a summaries epoch move missed Redis (lists.c) */
 };
 
 /* Make every layer from app->cfg (app.c): store, Redis, L1, the tiered
@@ -114,6 +115,9 @@ void el_app_bump_lists(struct el_app *app);
 /* Housekeeping: a list-generation bump that could not reach Redis is
  * pushed there (and announced) once Redis answers. */
 void el_app_share_generation(struct el_app *app);
+/* Housekeeping, once el_tiered_replay has nothing left: a move of the
+ * summaries epoch that could not reach Redis is made (app/lists.c). */
+void el_app_lists_share_epoch(struct el_app *app);
 
 /* Drop course id from every layer of every process (L1 here and, through
  * the bus, everywhere; Redis) and move the list generation

@@ -36,19 +36,28 @@
  *
  * The assembled page is memoised per process (struct el_list_memo below):
  * the bytes assemble() made, reused -- a reference, no JSON work -- while
- * all of its inputs are provably unchanged: the same ids page key, the very
- * ids page blob it was built from (the L1 entry, so as fresh as L1 says),
- * the summaries cache's epoch (el_tiered_epoch: it moves after any change
- * to a summary in this L1 and after any drop of any key or of all of L1,
- * by a write here or a bus message), and no older than L1_MAX_STALE (the
+ * all of its inputs are provably unchanged: the same query and the same
+ * generations (so the same ids page key, found without hashing the query:
+ * a hit on the event thread costs one memo lock and one L1 lookup, like a
+ * course hit), the very ids page blob it was built from (the L1 entry, so
+ * as fresh as L1 says), the summaries cache's epoch (el_tiered_epoch: it
+ * moves after any change to a summary in this L1 and after any drop of
+ * any key or of all of L1, by a write here or a bus message), and no
+ * older than L1_MAX_STALE (the
  * trust window of an L1 entry checked without the bus, which also bounds
  * how far a memo outlives a summary's TTL). The query's page and page_size,
- * the rest of the bytes, are in the key's digest.
+ * the rest of the bytes, are in the query compared.
+ *
+ * Without L1 the assembled page is kept in Redis instead, stamped with its
+ * ids page and a cluster-wide summaries epoch ("assembled pages in Redis"
+ * below).
  *
  * New filters (published, instructor_id) are filter fields: a write that
  * changes them says EL_LISTS_MEMBERS. A new sort gets its own order
  * dimension. */
 #include <pthread.h>
+#include <sys/random.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +156,8 @@ void el_app_lists_changed(struct el_app *app, unsigned what)
 
 /* ---- summaries ----------------------------------------------------------- */
 
+static void summary_changed(struct el_app *app);
+
 struct summary_load {
     struct el_store *store;
     const char *id;
@@ -179,6 +190,7 @@ void el_app_summary_written(struct el_app *app, const struct el_course *c)
         el_tiered_set(app->summaries, key, b.data, b.len, c->rev) != EL_OK)
         el_tiered_invalidate(app->summaries, key);
     el_buf_cleanup(&b);
+    summary_changed(app);
 }
 
 void el_app_summary_deleted(struct el_app *app, const char *id)
@@ -188,6 +200,7 @@ void el_app_summary_deleted(struct el_app *app, const char *id)
     el_key_course_summary(key, sizeof(key), id);
     if (el_tiered_set_deleted(app->summaries, key) != EL_OK)
         el_tiered_invalidate(app->summaries, key);
+    summary_changed(app);
 }
 
 void el_app_summary_invalidate(struct el_app *app, const char *id)
@@ -196,6 +209,7 @@ void el_app_summary_invalidate(struct el_app *app, const char *id)
 
     el_key_course_summary(key, sizeof(key), id);
     el_tiered_invalidate(app->summaries, key);
+    summary_changed(app);
 }
 
 /* ---- ids pages ----------------------------------------------------------- */
@@ -273,16 +287,30 @@ static enum el_layer worse(enum el_layer a, enum el_layer b)
     return rank[b] > rank[a] ? b : a;
 }
 
-/* The ids page key of q. */
-static void ids_key(struct el_app *app, const struct el_course_query *q, char key[EL_KEY_MAX])
+/* The generations in the ids page key of q: the members one, the search
+ * one for a query with a search term, its sort's order one (0 where none
+ * applies). Read once per request: the key and the memo check use the
+ * same numbers. */
+struct gens {
+    uint64_t members, search, order;
+};
+
+static void query_gens(struct el_app *app, const struct el_course_query *q, struct gens *g)
 {
-    char digest[41];
     int dim = sort_dim(q->sort);
 
+    g->members = atomic_load(&app->list_generation);
+    g->search = q->search[0] ? atomic_load(&app->list_gens[EL_LIST_DIM_SEARCH]) : 0;
+    g->order = dim >= 0 ? atomic_load(&app->list_gens[dim]) : 0;
+}
+
+/* The ids page key of q under generations g. */
+static void ids_key(const struct el_course_query *q, const struct gens *g, char key[EL_KEY_MAX])
+{
+    char digest[41];
+
     el_course_query_digest(q, digest);
-    el_key_courses_ids(key, EL_KEY_MAX, atomic_load(&app->list_generation),
-                       q->search[0] ? atomic_load(&app->list_gens[EL_LIST_DIM_SEARCH]) : 0,
-                       dim >= 0 ? atomic_load(&app->list_gens[dim]) : 0, digest);
+    el_key_courses_ids(key, EL_KEY_MAX, g->members, g->search, g->order, digest);
 }
 
 /* Assemble the page of ids page ids: each item's summary through the
@@ -342,15 +370,17 @@ static int assemble(struct el_app *app, const struct el_course_query *q, const s
 
 /* ---- the memo of assembled pages ------------------------------------- */
 
-#define MEMO_SLOTS 256 /* direct-mapped by ids page key; a collision rebuilds */
+#define MEMO_SLOTS 256 /* direct-mapped by query; a collision rebuilds */
 
 struct memo_slot {
     pthread_mutex_t lock;
-    char key[EL_KEY_MAX];
-    struct el_blob *ids;  /* a reference: its identity is the check */
-    struct el_blob *page; /* what assemble() made from it */
-    uint64_t epoch;       /* el_tiered_epoch(summaries) read before assembling */
-    uint64_t built_ms;    /* el_now_ms() before assembling */
+    struct el_course_query q; /* the query it answers */
+    struct gens gens;         /* the generations of its ids page key */
+    char key[EL_KEY_MAX];     /* that key */
+    struct el_blob *ids;      /* a reference: its identity is the check */
+    struct el_blob *page;     /* what assemble() made from it */
+    uint64_t epoch;           /* el_tiered_epoch(summaries) read before assembling */
+    uint64_t built_ms;        /* el_now_ms() before assembling */
 };
 
 struct el_list_memo {
@@ -358,45 +388,83 @@ struct el_list_memo {
     atomic_uint_fast64_t hits;
 };
 
-static struct memo_slot *memo_slot(struct el_app *app, const char *key)
+static int query_equal(const struct el_course_query *a, const struct el_course_query *b)
 {
-    return &app->list_memo->slots[el_fnv1a64_str(key) % MEMO_SLOTS];
+    return a->sort == b->sort && a->page == b->page && a->page_size == b->page_size &&
+           a->published_only == b->published_only && a->instructor_me == b->instructor_me &&
+           strcmp(a->search, b->search) == 0 && strcmp(a->category, b->category) == 0 &&
+           strcmp(a->difficulty, b->difficulty) == 0 &&
+           strcmp(a->instructor_id, b->instructor_id) == 0;
 }
 
-/* A new reference to the memoised page of key built from ids, or NULL. */
-static struct el_blob *memo_get(struct el_app *app, const char *key, const struct el_blob *ids)
+static struct memo_slot *memo_slot(struct el_app *app, const struct el_course_query *q)
+{
+    int nums[3] = {(int)q->sort, q->page, q->page_size};
+    uint64_t h = el_fnv1a64(EL_FNV1A64_INIT, nums, sizeof(nums));
+
+    h = el_fnv1a64(h, q->search, strlen(q->search));
+    h = el_fnv1a64(h, q->category, strlen(q->category));
+    h = el_fnv1a64(h, q->difficulty, strlen(q->difficulty));
+    h = el_fnv1a64(h, q->instructor_id, strlen(q->instructor_id));
+    return &app->list_memo->slots[h % MEMO_SLOTS];
+}
+
+/* A new reference to the memoised page of q under generations g, or NULL.
+ * ids: the ids page the caller got for q, whose identity is checked; or
+ * NULL to check the one L1 holds now (el_tiered_peek: the event thread's
+ * path, which then needs no digest of q, no key and no allocation). Then
+ * *peeked gets a reference to that L1 entry, if it was looked at, for the
+ * caller to assemble from on a miss (NULL otherwise). */
+static struct el_blob *memo_get(struct el_app *app, const struct el_course_query *q,
+                                const struct gens *g, const struct el_blob *ids,
+                                struct el_blob **peeked)
 {
     struct memo_slot *m;
-    struct el_blob *page = NULL;
+    struct el_blob *page = NULL, *cur = NULL;
     uint64_t now = el_now_ms(), epoch = el_tiered_epoch(app->summaries);
 
+    if (peeked)
+        *peeked = NULL;
     if (app->list_memo == NULL)
         return NULL;
-    m = memo_slot(app, key);
+    m = memo_slot(app, q);
     el_must(pthread_mutex_lock(&m->lock));
-    if (m->page && m->ids == ids && m->epoch == epoch &&
-        now - m->built_ms <= (uint64_t)app->cfg.l1_max_stale_ms && strcmp(m->key, key) == 0)
-        page = el_blob_ref(m->page);
+    if (m->page && memcmp(&m->gens, g, sizeof(*g)) == 0 && query_equal(&m->q, q)) {
+        /* The slot's key is q's under g: look at what L1 holds under it. */
+        if (ids == NULL)
+            ids = cur = el_tiered_peek(app->course_lists, m->key);
+        if (ids != NULL && m->ids == ids && m->epoch == epoch &&
+            now - m->built_ms <= (uint64_t)app->cfg.l1_max_stale_ms)
+            page = el_blob_ref(m->page);
+    }
     el_must(pthread_mutex_unlock(&m->lock));
+    if (peeked)
+        *peeked = cur;
+    else
+        el_blob_unref(cur);
     if (page)
         atomic_fetch_add(&app->list_memo->hits, 1);
     return page;
 }
 
-/* Remember page as assembled from ids under key, with the epoch and time
- * read before assembling (a change meanwhile has moved the epoch since). */
-static void memo_put(struct el_app *app, const char *key, struct el_blob *ids, uint64_t epoch,
-                     uint64_t built_ms, struct el_blob *page)
+/* Remember page as assembled for q from ids under key (q's under g), with
+ * the epoch and time read before assembling (a change meanwhile has moved
+ * the epoch since). */
+static void memo_put(struct el_app *app, const struct el_course_query *q, const struct gens *g,
+                     const char *key, struct el_blob *ids, uint64_t epoch, uint64_t built_ms,
+                     struct el_blob *page)
 {
     struct memo_slot *m;
     struct el_blob *old_ids, *old_page;
 
-    if (app->list_memo == NULL || strlen(key) >= sizeof(m->key))
-        return;
-    m = memo_slot(app, key);
+    if (app->list_memo == NULL || app->cfg.l1_max_bytes == 0 || strlen(key) >= sizeof(m->key))
+        return; /* without L1 no ids page is ever the same blob twice */
+    m = memo_slot(app, q);
     el_must(pthread_mutex_lock(&m->lock));
     old_ids = m->ids;
     old_page = m->page;
+    m->q = *q;
+    m->gens = *g;
     memcpy(m->key, key, strlen(key) + 1);
     m->ids = el_blob_ref(ids);
     m->page = el_blob_ref(page);
@@ -413,29 +481,180 @@ uint64_t el_app_list_memo_hits(struct el_app *app)
 }
 
 /* assemble(), through the memo. */
-static int assemble_memo(struct el_app *app, const char *key, const struct el_course_query *q,
-                         struct el_blob *ids, int peek, struct el_blob **out, enum el_layer *layer)
+static int assemble_memo(struct el_app *app, const struct el_course_query *q, const struct gens *g,
+                         const char *key, struct el_blob *ids, int peek, struct el_blob **out,
+                         enum el_layer *layer)
 {
     uint64_t epoch, built_ms;
     int rc;
 
-    if ((*out = memo_get(app, key, ids)) != NULL)
+    if ((*out = memo_get(app, q, g, ids, NULL)) != NULL)
         return EL_OK;
     epoch = el_tiered_epoch(app->summaries);
     built_ms = el_now_ms();
     rc = assemble(app, q, ids, peek, out, layer);
     if (rc == EL_OK)
-        memo_put(app, key, ids, epoch, built_ms, *out);
+        memo_put(app, q, g, key, ids, epoch, built_ms, *out);
     return rc;
+}
+
+/* ---- assembled pages in Redis ------------------------------------------
+ *
+ * Without L1 (L1_MAX_BYTES=0) no ids page is the same blob twice, so the
+ * memo cannot help, and assembling costs a Redis round trip per item. The
+ * assembled page is therefore also kept in Redis, under course_page:{the
+ * ids page key's generations and digest}, stamped with what it was built
+ * from:
+ *   "P1 <status> <summaries epoch> <length of the ids page> <ETag>\n" <ids page> <page>
+ * A read is one round trip (three GETs in a pipeline, in this order) of
+ * the summaries epoch, the ids page and the stored page; the page is
+ * served only if the ids page is byte for byte the one it was built from
+ * and the epoch is the one read before its summaries were. The summaries epoch (EL_KEY_SUMMARY_EPOCH) is a Redis counter that
+ * every process moves after each change it makes to a summary (a write, a
+ * delete, an invalidation), so it is cluster-wide: a page assembled from
+ * summaries read before a write is stamped with an epoch that write has
+ * moved on, whenever the page is stored -- versions, not timing. A move
+ * that cannot reach Redis is owed and made by the housekeeping thread
+ * once the summaries' own Redis clean-up (el_tiered_replay) is done. The
+ * counter starts at a random value whenever Redis has none (a restart), so
+ * a stamp from before a restart never matches a count after it. */
+
+#define PAGE_MAGIC "P1 "
+
+/* Move the summaries epoch on (creating it at a random start when absent).
+ * Returns 0, or -1 when Redis could not be reached; *epoch (may be NULL)
+ * gets the new value. */
+static int epoch_move(struct el_app *app, uint64_t *epoch)
+{
+    static const char lua[] = "local v = redis.call('INCR', KEYS[1]) "
+                              "if v == 1 then v = tonumber(ARGV[1]) "
+                              "redis.call('SET', KEYS[1], ARGV[1]) end return v";
+    char start[24];
+    const char *args[1] = {start};
+    uint64_t r = 0;
+    int64_t v;
+
+    if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        r = el_now_ms() ^ (uint64_t)getpid() << 32;
+    snprintf(start, sizeof(start), "%llu", (unsigned long long)((r >> 12) | 2)); /* < 2^52 */
+    if (el_redis_eval_int(app->redis, lua, EL_KEY_SUMMARY_EPOCH, 1, args, &v, NULL) != EL_OK ||
+        v <= 0)
+        return -1;
+    if (epoch)
+        *epoch = (uint64_t)v;
+    return 0;
+}
+
+/* After a change to a summary in Redis: no page assembled before it may
+ * be served from Redis again. */
+static void summary_changed(struct el_app *app)
+{
+    if (app->redis && epoch_move(app, NULL) != 0)
+        atomic_store(&app->summary_epoch_owed, 1);
+}
+
+void el_app_lists_share_epoch(struct el_app *app)
+{
+    if (atomic_load(&app->summary_epoch_owed) && el_redis_is_up(app->redis) &&
+        epoch_move(app, NULL) == 0)
+        atomic_store(&app->summary_epoch_owed, 0);
+}
+
+static int parse_u64(const char **p, uint64_t *v)
+{
+    char *end;
+
+    if (**p < '0' || **p > '9')
+        return -1;
+    *v = strtoull(*p, &end, 10);
+    *p = end;
+    return 0;
+}
+
+/* The stored page under page_key when it is valid; *epoch gets the
+ * summaries epoch read with it (to stamp a page assembled next), *known
+ * whether there is one. EL_OK with *out, or EL_ENOTFOUND (also when
+ * Redis cannot answer: the caller assembles). */
+static int page_from_redis(struct el_app *app, const char *ids_key, const char *page_key,
+                           uint64_t *epoch, int *known, struct el_blob **out)
+{
+    const char *keys[3] = {EL_KEY_SUMMARY_EPOCH, ids_key, page_key};
+    struct el_buf vals[3];
+    int found[3] = {0, 0, 0}, rc = EL_ENOTFOUND;
+
+    *known = 0;
+    for (int i = 0; i < 3; i++)
+        el_buf_init(&vals[i], EL_COURSE_PAGE_MAX + IDS_MAX + 64);
+    if (el_redis_get_each(app->redis, 3, keys, vals, found) != EL_OK)
+        goto out;
+    if (!found[0]) {
+        /* No epoch (Redis restarted): make one, and stamp with it. */
+        if (epoch_move(app, epoch) == 0)
+            *known = 1;
+        goto out;
+    }
+    {
+        const char *p = vals[0].data;
+
+        if (parse_u64(&p, epoch) != 0 || *p != '\0')
+            goto out;
+        *known = 1;
+    }
+    if (found[1] && found[2] && vals[2].len > strlen(PAGE_MAGIC) &&
+        memcmp(vals[2].data, PAGE_MAGIC, strlen(PAGE_MAGIC)) == 0) {
+        const char *p = vals[2].data + strlen(PAGE_MAGIC), *end = vals[2].data + vals[2].len;
+        uint64_t status, stamp, ids_len;
+        char etag[EL_ETAG_MAX];
+
+        if (parse_u64(&p, &status) == 0 && *p++ == ' ' && parse_u64(&p, &stamp) == 0 &&
+            *p++ == ' ' && parse_u64(&p, &ids_len) == 0 && *p++ == ' ' && end - p > 19 &&
+            p[18] == '\n' && stamp == *epoch && (status == 200 || status == 422) &&
+            ids_len == vals[1].len && (size_t)(end - p - 19) >= ids_len &&
+            memcmp(p + 19, vals[1].data, ids_len) == 0) {
+            memcpy(etag, p, 18);
+            etag[18] = '\0';
+            p += 19 + ids_len;
+            /* The tag assemble's blob had: no hashing of the page again. */
+            *out = el_blob_new_tagged((int)status, p, (size_t)(end - p), etag);
+            rc = *out ? EL_OK : EL_ENOMEM;
+        }
+    }
+out:
+    for (int i = 0; i < 3; i++)
+        el_buf_cleanup(&vals[i]);
+    return rc;
+}
+
+/* Store page, assembled from ids with summaries read after the epoch was,
+ * under page_key (best effort: a failure costs the next reader an
+ * assembly). */
+static void page_to_redis(struct el_app *app, const char *page_key, const struct el_blob *ids,
+                          uint64_t epoch, const struct el_blob *page)
+{
+    struct el_buf b;
+
+    el_buf_init(&b, EL_COURSE_PAGE_MAX + IDS_MAX + 64);
+    if (el_buf_addf(&b, PAGE_MAGIC "%d %llu %zu %s\n", page->status, (unsigned long long)epoch,
+                    ids->len, page->etag) == EL_OK &&
+        el_buf_add(&b, ids->data, ids->len) == EL_OK &&
+        el_buf_add(&b, page->data, page->len) == EL_OK) {
+        int rc = el_redis_set(app->redis, page_key, b.data, b.len,
+                              el_tiered_jitter((int64_t)app->cfg.course_list_ttl * 1000));
+
+        EL_UNUSED(rc); /* counted by the breaker */
+    }
+    el_buf_cleanup(&b);
 }
 
 int el_app_list_read(struct el_app *app, const struct el_course_query *q, struct el_blob **out,
                      enum el_layer *layer)
 {
-    char key[EL_KEY_MAX];
+    char key[EL_KEY_MAX], page_key[EL_KEY_MAX];
     struct ids_load l = {app, q};
     struct el_blob *ids = NULL;
-    int rc;
+    struct gens g;
+    uint64_t epoch = 0;
+    int rc, stored = 0, known = 0;
 
     *out = NULL;
     if (app->cfg.l1_max_bytes == 0 && app->redis == NULL) {
@@ -446,7 +665,16 @@ int el_app_list_read(struct el_app *app, const struct el_course_query *q, struct
             el_stats_count(EL_TYPE_COURSE_LIST, EL_LAYER_MISS);
         return rc;
     }
-    ids_key(app, q, key);
+    query_gens(app, q, &g);
+    ids_key(q, &g, key);
+    if (app->cfg.l1_max_bytes == 0) {
+        stored = el_key_course_page(page_key, sizeof(page_key), key) > 0;
+        if (stored && page_from_redis(app, key, page_key, &epoch, &known, out) == EL_OK) {
+            *layer = EL_LAYER_L2;
+            el_stats_count(EL_TYPE_COURSE_LIST, EL_LAYER_L2);
+            return EL_OK;
+        }
+    }
     rc = el_tiered_get(app->course_lists, key, load_ids, &l, &ids, layer);
     if (rc != EL_OK)
         return rc;
@@ -454,7 +682,9 @@ int el_app_list_read(struct el_app *app, const struct el_course_query *q, struct
         *out = ids;
         return EL_OK;
     }
-    rc = assemble_memo(app, key, q, ids, 0, out, layer);
+    rc = assemble_memo(app, q, &g, key, ids, 0, out, layer);
+    if (rc == EL_OK && stored && known)
+        page_to_redis(app, page_key, ids, epoch, *out);
     if (rc == EL_ENOTFOUND || rc == EL_EPROTO) {
         /* The ids page is out of step with the courses (the write that made
          * it so has moved, or is about to move, its generation): answer
@@ -469,15 +699,24 @@ int el_app_list_read(struct el_app *app, const struct el_course_query *q, struct
 struct el_blob *el_app_list_peek(struct el_app *app, const struct el_course_query *q)
 {
     char key[EL_KEY_MAX];
-    struct el_blob *ids, *out = NULL;
+    struct el_blob *ids, *out;
     enum el_layer layer = EL_LAYER_L1;
+    struct gens g;
 
-    ids_key(app, q, key);
-    if ((ids = el_tiered_peek(app->course_lists, key)) == NULL)
+    if (app->cfg.l1_max_bytes == 0)
+        return NULL; /* nothing is in L1: the worker reads Redis */
+    query_gens(app, q, &g);
+    /* The hit: no digest, no key, no allocation. */
+    if ((out = memo_get(app, q, &g, NULL, &ids)) != NULL) {
+        el_blob_unref(ids);
+        return out;
+    }
+    ids_key(q, &g, key);
+    if (ids == NULL && (ids = el_tiered_peek(app->course_lists, key)) == NULL)
         return NULL;
     if (ids->status != 200)
         return ids;
-    if (assemble_memo(app, key, q, ids, 1, &out, &layer) != EL_OK)
+    if (assemble_memo(app, q, &g, key, ids, 1, &out, &layer) != EL_OK)
         out = NULL;
     el_blob_unref(ids);
     return out;

@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,9 +42,16 @@
 #define OUT_HIGH (64u << 10)  /* stop reading requests past this much unsent */
 #define OUT_MAX (64u << 20)   /* largest response + replies we will hold */
 #define OUT_KEEP (256u << 10) /* give back output buffers larger than this */
-#define SWEEP_MS 100          /* deadline check interval */
-#define EMFILE_PAUSE_MS 250   /* listener left alone at the descriptor limit */
-#define EMFILE_LOG_MS 10000   /* one log line per this much at the limit */
+/* Closed connections kept per event thread for the next accept, with their
+ * output buffers up to SPARE_OUT_KEEP: a connection and a list page's
+ * output buffer are each above glibc's mmap threshold (16 KiB, set by L1),
+ * so a fresh one costs an mmap, page faults and an munmap -- paid on every
+ * new connection when the web server opens more than it keeps alive. */
+#define SPARE_CONNS 64
+#define SPARE_OUT_KEEP (64u << 10)
+#define SWEEP_MS 100        /* deadline check interval */
+#define EMFILE_PAUSE_MS 250 /* listener left alone at the descriptor limit */
+#define EMFILE_LOG_MS 10000 /* one log line per this much at the limit */
 /* At a stop, kept-alive connections go on being served until the web
  * server closes them, for at most this long: only the web server knows it
  * will not write another request into one (a request written into a
@@ -104,6 +112,8 @@ struct loop {
     uint64_t listen_pause_until;
     uint64_t last_sweep;
     struct conn *graveyard; /* closed this round, freed after it (conn_free) */
+    struct conn *spare;     /* freed connections for reuse (SPARE_CONNS) */
+    int nspare;
 };
 
 struct pool {
@@ -219,7 +229,10 @@ static void conn_free(struct conn *c)
     close(c->fd); /* also removes it from epoll */
     el_fcgi_free(c->fcgi);
     c->fcgi = NULL;
-    el_buf_cleanup(&c->out);
+    if (c->out.cap > SPARE_OUT_KEEP)
+        el_buf_cleanup(&c->out);
+    else
+        el_buf_reset(&c->out); /* kept for the next connection (bury) */
     /* Not freed yet: the epoll round being handled may still hold an event
      * for c (a finished job or the sweep can close a connection that has
      * an event later in the same batch). The loop skips gone connections
@@ -231,15 +244,57 @@ static void conn_free(struct conn *c)
     l->listen_pause_until = 0;
 }
 
-/* Free the connections closed during the round just handled. */
+/* Free the connections closed during the round just handled, keeping up
+ * to SPARE_CONNS of them for new connections. */
 static void bury(struct loop *l)
 {
     while (l->graveyard) {
         struct conn *c = l->graveyard;
 
         l->graveyard = c->next;
+        if (l->nspare < SPARE_CONNS) {
+            c->next = l->spare;
+            l->spare = c;
+            l->nspare++;
+        } else {
+            el_buf_cleanup(&c->out);
+            free(c);
+        }
+    }
+}
+
+static void spares_free(struct loop *l)
+{
+    while (l->spare) {
+        struct conn *c = l->spare;
+
+        l->spare = c->next;
+        el_buf_cleanup(&c->out);
         free(c);
     }
+    l->nspare = 0;
+}
+
+/* A zeroed connection with an empty output buffer: a spare one, or new.
+ * (The input buffer is not zeroed: in_len says what of it is valid.) */
+static struct conn *conn_new(struct loop *l)
+{
+    struct conn *c = l->spare;
+
+    if (c != NULL) {
+        struct el_buf out = c->out;
+
+        l->spare = c->next;
+        l->nspare--;
+        memset(c, 0, offsetof(struct conn, in));
+        if (out.data == NULL) /* it was given back (larger than kept) */
+            el_buf_init(&out, OUT_MAX);
+        c->out = out;
+        return c;
+    }
+    if ((c = calloc(1, sizeof(*c))) != NULL)
+        el_buf_init(&c->out, OUT_MAX);
+    return c;
 }
 
 static int out_pending(const struct conn *c)
@@ -450,9 +505,12 @@ static void accept_all(struct loop *l)
                 fprintf(stderr, "elearn-fcgi: accept: %s\n", strerror(errno));
             return;
         }
-        c = calloc(1, sizeof(*c));
+        c = conn_new(l);
         if (c == NULL || (c->fcgi = el_fcgi_new(&p->lim)) == NULL) {
-            free(c);
+            if (c) {
+                el_buf_cleanup(&c->out);
+                free(c);
+            }
             close(fd);
             continue;
         }
@@ -461,7 +519,6 @@ static void accept_all(struct loop *l)
         c->fd = fd;
         c->loop = l;
         c->idle_since = el_now_ms();
-        el_buf_init(&c->out, OUT_MAX);
         c->prev = l->conns.prev;
         c->next = &l->conns;
         l->conns.prev->next = c;
@@ -640,6 +697,7 @@ static void *loop_main(void *arg)
         bury(l);
     }
     bury(l);
+    spares_free(l);
     el_request_log_flush();
     el_redis_thread_cleanup(p->app->redis);
     el_store_thread_cleanup(p->app->store);

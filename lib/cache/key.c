@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/el.h"
 
@@ -42,6 +43,18 @@ int el_key_courses_ids(char *dst, size_t n, uint64_t members, uint64_t search, u
 {
     return key_fmt(dst, n, "courses_ids:%llu.%llu.%llu:%s", (unsigned long long)members,
                    (unsigned long long)search, (unsigned long long)order, digest);
+}
+
+int el_key_course_page(char *dst, size_t n, const char *ids_key)
+{
+    static const char prefix[] = "courses_ids:";
+
+    if (strncmp(ids_key, prefix, sizeof(prefix) - 1) != 0) {
+        if (n)
+            dst[0] = '\0';
+        return EL_EINVAL;
+    }
+    return key_fmt(dst, n, "course_page:%s", ids_key + sizeof(prefix) - 1);
 }
 
 int el_key_course_summary(char *dst, size_t n, const char *course_id)

@@ -38,6 +38,13 @@ int el_key_courses_list(char *dst, size_t n, uint64_t generation, const char *di
  * search (0 without one) and its sort order (0 for none), and the digest. */
 int el_key_courses_ids(char *dst, size_t n, uint64_t members, uint64_t search, uint64_t order,
                        const char *digest);
+/* The assembled page of the ids page under ids_key (a courses_ids: key),
+ * kept in Redis for processes without L1: "course_page:" and the same
+ * generations and digest. */
+int el_key_course_page(char *dst, size_t n, const char *ids_key);
+/* Redis counter that moves after every change to a course summary, in any
+ * process: the stamp of the pages above (app/lists.c). */
+#define EL_KEY_SUMMARY_EPOCH "course_summary_epoch"
 /* A course's summary (list items; model/course.h). */
 int el_key_course_summary(char *dst, size_t n, const char *course_id);
 /* The Redis counter of a list-generation dimension ("courses_list:gen:popular"). */

@@ -978,6 +978,35 @@ int el_redis_ping(struct el_redis *r)
 
 /* ---- counters (auth) -------------------------------------------------- */
 
+int el_redis_get_each(struct el_redis *r, int n, const char *const *keys, struct el_buf *vals,
+                      int *found)
+{
+    const char *argv[EL_REDIS_GET_EACH_MAX][2];
+    size_t lens[EL_REDIS_GET_EACH_MAX][2];
+    struct cmd cmds[EL_REDIS_GET_EACH_MAX];
+    int rc;
+
+    if (r == NULL)
+        return EL_EDISABLED;
+    _Static_assert(EL_REDIS_GET_EACH_MAX <= PIPELINE_MAX, "one pipeline holds them");
+    if (n < 1 || n > EL_REDIS_GET_EACH_MAX)
+        return EL_EINVAL;
+    for (int i = 0; i < n; i++) {
+        argv[i][0] = "GET";
+        argv[i][1] = keys[i];
+        lens[i][0] = 3;
+        lens[i][1] = strlen(keys[i]);
+        cmds[i] = (struct cmd){2, argv[i], lens[i], on_string, &vals[i], EL_OK};
+    }
+    rc = pipeline(r, n, cmds, NULL);
+    for (int i = 0; i < n && rc == EL_OK; i++) {
+        found[i] = cmds[i].rc == EL_OK;
+        if (cmds[i].rc != EL_OK && cmds[i].rc != EL_ENOTFOUND)
+            rc = cmds[i].rc;
+    }
+    return rc;
+}
+
 /* INCR and, on the first increment, PEXPIRE -- atomically, in one round
  * trip, so a window can never be left without an expiry. */
 int el_redis_incr_window(struct el_redis *r, const char *key, int64_t window_ms, int64_t *count)

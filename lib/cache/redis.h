@@ -83,6 +83,16 @@ int el_redis_incr(struct el_redis *r, const char *key, int64_t *out) EL_WUR;
  * not an integer. */
 int el_redis_get_int(struct el_redis *r, const char *key, int64_t *out) EL_WUR;
 
+#define EL_REDIS_GET_EACH_MAX 8
+
+/* GET n keys (n <= EL_REDIS_GET_EACH_MAX) in one round trip, as n
+ * single-key commands in one pipeline, run in this order (a key read later
+ * sees every write Redis took before an earlier one was read); unlike MGET
+ * the keys need not share a Redis Cluster slot. found[i] = 1 and the value
+ * appended to vals[i] for each key present, found[i] = 0 for each missing. */
+int el_redis_get_each(struct el_redis *r, int n, const char *const *keys, struct el_buf *vals,
+                      int *found) EL_WUR;
+
 /* Count an event in a fixed window: INCR key, and give it a TTL of
  * window_ms when the increment created it; atomic (one EVAL). The new count
  * in *count. */

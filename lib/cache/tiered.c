@@ -153,9 +153,9 @@ static int pending_has(const char *key)
     return found;
 }
 
-void el_tiered_replay(struct el_redis *redis, struct el_bus *bus)
+int el_tiered_replay(struct el_redis *redis, struct el_bus *bus)
 {
-    int lost;
+    int lost, left;
 
     /* One key at a time off the queue, its DEL and announcement outside the
      * lock: request threads queueing keys never wait behind up to
@@ -187,12 +187,14 @@ void el_tiered_replay(struct el_redis *redis, struct el_bus *bus)
     el_must(pthread_mutex_lock(&pending_lock));
     lost = pending_lost;
     pending_lost = 0;
+    left = npending;
     el_must(pthread_mutex_unlock(&pending_lock));
     if (lost)
         fprintf(stderr,
                 "tiered: %d cache keys could not be cleaned from Redis after writes "
                 "(queue full); they expire by TTL\n",
                 lost);
+    return left;
 }
 
 /* The invalidation mark of a key: moves whenever the key (or everything)

@@ -113,8 +113,9 @@ void el_tiered_invalidate(struct el_tiered *t, const char *key);
 
 /* Retry the Redis side of earlier writes that failed (Redis down or
  * restarting): DEL each key and announce it. Called about every 250 ms by
- * a housekeeping thread; cheap when nothing is pending. */
-void el_tiered_replay(struct el_redis *redis, struct el_bus *bus);
+ * a housekeeping thread; cheap when nothing is pending. Returns how many
+ * keys are still pending (0: Redis holds no stale value we know of). */
+int el_tiered_replay(struct el_redis *redis, struct el_bus *bus);
 
 /* Coherence (see bus.h). With a bus, L1 entries are trusted only while the
  * channel is heard (or for max_stale_ms after they were last checked), a

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct el_blob *el_blob_new(int status, const void *data, size_t len)
+static struct el_blob *blob_make(int status, const void *data, size_t len, const char *etag)
 {
     struct el_blob *b = malloc(sizeof(*b) + len + 1);
     uint64_t h;
@@ -28,10 +28,35 @@ struct el_blob *el_blob_new(int status, const void *data, size_t len)
     if (len)
         memcpy(b->data, data, len);
     b->data[len] = '\0';
+    if (etag) {
+        memcpy(b->etag, etag, strlen(etag) + 1);
+        return b;
+    }
     h = el_fnv1a64(EL_FNV1A64_INIT, &status, sizeof(status));
     h = el_fnv1a64(h, data, len);
     snprintf(b->etag, sizeof(b->etag), "\"%016llx\"", (unsigned long long)h);
     return b;
+}
+
+struct el_blob *el_blob_new(int status, const void *data, size_t len)
+{
+    return blob_make(status, data, len, NULL);
+}
+
+/* What el_blob_new writes: '"', 16 lowercase hex digits, '"'. */
+static int etag_valid(const char *etag)
+{
+    if (etag == NULL || strlen(etag) != 18 || etag[0] != '"' || etag[17] != '"')
+        return 0;
+    for (int i = 1; i < 17; i++)
+        if (!((etag[i] >= '0' && etag[i] <= '9') || (etag[i] >= 'a' && etag[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+struct el_blob *el_blob_new_tagged(int status, const void *data, size_t len, const char *etag)
+{
+    return blob_make(status, data, len, etag_valid(etag) ? etag : NULL);
 }
 
 struct el_blob *el_blob_ref(struct el_blob *b)

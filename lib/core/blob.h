@@ -34,6 +34,12 @@ struct el_blob {
  * Returns NULL when out of memory. */
 struct el_blob *el_blob_new(int status, const void *data, size_t len);
 
+/* The same, with the ETag el_blob_new gave these very bytes and status
+ * before (etag as it wrote it: '"' 16 hex '"'), not computed again: for
+ * bytes kept elsewhere with their tag (lists.c's pages in Redis). An etag
+ * of any other form is ignored and computed. */
+struct el_blob *el_blob_new_tagged(int status, const void *data, size_t len, const char *etag);
+
 /* Take another reference; returns b for chaining. b may be NULL. */
 struct el_blob *el_blob_ref(struct el_blob *b);
 

@@ -18,6 +18,10 @@ static void test_spelling(void)
     CU_ASSERT_STRING_EQUAL(k, "refresh_tokens:u1");
     el_key_auth_bucket(k, sizeof(k), 7);
     CU_ASSERT_STRING_EQUAL(k, "auth:{b07}");
+    CU_ASSERT_EQUAL(el_key_course_page(k, sizeof(k), "courses_ids:3.0.7:abcdef"), 24);
+    CU_ASSERT_STRING_EQUAL(k, "course_page:3.0.7:abcdef");
+    CU_ASSERT_EQUAL(el_key_course_page(k, sizeof(k), "course:65a1b2c3d4e5f60718293a4b"), EL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(k, "");
 }
 
 /* Redis Cluster's slot of a key: CRC16 (XMODEM) of its hash tag -- the

@@ -477,6 +477,37 @@ static void test_get_set_binary(void)
     el_redis_free(r);
 }
 
+/* Several single-key GETs in one round trip: found and missing keys, each
+ * value into its own buffer, in the order given. */
+static void test_get_each(void)
+{
+    struct el_redis *r = open_port(test_port(), TEST_DB, 1000, 0, 0);
+    const char *keys[3] = {PREFIX "each1", PREFIX "each-missing", PREFIX "each2"};
+    struct el_buf v[3];
+    int found[3] = {-1, -1, -1};
+
+    for (int i = 0; i < 3; i++)
+        el_buf_init(&v[i], 1024);
+    CU_ASSERT_EQUAL(el_redis_set(r, keys[0], "one", 3, 0), 0);
+    CU_ASSERT_EQUAL(el_redis_del(r, keys[1]), 0);
+    CU_ASSERT_EQUAL(el_redis_set(r, keys[2], "", 0, 0), 0);
+    CU_ASSERT_EQUAL(el_redis_get_each(r, 3, keys, v, found), 0);
+    CU_ASSERT_EQUAL(found[0], 1);
+    CU_ASSERT_EQUAL(found[1], 0);
+    CU_ASSERT_EQUAL(found[2], 1);
+    CU_ASSERT_EQUAL(v[0].len, 3);
+    CU_ASSERT(v[0].data && memcmp(v[0].data, "one", 3) == 0);
+    CU_ASSERT_EQUAL(v[1].len, 0);
+    CU_ASSERT_EQUAL(v[2].len, 0);
+    CU_ASSERT_EQUAL(el_redis_get_each(r, 0, keys, v, found), EL_EINVAL);
+    CU_ASSERT_EQUAL(el_redis_get_each(NULL, 3, keys, v, found), EL_EDISABLED);
+    for (int i = 0; i < 3; i++)
+        el_buf_cleanup(&v[i]);
+    CU_ASSERT_EQUAL(el_redis_del(r, keys[0]), 0);
+    CU_ASSERT_EQUAL(el_redis_del(r, keys[2]), 0);
+    el_redis_free(r);
+}
+
 static void test_set_ttl(void)
 {
     struct el_redis *r = open_port(test_port(), TEST_DB, 1000, 0, 0);
@@ -1334,6 +1365,7 @@ void test_redis_register(void)
     CU_add_test(s, "options: defaults and validation", test_opts);
     CU_add_test(s, "GET/SET/DEL binary-safe, empty value, missing key", test_get_set_binary);
     CU_add_test(s, "SET with TTL uses milliseconds", test_set_ttl);
+    CU_add_test(s, "GET of several keys in one round trip", test_get_each);
     CU_add_test(s, "versioned SET never goes backwards", test_versioned);
     CU_add_test(s, "INCR and strict integer GET", test_counters);
     CU_add_test(s, "value larger than the buffer", test_value_too_big);

@@ -34,6 +34,29 @@ static void test_etag_depends_on_bytes_and_status(void)
     el_blob_unref(d);
 }
 
+/* A blob made again from bytes kept with their tag carries that tag,
+ * without hashing; a tag of another form is not trusted. */
+static void test_tagged(void)
+{
+    struct el_blob *a = el_blob_new(200, "page", 4);
+    struct el_blob *b = el_blob_new_tagged(200, "page", 4, a->etag);
+    struct el_blob *c = el_blob_new_tagged(200, "page", 4, "\"0123456789abcdef\"");
+    struct el_blob *d = el_blob_new_tagged(200, "page", 4, "\"not a tag\"");
+    struct el_blob *e = el_blob_new_tagged(200, "page", 4, NULL);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_STRING_EQUAL(b->etag, a->etag);
+    CU_ASSERT_STRING_EQUAL(b->data, "page");
+    CU_ASSERT_STRING_EQUAL(c->etag, "\"0123456789abcdef\"");
+    CU_ASSERT_STRING_EQUAL(d->etag, a->etag);
+    CU_ASSERT_STRING_EQUAL(e->etag, a->etag);
+    el_blob_unref(a);
+    el_blob_unref(b);
+    el_blob_unref(c);
+    el_blob_unref(d);
+    el_blob_unref(e);
+}
+
 static void test_refcount(void)
 {
     struct el_blob *b = el_blob_new(200, "abc", 3);
@@ -54,5 +77,6 @@ void test_blob_register(void)
 
     CU_add_test(s, "new copies and tags", test_new_copies_and_tags);
     CU_add_test(s, "etag depends on bytes and status", test_etag_depends_on_bytes_and_status);
+    CU_add_test(s, "tagged: the kept tag, or computed", test_tagged);
     CU_add_test(s, "refcount", test_refcount);
 }

@@ -15,7 +15,7 @@ the test as make bench runs them: nol1 (L1_MAX_BYTES=0) and storeonly
 import subprocess
 import sys
 
-from harness import Case, S, main
+from harness import Case, S, course_body, main, token_of, wait_until
 
 QUERIES = ('/api/courses?sort_by=popular', '/api/courses?page=2&page_size=5&sort_by=recent',
            '/api/courses?category=programming')
@@ -54,6 +54,53 @@ class LayersAlone(Case):
         self.assertNotIn('Non-2xx', out, out)
         self.assertNotIn('Socket errors', out, out)
         self.assertEqual(self.b.get(q).json(), ref.json())
+
+    def stored_page(self, course_id, page_size):
+        """The key and value of the assembled page kept in Redis
+        (course_page:*, app/lists.c) of the first page of size page_size
+        that lists course_id, or (None, None)."""
+        head = '"page":1,"page_size":%d,' % page_size
+        for key in S.redis_cli('--scan', '--pattern', 'course_page:*').stdout.split():
+            v = S.redis_cli('GET', key).stdout[:-1]  # redis-cli adds a newline
+            if head in v and course_id in v.split('\n', 1)[-1]:
+                return key, v
+        return None, None
+
+    def test_list_page_kept_in_redis(self):
+        """Without L1 a list page is read back from Redis as it was stored
+        (course_page:*: the assembled page, stamped with its ids page and
+        the summaries epoch) -- shown by altering the stored bytes, which
+        are then served as they are -- and is never served again once a
+        write, on another process or on this one, changes a summary on it:
+        the next read answers what the store does, at once."""
+        inst, admin = token_of('instructor'), token_of('admin')
+        r = S.a.request('POST', '/api/courses', course_body('rpage'), token=inst)
+        self.assertEqual(r.status, 201, r)
+        c = r.json()
+        q = '/api/courses?sort_by=recent&page_size=3'  # c is the newest: first
+        wait_until(lambda: self.b.get(q).json()['items'][0]['_id'] == c['_id'], 5,
+                   'the new course first on the L1-off responder')
+        for n, writer in enumerate((S.a, self.b)):
+            self.assertEqual(self.b.get(q).status, 200)
+            key, value = self.stored_page(c['_id'], 3)
+            self.assertIsNotNone(key, 'no course_page:* in Redis for %s' % q)
+            self.assertIn(c['title'], value)
+            altered = value.replace(c['title'], c['title'].upper())
+            S.redis_cli('SET', key, altered)
+            served = self.b.get(q)
+            self.assertEqual((served.status, served.layer), (200, 'L2'), served)
+            self.assertIn(c['title'].upper().encode(), served.body,
+                          'the page kept in Redis was not what was served')
+            # A module title is in the summary, and moves no list generation:
+            # only the stamp can tell the stored page is out of date.
+            r = writer.request('PATCH', '/api/courses/%s/modules/%s' % (
+                c['_id'], c['modules'][0]['_id']), {'title': 'Renamed %d' % n}, token=admin)
+            self.assertEqual(r.status, 200, r)
+            after, truth = self.b.get(q), self.c.get(q)
+            self.assertEqual(truth.status, 200, truth)
+            self.assertIn(b'Renamed %d' % n, truth.body)
+            self.assertEqual(after.body, truth.body,
+                             'a page stored before a write on %s was served after it' % writer.name)
 
     def test_course_without_l1_comes_from_l2(self):
         cid = S.take_id()

@@ -10,7 +10,8 @@ Normally run by tests/e2e/run.sh, once per store, on the harness's stack
 (REDIS_URL empty, L1_MAX_BYTES=0): its list pages come from one store query
 each, serialized by the same code -- the uncached truth the cached pages of
 a and b are compared with, byte for byte, after every write of a random
-sequence (app/lists.c).
+sequence (app/lists.c). A responder n without L1 (L1_MAX_BYTES=0) writes
+and reads too: its pages come from the assembled pages kept in Redis.
 """
 
 import os
@@ -84,14 +85,21 @@ class Lists(Case):
 
 class ListCache(Case):
     """Random writes -- create, delete, patch of each list-relevant field and
-    of others, module patch, enroll -- each followed by every query on a and
-    b (the writer and another process) until both answer what u does; the
-    writer must answer it at once (a page memoised before the write must
-    not)."""
+    of others, module patch, enroll -- each followed by every query on a, b
+    and n (the writer and other processes; n without L1) until all answer
+    what u does; the writer must answer it at once (a page memoised before
+    the write, or kept in Redis, must not)."""
 
     @classmethod
     def setUpClass(cls):
         cls.u = S.front('u', REDIS_URL='', L1_MAX_BYTES=0)
+        cls.n = S.front('n', L1_MAX_BYTES=0)
+        cls.fronts = (S.a, S.b, cls.n)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.u.stop()
+        cls.n.stop()
 
     def agree(self, what, writer):
         for q in QUERIES:
@@ -107,11 +115,11 @@ class ListCache(Case):
             def same():
                 truth[0] = self.u.get(path)
                 self.assertEqual(truth[0].status, 200, truth[0])
-                return all(f.get(path).body == truth[0].body for f in (S.a, S.b))
+                return all(f.get(path).body == truth[0].body for f in self.fronts)
             try:
                 wait_until(same, 5, '%s: %s cached == uncached' % (what, path), interval=0.02)
             except AssertionError:
-                got = {f.name: f.get(path) for f in (S.a, S.b)}
+                got = {f.name: f.get(path) for f in self.fronts}
                 raise AssertionError('%s: %s\nuncached %s\n%s' % (
                     what, path, truth[0].body[:600], '\n'.join(
                         '%s (%s) %s' % (n, r.layer, r.body[:600]) for n, r in got.items())))
@@ -121,8 +129,8 @@ class ListCache(Case):
         rnd = random.Random(seed)
         admin, inst = token_of('admin'), token_of('instructor')
         mine = []
-        for q in QUERIES:  # every list cached on a and b before the writes
-            for f in (S.a, S.b):
+        for q in QUERIES:  # every list cached everywhere before the writes
+            for f in self.fronts:
                 f.get('/api/courses' + ('?' + q if q else ''))
         # Every kind of write several times, in a random order (the seed is
         # in the failure message).
@@ -130,7 +138,7 @@ class ListCache(Case):
                  'module', 'enroll'] * ROUNDS
         rnd.shuffle(kinds)
         for n, kind in enumerate(kinds):
-            f = rnd.choice((S.a, S.b))
+            f = rnd.choice(self.fronts)
             if kind == 'create' or not mine:
                 r = f.request('POST', '/api/courses', course_body(
                     'lst%d' % n, difficulty=rnd.choice(['beginner', 'advanced'])), token=inst)

@@ -1822,25 +1822,6 @@ static void test_sqlite_housekeeping(void)
     sqlite3_close(db);
 }
 
-/* A deleted user's refresh tokens are deleted with the account. */
-static void test_sqlite_user_delete_drops_tokens(void)
-{
-    struct el_user a, b;
-    int64_t now = el_wall_ms();
-
-    make_user(&a, "a@example.com", "student");
-    make_user(&b, "b@example.com", "student");
-    CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &a), EL_OK);
-    CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &b), EL_OK);
-    CU_ASSERT_EQUAL(el_store_refresh_insert(store, "ta", a.id, "sa", now + 60000), EL_OK);
-    CU_ASSERT_EQUAL(el_store_refresh_insert(store, "tb", b.id, "sb", now + 60000), EL_OK);
-    CU_ASSERT_EQUAL(el_store_user_delete(store, a.id), EL_OK);
-    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "ta", now), EL_ENOTFOUND);
-    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "tb", now), EL_OK);
-    el_user_cleanup(&a);
-    el_user_cleanup(&b);
-}
-
 /* Ids are validated and stored lowercase in the new operations too, and
  * token ids must be short printable ASCII. */
 static void test_sqlite_new_ops_validate(void)
@@ -2372,6 +2353,25 @@ static void test_concurrent_rate(void)
 
 /* ---- registration ------------------------------------------------------ */
 
+/* A deleted user's refresh tokens are deleted with the account. */
+static void test_user_delete_drops_tokens(void)
+{
+    struct el_user a, b;
+    int64_t now = el_wall_ms();
+
+    make_user(&a, "a@example.com", "student");
+    make_user(&b, "b@example.com", "student");
+    CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &a), EL_OK);
+    CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &b), EL_OK);
+    CU_ASSERT_EQUAL(el_store_refresh_insert(store, "ta", a.id, "sa", now + 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_refresh_insert(store, "tb", b.id, "sb", now + 60000), EL_OK);
+    CU_ASSERT_EQUAL(el_store_user_delete(store, a.id), EL_OK);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "ta", now), EL_ENOTFOUND);
+    CU_ASSERT_EQUAL(el_store_refresh_claim(store, "tb", now), EL_OK);
+    el_user_cleanup(&a);
+    el_user_cleanup(&b);
+}
+
 static const struct {
     const char *name;
     CU_TestFunc fn;
@@ -2397,6 +2397,7 @@ static const struct {
     {"the revision grows with every write", test_revision},
     {"users: insert, get, by email, conflicts, update, delete", test_users},
     {"reset deletes users too", test_reset_clears_users},
+    {"deleting a user deletes their refresh tokens", test_user_delete_drops_tokens},
     {"refresh tokens: claim once, reuse, expiry, unknown", test_refresh_tokens},
     {"8 threads claim one refresh token: exactly one wins", test_concurrent_claim},
     {"revocations: jti, sid, expiry, later wins, live list", test_revocations},
@@ -2428,8 +2429,6 @@ void test_store_register(void)
                 test_sqlite_busy_is_unavailable);
     CU_add_test(s, "expired revocations and refresh tokens are deleted, 64 a write",
                 test_sqlite_housekeeping);
-    CU_add_test(s, "deleting a user deletes their refresh tokens",
-                test_sqlite_user_delete_drops_tokens);
     CU_add_test(s, "new operations validate and lowercase ids", test_sqlite_new_ops_validate);
 
     s = CU_add_suite_with_setup_and_teardown("store_mongo", init_mongo, fini, setup, NULL);

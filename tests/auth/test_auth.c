@@ -742,6 +742,21 @@ static void until(int (*cond)(struct bused *), struct bused *b)
     CU_ASSERT_FATAL(cond(b));
 }
 
+/* Two "processes" on an empty store and Redis, both trusting their local
+ * state, and a user of email registered and logged in (*tp) on a. */
+static void two_processes(struct bused *a, struct bused *b, const char *email, struct el_user *u,
+                          struct el_token_pair *tp)
+{
+    CU_ASSERT_EQUAL_FATAL(el_store_reset(store), EL_OK);
+    redis_cmd("FLUSHDB");
+    bused_open(a);
+    bused_open(b);
+    until(local_ok, a);
+    until(local_ok, b);
+    must_register(&a->f, email, u);
+    must_login(&a->f, email, tp);
+}
+
 static void test_local_path(void)
 {
     struct bused a, b;
@@ -752,14 +767,7 @@ static void test_local_path(void)
     uint64_t h0, deadline;
     int rc;
 
-    CU_ASSERT_EQUAL_FATAL(el_store_reset(store), EL_OK);
-    redis_cmd("FLUSHDB");
-    bused_open(&a);
-    bused_open(&b);
-    until(local_ok, &a);
-    until(local_ok, &b);
-    must_register(&a.f, "local@example.com", &u);
-    must_login(&a.f, "local@example.com", &tp);
+    two_processes(&a, &b, "local@example.com", &u, &tp);
     must_login(&a.f, "local@example.com", &tp2);
     /* The first request on b fills its L1 session from Redis; the next
      * ones need no round trip. */
@@ -873,14 +881,7 @@ static void test_revocation_while_redis_hangs(void)
     uint64_t paused_until, deadline;
     int accepted = 0, asked = 0;
 
-    CU_ASSERT_EQUAL_FATAL(el_store_reset(store), EL_OK);
-    redis_cmd("FLUSHDB");
-    bused_open(&a);
-    bused_open(&b);
-    until(local_ok, &a);
-    until(local_ok, &b);
-    must_register(&a.f, "hang@example.com", &u);
-    must_login(&a.f, "hang@example.com", &tp);
+    two_processes(&a, &b, "hang@example.com", &u, &tp);
     CU_ASSERT_EQUAL(auth_as(&b.f, tp.access_token, &p, &err), EL_OK); /* fills b's L1 */
     CU_ASSERT_EQUAL(auth_as(&b.f, tp.access_token, &p, &err), EL_OK); /* local */
     CU_ASSERT_EQUAL(auth_as(&a.f, tp.access_token, &p, &err), EL_OK);

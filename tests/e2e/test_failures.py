@@ -246,10 +246,14 @@ class T10DatabaseDown(Case):
         S.start_mongo()
         S.seed()
 
-        def back():
-            r = S.a.get(S.fresh_list_query())
+        # Each responder's driver finds the new server on its own schedule
+        # (a request before that is a 503, as above): wait for each.
+        def back(front):
+            r = front.get(S.fresh_list_query())
             return r.status == 200 and r.json()['total'] > 0
-        wait_until(back, 15, 'responder A to use the restarted database', interval=0.2)
+        for front in (S.a, S.b):
+            wait_until(lambda: back(front), 15,
+                       'responder %s to use the restarted database' % front.name, interval=0.2)
         r = S.b.get(q)
         self.assertEqual(r.status, 200, r)
 

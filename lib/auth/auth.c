@@ -97,8 +97,8 @@ struct el_auth {
     struct el_bus *bus;
     struct local_rev local[LOCAL_SHARDS];
     atomic_int local_loaded;
-    _Atomic uint64_t local_resets; /* bus_era() when loaded */
-    _Atomic uint64_t silences;     /* bus silences over LOCAL_STALE_MS */
+    _Atomic uint64_t local_era; /* bus_era() when loaded */
+    _Atomic uint64_t silences;  /* bus silences over LOCAL_STALE_MS */
     _Atomic uint64_t local_hits;
     _Atomic uint64_t nowait_hits; /* of them, by el_auth_check_local */
     uint64_t local_tried_ms;      /* tick thread only: last load attempt */
@@ -586,20 +586,20 @@ void el_auth_bus_heard(struct el_auth *a, uint64_t silent_ms)
 /* Load every live revocation from the store into the local set, and trust
  * it if neither the bus nor Redis moved meanwhile: every revocation made
  * before the read began is in the store, and every one made after it was
- * announced on the bus -- which did not lose a message, or resets would
+ * announced on the bus -- which did not lose a message, or its era would
  * have moved. */
 static void local_load(struct el_auth *a)
 {
-    uint64_t resets = bus_era(a);
+    uint64_t era = bus_era(a);
 
     if (!el_bus_fresh(a->bus, el_now_ms()))
         return;
     atomic_fetch_add(&a->store_reads, 1);
     if (el_store_revocations_live(a->store, el_wall_ms(), local_load_one, a) != EL_OK)
         return;
-    if (bus_era(a) != resets)
+    if (bus_era(a) != era)
         return;
-    atomic_store(&a->local_resets, resets);
+    atomic_store(&a->local_era, era);
     atomic_store(&a->local_loaded, 1);
 }
 
@@ -610,7 +610,7 @@ static void local_load(struct el_auth *a)
  * no reload. */
 static int local_complete(struct el_auth *a)
 {
-    return atomic_load(&a->local_loaded) && bus_era(a) == atomic_load(&a->local_resets);
+    return atomic_load(&a->local_loaded) && bus_era(a) == atomic_load(&a->local_era);
 }
 
 /* The local state may vouch now: loaded, no bus reset since, the

@@ -67,13 +67,14 @@ subscriber); the issue measured D of about 2.5 million on a quiet node.
 N = 100 processes then saturate at W of about 900 writes/s here (25 000 at
 D = 2.5 M), N = 1000 at W of about 90 here (2 500 at D = 2.5 M); with
 heartbeats from every process, N = 1000 would have needed 4 million
-deliveries/s for heartbeats alone. Not done yet: coalescing the
-announcements of many writes over a few milliseconds (m below 1). The
+deliveries/s for heartbeats alone. Left for later: coalescing the
+announcements of many writes over a few milliseconds (m below 1); the
 benchmark's writer publishes single invalidations, one message each, like
-a write. A p99 in the tens to hundreds of ms, and a W = 500 row that
-delivers less than N x 500, are this loaded machine's scheduling (the
-publisher and 150 subscriber threads share two cores with Redis and other
-work); figures need a quiet run.
+a write. At N = 150 and W = 500 fewer than N x 500 messages a second are
+delivered: the one Redis core is near saturation there on this machine,
+where the publisher and 150 subscriber threads share two cores with Redis
+(so propagation times include waiting for a core); a quiet many-core node
+reaches far higher D, as above.
 EOF
 } >"$SECTION"
 

@@ -238,8 +238,10 @@ $(uname -sr); nginx $NGINX_V, Redis $REDIS_V, wrk $WRK_V; load average at start 
   request 5 % \`PATCH /courses/{id}\` (admin token, new description), 10 %
   list pages (\`sort_by\` one of recent/popular/top_rated/duration, page
   1-3), 85 % \`GET /courses/{id}\`; ids Zipf-distributed over the $NCOURSES
-  courses (s = $ZIPF_S). Every write moves the list generation (all cached
-  list pages become cold) and replaces the course in every process's L1.
+  courses (s = $ZIPF_S). A write replaces the course (and its list
+  summary) in the writer's L1 and in Redis and drops it from the other
+  processes' L1; a description edit moves only the search generation
+  (app/lists.c), so list pages without a search term stay cached.
 - Layers are the cluster counters (the Redis hash behind GET /cache/stats
   "cluster"), read after the warm-up and after the run (the responders
   stopped first: a stopping responder flushes its last counts).

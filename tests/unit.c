@@ -53,6 +53,24 @@ struct redisContext *unit_redis_raw(int db)
     return c;
 }
 
+char *unit_strdup(const char *s)
+{
+    char *p = strdup(s);
+
+    if (p == NULL)
+        abort();
+    return p;
+}
+
+void *unit_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+
+    if (p == NULL)
+        abort();
+    return p;
+}
+
 const char *unit_tmp_path(const char *name)
 {
     static __thread char path[512];

@@ -11,6 +11,8 @@
 #ifndef EL_TEST_UNIT_H
 #define EL_TEST_UNIT_H
 
+#include <stddef.h>
+
 #include <CUnit/CUnit.h>
 
 /* The value of an environment variable the harness must set; a test that
@@ -27,6 +29,11 @@ int unit_redis_port(void);
  * selected: for setting up and inspecting what the code under test sees.
  * The caller redisFree()s it. */
 struct redisContext *unit_redis_raw(int db);
+
+/* strdup and calloc (n may be 0) that abort the binary when memory runs
+ * out: test data is not what a test checks. */
+char *unit_strdup(const char *s);
+void *unit_calloc(size_t n, size_t size);
 
 /* A path under EL_TEST_TMPDIR in a static buffer (one per thread call). */
 const char *unit_tmp_path(const char *name);

@@ -571,14 +571,6 @@ static void test_page_json(void)
     el_buf_cleanup(&want);
 }
 
-static char *xstrdup(const char *s)
-{
-    char *p = strdup(s);
-
-    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-    return p;
-}
-
 static void test_cleanup(void)
 {
     struct el_course c;
@@ -592,27 +584,27 @@ static void test_cleanup(void)
      * the struct is zeroed. */
     memset(&c, 0, sizeof(c));
     strcpy(c.id, "65a1b2c3d4e5f60718293a4b");
-    c.title = xstrdup("t");
-    c.description = xstrdup("d");
-    c.category = xstrdup("c");
-    c.difficulty = xstrdup("beginner");
+    c.title = unit_strdup("t");
+    c.description = unit_strdup("d");
+    c.category = unit_strdup("c");
+    c.difficulty = unit_strdup("beginner");
     c.tags = calloc(2, sizeof(char *));
     CU_ASSERT_PTR_NOT_NULL_FATAL(c.tags);
-    c.tags[0] = xstrdup("a");
-    c.tags[1] = xstrdup("b");
+    c.tags[0] = unit_strdup("a");
+    c.tags[1] = unit_strdup("b");
     c.ntags = 2;
     c.modules = calloc(1, sizeof(*c.modules));
     CU_ASSERT_PTR_NOT_NULL_FATAL(c.modules);
-    c.modules[0].title = xstrdup("m");
-    c.modules[0].content = xstrdup("x");
+    c.modules[0].title = unit_strdup("m");
+    c.modules[0].content = unit_strdup("x");
     c.nmodules = 1;
     el_course_cleanup(&c);
     CU_ASSERT(memcmp(&c, &zero, sizeof(c)) == 0);
 
     p.items = calloc(2, sizeof(*p.items));
     CU_ASSERT_PTR_NOT_NULL_FATAL(p.items);
-    p.items[0].title = xstrdup("one");
-    p.items[1].description = xstrdup("two");
+    p.items[0].title = unit_strdup("one");
+    p.items[1].description = unit_strdup("two");
     p.nitems = 2;
     p.total = 2;
     el_course_page_cleanup(&p);

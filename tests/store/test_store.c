@@ -22,6 +22,7 @@
 #include "core/el.h"
 #include "cache/key.h"
 #include "store/store.h"
+#include "fixtures.h"
 #include "unit.h"
 #include "model/user.h"
 
@@ -29,97 +30,16 @@ static struct el_store *store; /* the running suite's store */
 
 /* ---- building courses -------------------------------------------------- */
 
-static char *xstrdup(const char *s)
-{
-    char *p = strdup(s);
-
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-/* One row of a test data set. */
-struct spec {
-    const char *id; /* explicit id, or NULL to have the store make one */
-    const char *title;
-    const char *description;
-    const char *category;
-    const char *difficulty;
-    const char *tags[4]; /* NULL-terminated */
-    int64_t created_at;
-    int enrollment;
-    double rating;
-    int duration; /* split over the modules */
-    int nmods;
-};
-
-/* A heap course from s, owned by c (el_course_cleanup). Modules get orders
- * 1..n and titles/contents derived from the course title; when s has an id
- * they get ids derived from it too (characters 16-19 become "ff" and the
- * module's index), so the same spec makes the same document in any store. */
-static void build(const struct spec *s, struct el_course *c)
-{
-    char buf[256];
-    size_t i;
-
-    memset(c, 0, sizeof(*c));
-    if (s->id)
-        snprintf(c->id, sizeof(c->id), "%s", s->id);
-    c->title = xstrdup(s->title);
-    c->description = xstrdup(s->description ? s->description : "plain words only");
-    c->category = xstrdup(s->category);
-    c->difficulty = xstrdup(s->difficulty);
-    while (c->ntags < 4 && s->tags[c->ntags])
-        c->ntags++;
-    c->tags = xcalloc(c->ntags, sizeof(char *));
-    for (i = 0; i < c->ntags; i++)
-        c->tags[i] = xstrdup(s->tags[i]);
-    strcpy(c->instructor_id, "5f00000000000000000000aa");
-    c->duration_minutes = s->duration;
-    c->rating = s->rating;
-    c->rating_count = s->enrollment / 3;
-    c->enrollment_count = s->enrollment;
-    c->published = s->enrollment % 2 == 0;
-    c->created_at = s->created_at;
-    c->updated_at = s->created_at + 86400000;
-    c->nmodules = (size_t)s->nmods;
-    c->modules = xcalloc(c->nmodules, sizeof(*c->modules));
-    for (i = 0; i < c->nmodules; i++) {
-        struct el_module *m = &c->modules[i];
-
-        snprintf(buf, sizeof(buf), "%s, part %zu", s->title, i + 1);
-        m->title = xstrdup(buf);
-        snprintf(buf, sizeof(buf), "Lesson %zu of %s.\nRead, then practise.", i + 1, s->title);
-        m->content = xstrdup(buf);
-        m->duration_minutes = s->duration / s->nmods + (i == 0 ? s->duration % s->nmods : 0);
-        m->order = (int)i + 1;
-        if (s->id) {
-            memcpy(m->id, s->id, EL_OID_HEX);
-            snprintf(buf, sizeof(buf), "ff%02x", (unsigned)i & 0xffu);
-            memcpy(m->id + 16, buf, 4);
-        }
-    }
-}
-
 /* Insert every spec; the built courses (with their final ids) are kept in
  * out[] when out is not NULL, else freed. */
-static void insert_all(struct el_store *st, const struct spec *specs, size_t n,
+static void insert_all(struct el_store *st, const struct fx_spec *specs, size_t n,
                        struct el_course *out)
 {
     for (size_t i = 0; i < n; i++) {
         struct el_course c;
         int rc;
 
-        build(&specs[i], &c);
+        fx_build(&specs[i], &c);
         rc = el_store_course_insert(st, &c);
         if (rc != EL_OK)
             fprintf(stderr, "\n  insert \"%s\": %s\n", specs[i].title, el_strerror(rc));
@@ -190,7 +110,7 @@ static struct el_course_query query(const char *qs)
  * so the _id tie-breaker is visible and cannot be confused with insertion
  * order. */
 // clang-format off
-static const struct spec catalog[] = {
+static const struct fx_spec catalog[] = {
     {"66000000000000000000000a", "Intro to C", NULL, "programming", "beginner", {"c", "systems"}, T0 + 5000, 100, 4.5, 120, 3},
     {"660000000000000000000003", "Go Concurrency", NULL, "programming", "advanced", {"go"}, T0 + 5000, 900, 4.8, 300, 5},
     {"66000000000000000000000e", "Typography Basics", NULL, "design", "beginner", {"type"}, T0 + 1000, 100, 3.9, 60, 3},
@@ -214,7 +134,8 @@ static enum el_sort cmp_sort;
 /* The contract's order: the sort key, then id ascending. */
 static int cmp_spec(const void *pa, const void *pb)
 {
-    const struct spec *a = *(const struct spec *const *)pa, *b = *(const struct spec *const *)pb;
+    const struct fx_spec *a = *(const struct fx_spec *const *)pa,
+                         *b = *(const struct fx_spec *const *)pb;
     int d = 0;
 
     switch (cmp_sort) {
@@ -237,7 +158,7 @@ static int cmp_spec(const void *pa, const void *pb)
 /* The ids q should return from catalog, in order; returns the total. */
 static size_t expected(const struct el_course_query *q, const char **ids, size_t *nids)
 {
-    const struct spec *match[NCATALOG];
+    const struct fx_spec *match[NCATALOG];
     size_t n = 0, off = (size_t)(q->page - 1) * (size_t)q->page_size;
 
     for (size_t i = 0; i < NCATALOG; i++) {
@@ -344,7 +265,7 @@ static void setup(void)
 
 /* Text that tests every escaping layer on the way: quotes, backslashes,
  * newlines, tabs, non-ASCII (2-, 3- and 4-byte UTF-8). */
-static const struct spec rich = {
+static const struct fx_spec rich = {
     NULL,
     "Caf\xc3\xa9 \"Qu\xc3\xb6tes\" & <b>tags</b> \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e "
     "\xf0\x9f\x8e\x93",
@@ -394,12 +315,12 @@ static int is_lower_hex_id(const char *s)
 
 static void test_roundtrip(void)
 {
-    struct spec plain = {NULL, "Plain", "", "music", "beginner", {NULL}, T0, 1, 1.0, 3, 3};
+    struct fx_spec plain = {NULL, "Plain", "", "music", "beginner", {NULL}, T0, 1, 1.0, 3, 3};
     struct el_course in, got;
     char *a, *b;
 
     /* Every field, with ids generated by the store. */
-    build(&rich, &in);
+    fx_build(&rich, &in);
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(store, &in), EL_OK);
     CU_ASSERT_TRUE(is_lower_hex_id(in.id));
     for (size_t i = 0; i < in.nmodules; i++) {
@@ -420,7 +341,7 @@ static void test_roundtrip(void)
 
     /* No tags, empty description, unpublished, minimum rating, 3 modules,
      * explicit ids. */
-    build(&plain, &in);
+    fx_build(&plain, &in);
     strcpy(in.id, "6601234567890abcdef01234");
     strcpy(in.modules[1].id, "6601234567890abcdef0aaaa");
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(store, &in), EL_OK);
@@ -443,12 +364,12 @@ static void test_roundtrip(void)
 
 static void test_generated_ids_distinct(void)
 {
-    struct spec s = {NULL, "Twin", NULL, "music", "beginner", {NULL}, T0, 1, 3.0, 30, 3};
+    struct fx_spec s = {NULL, "Twin", NULL, "music", "beginner", {NULL}, T0, 1, 3.0, 30, 3};
     struct el_course a, b;
     int64_t n = -1;
 
-    build(&s, &a);
-    build(&s, &b);
+    fx_build(&s, &a);
+    fx_build(&s, &b);
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(store, &a), EL_OK);
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(store, &b), EL_OK);
     CU_ASSERT_STRING_NOT_EQUAL(a.id, b.id);
@@ -485,8 +406,8 @@ static void test_duplicate_insert(void)
     struct el_course a, b, got;
     int64_t n = -1;
 
-    build(&catalog[0], &a);
-    build(&catalog[1], &b);
+    fx_build(&catalog[0], &a);
+    fx_build(&catalog[1], &b);
     strcpy(b.id, a.id); /* a different course under the same id */
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(store, &a), EL_OK);
     CU_ASSERT_EQUAL(el_store_course_insert(store, &b), EL_ECONFLICT);
@@ -571,7 +492,7 @@ static void test_pagination(void)
 
 /* Courses whose only distinguishing text is a search target. */
 // clang-format off
-static const struct spec findable[] = {
+static const struct fx_spec findable[] = {
     {"670000000000000000000001", "Advanced PYTHON Patterns", "Decorators and generators.", "programming", "advanced", {"backend"}, T0 + 1, 10, 4.0, 60, 3},
     {"670000000000000000000002", "Systems Programming", "Learn rust The Hard Way, slowly.", "programming", "intermediate", {"backend"}, T0 + 2, 20, 4.1, 60, 3},
     {"670000000000000000000003", "Cluster Operations", "Containers at scale.", "devops", "advanced", {"docker", "Kubernetes"}, T0 + 3, 30, 4.2, 60, 3},
@@ -617,7 +538,7 @@ static void test_search_case_insensitive(void)
 /* Each title holds one metacharacter sequence of LIKE, regex or MongoDB
  * query syntax; descriptions and tags hold none. */
 // clang-format off
-static const struct spec metas[] = {
+static const struct fx_spec metas[] = {
     {"680000000000000000000001", "Regex .* greedy", "", "x", "beginner", {NULL}, T0 + 1, 1, 1.0, 3, 3},
     {"680000000000000000000002", "A 100% course", "", "x", "beginner", {NULL}, T0 + 2, 1, 1.0, 3, 3},
     {"680000000000000000000003", "snake_case names", "", "x", "beginner", {NULL}, T0 + 3, 1, 1.0, 3, 3},
@@ -795,7 +716,7 @@ static void test_concurrent_reads(void)
 static void set_str(char **dst, const char *s)
 {
     free(*dst);
-    *dst = xstrdup(s);
+    *dst = unit_strdup(s);
 }
 
 static void set_tags(struct el_course *c, const char *const *tags, size_t n)
@@ -804,9 +725,9 @@ static void set_tags(struct el_course *c, const char *const *tags, size_t n)
         free(c->tags[i]);
     free(c->tags);
     c->ntags = n;
-    c->tags = xcalloc(n, sizeof(char *));
+    c->tags = unit_calloc(n, sizeof(char *));
     for (size_t i = 0; i < n; i++)
-        c->tags[i] = xstrdup(tags[i]);
+        c->tags[i] = unit_strdup(tags[i]);
 }
 
 /* The ids a list query returns, space-separated (easy to compare and to
@@ -850,10 +771,10 @@ static void test_course_update(void)
     /* Title, tags and published change; nothing else does. */
     memset(&p, 0, sizeof(p));
     p.fields = EL_CF_TITLE | EL_CF_TAGS | EL_CF_PUBLISHED;
-    p.c.title = xstrdup("Intro to C, Second Edition");
+    p.c.title = unit_strdup("Intro to C, Second Edition");
     set_tags(&p.c, new_tags, 2);
     p.c.published = !in[0].published;
-    p.c.description = xstrdup("not flagged: must not be written");
+    p.c.description = unit_strdup("not flagged: must not be written");
     p.c.duration_minutes = 9999; /* not flagged either */
     CU_ASSERT_EQUAL_FATAL(el_store_course_update(store, in[0].id, &p, T0 + 777000, &out), EL_OK);
     set_str(&in[0].title, "Intro to C, Second Edition");
@@ -870,11 +791,11 @@ static void test_course_update(void)
     /* The rest of the fields, on another course. */
     memset(&p, 0, sizeof(p));
     p.fields = EL_CF_DESCRIPTION | EL_CF_CATEGORY | EL_CF_DIFFICULTY | EL_CF_DURATION;
-    p.c.description = xstrdup("Goroutines, channels and the scheduler.");
-    p.c.category = xstrdup("design");
-    p.c.difficulty = xstrdup("beginner");
+    p.c.description = unit_strdup("Goroutines, channels and the scheduler.");
+    p.c.category = unit_strdup("design");
+    p.c.difficulty = unit_strdup("beginner");
     p.c.duration_minutes = 1;
-    p.c.title = xstrdup("not flagged");
+    p.c.title = unit_strdup("not flagged");
     CU_ASSERT_EQUAL_FATAL(el_store_course_update(store, in[1].id, &p, T0 + 888000, &out), EL_OK);
     set_str(&in[1].description, "Goroutines, channels and the scheduler.");
     set_str(&in[1].category, "design");
@@ -941,7 +862,7 @@ static void test_course_update_missing(void)
 }
 
 /* catalog[0]'s module ids: its id with characters 16-19 "ff00", "ff01"... */
-static void module_id(const struct spec *s, int i, char out[EL_OID_HEX])
+static void module_id(const struct fx_spec *s, int i, char out[EL_OID_HEX])
 {
     char tail[8];
 
@@ -962,8 +883,8 @@ static void test_module_update(void)
     /* Title and content of the second module. */
     memset(&p, 0, sizeof(p));
     p.fields = EL_MF_TITLE | EL_MF_CONTENT;
-    p.m.title = xstrdup("Pointers, revisited");
-    p.m.content = xstrdup("New text.\nWith \"quotes\".");
+    p.m.title = unit_strdup("Pointers, revisited");
+    p.m.content = unit_strdup("New text.\nWith \"quotes\".");
     p.m.duration_minutes = 999; /* not flagged */
     p.m.order = 999;
     module_id(&catalog[0], 1, mid);
@@ -1106,7 +1027,7 @@ static void test_revision(void)
     el_course_cleanup(&got);
     memset(&cp, 0, sizeof(cp));
     cp.fields = EL_CF_TITLE;
-    cp.c.title = xstrdup("Revised");
+    cp.c.title = unit_strdup("Revised");
     CU_ASSERT_EQUAL_FATAL(el_store_course_update(store, in[0].id, &cp, T0 + 1, &out), EL_OK);
     CU_ASSERT_EQUAL(out.rev, 2);
     el_course_cleanup(&out);
@@ -1136,15 +1057,6 @@ static void test_revision(void)
 
 /* ---- users -------------------------------------------------------------- */
 
-static void make_user(struct el_user *u, const char *email, const char *role)
-{
-    memset(u, 0, sizeof(*u));
-    u->email = xstrdup(email);
-    u->name = xstrdup("Ann \xc3\x89lise O'Neil");
-    snprintf(u->role, sizeof(u->role), "%s", role);
-    u->password_hash = xstrdup("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo");
-}
-
 static void check_same_user(const struct el_user *a, const struct el_user *b)
 {
     CU_ASSERT_STRING_EQUAL(a->id, b->id);
@@ -1162,7 +1074,7 @@ static void test_users(void)
     int rc;
 
     /* Insert with a generated id and creation time. */
-    make_user(&a, "ann@example.com", "student");
+    fx_user(&a, "ann@example.com", "student");
     CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &a), EL_OK);
     CU_ASSERT_TRUE(is_lower_hex_id(a.id));
     CU_ASSERT(a.created_at >= before && a.created_at <= el_wall_ms());
@@ -1174,7 +1086,7 @@ static void test_users(void)
     el_user_cleanup(&got);
 
     /* An explicit id and time are kept. */
-    make_user(&b, "bob@example.com", "instructor");
+    fx_user(&b, "bob@example.com", "instructor");
     strcpy(b.id, "5b0000000000000000000001");
     b.created_at = T0;
     CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &b), EL_OK);
@@ -1188,7 +1100,7 @@ static void test_users(void)
     {
         struct el_user dup;
 
-        make_user(&dup, "ann@example.com", "admin");
+        fx_user(&dup, "ann@example.com", "admin");
         CU_ASSERT_EQUAL(el_store_user_insert(store, &dup), EL_ECONFLICT);
         el_user_cleanup(&dup);
         CU_ASSERT_EQUAL_FATAL(el_store_user_get_by_email(store, "ann@example.com", &got), EL_OK);
@@ -1241,12 +1153,12 @@ static void test_users(void)
     check_same_user(&b, &got);
     el_user_cleanup(&got);
     el_user_cleanup(&a);
-    make_user(&a, "ann@example.com", "student");
+    fx_user(&a, "ann@example.com", "student");
     CU_ASSERT_EQUAL(el_store_user_insert(store, &a), EL_OK);
     el_user_cleanup(&a);
 
     /* A taken id is a conflict too. */
-    make_user(&a, "carol@example.com", "student");
+    fx_user(&a, "carol@example.com", "student");
     strcpy(a.id, b.id);
     CU_ASSERT_EQUAL(el_store_user_insert(store, &a), EL_ECONFLICT);
     CU_ASSERT_EQUAL(el_store_user_get_by_email(store, "carol@example.com", &got), EL_ENOTFOUND);
@@ -1499,7 +1411,7 @@ static void test_reset_clears_users(void)
 {
     struct el_user u, got;
 
-    make_user(&u, "dora@example.com", "student");
+    fx_user(&u, "dora@example.com", "student");
     CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &u), EL_OK);
     CU_ASSERT_EQUAL(el_store_reset(store), EL_OK);
     CU_ASSERT_EQUAL(el_store_user_get(store, u.id, &got), EL_ENOTFOUND);
@@ -1540,11 +1452,11 @@ static void test_same_json_as_sqlite(void)
     insert_all(lite, catalog, NCATALOG, NULL);
     /* The rich course too, with the same ids in both. */
     for (int k = 0; k < 2; k++) {
-        struct spec r = rich;
+        struct fx_spec r = rich;
         struct el_course c;
 
         r.id = "69000000000000000000abcd";
-        build(&r, &c);
+        fx_build(&r, &c);
         for (size_t i = 0; i < c.nmodules; i++)
             snprintf(c.modules[i].id, EL_OID_HEX, "6900000000000000000001%02x",
                      (unsigned)i & 0xffu);
@@ -1633,7 +1545,7 @@ static void test_sqlite_file_persists_in_wal_mode(void)
 
     snprintf(uri, sizeof(uri), "sqlite:%s", path);
     CU_ASSERT_EQUAL_FATAL(el_store_open(uri, &s, NULL), EL_OK);
-    build(&catalog[3], &c);
+    fx_build(&catalog[3], &c);
     CU_ASSERT_EQUAL(el_store_course_insert(s, &c), EL_OK);
     el_store_close(s);
     s = NULL;
@@ -1657,7 +1569,7 @@ static void test_sqlite_ids_lowercased(void)
 {
     struct el_course c, got;
 
-    build(&catalog[0], &c);
+    fx_build(&catalog[0], &c);
     strcpy(c.id, "66000000000000000000ABCD");
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(store, &c), EL_OK);
     CU_ASSERT_EQUAL_FATAL(el_store_course_get(store, "66000000000000000000abcd", &got), EL_OK);
@@ -1742,7 +1654,7 @@ static void test_sqlite_busy_is_unavailable(void)
     snprintf(path, sizeof(path), "%s/contract.db", dir);
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
     CU_ASSERT_EQUAL_FATAL(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    build(&catalog[0], &c);
+    fx_build(&catalog[0], &c);
     t0 = el_now_ms();
     CU_ASSERT_EQUAL(el_store_course_insert(store, &c), EL_EUNAVAIL);
     ms = el_now_ms() - t0;
@@ -1848,7 +1760,7 @@ static void test_sqlite_new_ops_validate(void)
                     EL_ECONFLICT);
     CU_ASSERT_EQUAL(el_store_enroll(store, in[0].id, "not-an-id", &count), EL_EINVAL);
 
-    make_user(&u, "u@example.com", "student");
+    fx_user(&u, "u@example.com", "student");
     strcpy(u.id, "5B00000000000000000000AB");
     CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &u), EL_OK);
     CU_ASSERT_EQUAL_FATAL(el_store_user_get(store, "5b00000000000000000000ab", &got), EL_OK);
@@ -1857,7 +1769,7 @@ static void test_sqlite_new_ops_validate(void)
     CU_ASSERT_EQUAL(el_store_user_update(store, u.id, "", NULL), EL_EINVAL);
     CU_ASSERT_EQUAL(el_store_user_update(store, u.id, "a-role-far-too-long", NULL), EL_EINVAL);
     el_user_cleanup(&u);
-    make_user(&u, "", "student");
+    fx_user(&u, "", "student");
     CU_ASSERT_EQUAL(el_store_user_insert(store, &u), EL_EINVAL);
     el_user_cleanup(&u);
 
@@ -1890,7 +1802,7 @@ static void test_sqlite_schema_upgrade(void)
 
     snprintf(uri, sizeof(uri), "sqlite:%s", path);
     CU_ASSERT_EQUAL_FATAL(el_store_open(uri, &s, NULL), EL_OK);
-    build(&catalog[2], &c);
+    fx_build(&catalog[2], &c);
     CU_ASSERT_EQUAL(el_store_course_insert(s, &c), EL_OK);
     el_store_close(s);
     /* Make it what version 1 left. */
@@ -1908,7 +1820,7 @@ static void test_sqlite_schema_upgrade(void)
     check_same_course(&c, &got);
     CU_ASSERT_EQUAL(got.rev, 1); /* version 4: the revision column, 1 for old rows */
     el_course_cleanup(&got);
-    make_user(&u, "v1@example.com", "admin");
+    fx_user(&u, "v1@example.com", "admin");
     CU_ASSERT_EQUAL(el_store_user_insert(s, &u), EL_OK); /* new tables there */
     el_user_cleanup(&u);
     el_store_close(s);
@@ -1940,7 +1852,7 @@ static void test_sqlite_file_gone(void)
     snprintf(other, sizeof(other), "sqlite:%s.other", path);
     CU_ASSERT_EQUAL_FATAL(el_store_open(uri, &s, NULL), EL_OK);
     for (int i = 0; i < 4; i++)
-        build(&catalog[i], &c[i]);
+        fx_build(&catalog[i], &c[i]);
     CU_ASSERT_EQUAL(el_store_course_insert(s, &c[0]), EL_OK);
     CU_ASSERT_EQUAL(el_store_ping(s), EL_OK);
 
@@ -1989,12 +1901,12 @@ static void test_sqlite_file_gone(void)
 /* A course of instructor INSTR_B, published or a draft. */
 static void insert_owned(const char *title, bool published, struct el_course *out)
 {
-    static const struct spec sp = {NULL,     "x", NULL, "owned", "beginner", {"mine"},
-                                   T0 + 100, 0,   0.0,  30,      2};
+    static const struct fx_spec sp = {NULL,     "x", NULL, "owned", "beginner", {"mine"},
+                                      T0 + 100, 0,   0.0,  30,      2};
 
-    build(&sp, out);
+    fx_build(&sp, out);
     free(out->title);
-    out->title = xstrdup(title);
+    out->title = unit_strdup(title);
     strcpy(out->instructor_id, INSTR_B);
     out->published = published;
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(store, out), EL_OK);
@@ -2027,7 +1939,7 @@ static void test_list_visibility(void)
 
     insert_all(store, catalog, NCATALOG, NULL);
     for (size_t i = 0; i < NCATALOG; i++)
-        drafts += catalog[i].enrollment % 2 != 0; /* build(): odd counts are drafts */
+        drafts += catalog[i].enrollment % 2 != 0; /* fx_build(): odd counts are drafts */
     CU_ASSERT_FATAL(drafts > 0);
     insert_owned("B published", true, &pub);
     insert_owned("B draft", false, &draft);
@@ -2163,16 +2075,16 @@ static int module_sum(const struct el_course *c)
 
 static void test_module_add_delete(void)
 {
-    static const struct spec big = {NULL, "Fifty", NULL, "x", "beginner",           {NULL},
-                                    T0,   0,       0.0,  100, EL_COURSE_MODULES_MAX};
+    static const struct fx_spec big = {NULL, "Fifty", NULL, "x", "beginner",           {NULL},
+                                       T0,   0,       0.0,  100, EL_COURSE_MODULES_MAX};
     struct el_course in[1], out, full;
     struct el_module m;
     char mid[EL_OID_HEX], first[EL_OID_HEX];
 
     insert_all(store, catalog, 1, in); /* 3 modules, orders 1..3 */
     memset(&m, 0, sizeof(m));
-    m.title = xstrdup("Bonus <b>lesson</b>");
-    m.content = xstrdup("Extra.");
+    m.title = unit_strdup("Bonus <b>lesson</b>");
+    m.content = unit_strdup("Extra.");
     m.duration_minutes = 15;
     CU_ASSERT_EQUAL_FATAL(el_store_module_add(store, in[0].id, &m, T0 + 777, &out), EL_OK);
     CU_ASSERT_EQUAL(strlen(m.id), 24); /* generated, written back */
@@ -2188,7 +2100,7 @@ static void test_module_add_delete(void)
     el_course_cleanup(&out);
     /* A given order puts it there. */
     free(m.title);
-    m.title = xstrdup("Prelude");
+    m.title = unit_strdup("Prelude");
     m.id[0] = '\0';
     m.order = 1;
     m.duration_minutes = 5;
@@ -2218,7 +2130,7 @@ static void test_module_add_delete(void)
                     EL_ENOTFOUND);
 
     /* A course at the limit takes no more. */
-    build(&big, &full);
+    fx_build(&big, &full);
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(store, &full), EL_OK);
     m.id[0] = '\0';
     CU_ASSERT_EQUAL(el_store_module_add(store, full.id, &m, T0, &out), EL_ETOOBIG);
@@ -2236,14 +2148,14 @@ static void test_module_add_delete(void)
 
 static void test_rate(void)
 {
-    static const struct spec fresh = {NULL, "Unrated", NULL, "x", "beginner", {NULL},
-                                      T0,   0,         0.0,  10,  1};
+    static const struct fx_spec fresh = {NULL, "Unrated", NULL, "x", "beginner", {NULL},
+                                         T0,   0,         0.0,  10,  1};
     struct el_course in[1], c, out;
     const char *u1 = "5a0000000000000000000001", *u2 = "5a0000000000000000000002";
     int64_t count;
     int64_t seeded_sum;
 
-    build(&fresh, &c);
+    fx_build(&fresh, &c);
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(store, &c), EL_OK);
     CU_ASSERT_EQUAL(el_store_rate(store, c.id, u1, 4, T0, &out), EL_EFORBIDDEN); /* not enrolled */
     CU_ASSERT_EQUAL(el_store_rate(store, "650000000000000000000000", u1, 4, T0, &out),
@@ -2320,15 +2232,15 @@ static void *rate_worker(void *arg)
 
 static void test_concurrent_rate(void)
 {
-    static const struct spec fresh = {NULL, "Crowd", NULL, "x", "beginner", {NULL},
-                                      T0,   0,       0.0,  10,  1};
+    static const struct fx_spec fresh = {NULL, "Crowd", NULL, "x", "beginner", {NULL},
+                                         T0,   0,       0.0,  10,  1};
     struct rater w[RATER_THREADS];
     pthread_t t[RATER_THREADS];
     pthread_barrier_t start;
     struct el_course c, got;
     int64_t sum = 0;
 
-    build(&fresh, &c);
+    fx_build(&fresh, &c);
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(store, &c), EL_OK);
     CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&start, NULL, RATER_THREADS), 0);
     for (int i = 0; i < RATER_THREADS; i++) {
@@ -2359,8 +2271,8 @@ static void test_user_delete_drops_tokens(void)
     struct el_user a, b;
     int64_t now = el_wall_ms();
 
-    make_user(&a, "a@example.com", "student");
-    make_user(&b, "b@example.com", "student");
+    fx_user(&a, "a@example.com", "student");
+    fx_user(&b, "b@example.com", "student");
     CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &a), EL_OK);
     CU_ASSERT_EQUAL_FATAL(el_store_user_insert(store, &b), EL_OK);
     CU_ASSERT_EQUAL(el_store_refresh_insert(store, "ta", a.id, "sa", now + 60000), EL_OK);

@@ -32,6 +32,7 @@
 #include "model/course.h"
 #include "core/el.h"
 #include "store/store.h"
+#include "fixtures.h"
 #include "unit.h"
 #include "model/user.h"
 
@@ -39,15 +40,6 @@
 #define TEST_DB "elearn_mongo_specific"
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static char *xstrdup(const char *s)
-{
-    char *p = strdup(s);
-
-    if (p == NULL)
-        abort();
-    return p;
-}
 
 /* EL_TEST_MONGO_URI with its database replaced by db (static buffer):
  * mongodb://HOSTS[/DB][?OPTIONS] -> mongodb://HOSTS/db[?OPTIONS]. */
@@ -95,37 +87,6 @@ static struct el_store *open_store(const char *uri)
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_STRING_EQUAL(el_store_kind(s), "mongodb");
     return s;
-}
-
-/* A small valid course with generated ids; free with el_course_cleanup. */
-static void make_course(struct el_course *c, const char *title, const char *desc, const char *tag)
-{
-    memset(c, 0, sizeof(*c));
-    c->title = xstrdup(title);
-    c->description = xstrdup(desc);
-    c->category = xstrdup("testing");
-    c->difficulty = xstrdup("beginner");
-    c->ntags = 1;
-    c->tags = calloc(1, sizeof(char *));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(c->tags);
-    c->tags[0] = xstrdup(tag);
-    strcpy(c->instructor_id, "5f00000000000000000000aa");
-    c->duration_minutes = 90;
-    c->rating = 4.5;
-    c->rating_count = 7;
-    c->enrollment_count = 21;
-    c->published = true;
-    c->created_at = 1735689600123LL;
-    c->updated_at = 1735689700456LL;
-    c->nmodules = 2;
-    c->modules = calloc(2, sizeof(*c->modules));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(c->modules);
-    for (int i = 0; i < 2; i++) {
-        c->modules[i].title = xstrdup(i ? "Second" : "First");
-        c->modules[i].content = xstrdup("Read this.");
-        c->modules[i].duration_minutes = 45;
-        c->modules[i].order = i + 1;
-    }
 }
 
 static struct el_course_query list_query(const char *search, const char *category)
@@ -551,7 +512,7 @@ static void test_uri_timeout_wins(void)
     CU_ASSERT_PTR_NULL(p.items);
     CU_ASSERT_EQUAL(el_store_course_count(s, &n), EL_EUNAVAIL);
     CU_ASSERT_EQUAL(n, -1);
-    make_course(&c, "Offline", "Never stored.", "x");
+    fx_course(&c, "Offline", "Never stored.", "x");
     CU_ASSERT_EQUAL(el_store_course_insert(s, &c), EL_EUNAVAIL);
     CU_ASSERT_EQUAL(strlen(c.id), 24); /* generated and kept for a retry */
     CU_ASSERT_EQUAL(strlen(c.modules[1].id), 24);
@@ -604,7 +565,7 @@ static void test_server_comes_and_goes(void)
     CU_ASSERT_EQUAL(el_store_course_count(s, &n), EL_OK);
     CU_ASSERT_EQUAL(n, 0);
     check_indexes(m.uri, TEST_DB);
-    make_course(&c, "Survivor", "Inserted while up.", "x");
+    fx_course(&c, "Survivor", "Inserted while up.", "x");
     CU_ASSERT_EQUAL(el_store_course_insert(s, &c), EL_OK);
     CU_ASSERT_EQUAL(el_store_course_get(s, c.id, &got), EL_OK);
     el_course_cleanup(&got);
@@ -630,7 +591,7 @@ static void test_server_comes_and_goes(void)
 /* Indexes are there as soon as open returns when the server is up. */
 static void test_indexes_at_open(void)
 {
-    const char *uri = xstrdup(test_uri(TEST_DB));
+    const char *uri = unit_strdup(test_uri(TEST_DB));
     struct el_store *s;
 
     drop_db(uri, TEST_DB);
@@ -655,13 +616,13 @@ static void test_injection(void)
         "/.*/i", "$where", "plain|other", "p.ain",     "p[l]ain",
         "\\",    "*",      "x{0}",
     };
-    const char *uri = xstrdup(test_uri(TEST_DB));
+    const char *uri = unit_strdup(test_uri(TEST_DB));
     struct el_store *s = open_store(uri);
     struct el_course a, b, got;
 
     CU_ASSERT_EQUAL_FATAL(el_store_reset(s), EL_OK);
-    make_course(&a, "Plain words", "Nothing special here", "simple");
-    make_course(&b, "Other course", "More of the same", "common");
+    fx_course(&a, "Plain words", "Nothing special here", "simple");
+    fx_course(&b, "Other course", "More of the same", "common");
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(s, &a), EL_OK);
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(s, &b), EL_OK);
 
@@ -692,7 +653,7 @@ static void test_injection(void)
  * one find, and a page past the end none. Counted by the server. */
 static void test_queries_per_call(void)
 {
-    const char *uri = xstrdup(test_uri(TEST_DB));
+    const char *uri = unit_strdup(test_uri(TEST_DB));
     struct el_store *s = open_store(uri);
     struct el_course a, b, got;
     struct el_course_query q = list_query("", "");
@@ -700,8 +661,8 @@ static void test_queries_per_call(void)
     int64_t finds, getmores;
 
     CU_ASSERT_EQUAL_FATAL(el_store_reset(s), EL_OK);
-    make_course(&a, "Counted one", "x", "t");
-    make_course(&b, "Counted two", "y", "t");
+    fx_course(&a, "Counted one", "x", "t");
+    fx_course(&b, "Counted two", "y", "t");
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(s, &a), EL_OK);
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(s, &b), EL_OK);
 
@@ -740,14 +701,14 @@ static void test_queries_per_call(void)
  * counts, a bool, arrays of strings and of module documents. */
 static void test_stored_bson_types(void)
 {
-    const char *uri = xstrdup(test_uri(TEST_DB));
+    const char *uri = unit_strdup(test_uri(TEST_DB));
     struct el_store *s = open_store(uri);
     struct el_course c;
     bson_t doc;
     bson_iter_t it;
 
     CU_ASSERT_EQUAL_FATAL(el_store_reset(s), EL_OK);
-    make_course(&c, "Typed", "Check the BSON.", "bson");
+    fx_course(&c, "Typed", "Check the BSON.", "bson");
     c.rating = 4.0; /* integral: must still be stored as a double */
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(s, &c), EL_OK);
     CU_ASSERT_FATAL(raw_find(uri, TEST_DB, c.id, &doc));
@@ -785,7 +746,7 @@ static void test_stored_bson_types(void)
  * non-string tags skipped. */
 static void test_reads_foreign_documents(void)
 {
-    const char *uri = xstrdup(test_uri(TEST_DB));
+    const char *uri = unit_strdup(test_uri(TEST_DB));
     struct el_store *s = open_store(uri);
     struct el_course got;
     bson_oid_t id, m1, m2, m3;
@@ -848,7 +809,7 @@ static void test_reads_foreign_documents(void)
 static void test_same_struct_as_sqlite(void)
 {
     char lite_uri[600];
-    const char *uri = xstrdup(test_uri(TEST_DB));
+    const char *uri = unit_strdup(test_uri(TEST_DB));
     struct el_store *mongo = open_store(uri), *lite = NULL;
     struct el_course in[2], got[2];
 
@@ -859,7 +820,7 @@ static void test_same_struct_as_sqlite(void)
     for (int k = 0; k < 2; k++) {
         struct el_course *c = &in[k];
 
-        make_course(c, "Twin \xe2\x98\x83", "", "");
+        fx_course(c, "Twin \xe2\x98\x83", "", "");
         free(c->description);
         c->description = NULL;
         free(c->tags[0]);
@@ -927,7 +888,7 @@ static void test_search_folds_ascii_only(void)
         {"\xc3\x89T\xc3\x89", 0}, /* ÉTÉ */
     };
     char lite_uri[600];
-    const char *uri = xstrdup(test_uri(TEST_DB));
+    const char *uri = unit_strdup(test_uri(TEST_DB));
     struct el_store *mongo = open_store(uri), *lite = NULL;
 
     snprintf(lite_uri, sizeof(lite_uri), "sqlite:%s", unit_tmp_path("mongo_fold.db"));
@@ -937,7 +898,7 @@ static void test_search_folds_ascii_only(void)
     for (int k = 0; k < 2; k++) {
         struct el_course c;
 
-        make_course(&c, "Cr\xc3\xa8me", "Dessert", "\xc3\xa9t\xc3\xa9");
+        fx_course(&c, "Cr\xc3\xa8me", "Dessert", "\xc3\xa9t\xc3\xa9");
         CU_ASSERT_EQUAL_FATAL(el_store_course_insert(k ? lite : mongo, &c), EL_OK);
         el_course_cleanup(&c);
     }
@@ -969,7 +930,7 @@ static void *pool_worker_main(void *arg)
         struct el_course c, got;
         int64_t n;
 
-        make_course(&c, "Pooled", "Concurrent insert and read.", "pool");
+        fx_course(&c, "Pooled", "Concurrent insert and read.", "pool");
         if (el_store_course_insert(w->s, &c) != EL_OK ||
             el_store_course_get(w->s, c.id, &got) != EL_OK || strcmp(got.id, c.id) != 0 ||
             el_store_course_count(w->s, &n) != EL_OK || n < 1)
@@ -1012,7 +973,7 @@ static void test_pool_contention(void)
  * before any query, as by the SQLite store. */
 static void test_bad_input(void)
 {
-    const char *uri = xstrdup(test_uri(TEST_DB));
+    const char *uri = unit_strdup(test_uri(TEST_DB));
     struct el_store *s = open_store(uri);
     struct el_course_query q;
     struct el_course_page p;
@@ -1040,10 +1001,10 @@ static void test_bad_input(void)
     memset(q.difficulty, 'a', sizeof(q.difficulty)); /* no terminating NUL */
     CU_ASSERT_EQUAL(el_store_course_list(s, &q, &p), EL_EINVAL);
 
-    make_course(&c, "Bad \xff text", "x", "t");
+    fx_course(&c, "Bad \xff text", "x", "t");
     CU_ASSERT_EQUAL(el_store_course_insert(s, &c), EL_EINVAL);
     el_course_cleanup(&c);
-    make_course(&c, "Fine", "x", "t");
+    fx_course(&c, "Fine", "x", "t");
     strcpy(c.instructor_id, "not-an-object-id-at-all!");
     CU_ASSERT_EQUAL(el_store_course_insert(s, &c), EL_EINVAL);
     strcpy(c.instructor_id, "5f00000000000000000000aa");
@@ -1072,22 +1033,12 @@ static void test_bad_uris(void)
 
 /* ---- users, enrollments, tokens ------------------------------- */
 
-/* A user with a fixed hash and name; free with el_user_cleanup. */
-static void make_user(struct el_user *u, const char *email)
-{
-    memset(u, 0, sizeof(*u));
-    u->email = xstrdup(email);
-    u->name = xstrdup("Test User");
-    snprintf(u->role, sizeof(u->role), "student");
-    u->password_hash = xstrdup("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA");
-}
-
 /* Insert one course through the store; its id goes into id. */
 static void insert_course(struct el_store *s, const char *title, char id[EL_OID_HEX])
 {
     struct el_course c;
 
-    make_course(&c, title, "x", "t");
+    fx_course(&c, title, "x", "t");
     CU_ASSERT_EQUAL_FATAL(el_store_course_insert(s, &c), EL_OK);
     memcpy(id, c.id, EL_OID_HEX);
     el_course_cleanup(&c);
@@ -1108,7 +1059,7 @@ static void test_user_token_indexes(void)
         {"refresh_tokens", "expires_at_1", "expires_at", NULL, false, true},
         {"revocations", "expires_at_1", "expires_at", NULL, false, true},
     };
-    const char *uri = xstrdup(test_uri(TEST_DB));
+    const char *uri = unit_strdup(test_uri(TEST_DB));
     struct el_store *s;
 
     drop_db(uri, TEST_DB);
@@ -1144,7 +1095,7 @@ static void test_user_token_indexes(void)
  * string _ids, a bool for used. */
 static void test_user_token_bson_types(void)
 {
-    const char *uri = xstrdup(test_uri(TEST_DB));
+    const char *uri = unit_strdup(test_uri(TEST_DB));
     struct el_store *s = open_store(uri);
     int64_t now = el_wall_ms(), count = 0;
     char course[EL_OID_HEX];
@@ -1154,7 +1105,7 @@ static void test_user_token_bson_types(void)
     bson_t *filter, doc;
 
     CU_ASSERT_EQUAL_FATAL(el_store_reset(s), EL_OK);
-    make_user(&u, "typed@example.com");
+    fx_user(&u, "typed@example.com", "student");
     CU_ASSERT_EQUAL_FATAL(el_store_user_insert(s, &u), EL_OK);
     insert_course(s, "Typed", course);
     CU_ASSERT_EQUAL_FATAL(el_store_enroll(s, course, u.id, &count), EL_OK);
@@ -1222,7 +1173,7 @@ static void *guard_worker_main(void *arg)
     struct guard_worker *w = arg;
     struct el_user u;
 
-    make_user(&u, "only-once@example.com");
+    fx_user(&u, "only-once@example.com", "student");
     pthread_barrier_wait(w->start); /* all at once */
     if (w->op == 0)
         w->rc = el_store_user_insert(w->s, &u);
@@ -1276,7 +1227,7 @@ static void race(struct el_store *const s[2], int op, const char *course, int64_
  * exactly one of each wins. */
 static void test_guards_across_stores(void)
 {
-    const char *uri = xstrdup(test_uri(TEST_DB));
+    const char *uri = unit_strdup(test_uri(TEST_DB));
     struct el_store *s[2] = {open_store(uri), open_store(uri)};
     char course[EL_OID_HEX];
     struct el_course got;
@@ -1357,7 +1308,7 @@ static void test_guarded_from_first_write(void)
  * index, without a restart. */
 static void test_unbuildable_unique_index(void)
 {
-    const char *uri = xstrdup(test_uri(TEST_DB));
+    const char *uri = unit_strdup(test_uri(TEST_DB));
     struct el_store *s;
     struct el_user u;
     char course[EL_OID_HEX];
@@ -1380,7 +1331,7 @@ static void test_unbuildable_unique_index(void)
         bson_destroy(&idx);
         CU_FAIL("a unique index over duplicates");
     }
-    make_user(&u, "new@example.com");
+    fx_user(&u, "new@example.com", "student");
     CU_ASSERT_EQUAL(el_store_user_insert(s, &u), EL_EIO);
     el_user_cleanup(&u);
     insert_course(s, "Unaffected", course);
@@ -1390,14 +1341,14 @@ static void test_unbuildable_unique_index(void)
     doc = BCON_NEW("_id", BCON_OID(&b));
     raw_write_in(uri, TEST_DB, "users", NULL, doc);
     bson_destroy(doc);
-    make_user(&u, "new@example.com");
+    fx_user(&u, "new@example.com", "student");
     CU_ASSERT_EQUAL(el_store_user_insert(s, &u), EL_OK);
     el_user_cleanup(&u);
     if (raw_index(uri, TEST_DB, "users", "email_1", &idx))
         bson_destroy(&idx);
     else
         CU_FAIL("no unique index on users.email");
-    make_user(&u, "twin@example.com");
+    fx_user(&u, "twin@example.com", "student");
     CU_ASSERT_EQUAL(el_store_user_insert(s, &u), EL_ECONFLICT);
     el_user_cleanup(&u);
     el_store_close(s);
@@ -1412,7 +1363,7 @@ static void test_unbuildable_unique_index(void)
  * its dependents is in the contract suite, test_store.c.) */
 static void test_deletes_take_dependents(void)
 {
-    const char *uri = xstrdup(test_uri(TEST_DB));
+    const char *uri = unit_strdup(test_uri(TEST_DB));
     struct el_store *s = open_store(uri);
     int64_t now = el_wall_ms(), count = -1;
     struct el_user a, b;
@@ -1420,8 +1371,8 @@ static void test_deletes_take_dependents(void)
     bson_t *doc, found;
 
     CU_ASSERT_EQUAL_FATAL(el_store_reset(s), EL_OK);
-    make_user(&a, "a@example.com");
-    make_user(&b, "b@example.com");
+    fx_user(&a, "a@example.com", "student");
+    fx_user(&b, "b@example.com", "student");
     CU_ASSERT_EQUAL_FATAL(el_store_user_insert(s, &a), EL_OK);
     CU_ASSERT_EQUAL_FATAL(el_store_user_insert(s, &b), EL_OK);
     CU_ASSERT_EQUAL(el_store_refresh_insert(s, "tb", b.id, "sb", now + 60000), EL_OK);
@@ -1449,7 +1400,7 @@ static void test_deletes_take_dependents(void)
     {
         struct el_course c;
 
-        make_course(&c, "Back again", "x", "t"); /* 21 enrolled */
+        fx_course(&c, "Back again", "x", "t"); /* 21 enrolled */
         strcpy(c.id, "6c0000000000000000000001");
         CU_ASSERT_EQUAL_FATAL(el_store_course_insert(s, &c), EL_OK);
         el_course_cleanup(&c);
@@ -1495,7 +1446,7 @@ static void test_user_token_ops_unreachable(void)
     cp.fields = EL_CF_DURATION;
     memset(&mp, 0, sizeof(mp));
     mp.fields = EL_MF_ORDER;
-    make_user(&u, "down@example.com");
+    fx_user(&u, "down@example.com", "student");
 
     t[0] = el_now_ms();
     rc[i++] = el_store_course_update(s, c, &cp, now, &out);
@@ -1550,13 +1501,13 @@ static void test_user_token_ops_unreachable(void)
 static void test_user_token_ops_injection(void)
 {
     static const char *const ids[] = {"{\"$ne\":null}", "{\"$gt\":\"\"}", ".*", "$where", "/.*/"};
-    const char *uri = xstrdup(test_uri(TEST_DB));
+    const char *uri = unit_strdup(test_uri(TEST_DB));
     struct el_store *s = open_store(uri);
     int64_t now = el_wall_ms();
     struct el_user u, got;
 
     CU_ASSERT_EQUAL_FATAL(el_store_reset(s), EL_OK);
-    make_user(&u, "real@example.com");
+    fx_user(&u, "real@example.com", "student");
     CU_ASSERT_EQUAL_FATAL(el_store_user_insert(s, &u), EL_OK);
     CU_ASSERT_EQUAL_FATAL(el_store_refresh_insert(s, "real-jti", u.id, "real-sid", now + 60000),
                           EL_OK);
@@ -1584,7 +1535,7 @@ static void test_user_token_ops_injection(void)
  * at the insert and never reaches the count. */
 static void test_user_token_ops_queries(void)
 {
-    const char *uri = xstrdup(test_uri(TEST_DB));
+    const char *uri = unit_strdup(test_uri(TEST_DB));
     struct el_store *s = open_store(uri);
     int64_t now = el_wall_ms(), count = -1;
     int64_t find, update, insert, fam;

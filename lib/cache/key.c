@@ -33,11 +33,6 @@ int el_key_course(char *dst, size_t n, const char *course_id)
     return key_fmt(dst, n, "course:%s", course_id);
 }
 
-int el_key_courses_list(char *dst, size_t n, uint64_t generation, const char *digest)
-{
-    return key_fmt(dst, n, "courses_list:%llu:%s", (unsigned long long)generation, digest);
-}
-
 int el_key_courses_ids(char *dst, size_t n, uint64_t members, uint64_t search, uint64_t order,
                        const char *digest)
 {

@@ -32,10 +32,9 @@ unsigned el_key_auth_bucket_index(const char *id);
 int el_key_auth_bucket(char *dst, size_t n, unsigned bucket);
 
 int el_key_course(char *dst, size_t n, const char *course_id);
-/* digest: hex digest of the canonical, validated list parameters. */
-int el_key_courses_list(char *dst, size_t n, uint64_t generation, const char *digest);
 /* A list page's ids (app/lists.c): the generations of its members, its
- * search (0 without one) and its sort order (0 for none), and the digest. */
+ * search (0 without one) and its sort order (0 for none), and the digest
+ * (hex, of the canonical, validated list parameters). */
 int el_key_courses_ids(char *dst, size_t n, uint64_t members, uint64_t search, uint64_t order,
                        const char *digest);
 /* The assembled page of the ids page under ids_key (a courses_ids: key),

@@ -12,8 +12,8 @@ static void test_spelling(void)
 
     CU_ASSERT_EQUAL(el_key_course(k, sizeof(k), "65a1b2c3d4e5f60718293a4b"), 31);
     CU_ASSERT_STRING_EQUAL(k, "course:65a1b2c3d4e5f60718293a4b");
-    el_key_courses_list(k, sizeof(k), 7, "abcdef");
-    CU_ASSERT_STRING_EQUAL(k, "courses_list:7:abcdef");
+    el_key_courses_ids(k, sizeof(k), 7, 0, 3, "abcdef");
+    CU_ASSERT_STRING_EQUAL(k, "courses_ids:7.0.3:abcdef");
     el_key_refresh_tokens(k, sizeof(k), "u1");
     CU_ASSERT_STRING_EQUAL(k, "refresh_tokens:u1");
     el_key_auth_bucket(k, sizeof(k), 7);
@@ -83,8 +83,13 @@ static void test_generation_changes_list_key(void)
 {
     char a[EL_KEY_MAX], b[EL_KEY_MAX];
 
-    el_key_courses_list(a, sizeof(a), 1, "d");
-    el_key_courses_list(b, sizeof(b), 2, "d");
+    /* Each of the three generations alone moves the key. */
+    el_key_courses_ids(a, sizeof(a), 1, 1, 1, "d");
+    el_key_courses_ids(b, sizeof(b), 2, 1, 1, "d");
+    CU_ASSERT(strcmp(a, b) != 0);
+    el_key_courses_ids(b, sizeof(b), 1, 2, 1, "d");
+    CU_ASSERT(strcmp(a, b) != 0);
+    el_key_courses_ids(b, sizeof(b), 1, 1, 2, "d");
     CU_ASSERT(strcmp(a, b) != 0);
 }
 

@@ -12,6 +12,8 @@ the test as make bench runs them: nol1 (L1_MAX_BYTES=0) and storeonly
 (L1_MAX_BYTES=0, REDIS_URL="": the store only).
 """
 
+import os
+import signal
 import subprocess
 import sys
 
@@ -101,6 +103,41 @@ class LayersAlone(Case):
             self.assertIn(b'Renamed %d' % n, truth.body)
             self.assertEqual(after.body, truth.body,
                              'a page stored before a write on %s was served after it' % writer.name)
+
+    def test_stored_page_not_served_after_a_write_redis_missed(self):
+        """A write made while Redis hangs (SIGSTOP) cannot move the
+        summaries epoch that stamps the pages kept in Redis: the writer
+        owes the move and makes it once Redis answers again (after its
+        replay has cleaned the keys it could not write). So the page stored
+        before the write is not served after Redis resumes -- within the
+        replay's few seconds, not the page's COURSE_LIST_TTL (120 s), which
+        is what serving it by the unchanged stamp would take."""
+        inst, admin = token_of('instructor'), token_of('admin')
+        r = S.a.request('POST', '/api/courses', course_body('hungpage'), token=inst)
+        self.assertEqual(r.status, 201, r)
+        c = r.json()
+        q = '/api/courses?sort_by=recent&page_size=4'  # c is the newest: first
+        wait_until(lambda: self.b.get(q).json()['items'][0]['_id'] == c['_id'], 5,
+                   'the new course first on the L1-off responder')
+        stored = self.b.get(q)
+        self.assertEqual((stored.status, stored.layer), (200, 'L2'), stored)
+        epoch = S.redis_cli('GET', 'course_summary_epoch').stdout.strip()
+        self.assertTrue(epoch.isdigit(), epoch)
+        os.kill(S.redis.pid, signal.SIGSTOP)
+        try:
+            r = S.a.request('PATCH', '/api/courses/%s/modules/%s' % (
+                c['_id'], c['modules'][0]['_id']), {'title': 'Renamed while Redis hung'},
+                token=admin)
+            self.assertEqual(r.status, 200, r)
+        finally:
+            os.kill(S.redis.pid, signal.SIGCONT)
+        truth = self.c.get(q)
+        self.assertEqual(truth.status, 200, truth)
+        self.assertIn(b'Renamed while Redis hung', truth.body)
+        wait_until(lambda: self.b.get(q).body == truth.body, 10,
+                   'the L1-off responder to stop serving the page stored before the write')
+        self.assertNotEqual(S.redis_cli('GET', 'course_summary_epoch').stdout.strip(), epoch,
+                            'the summaries epoch did not move')
 
     def test_course_without_l1_comes_from_l2(self):
         cid = S.take_id()

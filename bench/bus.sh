@@ -8,8 +8,7 @@ set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-EL_TESTS_DIR=$ROOT/tests
-. "$ROOT/tests/lib.sh"
+. "$ROOT/bench/lib.sh"
 
 [ $# -ge 1 ] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
 B=$(cd "$1" && pwd)
@@ -17,20 +16,12 @@ SECS=${BENCH_BUS_SECONDS:-4}
 OUT=${BENCH_CLUSTER_OUT:-$ROOT/docs/benchmarks-cluster.md}
 [ -x "$B/bus-bench" ] || { echo "bus: $B/bus-bench is missing (make $B/bus-bench)" >&2; exit 1; }
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/elearn-bus.XXXXXX")
-PIDS=""
-cleanup() {
-    trap - EXIT INT TERM
-    set +e
-    for p in $PIDS; do stop_pid "$p" 10; done
-    rm -rf "$T"
-}
-trap cleanup EXIT INT TERM
+bench_begin bus
 
 PORT=$(free_port)
 start_redis "$PORT" "$T/redis"
-PIDS="$PIDS $LAST_PID"
-echo "bus: build/bus-bench, $SECS s per cell" >&2
+track
+say "build/bus-bench, $SECS s per cell"
 "$B/bus-bench" "redis://127.0.0.1:$PORT/0" "$SECS" >"$T/table"
 
 SECTION=$T/section
@@ -78,16 +69,6 @@ reaches far higher D, as above.
 EOF
 } >"$SECTION"
 
-splice_section() {
-    [ -f "$1" ] || printf '# Cluster benchmarks\n' >"$1"
-    awk -v m="$2" -v sec="$3" '
-        function emit(   l) { print "<!-- " m ":begin -->"; while ((getline l < sec) > 0) print l; print "<!-- " m ":end -->" }
-        $0 == "<!-- " m ":begin -->" { skip = 1; emit(); done = 1; next }
-        $0 == "<!-- " m ":end -->" { skip = 0; next }
-        !skip { print }
-        END { if (!done) { print ""; emit() } }' "$1" >"$1.tmp"
-    mv "$1.tmp" "$1"
-}
 splice_section "$OUT" bus "$SECTION"
-echo "bus: wrote the bus section of $OUT" >&2
+say "wrote the bus section of $OUT"
 cat "$SECTION"

@@ -35,10 +35,8 @@
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-EL_TESTS_DIR=$ROOT/tests # read by lib.sh
-export EL_TESTS_DIR
-# shellcheck source=tests/lib.sh
-. "$ROOT/tests/lib.sh"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 [ $# -eq 2 ] || { echo "usage: $0 OLD_BUILD NEW_BUILD" >&2; exit 2; }
 DUR=${BENCH_DURATION:-5s}
@@ -50,18 +48,7 @@ export WORKERS="${WORKERS:-4}"
 export JWT_SECRET=bench-secret-0123456789abcdefghijklmnopqrstuvwxyz
 unset L1_MAX_BYTES COURSE_TTL COURSE_LIST_TTL 2>/dev/null || true
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/elearn-compare.XXXXXX")
-PIDS=""
-cleanup() {
-    trap - EXIT INT TERM
-    for p in $PIDS; do stop_pid "$p" 10; done
-    if [ -n "${BENCH_KEEP:-}" ]; then echo "compare: kept $T" >&2; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-track() { PIDS="$LAST_PID $PIDS"; }
-say() { echo "compare: $*" >&2; }
+bench_begin compare
 ENV=$(command -v env)
 
 # setup TAG BUILD -- redis, store, the three responders and their nginx.

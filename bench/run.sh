@@ -31,8 +31,7 @@ set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-EL_TESTS_DIR=$ROOT/tests
-. "$ROOT/tests/lib.sh"
+. "$ROOT/bench/lib.sh"
 
 [ $# -ge 1 ] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
 B=$(cd "$1" && pwd)
@@ -50,21 +49,7 @@ for c in wrk nginx spawn-fcgi redis-server curl; do
     command -v "$c" >/dev/null || { echo "bench: $c is not installed (make deps)" >&2; exit 1; }
 done
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/elearn-bench.XXXXXX")
-PIDS=""
-cleanup() {
-    trap - EXIT INT TERM
-    for p in $PIDS; do stop_pid "$p" 10; done
-    if [ -n "${BENCH_KEEP:-}" ]; then echo "bench: kept $T" >&2; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-track() { PIDS="$LAST_PID $PIDS"; } # stopped in reverse start order
-
-say() { echo "bench: $*" >&2; }
-
-LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+bench_begin bench
 
 # ---- servers -------------------------------------------------------------
 REDIS_PORT=$(free_port)

@@ -760,6 +760,16 @@ static struct sqlite_store *from(struct el_store *s)
     return (struct sqlite_store *)s;
 }
 
+/* A write transaction on this thread's connection (IMMEDIATE: it takes
+ * the write lock now, waiting up to the busy timeout, instead of failing at
+ * the first write of a deferred transaction); end it with tx_end. */
+static int write_begin(struct el_store *base, struct conn **c)
+{
+    int rc = conn_get(from(base), c, NULL);
+
+    return rc == EL_OK ? exec_stmt(*c, ST_BEGIN_WRITE) : rc;
+}
+
 static int sqlite_ping(struct el_store *base)
 {
     struct conn *c;
@@ -800,6 +810,19 @@ out:
     sqlite3_clear_bindings(st);
     if (rc == EL_OK)
         rc = load_modules(c, out, false);
+    return rc;
+}
+
+/* End a write transaction that changed course cid: on success read the
+ * course back into out (within the transaction, so what was committed),
+ * then commit; on any failure roll back and leave out empty. */
+static int course_tx_end(struct conn *c, const char *cid, int rc, struct el_course *out)
+{
+    if (rc == EL_OK)
+        rc = fetch_course(c, cid, out);
+    rc = tx_end(c, rc);
+    if (rc != EL_OK)
+        el_course_cleanup(out);
     return rc;
 }
 
@@ -1078,11 +1101,7 @@ static int sqlite_course_insert(struct el_store *base, struct el_course *course)
         }
         id_lower(mod_ids[i], m->id);
     }
-    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
-        goto out;
-    /* IMMEDIATE takes the write lock now, waiting up to the busy timeout,
-     * instead of failing at the first write of a deferred transaction. */
-    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+    if ((rc = write_begin(base, &c)) != EL_OK)
         goto out;
     rc = tx_end(c, insert_rows(c, course, id, instructor, mod_ids));
     if (rc == EL_OK)
@@ -1117,9 +1136,7 @@ static int sqlite_reset(struct el_store *base)
     struct conn *c;
     int rc;
 
-    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
-        return rc;
-    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+    if ((rc = write_begin(base, &c)) != EL_OK)
         return rc;
     rc = exec_stmt(c, ST_RESET_RATINGS);
     if (rc == EL_OK)
@@ -1276,23 +1293,16 @@ static int sqlite_course_update(struct el_store *base, const char *id,
         return EL_EINVAL;
     if ((p->fields & EL_CF_TAGS) && p->c.ntags > 0 && p->c.tags == NULL)
         return EL_EINVAL;
-    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
-        return rc;
-    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+    if ((rc = write_begin(base, &c)) != EL_OK)
         return rc;
     rc = fetch_course(c, lid, out);
     if (rc == EL_OK)
         rc = patch_course(out, p);
     if (rc == EL_OK)
         rc = write_course(c, out, now_ms);
-    if (rc == EL_OK) {
-        el_course_cleanup(out);
-        rc = fetch_course(c, lid, out);
-    }
-    rc = tx_end(c, rc);
-    if (rc != EL_OK)
-        el_course_cleanup(out);
-    return rc;
+    if (rc == EL_OK)
+        el_course_cleanup(out); /* the patched copy: read back what was committed */
+    return course_tx_end(c, lid, rc, out);
 }
 
 /* The module rule (store.h): the course's duration_minutes becomes the sum
@@ -1358,17 +1368,10 @@ static int sqlite_module_update(struct el_store *base, const char *course_id, co
         return rc;
     if (p->fields & ~(unsigned)MODULE_PATCH_FIELDS)
         return EL_EINVAL;
-    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
-        return rc;
-    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+    if ((rc = write_begin(base, &c)) != EL_OK)
         return rc;
     rc = update_module(c, cid, mid, p, now_ms);
-    if (rc == EL_OK)
-        rc = fetch_course(c, cid, out);
-    rc = tx_end(c, rc);
-    if (rc != EL_OK)
-        el_course_cleanup(out);
-    return rc;
+    return course_tx_end(c, cid, rc, out);
 }
 
 /* One statement: its modules and enrollments go with it (ON DELETE
@@ -1436,9 +1439,7 @@ static int enrollment_write(struct el_store *base, const char *course_id, const 
 
     if ((rc = take_id(cid, course_id)) != EL_OK || (rc = take_id(uid, user_id)) != EL_OK)
         return rc;
-    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
-        return rc;
-    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+    if ((rc = write_begin(base, &c)) != EL_OK)
         return rc;
     rc = tx_end(c, rows(c, cid, uid, &n));
     if (rc == EL_OK && count)
@@ -1600,9 +1601,7 @@ static int sqlite_user_delete(struct el_store *base, const char *id)
 
     if ((rc = take_id(lid, id)) != EL_OK)
         return rc;
-    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
-        return rc;
-    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+    if ((rc = write_begin(base, &c)) != EL_OK)
         return rc;
     rc = exec_with_id(c, ST_USER_DELETE, lid, &n);
     if (rc == EL_OK && n == 0)
@@ -1655,9 +1654,7 @@ static int sqlite_refresh_insert(struct el_store *base, const char *jti, const c
 
     if (!token_id_ok(jti) || !token_id_ok(sid) || take_id(uid, user_id) != EL_OK)
         return EL_EINVAL;
-    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
-        return rc;
-    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+    if ((rc = write_begin(base, &c)) != EL_OK)
         return rc;
     if ((rc = stmt(c, ST_REFRESH_INSERT, &st)) == EL_OK) {
         bad = sqlite3_bind_text(st, 1, jti, -1, SQLITE_STATIC);
@@ -1715,9 +1712,7 @@ static int sqlite_revoke(struct el_store *base, const char *id, int64_t expires_
 
     if (!token_id_ok(id))
         return EL_EINVAL;
-    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
-        return rc;
-    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+    if ((rc = write_begin(base, &c)) != EL_OK)
         return rc;
     if ((rc = stmt(c, ST_REVOKE, &st)) == EL_OK) {
         bad = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -2010,17 +2005,10 @@ static int sqlite_module_add(struct el_store *base, const char *course_id, struc
     if (!el_oid_valid(m->id))
         return EL_EINVAL;
     id_lower(m->id, m->id);
-    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
-        return rc;
-    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+    if ((rc = write_begin(base, &c)) != EL_OK)
         return rc;
     rc = add_module_rows(c, cid, m, now_ms);
-    if (rc == EL_OK)
-        rc = fetch_course(c, cid, out);
-    rc = tx_end(c, rc);
-    if (rc != EL_OK)
-        el_course_cleanup(out);
-    return rc;
+    return course_tx_end(c, cid, rc, out);
 }
 
 static int sqlite_module_delete(struct el_store *base, const char *course_id, const char *module_id,
@@ -2033,9 +2021,7 @@ static int sqlite_module_delete(struct el_store *base, const char *course_id, co
 
     if ((rc = take_id(cid, course_id)) != EL_OK || (rc = take_id(mid, module_id)) != EL_OK)
         return rc;
-    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
-        return rc;
-    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+    if ((rc = write_begin(base, &c)) != EL_OK)
         return rc;
     if ((rc = stmt(c, ST_MODULE_DELETE, &st)) == EL_OK) {
         bad = sqlite3_bind_text(st, 1, mid, -1, SQLITE_STATIC);
@@ -2046,12 +2032,7 @@ static int sqlite_module_delete(struct el_store *base, const char *course_id, co
     }
     if (rc == EL_OK)
         rc = sum_duration(c, cid, now_ms);
-    if (rc == EL_OK)
-        rc = fetch_course(c, cid, out);
-    rc = tx_end(c, rc);
-    if (rc != EL_OK)
-        el_course_cleanup(out);
-    return rc;
+    return course_tx_end(c, cid, rc, out);
 }
 
 /* Course, enrollment, the rater's previous stars, then the new rating and
@@ -2098,17 +2079,10 @@ static int sqlite_rate(struct el_store *base, const char *course_id, const char 
 
     if ((rc = take_id(cid, course_id)) != EL_OK || (rc = take_id(uid, user_id)) != EL_OK)
         return rc;
-    if ((rc = conn_get(from(base), &c, NULL)) != EL_OK)
-        return rc;
-    if ((rc = exec_stmt(c, ST_BEGIN_WRITE)) != EL_OK)
+    if ((rc = write_begin(base, &c)) != EL_OK)
         return rc;
     rc = rate_rows(c, cid, uid, stars, now_ms);
-    if (rc == EL_OK)
-        rc = fetch_course(c, cid, out);
-    rc = tx_end(c, rc);
-    if (rc != EL_OK)
-        el_course_cleanup(out);
-    return rc;
+    return course_tx_end(c, cid, rc, out);
 }
 
 static void sqlite_thread_cleanup(struct el_store *base)

@@ -560,12 +560,12 @@ static int read_modules(const bson_iter_t *field, struct el_course *c)
     return rc;
 }
 
-/* Fill c (zeroed by the caller) from a course document. Documents other
- * tools wrote are read leniently: missing fields read as "" or 0, numbers
- * of any numeric type are accepted. Only an _id that is not an ObjectId is
- * refused (EL_EIO): such a document cannot be addressed through the API.
- * On failure c holds what was copied so far; the caller cleans it up. */
-static int doc_to_course(const bson_t *doc, struct el_course *c)
+/* Walk a document read back from the server: its _id, which must be an
+ * ObjectId (EL_EIO when it is not, or is missing: such a document cannot be
+ * addressed through the API), goes to id; every other field to field(),
+ * until it returns an error. */
+static int walk_doc(const bson_t *doc, char id[EL_OID_HEX],
+                    int (*field)(const bson_iter_t *it, const char *k, void *arg), void *arg)
 {
     bson_iter_t it;
     bool have_id = false;
@@ -579,49 +579,66 @@ static int doc_to_course(const bson_t *doc, struct el_course *c)
         if (strcmp(k, "_id") == 0) {
             if (!BSON_ITER_HOLDS_OID(&it))
                 return EL_EIO;
-            bson_oid_to_string(bson_iter_oid(&it), c->id);
+            bson_oid_to_string(bson_iter_oid(&it), id);
             have_id = true;
-        } else if (BSON_ITER_HOLDS_UTF8(&it) && strcmp(k, "title") == 0) {
-            rc = dup_utf8(&it, &c->title);
-        } else if (BSON_ITER_HOLDS_UTF8(&it) && strcmp(k, "description") == 0) {
-            rc = dup_utf8(&it, &c->description);
-        } else if (BSON_ITER_HOLDS_UTF8(&it) && strcmp(k, "category") == 0) {
-            rc = dup_utf8(&it, &c->category);
-        } else if (BSON_ITER_HOLDS_UTF8(&it) && strcmp(k, "difficulty") == 0) {
-            rc = dup_utf8(&it, &c->difficulty);
-        } else if (strcmp(k, "tags") == 0 && c->tags == NULL) {
-            rc = read_tags(&it, c);
-        } else if (strcmp(k, "instructor_id") == 0) {
-            iter_id(&it, c->instructor_id);
-        } else if (strcmp(k, "duration_minutes") == 0) {
-            c->duration_minutes = iter_int(&it);
-        } else if (strcmp(k, "rating") == 0) {
-            c->rating = iter_double(&it);
-        } else if (strcmp(k, "rating_count") == 0) {
-            c->rating_count = iter_int(&it);
-        } else if (strcmp(k, "enrollment_count") == 0) {
-            c->enrollment_count = iter_int(&it);
-        } else if (strcmp(k, "published") == 0) {
-            c->published = iter_int(&it) != 0;
-        } else if (strcmp(k, "created_at") == 0) {
-            c->created_at = iter_ms(&it);
-        } else if (strcmp(k, "updated_at") == 0) {
-            c->updated_at = iter_ms(&it);
-        } else if (strcmp(k, "rev") == 0 && BSON_ITER_HOLDS_NUMBER(&it)) {
-            int64_t r = bson_iter_as_int64(&it);
-            c->rev = r > 0 ? (uint64_t)r : 0;
-        } else if (strcmp(k, "modules") == 0 && c->modules == NULL) {
-            rc = read_modules(&it, c);
+        } else {
+            rc = field(&it, k, arg);
         }
     }
-    if (rc != EL_OK)
-        return rc;
-    if (!have_id)
-        return EL_EIO;
-    if ((rc = fill_empty(&c->title)) != EL_OK || (rc = fill_empty(&c->description)) != EL_OK ||
-        (rc = fill_empty(&c->category)) != EL_OK || (rc = fill_empty(&c->difficulty)) != EL_OK)
-        return rc;
+    return rc != EL_OK ? rc : have_id ? EL_OK : EL_EIO;
+}
+
+static int course_field(const bson_iter_t *it, const char *k, void *arg)
+{
+    struct el_course *c = arg;
+
+    if (BSON_ITER_HOLDS_UTF8(it) && strcmp(k, "title") == 0)
+        return dup_utf8(it, &c->title);
+    if (BSON_ITER_HOLDS_UTF8(it) && strcmp(k, "description") == 0)
+        return dup_utf8(it, &c->description);
+    if (BSON_ITER_HOLDS_UTF8(it) && strcmp(k, "category") == 0)
+        return dup_utf8(it, &c->category);
+    if (BSON_ITER_HOLDS_UTF8(it) && strcmp(k, "difficulty") == 0)
+        return dup_utf8(it, &c->difficulty);
+    if (strcmp(k, "tags") == 0 && c->tags == NULL)
+        return read_tags(it, c);
+    if (strcmp(k, "modules") == 0 && c->modules == NULL)
+        return read_modules(it, c);
+    if (strcmp(k, "instructor_id") == 0) {
+        iter_id(it, c->instructor_id);
+    } else if (strcmp(k, "duration_minutes") == 0) {
+        c->duration_minutes = iter_int(it);
+    } else if (strcmp(k, "rating") == 0) {
+        c->rating = iter_double(it);
+    } else if (strcmp(k, "rating_count") == 0) {
+        c->rating_count = iter_int(it);
+    } else if (strcmp(k, "enrollment_count") == 0) {
+        c->enrollment_count = iter_int(it);
+    } else if (strcmp(k, "published") == 0) {
+        c->published = iter_int(it) != 0;
+    } else if (strcmp(k, "created_at") == 0) {
+        c->created_at = iter_ms(it);
+    } else if (strcmp(k, "updated_at") == 0) {
+        c->updated_at = iter_ms(it);
+    } else if (strcmp(k, "rev") == 0 && BSON_ITER_HOLDS_NUMBER(it)) {
+        int64_t r = bson_iter_as_int64(it);
+        c->rev = r > 0 ? (uint64_t)r : 0;
+    }
     return EL_OK;
+}
+
+/* Fill c (zeroed by the caller) from a course document. Documents other
+ * tools wrote are read leniently: missing fields read as "" or 0, numbers
+ * of any numeric type are accepted; only the _id is strict (walk_doc).
+ * On failure c holds what was copied so far; the caller cleans it up. */
+static int doc_to_course(const bson_t *doc, struct el_course *c)
+{
+    int rc = walk_doc(doc, c->id, course_field, c);
+
+    if (rc == EL_OK && (rc = fill_empty(&c->title)) == EL_OK &&
+        (rc = fill_empty(&c->description)) == EL_OK && (rc = fill_empty(&c->category)) == EL_OK)
+        rc = fill_empty(&c->difficulty);
+    return rc;
 }
 
 /* ---- structs -> documents ---------------------------------------------- */
@@ -1693,46 +1710,35 @@ out:
 
 /* ---- users -------------------------------------------------------------- */
 
+static int user_field(const bson_iter_t *it, const char *k, void *arg)
+{
+    struct el_user *u = arg;
+
+    if (BSON_ITER_HOLDS_UTF8(it) && strcmp(k, "email") == 0)
+        return dup_utf8(it, &u->email);
+    if (BSON_ITER_HOLDS_UTF8(it) && strcmp(k, "name") == 0)
+        return dup_utf8(it, &u->name);
+    if (BSON_ITER_HOLDS_UTF8(it) && strcmp(k, "password_hash") == 0)
+        return dup_utf8(it, &u->password_hash);
+    if (BSON_ITER_HOLDS_UTF8(it) && strcmp(k, "role") == 0)
+        snprintf(u->role, sizeof(u->role), "%s", bson_iter_utf8(it, NULL));
+    else if (strcmp(k, "created_at") == 0)
+        u->created_at = iter_ms(it);
+    return EL_OK;
+}
+
 /* Fill u (zeroed) from a user document; on failure u holds what was copied
- * so far, for the caller to clean up. As with courses, only an _id that is
- * not an ObjectId is refused (EL_EIO). */
+ * so far, for the caller to clean up. As with courses, only the _id is
+ * strict (walk_doc). */
 static int doc_to_user(const bson_t *doc, void *arg)
 {
     struct el_user *u = arg;
-    bson_iter_t it;
-    bool have_id = false;
-    int rc = EL_OK;
+    int rc = walk_doc(doc, u->id, user_field, u);
 
-    if (!bson_iter_init(&it, doc))
-        return EL_EPROTO;
-    while (rc == EL_OK && bson_iter_next(&it)) {
-        const char *k = bson_iter_key(&it);
-
-        if (strcmp(k, "_id") == 0) {
-            if (!BSON_ITER_HOLDS_OID(&it))
-                return EL_EIO;
-            bson_oid_to_string(bson_iter_oid(&it), u->id);
-            have_id = true;
-        } else if (BSON_ITER_HOLDS_UTF8(&it) && strcmp(k, "email") == 0) {
-            rc = dup_utf8(&it, &u->email);
-        } else if (BSON_ITER_HOLDS_UTF8(&it) && strcmp(k, "name") == 0) {
-            rc = dup_utf8(&it, &u->name);
-        } else if (BSON_ITER_HOLDS_UTF8(&it) && strcmp(k, "password_hash") == 0) {
-            rc = dup_utf8(&it, &u->password_hash);
-        } else if (BSON_ITER_HOLDS_UTF8(&it) && strcmp(k, "role") == 0) {
-            snprintf(u->role, sizeof(u->role), "%s", bson_iter_utf8(&it, NULL));
-        } else if (strcmp(k, "created_at") == 0) {
-            u->created_at = iter_ms(&it);
-        }
-    }
-    if (rc != EL_OK)
-        return rc;
-    if (!have_id)
-        return EL_EIO;
-    if ((rc = fill_empty(&u->email)) != EL_OK || (rc = fill_empty(&u->name)) != EL_OK ||
-        (rc = fill_empty(&u->password_hash)) != EL_OK)
-        return rc;
-    return EL_OK;
+    if (rc == EL_OK && (rc = fill_empty(&u->email)) == EL_OK &&
+        (rc = fill_empty(&u->name)) == EL_OK)
+        rc = fill_empty(&u->password_hash);
+    return rc;
 }
 
 /* One user by filter (an _id or an email value). */

@@ -115,11 +115,6 @@ setup new "$2"
 eval "_cq=/api/courses/\$CID_old"
 curl -fsS "http://127.0.0.1:$PORT_old_l1$_cq" >"$T/old/ng-l1/static/static-bench.json"
 
-ticks() {
-    for _p in "$@"; do cat "/proc/$_p/stat" 2>/dev/null; done |
-        awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
-}
-TCK=$(getconf CLK_TCK)
 # switches PID -- context switches (voluntary + involuntary) of all its threads:
 # the wake-ups a request costs the responder.
 switches() {
@@ -187,17 +182,7 @@ run() {
     _r1=$(ticks "$_rpid") _n1=$(ticks "$_npid" $_nw) _s1=$(switches "$_rpid")
     [ "$_row" != static ] || _tag=$_tag0
     awk -v rep="$_rep" -v row="$_row" -v tag="$_tag" -v r0="$_r0" -v r1="$_r1" \
-        -v n0="$_n0" -v n1="$_n1" -v s0="$_s0" -v s1="$_s1" -v tck="$TCK" -v static="$_rpid" '
-        function ms(v) {
-            if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
-            if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
-            if (v ~ /s$/) return substr(v, 1, length(v) - 1) * 1000
-            return v + 0
-        }
-        /^ +50%/ { p50 = ms($2) }
-        /^ +99%/ { p99 = ms($2) }
-        /^Requests\/sec:/ { rps = $2 }
-        /Non-2xx or 3xx responses:/ { bad = $NF }
+        -v n0="$_n0" -v n1="$_n1" -v s0="$_s0" -v s1="$_s1" -v tck="$TCK" -v static="$_rpid" "$WRK_AWK"'
         / requests in / { reqs = $1 }
         END {
             rus = (static == "-" || reqs == 0) ? "-" : sprintf("%.1f", (r1 - r0) * 1e6 / tck / reqs)

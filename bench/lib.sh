@@ -50,6 +50,30 @@ splice_section() {
     mv "$1.tmp" "$1"
 }
 
+# ticks PID... -- CPU time (user + system, clock ticks) of the processes;
+# TCK ticks make a second.
+ticks() {
+    for _p in "$@"; do cat "/proc/$_p/stat" 2>/dev/null; done |
+        awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
+}
+TCK=$(getconf CLK_TCK)
+
+# The start of an awk program over wrk --latency output: p50 and p99 (ms),
+# rps and bad (non-2xx/3xx responses); the caller appends its own rules
+# and END block: awk -v ... "$WRK_AWK"' / requests in / { ... } END { ... }'.
+WRK_AWK='
+        function ms(v) {
+            if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+            if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+            if (v ~ /s$/) return substr(v, 1, length(v) - 1) * 1000
+            return v + 0
+        }
+        /^ +50%/ { p50 = ms($2) }
+        /^ +99%/ { p99 = ms($2) }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx or 3xx responses:/ { bad = $NF }
+'
+
 track() { PIDS="$LAST_PID $PIDS"; }
 
 say() { echo "$BENCH_NAME: $*" >&2; }

@@ -116,13 +116,6 @@ layer() {
         sed -n 's/^[Xx]-[Cc]ache: *//p'
 }
 
-# ticks PID... -- CPU time (user + system, clock ticks) of the processes.
-ticks() {
-    for _p in "$@"; do cat "/proc/$_p/stat" 2>/dev/null; done |
-        awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
-}
-TCK=$(getconf CLK_TCK)
-
 # measure LABEL PAYLOAD FRONT PATH EXPECTED_LAYER [WRK_OPTION...] -- one wrk
 # run through FRONT's nginx with $MEASURE_CONNS connections ($CONNS when
 # empty), appended to $RES with the CPU per request of FRONT's responder
@@ -149,17 +142,7 @@ measure() {
     _r1=$(ticks "$_rpid") _n1=$(ticks "$_npid" $_nw)
     [ -z "${MEASURE_NO_RESPONDER:-}" ] || _r1=-
     awk -v label="$_label" -v payload="$_payload" -v got="$_got" \
-        -v r0="$_r0" -v r1="$_r1" -v n0="$_n0" -v n1="$_n1" -v tck="$TCK" '
-        function ms(v) {
-            if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
-            if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
-            if (v ~ /s$/) return substr(v, 1, length(v) - 1) * 1000
-            return v + 0
-        }
-        /^ +50%/ { p50 = ms($2) }
-        /^ +99%/ { p99 = ms($2) }
-        /^Requests\/sec:/ { rps = $2 }
-        /Non-2xx or 3xx responses:/ { bad = $NF }
+        -v r0="$_r0" -v r1="$_r1" -v n0="$_n0" -v n1="$_n1" -v tck="$TCK" "$WRK_AWK"'
         /Socket errors:/ { err = $0; sub(/.*Socket errors: */, "", err) }
         / requests in / { reqs = $1 }
         END {

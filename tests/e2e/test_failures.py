@@ -204,9 +204,16 @@ class T10DatabaseDown(Case):
         uncached_q = S.fresh_list_query()
 
         with store_unavailable():
-            self.assertCourse(S.a.get('/api/courses/' + cached), cached, 'L1')
+            # Served from a cache: A's L1 (or Redis, when a bus reset -- a
+            # late heartbeat on a loaded machine -- dropped A's L1 since it
+            # was warmed; seen once in 5 make test runs beside a build).
+            r = S.a.get('/api/courses/' + cached)
+            self.assertCourse(r, cached)
+            self.assertIn(r.layer, ('L1', 'L2'), r)
             self.assertCourse(S.b.get('/api/courses/' + cached), cached, 'L2')
-            self.assertEqual(S.a.get(list_q).layer, 'L1')
+            r = S.a.get(list_q)
+            self.assertEqual(r.status, 200, r)
+            self.assertIn(r.layer, ('L1', 'L2'), r)
             for path in ('/api/courses/' + uncached, uncached_q):
                 with self.subTest(path=path):
                     r = S.a.get(path, timeout=10)
@@ -238,7 +245,9 @@ class T10DatabaseDown(Case):
         q = S.fresh_list_query()
 
         S.procs.stop(S.mongo)
-        self.assertCourse(S.a.get('/api/courses/' + cached), cached, 'L1')
+        r = S.a.get('/api/courses/' + cached)  # from a cache (see above)
+        self.assertCourse(r, cached)
+        self.assertIn(r.layer, ('L1', 'L2'), r)
         r = S.a.get(q, timeout=10)
         self.assertJsonError(r, 503)
         self.assertLess(r.elapsed, 3.0, r)

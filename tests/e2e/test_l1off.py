@@ -68,6 +68,18 @@ class LayersAlone(Case):
                 return key, v
         return None, None
 
+    def newest_on_b(self, tag, page_size):
+        """A course created now (by an instructor, on A) and the first page
+        of the recent list of page_size, once the L1-off responder lists it
+        first there."""
+        r = S.a.request('POST', '/api/courses', course_body(tag), token=token_of('instructor'))
+        self.assertEqual(r.status, 201, r)
+        c = r.json()
+        q = '/api/courses?sort_by=recent&page_size=%d' % page_size
+        wait_until(lambda: self.b.get(q).json()['items'][0]['_id'] == c['_id'], 5,
+                   'the new course first on the L1-off responder')
+        return c, q
+
     def test_list_page_kept_in_redis(self):
         """Without L1 a list page is read back from Redis as it was stored
         (course_page:*: the assembled page, stamped with its ids page and
@@ -75,13 +87,8 @@ class LayersAlone(Case):
         are then served as they are -- and is never served again once a
         write, on another process or on this one, changes a summary on it:
         the next read answers what the store does, at once."""
-        inst, admin = token_of('instructor'), token_of('admin')
-        r = S.a.request('POST', '/api/courses', course_body('rpage'), token=inst)
-        self.assertEqual(r.status, 201, r)
-        c = r.json()
-        q = '/api/courses?sort_by=recent&page_size=3'  # c is the newest: first
-        wait_until(lambda: self.b.get(q).json()['items'][0]['_id'] == c['_id'], 5,
-                   'the new course first on the L1-off responder')
+        admin = token_of('admin')
+        c, q = self.newest_on_b('rpage', 3)
         for n, writer in enumerate((S.a, self.b)):
             self.assertEqual(self.b.get(q).status, 200)
             key, value = self.stored_page(c['_id'], 3)
@@ -112,13 +119,8 @@ class LayersAlone(Case):
         before the write is not served after Redis resumes -- within the
         replay's few seconds, not the page's COURSE_LIST_TTL (120 s), which
         is what serving it by the unchanged stamp would take."""
-        inst, admin = token_of('instructor'), token_of('admin')
-        r = S.a.request('POST', '/api/courses', course_body('hungpage'), token=inst)
-        self.assertEqual(r.status, 201, r)
-        c = r.json()
-        q = '/api/courses?sort_by=recent&page_size=4'  # c is the newest: first
-        wait_until(lambda: self.b.get(q).json()['items'][0]['_id'] == c['_id'], 5,
-                   'the new course first on the L1-off responder')
+        admin = token_of('admin')
+        c, q = self.newest_on_b('hungpage', 4)
         stored = self.b.get(q)
         self.assertEqual((stored.status, stored.layer), (200, 'L2'), stored)
         epoch = S.redis_cli('GET', 'course_summary_epoch').stdout.strip()

@@ -589,15 +589,30 @@ class Stack:
         """An access token of the shared admin account."""
         return token_of('admin')
 
-    def stop(self):
+    def stop(self, failed=False):
+        """Stop every process; with failed, first print the end of every
+        log of the run (responders, nginx, Redis, the MongoDB server): the
+        temp dir goes with the run, and CI keeps only the output."""
         self.procs.stop_all()
         if self.tmp is None:
             return
+        if failed:
+            self.print_logs()
         if os.environ.get('EL_E2E_KEEP'):
             print('e2e: kept', self.tmp, file=sys.stderr)
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp = None
+
+
+    def print_logs(self, n=40):
+        for d, _, files in sorted(os.walk(self.tmp)):
+            for f in sorted(files):
+                path = os.path.join(d, f)
+                if f.endswith('.log') and os.path.getsize(path) > 0:
+                    print('--- last %d lines of %s' % (n, os.path.relpath(path, self.tmp)))
+                    print(tail(path, n))
+        sys.stdout.flush()
 
 
 S = Stack()
@@ -976,6 +991,7 @@ def main(order, **config):
     else:
         suite = unittest.TestSuite(loader.loadTestsFromTestCase(c) for c in order)
     S.configure(**config)
+    result = None  # a stack that did not start is a failed run: its logs are printed
     try:
         try:
             S.start()
@@ -986,7 +1002,7 @@ def main(order, **config):
             return 1
         result = unittest.TextTestRunner(verbosity=verbosity, stream=sys.stdout).run(suite)
     finally:
-        S.stop()
+        S.stop(failed=result is None or not result.wasSuccessful() or bool(result.skipped))
     # Count tests, not failures: a test with three failing subTests is one
     # failed test. A setUpModule/setUpClass error counts as one failure.
     bad = {getattr(t, 'test_case', t).id()

@@ -604,7 +604,6 @@ class Stack:
             shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp = None
 
-
     def print_logs(self, n=40):
         for d, _, files in sorted(os.walk(self.tmp)):
             for f in sorted(files):
@@ -960,6 +959,21 @@ def _report(suite, passed, failed, na, t0):
             f.write('%d %d %d\n' % (passed, failed, na))
 
 
+def _counts(result):
+    """(passed, failed) of a unittest result. Count tests, not failures: a
+    test with three failing subTests is one failed test. A
+    setUpModule/setUpClass error counts as one failure."""
+    bad = {getattr(t, 'test_case', t).id()
+           for t, _ in result.failures + result.errors} | {
+        t.id() for t in result.unexpectedSuccesses}
+    real_bad = sum(1 for i in bad if i.count('.') >= 2)  # __main__.Class.test
+    # Tests that do not apply are not defined (only_if), so a skip here is a
+    # test that did not run: counted as a failure.
+    failed = len(bad) + len(result.skipped)
+    passed = max(0, result.testsRun - real_bad - len(result.skipped))
+    return passed, failed
+
+
 def main(order, **config):
     """Run the suite of the calling file (__main__): the classes of order,
     or the tests named on the command line, on a stack configured by
@@ -1002,16 +1016,7 @@ def main(order, **config):
             return 1
         result = unittest.TextTestRunner(verbosity=verbosity, stream=sys.stdout).run(suite)
     finally:
-        S.stop(failed=result is None or not result.wasSuccessful() or bool(result.skipped))
-    # Count tests, not failures: a test with three failing subTests is one
-    # failed test. A setUpModule/setUpClass error counts as one failure.
-    bad = {getattr(t, 'test_case', t).id()
-           for t, _ in result.failures + result.errors} | {
-        t.id() for t in result.unexpectedSuccesses}
-    real_bad = sum(1 for i in bad if i.count('.') >= 2)  # __main__.Class.test
-    # Tests that do not apply are not defined (only_if), so a skip here is a
-    # test that did not run: counted as a failure.
-    failed = len(bad) + len(result.skipped)
-    passed = max(0, result.testsRun - real_bad - len(result.skipped))
+        S.stop(failed=result is None or _counts(result)[1] > 0)
+    passed, failed = _counts(result)
     _report(suite_name, passed, failed, len(na), t0)
     return 0 if failed == 0 and (result.testsRun > 0 or na) else 1

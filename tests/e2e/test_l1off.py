@@ -139,8 +139,7 @@ class LayersAlone(Case):
         # B's own breaker may have opened during the hang too (its
         # housekeeping found Redis silent): it then answers from the store
         # (MISS, already the new title) until its retry, while A's owed
-        # move waits for A's retry (reproduced with the logs kept: 1 run in
-        # 17, on a loaded machine). So wait for what only the epoch makes
+        # move waits for A's retry. So wait for what only the epoch makes
         # true: B reading Redis again and not finding the old page there.
         def b_serves_the_write_from_redis():
             r = self.b.get(q)
